@@ -1,0 +1,1 @@
+"""Subcommands of the ``deepict`` command line, one module per family (see :mod:`..cli`)."""
