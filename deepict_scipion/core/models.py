@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import struct
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -33,6 +34,10 @@ from .io import atomic_path
 from .networks import UNet2D, UNet3D
 
 FORMAT = "deepict_scipion-model"
+#: What torch's restricted unpickler raises for files that are not (safe) torch files: besides the
+#: usual errors, garbage bytes read as a legacy pickle can fail with KeyError, ValueError, IndexError ...
+UNREADABLE_ERRORS = (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, AttributeError, KeyError,
+               ValueError, IndexError, TypeError, OSError, struct.error)
 FORMAT_VERSION = 1
 KIND_3D = "3d"
 KIND_2D = "2d"
@@ -110,7 +115,7 @@ def _read_payload(path) -> tuple[ModelInfo, dict]:
         raise InputFileError(path, "model file not found", "Check the path.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, AttributeError) as exc:
+    except UNREADABLE_ERRORS as exc:
         raise InputFileError(
             path, "is not a deepict_scipion model file",
             "If it is a published DeePiCt checkpoint (.pth), convert it first with 'deepict import-model' "
@@ -124,6 +129,11 @@ def _read_payload(path) -> tuple[ModelInfo, dict]:
     known = {f.name for f in fields(ModelInfo)}
     info = ModelInfo(**{k: v for k, v in payload["info"].items() if k in known})
     return info, payload["state_dict"]
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,14 +159,13 @@ def import_published_checkpoint(path, voxel_size: float | None) -> tuple[torch.n
     try:
         with torch.serialization.safe_globals([(_DeepictModelDescriptor, _DESCRIPTOR_PATH)]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError) as exc:
+    except UNREADABLE_ERRORS as exc:
         raise InputFileError(
-            path, f"is not a DeePiCt checkpoint that can be read safely ({str(exc).splitlines()[0]})",
+            path, f"is not a DeePiCt checkpoint that can be read safely ({_first_line(exc)})",
             "Give one of the published DeePiCt .pth files (torch zip format); files holding other "
             "pickled objects are refused because loading them could run arbitrary code.") from exc
     if isinstance(checkpoint, dict) and checkpoint.get("format") == FORMAT:
-        network, info = load_model(path)
-        return network, info
+        return load_model(path, kind=KIND_3D)  # already converted; a 2D model is refused
     if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
         raise InputFileError(path, "holds no 'model_state_dict'", "Give a DeePiCt 3D training checkpoint.")
     if voxel_size is None or voxel_size <= 0:
