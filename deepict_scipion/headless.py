@@ -1,0 +1,32 @@
+"""Environment for running Scipion projects headless (scripts, tests, the demo).
+
+pyworkflow reads its configuration from environment variables once, when it is first imported, so
+these must be in place before anything imports ``pyworkflow`` (or this plugin, which imports it).
+This module therefore imports nothing from Scipion: tests load it by path, the demo uses it to
+start its project process.
+"""
+
+import os
+import sys
+
+HOSTS_CONF = "[localhost]\nPARALLEL_COMMAND = mpirun -np %_(JOB_NODES)d --map-by node %_(COMMAND)s\n"
+
+
+def scipion_environment(root, base=None):
+    """Environment variables for a self-contained Scipion setup under ``root`` (created if needed)."""
+    root = os.path.abspath(root)
+    home, userData = os.path.join(root, "scipion_home"), os.path.join(root, "userdata")
+    os.makedirs(os.path.join(home, "config"), exist_ok=True)
+    os.makedirs(userData, exist_ok=True)
+    hosts = os.path.join(home, "config", "hosts.conf")
+    if not os.path.exists(hosts):
+        with open(hosts, "w") as handle:
+            handle.write(HOSTS_CONF)
+    env = dict(os.environ if base is None else base)
+    env.update(SCIPION_HOME=home, SCIPION_USER_DATA=userData, SCIPION_DOMAIN="pwem",
+               SCIPION_PYTHON=sys.executable, SCIPION_TEST_NOSYNC="1", SCIPION_NOTIFY="False",
+               SCIPION_HOSTS=hosts, SCIPION_TESTS=os.path.join(root, "tests_data"),
+               SCIPION_TESTS_OUTPUT=os.path.join(root, "tests_output"))
+    # Protocol subprocesses must find the same interpreter's scripts (deepict, mpirun-free runJob).
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env

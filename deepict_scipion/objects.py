@@ -1,0 +1,62 @@
+"""Scipion objects of the plugin: a trained DeePiCt network as a first-class project object."""
+
+import pyworkflow.object as pwobj
+from pwem.objects import EMObject
+
+
+class DeepictModel(EMObject):
+    """A trained DeePiCt network (our self-describing model file).
+
+    Besides the file it records what protocols need to check their inputs without opening the file:
+    the kind (``3d`` particles/structures, ``2d`` compartments), the class names, the voxel size
+    it was trained at (Å), the sphere radius per class (Å) and whether it carries a reference
+    spectrum for on-the-fly equalization.
+    """
+
+    def __init__(self, filename=None, **kwargs):
+        EMObject.__init__(self, **kwargs)
+        self._filename = pwobj.String(filename)
+        self._kind = pwobj.String()
+        self._classes = pwobj.String()
+        self._voxelSize = pwobj.Float()
+        self._radiiAngstrom = pwobj.String()
+        self._hasSpectrum = pwobj.Boolean(False)
+        self._source = pwobj.String()
+
+    def getFileName(self):
+        return self._filename.get()
+
+    def setFileName(self, filename):
+        self._filename.set(filename)
+
+    def getKind(self):
+        return self._kind.get()
+
+    def getClasses(self):
+        return [c for c in (self._classes.get() or "").split(",") if c]
+
+    def getVoxelSize(self):
+        return self._voxelSize.get()
+
+    def getRadiusAngstrom(self, className):
+        """The training sphere radius of a class in Å, or None (structure masks, imported models)."""
+        radii = dict(zip(self.getClasses(), (self._radiiAngstrom.get() or "").split(",")))
+        value = radii.get(className)
+        return float(value) if value else None
+
+    def hasSpectrum(self):
+        return bool(self._hasSpectrum.get())
+
+    def setFromInfo(self, info):
+        """Fill the fields from the JSON written by ``deepict model-info``."""
+        self._kind.set(info["kind"])
+        self._classes.set(",".join(info["classes"]))
+        self._voxelSize.set(info.get("voxel_size"))
+        radii = info.get("sphere_radius_angstrom") or {}
+        self._radiiAngstrom.set(",".join(str(radii.get(c, "")) for c in info["classes"]))
+        self._hasSpectrum.set(bool(info.get("has_spectrum")))
+        self._source.set(info.get("source"))
+
+    def __str__(self):
+        size = f"{self.getVoxelSize():.2f} Å" if self.getVoxelSize() else "unknown voxel size"
+        return f"DeepictModel ({(self.getKind() or '?').upper()}, {', '.join(self.getClasses())}, {size})"

@@ -1,0 +1,6 @@
+"""The plugin's protocols (Scipion discovers them from this module)."""
+
+from .protocol_import_model import ProtDeepictImportModel
+from .protocol_pick import ProtDeepictPick
+from .protocol_segment3d import ProtDeepictSegment3D
+from .protocol_train3d import ProtDeepictTrain3D

@@ -1,0 +1,68 @@
+"""Import a DeePiCt network file (a published checkpoint or one of ours) into the project."""
+
+import os
+
+from pyworkflow import BETA
+from pyworkflow.protocol import params
+
+from ..objects import DeepictModel
+from .protocol_base import ProtDeepictBase
+
+
+class ProtDeepictImportModel(ProtDeepictBase):
+    """Import a trained DeePiCt network.
+
+    Accepts the published DeePiCt 3D checkpoints (.pth: ribosome, membrane, microtubule, FAS; read
+    safely, without running pickled code) and model files written by this plugin. Published
+    checkpoints do not record their voxel size: give it (13.48 Å for the published networks, which
+    were trained on 4x binned 3.37 Å data, spectrum-matched to the authors' reference).
+    """
+
+    _label = "import model"
+    _devStatus = BETA
+    _possibleOutputs = {"deepictModel": DeepictModel}
+
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("modelFile", params.PathParam, important=True, label="Model file",
+                      help="A DeePiCt .pth checkpoint or a deepict_scipion model file (.pt).")
+        form.addParam("voxelSize", params.FloatParam, allowsNull=True, label="Voxel size (Å)",
+                      help="Voxel size the network was trained at. Needed for DeePiCt checkpoints (published "
+                           "networks: 13.48); ignored for our model files, which record it.")
+
+    def _insertAllSteps(self):
+        self._insertFunctionStep(self.importStep, needsGPU=False)
+        self._insertFunctionStep(self.createOutputStep, needsGPU=False)
+
+    def _modelPath(self):
+        return os.path.abspath(self._getExtraPath("model.pt"))
+
+    def importStep(self):
+        args = f'"{os.path.abspath(self.modelFile.get())}" --out "{self._modelPath()}"'
+        if self.voxelSize.get():
+            args += f" --voxel-size {self.voxelSize.get()}"
+        self.runDeepict("import-model", args)
+
+    def createOutputStep(self):
+        model = DeepictModel(filename=self._getExtraPath("model.pt"))
+        model.setFromInfo(self.describeModel(self._modelPath(), self._modelInfoPath()))
+        self._defineOutputs(deepictModel=model)
+
+    def _validate(self):
+        path = self.modelFile.get()
+        if not path or not os.path.isfile(path):
+            return [f"Model file not found: {path}. Give the path of a .pth/.pt file."]
+        if path.endswith(".pth") and not self.voxelSize.get():
+            return ["DeePiCt checkpoints (.pth) do not record their voxel size: give it (13.48 Å for the "
+                    "published networks)."]
+        return []
+
+    def _summary(self):
+        if hasattr(self, "deepictModel"):
+            return [f"Imported {self.deepictModel} from {self.modelFile.get()}."]
+        return ["No model imported yet."]
+
+    def _methods(self):
+        if hasattr(self, "deepictModel"):
+            return [f"A DeePiCt network [deTeresaTrueba2023] was imported from {os.path.basename(self.modelFile.get())}."]
+        return []

@@ -1,0 +1,197 @@
+"""Pick particles in tomograms with a trained DeePiCt 3D network."""
+
+import os
+
+from pyworkflow import BETA
+from pyworkflow.protocol import params
+from pyworkflow.protocol.constants import STEPS_PARALLEL
+from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
+from tomo.protocols import ProtTomoPicking
+
+from ..convert import appendPicks, newTomoMask, readPicks, tomogramsByKey
+from ..objects import DeepictModel
+from .protocol_base import ProtDeepictBase
+
+CONTEXT_MODES = ["intersection", "contact", "colocalization"]
+
+
+def defineInferenceParams(form, what):
+    """Parameters shared by the pick and segment protocols (post-processing, context, inference)."""
+    form.addParam("className", params.StringParam, default="", label="Class",
+                  help="Class of a multi-class model to use (empty: the model's first class).")
+    form.addParam("threshold", params.FloatParam, allowsNull=True, label="Probability threshold",
+                  help="Voxels with a probability above it form the clusters (empty: the model's suggestion, 0.5).")
+    line = form.addLine(f"{what} size (voxels)",
+                        help="Clusters outside this range are discarded (empty: the model's suggestion / no limit).")
+    line.addParam("minSize", params.IntParam, allowsNull=True, label="min")
+    line.addParam("maxSize", params.IntParam, allowsNull=True, label="max")
+    form.addParam("connectivity", params.EnumParam, choices=["1 (faces)", "2 (edges)", "3 (corners)"], default=0,
+                  expertLevel=params.LEVEL_ADVANCED, label="Cluster connectivity",
+                  help="Which neighbouring voxels join a cluster.")
+    form.addParam("border", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED,
+                  label="Ignore border (voxels)", help="Voxels this close to a face of the tomogram are ignored.")
+    form.addSection(label="Context")
+    form.addParam("contextMasks", params.PointerParam, pointerClass="SetOfTomoMasks", allowsNull=True,
+                  label="Context masks (optional)",
+                  help="Masks of the same tomograms (e.g. cytosol from the 2D segmentation) that restrict the result.")
+    form.addParam("contextMode", params.EnumParam, choices=CONTEXT_MODES, default=0,
+                  condition="contextMasks", label="Context mode",
+                  help="intersection: only voxels inside the mask (ribosomes in the cytosol); contact: whole "
+                       "clusters within the distance of the mask (membranes touching the cytosol); colocalization: "
+                       "cluster centres within the distance of the mask (NPCs near the nuclear envelope).")
+    form.addParam("contextDistance", params.FloatParam, default=0.0, condition="contextMasks",
+                  label="Context distance (voxels)")
+    form.addSection(label="Inference")
+    form.addParam("keepProbabilityMaps", params.BooleanParam, default=False, label="Keep probability maps",
+                  help="Also output the network's probability maps (float32, one per tomogram).")
+    form.addParam("window", params.IntParam, default=128, expertLevel=params.LEVEL_ADVANCED,
+                  label="Inference box (voxels)", help="Larger boxes are faster but need more memory.")
+    form.addParam("batchSize", params.IntParam, default=2, expertLevel=params.LEVEL_ADVANCED,
+                  label="Boxes per batch")
+
+
+class ProtDeepictInferenceBase(ProtDeepictBase):
+    """Common parts of picking and 3D segmentation: inputs, per-tomogram steps, validation."""
+
+    stepsExecutionMode = STEPS_PARALLEL
+
+    def _defineInputParams(self, form):
+        form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
+                      label="DeePiCt model", help="A model from 'train 3D network' or 'import model'.")
+
+    def _insertAllSteps(self):
+        self.tomos = tomogramsByKey(self.inputTomograms.get())
+        masks = self.masksByKey(self.contextMasks.get(), self.inputTomograms.get()) if self.contextMasks.get() else {}
+        runs = [self._insertFunctionStep(self.inferenceStep, key, masks.get(key), needsGPU=True) for key in self.tomos]
+        self._insertFunctionStep(self.createOutputStep, prerequisites=runs, needsGPU=False)
+
+    def _commonArgs(self, key, contextFile):
+        model = self.inputModel.get()
+        args = [f'--model "{os.path.abspath(model.getFileName())}"',
+                f'--tomogram "{os.path.abspath(self.tomos[key].getFileName())}"',
+                f"--connectivity {self.connectivity.get() + 1}", f"--border {self.border.get()}",
+                f"--window {self.window.get()}", f"--batch-size {self.batchSize.get()}",
+                f"--voxel-size {self.inputTomograms.get().getSamplingRate()}"]
+        for option, value in (("--class-name", self.className.get()), ("--threshold", self.threshold.get()),
+                              ("--min-size", self.minSize.get()), ("--max-size", self.maxSize.get())):
+            if value not in (None, ""):
+                args.append(f'{option} "{value}"' if isinstance(value, str) else f"{option} {value}")
+        if contextFile:
+            args += [f'--context "{os.path.abspath(contextFile)}"',
+                     f"--context-mode {CONTEXT_MODES[self.contextMode.get()]}",
+                     f"--context-distance {self.contextDistance.get()}"]
+        if self.keepProbabilityMaps.get():
+            args.append(f'--probability-map "{os.path.abspath(self._probabilityPath(key))}"')
+        return args
+
+    def _probabilityPath(self, key):
+        return self._getExtraPath(f"{key}_probability.mrc")
+
+    def _probabilityMaps(self):
+        maps = SetOfTomoMasks.create(self._getPath(), suffix="probabilities")
+        maps.copyInfo(self.inputTomograms.get())
+        for key, tomo in self.tomos.items():
+            maps.append(newTomoMask(tomo, self._probabilityPath(key)))
+        return maps
+
+    def _className(self):
+        model = self.inputModel.get()
+        return self.className.get() or (model.getClasses() or ["particle"])[0]
+
+    def _validate(self):
+        errors = self._validateNotEmpty(self.inputTomograms, "Input tomograms")
+        errors += self._validateNotEmpty(self.inputModel, "DeePiCt model")
+        if errors:
+            return errors
+        model, tomograms = self.inputModel.get(), self.inputTomograms.get()
+        if model.getKind() != "3d":
+            errors.append(f"{model} is a {str(model.getKind()).upper()} model: choose a 3D model (from 'train 3D "
+                          "network' or 'import model').")
+        if self.className.get() and self.className.get() not in model.getClasses():
+            errors.append(f"The model has no class '{self.className.get()}'; its classes are "
+                          f"{', '.join(model.getClasses())}.")
+        errors += self._validateModelSampling(model, tomograms)
+        if self.contextMasks.get() is not None:
+            errors += self._validateMasksFor(self.contextMasks.get(), tomograms, "Context masks")
+        return errors
+
+    def _warnings(self):
+        model = self.inputModel.get()
+        if model is not None and model.hasSpectrum():
+            return ["This model was trained on spectrum-equalized tomograms: equalize the input tomograms to the "
+                    "model's reference first (deepict equalize) for the results it was trained to give."]
+        return []
+
+
+class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
+    """Pick particles (ribosomes, FAS, ...) with a DeePiCt 3D network.
+
+    The network's probability map is thresholded and split into clusters; cluster centres become
+    3D coordinates with a score (the cluster's mean probability). An optional context mask (e.g. the
+    cytosol) keeps only the particles where they belong.
+    """
+
+    _label = "pick particles"
+    _devStatus = BETA
+    _possibleOutputs = {ProtTomoPicking.OUTPUT_PREFIX: SetOfCoordinates3D, "probabilityMaps": SetOfTomoMasks}
+
+    def _defineParams(self, form):
+        ProtTomoPicking._defineParams(self, form)
+        self._defineInputParams(form)
+        form.addParam("minDistance", params.FloatParam, allowsNull=True, label="Minimum distance (voxels)",
+                      help="Picks closer than this are merged, the higher score wins (empty: the training radius).")
+        form.addParam("boxSize", params.IntParam, allowsNull=True, label="Box size (voxels)",
+                      help="Box size recorded with the coordinates, for extraction (empty: 3x the particle radius "
+                           "the model was trained with, else 32).")
+        defineInferenceParams(form, "Particle")
+        self._defineGpuParams(form)
+        form.addParallelSection(threads=1, mpi=0)
+
+    def inferenceStep(self, key, contextFile):
+        args = self._commonArgs(key, contextFile) + [f'--out "{os.path.abspath(self._picksPath(key))}"']
+        if self.minDistance.get() is not None:
+            args.append(f"--min-distance {self.minDistance.get()}")
+        self.runDeepict("pick", " ".join(args), gpu=True)
+
+    def _picksPath(self, key):
+        return self._getExtraPath(f"{key}_picks.csv")
+
+    def createOutputStep(self):
+        tomograms = self.inputTomograms.get()
+        coordinates = self._createSetOfCoordinates3D(self.inputTomograms)
+        coordinates.setSamplingRate(tomograms.getSamplingRate())
+        coordinates.setBoxSize(self._boxSize())
+        groupId = self.inputModel.get().getClasses().index(self._className()) + 1 \
+            if self._className() in self.inputModel.get().getClasses() else 1
+        for key, tomo in self.tomos.items():
+            appendPicks(coordinates, tomo, readPicks(self._picksPath(key)), groupId)
+        outputs = {self.OUTPUT_PREFIX: coordinates}
+        if self.keepProbabilityMaps.get():
+            outputs["probabilityMaps"] = self._probabilityMaps()
+        self._defineOutputs(**outputs)
+        for output in outputs.values():
+            self._defineSourceRelation(self.inputTomograms, output)
+            self._defineSourceRelation(self.inputModel, output)
+
+    def _boxSize(self):
+        if self.boxSize.get():
+            return self.boxSize.get()
+        radius = self.inputModel.get().getRadiusAngstrom(self._className())
+        if not radius:
+            return 32
+        voxels = 3 * radius / self.inputTomograms.get().getSamplingRate()
+        return int(2 * round(voxels / 2))
+
+    def _summary(self):
+        summary = ProtTomoPicking._summary(self)
+        if self.isFinished():
+            summary.append(f"Class '{self._className()}' picked with {self.inputModel.get()}.")
+        return summary
+
+    def _methods(self):
+        if not self.isFinished():
+            return []
+        coordinates = getattr(self, self.OUTPUT_PREFIX, None)
+        count = coordinates.getSize() if coordinates is not None else 0
+        return [f"{count} {self._className()} particles were picked in {self.inputTomograms.get().getSize()} "
+                f"tomograms with a DeePiCt 3D U-Net [deTeresaTrueba2023]."]

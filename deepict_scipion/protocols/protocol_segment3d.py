@@ -1,0 +1,63 @@
+"""Segment structures (membranes, NPC, filaments) in tomograms with a trained DeePiCt 3D network."""
+
+import os
+
+from pyworkflow import BETA
+from pyworkflow.protocol import params
+from tomo.objects import SetOfTomoMasks
+
+from ..convert import newTomoMask
+from .protocol_pick import ProtDeepictInferenceBase, defineInferenceParams
+
+
+class ProtDeepictSegment3D(ProtDeepictInferenceBase):
+    """Segment structures (membranes, nuclear pores, filaments) with a DeePiCt 3D network.
+
+    The probability map is thresholded and clusters smaller than the minimum size are removed; the
+    result is one binary mask per tomogram (SetOfTomoMasks), optionally restricted by a context mask.
+    """
+
+    _label = "segment structures 3D"
+    _devStatus = BETA
+    _possibleOutputs = {"segmentations": SetOfTomoMasks, "probabilityMaps": SetOfTomoMasks}
+
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
+                      label="Input tomograms", help="Tomograms at the model's voxel size.")
+        self._defineInputParams(form)
+        defineInferenceParams(form, "Segment")
+        self._defineGpuParams(form)
+        form.addParallelSection(threads=1, mpi=0)
+
+    def _maskPath(self, key):
+        return self._getExtraPath(f"{key}_segmentation.mrc")
+
+    def inferenceStep(self, key, contextFile):
+        args = self._commonArgs(key, contextFile) + [f'--out "{os.path.abspath(self._maskPath(key))}"']
+        self.runDeepict("segment3d", " ".join(args), gpu=True)
+
+    def createOutputStep(self):
+        masks = SetOfTomoMasks.create(self._getPath(), suffix="segmentations")
+        masks.copyInfo(self.inputTomograms.get())
+        for key, tomo in self.tomos.items():
+            masks.append(newTomoMask(tomo, self._maskPath(key)))
+        outputs = {"segmentations": masks}
+        if self.keepProbabilityMaps.get():
+            outputs["probabilityMaps"] = self._probabilityMaps()
+        self._defineOutputs(**outputs)
+        for output in outputs.values():
+            self._defineSourceRelation(self.inputTomograms, output)
+            self._defineSourceRelation(self.inputModel, output)
+
+    def _summary(self):
+        if not hasattr(self, "segmentations"):
+            return ["No segmentations yet."]
+        return [f"{self.segmentations.getSize()} tomograms segmented for class '{self._className()}' with "
+                f"{self.inputModel.get()}."]
+
+    def _methods(self):
+        if not hasattr(self, "segmentations"):
+            return []
+        return [f"{self._className()} was segmented in {self.segmentations.getSize()} tomograms with a DeePiCt 3D "
+                "U-Net [deTeresaTrueba2023]."]

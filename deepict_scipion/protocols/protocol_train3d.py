@@ -1,0 +1,263 @@
+"""Train a DeePiCt 3D U-Net on annotated tomograms."""
+
+import json
+import os
+
+from pyworkflow import BETA
+from pyworkflow.protocol import params
+
+from ..convert import coordinatesByKey, tomogramsByKey, writeCoordinatesCsv
+from ..objects import DeepictModel
+from .protocol_base import ProtDeepictBase
+
+LABELS_COORDINATES, LABELS_MASKS = 0, 1
+LOSSES = ["bce_dice", "dice", "generalized_dice"]
+
+
+def splitList(text):
+    return [item.strip() for item in (text or "").replace(";", ",").split(",") if item.strip()]
+
+
+class ProtDeepictTrain3D(ProtDeepictBase):
+    """Train a DeePiCt 3D U-Net to find particles (ribosomes, FAS, ...) or structures (membranes, NPC).
+
+    Particles are learned from 3D coordinates: a solid sphere of the given radius is painted around
+    each one. Structures are learned from binary tomogram masks. Several classes can be learned at
+    once (one input set and one name per class). The result is a DeepictModel for the pick and
+    segment protocols.
+    """
+
+    _label = "train 3D network"
+    _devStatus = BETA
+    _possibleOutputs = {"deepictModel": DeepictModel}
+
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
+                      label="Tomograms",
+                      help="Annotated tomograms to learn from. Only those with annotations in at least one class "
+                           "are used. All must have the same sampling rate; ~13.5 Å/voxel (4x binned) is typical.")
+        form.addParam("labelSource", params.EnumParam, choices=["particle coordinates", "structure masks"],
+                      default=LABELS_COORDINATES, display=params.EnumParam.DISPLAY_HLIST, label="Learn from",
+                      help="Particle coordinates (spheres are painted around them) or binary structure masks.")
+        form.addParam("inputCoordinates", params.MultiPointerParam, pointerClass="SetOfCoordinates3D", allowsNull=True,
+                      condition=f"labelSource == {LABELS_COORDINATES}", label="Coordinates (one set per class)",
+                      help="One SetOfCoordinates3D per class, picked on the tomograms above (same sampling rate).")
+        form.addParam("particleRadii", params.StringParam, default="100",
+                      condition=f"labelSource == {LABELS_COORDINATES}", label="Particle radius (Å, per class)",
+                      help="Radius of the sphere painted around each particle, in Å; one value for all classes or "
+                           "one per class, comma separated (e.g. '110, 100'). A bit smaller than the particle "
+                           "works best: about 100 Å for an 80S ribosome, 90-110 Å for FAS.")
+        form.addParam("inputMasks", params.MultiPointerParam, pointerClass="SetOfTomoMasks", allowsNull=True,
+                      condition=f"labelSource == {LABELS_MASKS}", label="Masks (one set per class)",
+                      help="One SetOfTomoMasks per class (e.g. membranes), one binary mask per tomogram.")
+        form.addParam("classNames", params.StringParam, default="ribosome", label="Class names",
+                      help="One name per input set, comma separated (e.g. 'ribosome, fas' or 'membrane'). "
+                           "The names are stored in the model and label its outputs.")
+
+        form.addSection(label="Network")
+        form.addParam("depth", params.IntParam, default=3, validators=[params.Range(1, 5)], label="Depth",
+                      help="Number of pooling levels of the U-Net (published networks: 2). Deeper networks see "
+                           "more context.")
+        form.addParam("initialFeatures", params.IntParam, default=8, validators=[params.Positive],
+                      label="Initial features", help="Channels at full resolution (published: 4 or 16).")
+        form.addParam("batchNorm", params.BooleanParam, default=True, label="Batch normalisation")
+        form.addParam("encoderDropout", params.FloatParam, default=0.0, validators=[params.Range(0, 0.9)],
+                      expertLevel=params.LEVEL_ADVANCED, label="Encoder dropout")
+        form.addParam("decoderDropout", params.FloatParam, default=0.1, validators=[params.Range(0, 0.9)],
+                      expertLevel=params.LEVEL_ADVANCED, label="Decoder dropout")
+
+        form.addSection(label="Training")
+        form.addParam("epochs", params.IntParam, default=40, validators=[params.Positive], label="Epochs")
+        form.addParam("iterationsPerEpoch", params.IntParam, default=25, validators=[params.Positive],
+                      label="Batches per epoch")
+        form.addParam("batchSize", params.IntParam, default=4, validators=[params.Positive], label="Batch size")
+        form.addParam("patchSize", params.IntParam, default=48, label="Patch size (voxels)",
+                      help="Side of the training boxes; must be divisible by 2^depth.")
+        form.addParam("learningRate", params.FloatParam, default=1e-3, expertLevel=params.LEVEL_ADVANCED,
+                      label="Learning rate")
+        form.addParam("loss", params.EnumParam, choices=LOSSES, default=0, label="Loss",
+                      help="bce_dice: cross-entropy + Dice (robust default); dice: DeePiCt's loss; "
+                           "generalized_dice: weights rare classes up.")
+        form.addParam("positiveFraction", params.FloatParam, default=0.7, validators=[params.Range(0, 1)],
+                      expertLevel=params.LEVEL_ADVANCED, label="Fraction of boxes near labels")
+        form.addParam("valFraction", params.FloatParam, default=0.2, validators=[params.Range(0, 0.45)],
+                      label="Validation fraction",
+                      help="Fraction of each tomogram's width (high x) kept aside to measure validation Dice "
+                           "and keep the best epoch. 0 trains on everything and keeps the last epoch.")
+        form.addParam("patience", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED,
+                      label="Early stop patience (epochs, 0 = off)")
+        form.addParam("augment", params.BooleanParam, default=True, label="Data augmentation",
+                      help="Random flips, 90° rotations about z and intensity jitter of every box.")
+        form.addParam("seed", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED, label="Random seed")
+        self._defineGpuParams(form)
+
+    # ----------------------------------------- steps -----------------------------------------
+    def _insertAllSteps(self):
+        self._insertFunctionStep(self.convertInputStep, needsGPU=False)
+        self._insertFunctionStep(self.trainStep, needsGPU=True)
+        self._insertFunctionStep(self.createOutputStep, needsGPU=False)
+
+    def _labelledKeys(self):
+        tomos = tomogramsByKey(self.inputTomograms.get())
+        if self.labelSource.get() == LABELS_MASKS:
+            keys = set(tomos)
+            for pointer in self.inputMasks:
+                keys &= {k for k, f in self.masksByKey(pointer.get(), self.inputTomograms.get()).items() if f}
+            return [k for k in tomos if k in keys]
+        labelled = set()
+        for pointer in self.inputCoordinates:
+            labelled |= set(coordinatesByKey(pointer.get()))
+        return [k for k in tomos if k in labelled]
+
+    def convertInputStep(self):
+        tomos = tomogramsByKey(self.inputTomograms.get())
+        keys = self._labelledKeys()
+        sampling = self.inputTomograms.get().getSamplingRate()
+        os.makedirs(self._getExtraPath("labels"), exist_ok=True)
+        files = []
+        if self.labelSource.get() == LABELS_COORDINATES:
+            for index, pointer in enumerate(self.inputCoordinates):
+                byKey = coordinatesByKey(pointer.get())
+                classFiles = []
+                for key in keys:
+                    path = self._getExtraPath("labels", f"{key}_class{index + 1}.csv")
+                    writeCoordinatesCsv(path, byKey.get(key, []), sampling)
+                    classFiles.append(os.path.abspath(path))
+                files.append(classFiles)
+        else:
+            for pointer in self.inputMasks:
+                masks = self.masksByKey(pointer.get(), self.inputTomograms.get())
+                files.append([os.path.abspath(masks[key]) for key in keys])
+        # The job list ties each tomogram to its label files, one column per class.
+        with open(self._getExtraPath("training_tomograms.txt"), "w") as handle:
+            for row, key in enumerate(keys):
+                handle.write("\t".join([key, os.path.abspath(tomos[key].getFileName())]
+                                       + [classFiles[row] for classFiles in files]) + "\n")
+
+    def _readJobLists(self):
+        rows = [line.rstrip("\n").split("\t") for line in open(self._getExtraPath("training_tomograms.txt"))]
+        tomograms = [row[1] for row in rows]
+        labels = [[row[2 + c] for row in rows] for c in range(len(rows[0]) - 2)]
+        return tomograms, labels
+
+    def trainStep(self):
+        tomograms, labels = self._readJobLists()
+        names = self._classNames()
+        quoted = lambda paths: " ".join(f'"{p}"' for p in paths)  # noqa: E731
+        option = "--coords" if self.labelSource.get() == LABELS_COORDINATES else "--masks"
+        args = [f"--tomograms {quoted(tomograms)}"]
+        args += [f"{option} {quoted(files)}" for files in labels]
+        args += [f'--class-name "{name}"' for name in names]
+        if self.labelSource.get() == LABELS_COORDINATES:
+            args += [f"--radius {r}" for r in self._radii()] + ["--radius-in-angstrom"]
+        args += [f"--voxel-size {self.inputTomograms.get().getSamplingRate()}",
+                 f"--depth {self.depth.get()}", f"--initial-features {self.initialFeatures.get()}",
+                 f"--encoder-dropout {self.encoderDropout.get()}", f"--decoder-dropout {self.decoderDropout.get()}",
+                 f"--epochs {self.epochs.get()}", f"--iterations-per-epoch {self.iterationsPerEpoch.get()}",
+                 f"--batch-size {self.batchSize.get()}", f"--patch-size {self.patchSize.get()}",
+                 f"--learning-rate {self.learningRate.get()}", f"--loss {LOSSES[self.loss.get()]}",
+                 f"--positive-fraction {self.positiveFraction.get()}", f"--val-fraction {self.valFraction.get()}",
+                 f"--patience {self.patience.get()}", f"--seed {self.seed.get()}",
+                 f'--out "{os.path.abspath(self._modelPath())}"', "--resume"]
+        if not self.batchNorm.get():
+            args.append("--no-batch-norm")
+        if not self.augment.get():
+            args.append("--no-augment")
+        self.runDeepict("train3d", " ".join(args), gpu=True)
+
+    def createOutputStep(self):
+        info = self.describeModel(os.path.abspath(self._modelPath()), self._modelInfoPath())
+        model = DeepictModel(filename=self._modelPath())
+        model.setFromInfo(info)
+        self._defineOutputs(deepictModel=model)
+        self._defineSourceRelation(self.inputTomograms, model)
+
+    # ----------------------------------------- helpers ----------------------------------------
+    def _modelPath(self):
+        return self._getExtraPath("model.pt")
+
+    def _labelSets(self):
+        return self.inputCoordinates if self.labelSource.get() == LABELS_COORDINATES else self.inputMasks
+
+    def _classNames(self):
+        names = splitList(self.classNames.get())
+        count = len(self._labelSets())
+        if not names and count == 1:
+            return ["particle"]
+        return names
+
+    def _radii(self):
+        radii = [float(r) for r in splitList(self.particleRadii.get())]
+        return radii * len(self._labelSets()) if len(radii) == 1 else radii
+
+    # ------------------------------------------ info -----------------------------------------
+    def _validate(self):
+        errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
+        if errors:
+            return errors
+        tomograms = self.inputTomograms.get()
+        labelSets = [p.get() for p in self._labelSets()]
+        what = "coordinate" if self.labelSource.get() == LABELS_COORDINATES else "mask"
+        if not labelSets:
+            return [f"Select at least one {what} set."]
+        names = self._classNames()
+        if len(names) != len(labelSets):
+            errors.append(f"{len(labelSets)} {what} set(s) but {len(names)} class name(s): give one name per set.")
+        if len(set(names)) != len(names):
+            errors.append("Class names must be different from each other.")
+        tomoKeys = set(tomogramsByKey(tomograms))
+        for index, labels in enumerate(labelSets, start=1):
+            if labels is None or labels.getSize() == 0:
+                errors.append(f"{what.capitalize()} set {index} is empty.")
+                continue
+            if self.labelSource.get() == LABELS_COORDINATES:
+                if not self._sameSampling(labels.getSamplingRate(), tomograms.getSamplingRate()):
+                    errors.append(
+                        f"Coordinate set {index} has {labels.getSamplingRate():.2f} Å/px but the tomograms "
+                        f"{tomograms.getSamplingRate():.2f} Å/px: use coordinates picked on these tomograms (or "
+                        "import them with the right sampling rate so they are rescaled).")
+                missing = sorted(set(labels.getTSIds()) - tomoKeys) if hasattr(labels, "getTSIds") else []
+                if missing:
+                    errors.append(f"Coordinate set {index} has coordinates of tomogram(s) {', '.join(missing)} "
+                                  "that are not among the input tomograms: add them or choose matching sets.")
+            else:
+                errors += self._validateMasksFor(labels, tomograms, f"Mask set {index}")
+        if self.labelSource.get() == LABELS_COORDINATES:
+            try:
+                radii = self._radii()
+            except ValueError:
+                return errors + ["Particle radii must be numbers in Å, comma separated."]
+            if len(radii) != len(labelSets):
+                errors.append("Give one particle radius for all classes or one per coordinate set.")
+            elif min(radii) <= 0:
+                errors.append("Particle radii must be positive.")
+        if self.patchSize.get() % 2 ** self.depth.get():
+            errors.append(f"The patch size must be divisible by 2^depth = {2 ** self.depth.get()}.")
+        return errors
+
+    def _summary(self):
+        summary = []
+        if hasattr(self, "deepictModel"):
+            summary.append(f"Trained {self.deepictModel}.")
+        info = self._existingInfo()
+        if info and info.get("history"):
+            last = info["history"][-1]
+            best = max((h["val_dice"] or 0) for h in info["history"])
+            summary.append(f"{len(info['history'])} epochs, final loss {last['loss']:.3f}, "
+                           f"best validation Dice {best:.3f}.")
+        return summary or ["Training not finished yet."]
+
+    def _existingInfo(self):
+        path = self._modelInfoPath()
+        return json.load(open(path)) if os.path.exists(path) else None
+
+    def _methods(self):
+        if not hasattr(self, "deepictModel"):
+            return []
+        what = ("coordinates (spheres of radius " + self.particleRadii.get() + " Å)"
+                if self.labelSource.get() == LABELS_COORDINATES else "binary masks")
+        return [f"A DeePiCt 3D U-Net [deTeresaTrueba2023] (depth {self.depth.get()}, {self.initialFeatures.get()} "
+                f"initial features) was trained on {what} of {len(self._readJobLists()[0])} tomograms at "
+                f"{self.inputTomograms.get().getSamplingRate():.2f} Å/voxel for {self.epochs.get()} epochs "
+                f"to segment {', '.join(self._classNames())}."]

@@ -1,0 +1,168 @@
+"""The 3D protocols in a real (headless) Scipion project: import -> train -> pick / segment / import model.
+
+Data are small synthetic phantoms written on the fly; every protocol runs in its own subprocess
+exactly as from the GUI, calling the ``deepict`` command through runJob.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+from pyworkflow.tests import BaseTest, setupTestProject
+from tomo.constants import BOTTOM_LEFT_CORNER
+from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
+
+from deepict_scipion.convert import coordinatesByKey
+from deepict_scipion.core.io import read_volume, write_volume
+from deepict_scipion.core.synthetic import PhantomConfig, make_phantom
+from deepict_scipion.protocols import (ProtDeepictImportModel, ProtDeepictPick, ProtDeepictSegment3D,
+                                       ProtDeepictTrain3D)
+
+VOXEL = 13.48
+SHAPE = (40, 96, 96)
+PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "models" / "published" / "ribosomeModel.pth"
+TINY_TRAINING = dict(depth=2, initialFeatures=4, epochs=2, iterationsPerEpoch=3, batchSize=2, patchSize=32,
+                     valFraction=0.0)
+
+
+def writeTomograms(folder, count, voxel=VOXEL):
+    """Phantom tomograms, their ribosome coordinates as txt (x y z per line) and membrane masks."""
+    os.makedirs(folder, exist_ok=True)
+    truth = {}
+    for index in range(count):
+        phantom = make_phantom(PhantomConfig(shape_zyx=SHAPE, n_ribosomes=10, n_fas=2, n_distractors=4,
+                                             n_organelles=0, n_vesicles=1, seed=index))
+        name = f"tomo{index}"
+        write_volume(os.path.join(folder, f"{name}.mrc"), phantom.tomogram, voxel)
+        np.savetxt(os.path.join(folder, f"{name}.txt"), phantom.coords["ribosome"], fmt="%.2f")
+        masks = os.path.join(folder, "masks")
+        os.makedirs(masks, exist_ok=True)
+        write_volume(os.path.join(masks, f"{name}.mrc"), phantom.masks["membrane"], voxel)
+        truth[name] = phantom.coords["ribosome"]
+    return truth
+
+
+class TestDeepict3DProtocols(BaseTest):
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.dataDir = cls.proj.getTmpPath("data")
+        cls.truth = writeTomograms(os.path.abspath(cls.dataDir), 2)
+        cls.importTomos = cls.newProtocol(ProtImportTomograms, filesPath=os.path.abspath(cls.dataDir),
+                                          filesPattern="tomo*.mrc", samplingRate=VOXEL)
+        cls.launchProtocol(cls.importTomos)
+        cls.importCoords = cls.newProtocol(ProtImportCoordinates3D, filesPath=os.path.abspath(cls.dataDir),
+                                           filesPattern="tomo*.txt", importTomograms=cls.importTomos.Tomograms,
+                                           boxSize=24)
+        cls.launchProtocol(cls.importCoords)
+        cls.train = cls.newProtocol(ProtDeepictTrain3D, inputTomograms=cls.importTomos.Tomograms,
+                                    classNames="ribosome", particleRadii="100", **TINY_TRAINING)
+        cls.train.inputCoordinates.append(cls.importCoords.outputCoordinates)
+        cls.launchProtocol(cls.train)
+
+    def test_train_outputs_a_described_model(self):
+        model = self.train.deepictModel
+        self.assertTrue(os.path.exists(model.getFileName()))
+        self.assertEqual(model.getKind(), "3d")
+        self.assertEqual(model.getClasses(), ["ribosome"])
+        self.assertAlmostEqual(model.getVoxelSize(), VOXEL, places=2)
+        self.assertAlmostEqual(model.getRadiusAngstrom("ribosome"), 100.0, places=3)
+        self.assertTrue(os.path.exists(self.train._getExtraPath("model.pt.last.pt")), "resumable state missing")
+
+    def test_pick_gives_coordinates_inside_their_tomograms(self):
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
+                                inputModel=self.train.deepictModel, threshold=0.05, minSize=1,
+                                keepProbabilityMaps=True)
+        self.launchProtocol(pick)
+        coords = getattr(pick, pick.OUTPUT_PREFIX)
+        self.assertAlmostEqual(coords.getSamplingRate(), VOXEL, places=2)
+        self.assertEqual(coords.getBoxSize(), 22)  # 3 x 100 Å / 13.48 Å, even
+        self.assertGreater(coords.getSize(), 0, "a threshold of 0.05 must yield clusters")
+        tomos = [t.clone() for t in coords.getPrecedents().iterItems()]
+        self.assertEqual(len(tomos), 2)
+        for tomo in tomos:
+            for coord in coords.iterCoordinates(volume=tomo):
+                x, y, z = coord.getPosition(BOTTOM_LEFT_CORNER)
+                self.assertTrue(0 <= x < SHAPE[2] and 0 <= y < SHAPE[1] and 0 <= z < SHAPE[0])
+                self.assertTrue(0 < coord.getScore() <= 1)
+        self.assertEqual(pick.probabilityMaps.getSize(), 2)
+        probability = read_volume(pick.probabilityMaps.getFirstItem().getFileName())
+        self.assertEqual(probability.data.shape, SHAPE)
+        self.assertAlmostEqual(probability.voxel_size, VOXEL, places=2)
+
+    def test_picks_round_trip_through_scipion_coordinates(self):
+        """The engine's BOTTOM_LEFT voxels survive Scipion's origin-relative storage unchanged."""
+        byKey = coordinatesByKey(self.importCoords.outputCoordinates)
+        for name, xyz in self.truth.items():
+            key = next(k for k in byKey if k.endswith(name))
+            np.testing.assert_allclose(np.sort(byKey[key], axis=0), np.sort(xyz, axis=0), atol=0.01)
+
+    def test_segment3d_gives_masks_with_voxel_size(self):
+        segment = self.newProtocol(ProtDeepictSegment3D, inputTomograms=self.importTomos.Tomograms,
+                                   inputModel=self.train.deepictModel, threshold=0.05, minSize=1)
+        self.launchProtocol(segment)
+        self.assertEqual(segment.segmentations.getSize(), 2)
+        for mask in segment.segmentations.iterItems():
+            volume = read_volume(mask.getFileName())
+            self.assertEqual(volume.data.shape, SHAPE)
+            self.assertAlmostEqual(volume.voxel_size, VOXEL, places=2)
+            self.assertTrue(set(np.unique(volume.data)) <= {0, 1})
+            self.assertTrue(os.path.exists(mask.getVolName()))
+
+    def test_import_our_model_file(self):
+        imported = self.newProtocol(ProtDeepictImportModel, modelFile=os.path.abspath(
+            self.train.deepictModel.getFileName()))
+        self.launchProtocol(imported)
+        self.assertEqual(imported.deepictModel.getClasses(), ["ribosome"])
+        self.assertAlmostEqual(imported.deepictModel.getVoxelSize(), VOXEL, places=2)
+
+    def test_import_published_checkpoint_and_pick(self):
+        if not PUBLISHED.exists():
+            self.skipTest("published DeePiCt checkpoints not available")
+        imported = self.newProtocol(ProtDeepictImportModel, modelFile=str(PUBLISHED), voxelSize=VOXEL)
+        self.launchProtocol(imported)
+        self.assertEqual(imported.deepictModel.getClasses(), ["ribo"])
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
+                                inputModel=imported.deepictModel)
+        self.launchProtocol(pick)
+        self.assertIsNotNone(getattr(pick, pick.OUTPUT_PREFIX))
+
+    def test_train_on_structure_masks(self):
+        masks = self.newProtocol(ProtImportTomomasks, filesPath=os.path.abspath(os.path.join(self.dataDir, "masks")),
+                                 filesPattern="tomo*.mrc", inputTomos=self.importTomos.Tomograms)
+        self.launchProtocol(masks)
+        train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms, labelSource=1,
+                                 classNames="membrane", **TINY_TRAINING)
+        train.inputMasks.append(masks.tomomasks)
+        self.launchProtocol(train)
+        self.assertEqual(train.deepictModel.getClasses(), ["membrane"])
+
+    # ------------------------------------ _validate ------------------------------------
+    def test_validate_refuses_model_at_another_voxel_size(self):
+        other = self.newProtocol(ProtImportTomograms, filesPath=os.path.abspath(self.dataDir),
+                                 filesPattern="tomo0.mrc", samplingRate=VOXEL / 2)
+        self.launchProtocol(other)
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=other.Tomograms, inputModel=self.train.deepictModel)
+        errors = pick.validate()
+        self.assertTrue(any("trained at 13.48" in e and "Bin or rescale" in e for e in errors), errors)
+
+    def test_validate_refuses_mismatched_coordinates_and_bad_parameters(self):
+        other = self.newProtocol(ProtImportTomograms, filesPath=os.path.abspath(self.dataDir),
+                                 filesPattern="tomo0.mrc", samplingRate=VOXEL * 2)
+        self.launchProtocol(other)
+        train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=other.Tomograms, classNames="a, b",
+                                 particleRadii="100", patchSize=30, depth=2)
+        train.inputCoordinates.append(self.importCoords.outputCoordinates)
+        errors = " ".join(train.validate())
+        self.assertIn("1 coordinate set(s) but 2 class name(s)", errors)
+        self.assertIn("Å/px but the tomograms", errors)
+        self.assertIn("not among the input tomograms", errors)
+        self.assertIn("divisible by 2^depth", errors)
+
+    def test_validate_refuses_2d_model_class_and_missing_file(self):
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
+                                inputModel=self.train.deepictModel, className="fas")
+        self.assertTrue(any("no class 'fas'" in e for e in pick.validate()))
+        imported = self.newProtocol(ProtDeepictImportModel, modelFile="/nonexistent/model.pth")
+        self.assertTrue(any("not found" in e for e in imported.validate()))

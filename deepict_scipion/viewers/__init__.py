@@ -1,0 +1,1 @@
+"""The plugin's viewers (Scipion discovers them from this module)."""
