@@ -11,6 +11,7 @@ from tomo.protocols import ProtTomoPicking
 from ..convert import appendPicks, newTomoMask, readPicks, tomogramsByKey
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
+from .protocol_equalize import equalizedReference
 
 CONTEXT_MODES = ["intersection", "contact", "colocalization"]
 
@@ -58,6 +59,12 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
     def _defineInputParams(self, form):
         form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
                       label="DeePiCt model", help="A model from 'train 3D network' or 'import model'.")
+        form.addParam("equalize", params.BooleanParam, default=True,
+                      label="Equalize to the model's reference spectrum",
+                      help="Models trained on spectrum-equalized tomograms store their reference spectrum: each "
+                           "tomogram is then equalized to it (with the training's low-pass) before prediction, "
+                           "on the fly (a temporary file). Models without one use the tomograms as they are. "
+                           "Switch it off only for tomograms already equalized to the same reference.")
 
     def _insertAllSteps(self):
         self.tomos = tomogramsByKey(self.inputTomograms.get())
@@ -71,7 +78,8 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                 f'--tomogram "{os.path.abspath(self.tomos[key].getFileName())}"',
                 f"--connectivity {self.connectivity.get() + 1}", f"--border {self.border.get()}",
                 f"--window {self.window.get()}", f"--batch-size {self.batchSize.get()}",
-                f"--voxel-size {self.inputTomograms.get().getSamplingRate()}"]
+                f"--voxel-size {self.inputTomograms.get().getSamplingRate()}",
+                f"--equalize {'on' if self._equalizes() else 'off'}"]
         for option, value in (("--class-name", self.className.get()), ("--threshold", self.threshold.get()),
                               ("--min-size", self.minSize.get()), ("--max-size", self.maxSize.get())):
             if value not in (None, ""):
@@ -115,12 +123,20 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
             errors += self._validateMasksFor(self.contextMasks.get(), tomograms, "Context masks")
         return errors
 
-    def _warnings(self):
+    def _equalizes(self):
+        """Whether the tomograms are equalized to the model's reference spectrum before prediction."""
         model = self.inputModel.get()
-        if model is not None and model.hasSpectrum():
-            return ["This model was trained on spectrum-equalized tomograms: equalize the input tomograms to the "
-                    "model's reference first (deepict equalize) for the results it was trained to give."]
-        return []
+        return bool(self.equalize.get() and model is not None and model.hasSpectrum())
+
+    def _warnings(self):
+        model, tomograms = self.inputModel.get(), self.inputTomograms.get()
+        if model is None or not model.hasSpectrum() or self.equalize.get():
+            return []
+        if tomograms is not None and equalizedReference(tomograms):
+            return []  # from the equalize spectrum protocol: presumably to the same reference
+        return ["This model was trained on spectrum-equalized tomograms but equalization is switched off: unless "
+                "the input tomograms are already equalized to the model's reference spectrum, switch 'Equalize to "
+                "the model's reference spectrum' on for the results the model was trained to give."]
 
 
 class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):

@@ -9,6 +9,7 @@ from pyworkflow.protocol import params
 from ..convert import coordinatesByKey, tomogramsByKey, writeCoordinatesCsv
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
+from .protocol_equalize import SPECTRUM_COLUMNS, equalizedReference, spectrumFileHeader
 
 LABELS_COORDINATES, LABELS_MASKS = 0, 1
 LOSSES = ["bce_dice", "dice", "generalized_dice"]
@@ -54,6 +55,15 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         form.addParam("classNames", params.StringParam, default="ribosome", label="Class names",
                       help="One name per input set, comma separated (e.g. 'ribosome, fas' or 'membrane'). "
                            "The names are stored in the model and label its outputs.")
+        form.addParam("spectrumReference", params.FileParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
+                      label="Equalized to reference spectrum (optional)",
+                      help="If the tomograms were spectrum-equalized outside Scipion: the reference spectrum TSV "
+                           "('deepict spectrum') they were equalized to. It is stored in the model, and the pick / "
+                           "segment protocols equalize new tomograms to it. Not needed for tomograms from the "
+                           "'equalize spectrum' protocol: their reference is found automatically.")
+        form.addParam("spectrumLowpass", params.FloatParam, allowsNull=True, condition="spectrumReference",
+                      expertLevel=params.LEVEL_ADVANCED, label="Low-pass used with it (Å)",
+                      help="The low-pass resolution of that equalization (empty: none).")
 
         form.addSection(label="Network")
         form.addParam("depth", params.IntParam, default=3, validators=[params.Range(1, 5)], label="Depth",
@@ -160,6 +170,12 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                  f"--positive-fraction {self.positiveFraction.get()}", f"--val-fraction {self.valFraction.get()}",
                  f"--patience {self.patience.get()}", f"--seed {self.seed.get()}",
                  f'--out "{os.path.abspath(self._modelPath())}"', "--resume"]
+        reference = self._spectrumReference()
+        if reference:
+            spectrum, lowpass, width = reference
+            args.append(f'--spectrum-reference "{os.path.abspath(spectrum)}"')
+            if lowpass:
+                args += [f"--spectrum-lowpass-angstrom {lowpass}", f"--spectrum-lowpass-width {width}"]
         if not self.batchNorm.get():
             args.append("--no-batch-norm")
         if not self.augment.get():
@@ -176,6 +192,16 @@ class ProtDeepictTrain3D(ProtDeepictBase):
     # ----------------------------------------- helpers ----------------------------------------
     def _modelPath(self):
         return self._getExtraPath("model.pt")
+
+    def _spectrumReference(self):
+        """(spectrum TSV, low-pass Å or None, low-pass width) the tomograms were equalized with, or None.
+
+        The file parameter wins; otherwise tomograms made by the equalize spectrum protocol carry it.
+        """
+        if self.spectrumReference.get():
+            return self.spectrumReference.get(), self.spectrumLowpass.get(), 0.1
+        tomograms = self.inputTomograms.get()
+        return equalizedReference(tomograms) if tomograms is not None else None
 
     def _labelSets(self):
         return self.inputCoordinates if self.labelSource.get() == LABELS_COORDINATES else self.inputMasks
@@ -234,12 +260,24 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                 errors.append("Particle radii must be positive.")
         if self.patchSize.get() % 2 ** self.depth.get():
             errors.append(f"The patch size must be divisible by 2^depth = {2 ** self.depth.get()}.")
+        spectrum = self.spectrumReference.get()
+        if spectrum:
+            header = spectrumFileHeader(spectrum) if os.path.isfile(spectrum) else None
+            if header is None:
+                errors.append(f"Reference spectrum file {spectrum} not found or not readable.")
+            elif not all(c in header for c in SPECTRUM_COLUMNS):
+                errors.append(f"Reference spectrum file {spectrum} lacks the columns {' '.join(SPECTRUM_COLUMNS)}: "
+                              "give a TSV written by 'deepict spectrum' or by the equalize spectrum protocol.")
         return errors
 
     def _summary(self):
         summary = []
         if hasattr(self, "deepictModel"):
             summary.append(f"Trained {self.deepictModel}.")
+        reference = self._spectrumReference() if self.inputTomograms.get() is not None else None
+        if reference:
+            summary.append(f"Tomograms equalized to the reference spectrum {reference[0]}: stored in the model "
+                           "(pick / segment equalize new tomograms to it).")
         info = self._existingInfo()
         if info and info.get("history"):
             last = info["history"][-1]

@@ -1,0 +1,150 @@
+"""Cross-domain benchmark of spectrum equalization for particle picking; prints one JSON object.
+
+A ribosome network is trained on the simulated Volta-phase-plate tomograms ``vpp_000``–``vpp_002``
+(``<repo>/../shared/data/dev``; the benchmark is skipped when absent) and applied to the
+defocus-only tomograms ``defocus_000`` and ``defocus_001`` (lower contrast, another CTF):
+
+1. ``raw_model``: trained on the raw VPP tomograms, applied to the defocus tomograms
+   a. as they are (``defocus_raw``), and
+   b. equalized to the spectrum of ``vpp_000`` (``defocus_equalized``, ``deepict equalize``);
+2. ``equalized_model``: trained on the VPP tomograms equalized to ``vpp_000`` with
+   ``--spectrum-reference``, applied to the raw defocus tomograms, which ``deepict pick`` then
+   equalizes on the fly (``--equalize auto``).
+
+Both are also applied to ``vpp_003`` (in-domain reference point). Picks are scored with
+``deepict evaluate`` (tolerance radius 10 voxels): F1 at the model's default threshold, the best F1
+over score thresholds and the AUPRC, per tomogram and averaged. Every step runs the ``deepict``
+command in a subprocess, exactly as the Scipion protocols do.
+
+CPU-heavy (two trainings of 30 × 25 batches of 4 boxes of 48³ by default): run it on a quiet
+machine, or ``nice -n 10``.
+
+Usage: ``python benchmarks/bench_cross_domain.py [--epochs N] [--iterations N] [--device cpu]
+[--lowpass-angstrom Å] [--workdir DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEV = REPO.parent / "shared" / "data" / "dev"
+TRAIN = ["vpp_000", "vpp_001", "vpp_002"]
+TEST = ["defocus_000", "defocus_001"]
+IN_DOMAIN = ["vpp_003"]
+REFERENCE = "vpp_000"
+RADIUS_VOXELS = 8
+EVALUATION_RADIUS = 10
+
+
+def deepict(*args, log=None) -> str:
+    """Run ``deepict`` (this checkout) and return its stdout; raise with its stderr on failure."""
+    command = [sys.executable, "-m", "deepict_scipion.core.cli", *map(str, args)]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    if log:
+        print(f"[{time.perf_counter() - started:7.1f} s] deepict {args[0]} {log}", file=sys.stderr, flush=True)
+    return result.stdout
+
+
+def train(work: Path, name: str, tomograms: list, options, extra=()) -> dict:
+    out = work / f"{name}.pt"
+    started = time.perf_counter()
+    stdout = deepict("train3d", "--tomograms", *tomograms, "--coords", *[DEV / f"{t}_ribosome.csv" for t in TRAIN],
+                     "--class-name", "ribosome", "--radius", RADIUS_VOXELS, "--depth", 3, "--initial-features", 8,
+                     "--patch-size", 48, "--batch-size", 4, "--epochs", options.epochs,
+                     "--iterations-per-epoch", options.iterations, "--seed", options.seed,
+                     "--device", options.device, "--out", out, *extra, log=name)
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    return {"model": str(out), "train_seconds": round(time.perf_counter() - started, 1),
+            "best_val_dice": summary["best_val_dice"], "has_spectrum": summary.get("has_spectrum", False)}
+
+
+def score(work: Path, model: Path, label: str, tomograms: dict, equalize: str, device: str) -> dict:
+    """Pick every tomogram ({truth name: MRC path}) and evaluate; per tomogram and mean scores."""
+    scores = {}
+    for name, path in tomograms.items():
+        picks = work / f"{label}_{name}_picks.csv"
+        deepict("pick", "--model", model, "--tomogram", path, "--out", picks, "--equalize", equalize,
+                "--device", device, log=f"{label} {name}")
+        result = json.loads(deepict("evaluate", "--pred", picks, "--gt", DEV / f"{name}_ribosome.csv",
+                                    "--radius", EVALUATION_RADIUS))["particles"]
+        scores[name] = {k: result.get(k) for k in ("n_pred", "n_true", "precision", "recall", "f1", "max_f1",
+                                                     "auprc")}
+    mean = {k: round(sum(s[k] or 0 for s in scores.values()) / len(scores), 4) for k in ("f1", "max_f1", "auprc")}
+    return {"equalize": equalize, "per_tomogram": scores, "mean": mean}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--iterations", type=int, default=25, help="batches per epoch (default 25)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu (default), auto or cuda")
+    parser.add_argument("--lowpass-angstrom", type=float,
+                        help="low-pass of every equalization, in Å (default: none)")
+    parser.add_argument("--workdir", help="keep the models, tomograms and picks here (default: a temporary folder)")
+    options = parser.parse_args()
+    names = [REFERENCE] + TRAIN + TEST + IN_DOMAIN
+    missing = [n for n in names if not (DEV / f"{n}.mrc").is_file() or not (DEV / f"{n}_ribosome.csv").is_file()]
+    if missing:
+        print(json.dumps({"skipped": f"{DEV} not available (missing {', '.join(sorted(set(missing)))})"}))
+        return
+    scratch = None if options.workdir else tempfile.TemporaryDirectory(prefix="deepict-cross-domain-")
+    work = Path(options.workdir or scratch.name)
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    lowpass = ["--lowpass-angstrom", options.lowpass_angstrom] if options.lowpass_angstrom else []
+    try:
+        reference = work / f"{REFERENCE}_spectrum.tsv"
+        deepict("spectrum", "--tomogram", DEV / f"{REFERENCE}.mrc", "--out", reference, log=REFERENCE)
+        equalized = {}
+        for name in TRAIN + TEST:
+            equalized[name] = work / f"{name}_equalized.mrc"
+            deepict("equalize", "--tomogram", DEV / f"{name}.mrc", "--reference", reference,
+                    "--out", equalized[name], *lowpass, log=name)
+        raw_test = {n: DEV / f"{n}.mrc" for n in TEST}
+        in_domain = {n: DEV / f"{n}.mrc" for n in IN_DOMAIN}
+
+        raw = train(work, "raw_model", [DEV / f"{n}.mrc" for n in TRAIN], options)
+        raw["in_domain"] = score(work, Path(raw["model"]), "raw_in_domain", in_domain, "off", options.device)
+        raw["defocus_raw"] = score(work, Path(raw["model"]), "raw_defocus", raw_test, "off", options.device)
+        raw["defocus_equalized"] = score(work, Path(raw["model"]), "raw_defocus_eq",
+                                         {n: equalized[n] for n in TEST}, "off", options.device)
+
+        spectrum = ["--spectrum-reference", reference]
+        if options.lowpass_angstrom:
+            spectrum += ["--spectrum-lowpass-angstrom", options.lowpass_angstrom]
+        eq = train(work, "equalized_model", [equalized[n] for n in TRAIN], options, spectrum)
+        eq["in_domain"] = score(work, Path(eq["model"]), "eq_in_domain", in_domain, "auto", options.device)
+        eq["defocus_on_the_fly"] = score(work, Path(eq["model"]), "eq_defocus", raw_test, "auto", options.device)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+    report = {
+        "data": str(DEV), "train": TRAIN, "test": TEST, "in_domain": IN_DOMAIN, "reference": REFERENCE,
+        "settings": {"depth": 3, "initial_features": 8, "patch_size": 48, "batch_size": 4, "epochs": options.epochs,
+                     "iterations_per_epoch": options.iterations, "sphere_radius_voxels": RADIUS_VOXELS,
+                     "evaluation_radius_voxels": EVALUATION_RADIUS, "lowpass_angstrom": options.lowpass_angstrom,
+                     "device": options.device, "seed": options.seed},
+        "raw_model": raw, "equalized_model": eq,
+        "summary_mean_f1": {"raw_model_defocus_raw": raw["defocus_raw"]["mean"]["f1"],
+                            "raw_model_defocus_equalized": raw["defocus_equalized"]["mean"]["f1"],
+                            "equalized_model_defocus_on_the_fly": eq["defocus_on_the_fly"]["mean"]["f1"],
+                            "raw_model_in_domain": raw["in_domain"]["mean"]["f1"],
+                            "equalized_model_in_domain": eq["in_domain"]["mean"]["f1"]},
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

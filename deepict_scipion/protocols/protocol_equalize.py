@@ -1,0 +1,278 @@
+"""Spectrum equalization: make tomograms from different microscopes or settings look alike."""
+
+import os
+import shutil
+
+from pwem.objects import EMFile
+from pyworkflow import BETA
+from pyworkflow.object import Float, String
+from pyworkflow.protocol import params
+from pyworkflow.protocol.constants import STEPS_PARALLEL
+from tomo.objects import SetOfTomograms, Tomogram
+
+from ..convert import tomogramKey, tomogramsByKey
+from .protocol_base import ProtDeepictBase
+
+REFERENCE_TOMOGRAM, REFERENCE_FILE = 0, 1
+#: Columns of a DeePiCt-scipion spectrum TSV (``deepict spectrum``) and of an original DeePiCt one.
+SPECTRUM_COLUMNS = ("frequency_per_angstrom", "amplitude")
+ORIGINAL_COLUMNS = ("freq", "intensity")
+#: Attributes of the output set that tell later protocols (train 3D) what it was equalized to.
+SPECTRUM_ATTRIBUTE = "_deepictReferenceSpectrum"
+LOWPASS_ATTRIBUTE = "_deepictLowpassAngstrom"
+LOWPASS_WIDTH_ATTRIBUTE = "_deepictLowpassWidth"
+
+
+def equalizedReference(tomograms):
+    """(reference spectrum file, low-pass Å or None, low-pass width) a set was equalized with, or None.
+
+    Sets made by :class:`ProtDeepictEqualize` carry these as attributes; any other set gives None.
+    """
+    spectrum = getattr(tomograms, SPECTRUM_ATTRIBUTE, None)
+    if spectrum is None or not spectrum.get():
+        return None
+    lowpass = getattr(tomograms, LOWPASS_ATTRIBUTE, None)
+    width = getattr(tomograms, LOWPASS_WIDTH_ATTRIBUTE, None)
+    return (spectrum.get(), lowpass.get() if lowpass is not None else None,
+            width.get() if width is not None and width.get() else 0.1)
+
+
+def spectrumFileHeader(path):
+    """The column names of a spectrum TSV (first line that is not a comment), or None if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    return [c.strip().lower() for c in (line.split("\t") if "\t" in line else line.split())]
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+class ProtDeepictEqualize(ProtDeepictBase):
+    """Equalize the radial amplitude spectrum of tomograms to a reference ("spectrum matching").
+
+    Tomograms from different microscopes, phase plates, defocus or reconstruction settings differ
+    in their Fourier amplitude profile, and a network trained on one kind generalises poorly to the
+    others. Every tomogram is filtered so that its rotationally averaged amplitude spectrum matches
+    that of one reference tomogram (or a stored spectrum), optionally low-pass filtered, and
+    normalised to mean 0 and standard deviation 1. Train on equalized tomograms and equalize new
+    ones to the same reference (the pick and segment protocols can do it on the fly).
+    """
+
+    _label = "equalize spectrum"
+    _devStatus = BETA
+    _possibleOutputs = {"Tomograms": SetOfTomograms, "referenceSpectrum": EMFile}
+    stepsExecutionMode = STEPS_PARALLEL
+
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
+                      label="Tomograms", help="Tomograms to equalize (any voxel size).")
+        form.addParam("referenceSource", params.EnumParam, choices=["a tomogram", "a spectrum file"],
+                      default=REFERENCE_TOMOGRAM, display=params.EnumParam.DISPLAY_HLIST, label="Reference",
+                      help="The tomogram whose spectrum the others are matched to (e.g. a good tomogram of the "
+                           "training data), or a spectrum table measured before.")
+        form.addParam("referenceTomogram", params.PointerParam, pointerClass="Tomogram", allowsNull=True,
+                      condition=f"referenceSource == {REFERENCE_TOMOGRAM}", label="Reference tomogram",
+                      help="One tomogram (pick it inside a set of tomograms). Its voxel size may differ from the "
+                           "input's: the spectra are matched in physical frequency (1/Å).")
+        form.addParam("referenceFile", params.FileParam, allowsNull=True,
+                      condition=f"referenceSource == {REFERENCE_FILE}", label="Reference spectrum file",
+                      help="A TSV written by 'deepict spectrum' (or by this protocol: extra/reference_spectrum.tsv), "
+                           "or DeePiCt's original spectrum TSV (columns freq, intensity; e.g. the authors' "
+                           "spectrum_TS_001.tsv), which also needs the voxel size and box of its tomogram.")
+        line = form.addLine("Reference voxel size and box",
+                            condition=f"referenceSource == {REFERENCE_FILE}",
+                            help="Only for an original DeePiCt TSV (shells in index units of the tomogram it was "
+                                 "measured on): that tomogram's voxel size and box, e.g. 13.48 and '928 928 464' "
+                                 "for spectrum_TS_001.tsv of the published models.")
+        line.addParam("referenceVoxelSize", params.FloatParam, allowsNull=True, label="voxel size (Å)")
+        line.addParam("referenceBox", params.StringParam, default="", label="box (x y z)")
+
+        form.addSection(label="Filter")
+        form.addParam("lowpassAngstrom", params.FloatParam, default=40.0, allowsNull=True,
+                      label="Low-pass resolution (Å)",
+                      help="Also low-pass the result (smooth sigmoid, gain 0.5 at this resolution). Must be at "
+                           "least 2 x the voxel size (Nyquist); about 3 x the voxel size removes the noisiest "
+                           "frequencies (40 Å at 13.48 Å/voxel). Empty: no low-pass. Use the same value for every "
+                           "tomogram a network is trained on or applied to.")
+        form.addParam("lowpassWidth", params.FloatParam, default=0.1, condition="lowpassAngstrom",
+                      validators=[params.Range(0.01, 1.0)], expertLevel=params.LEVEL_ADVANCED,
+                      label="Low-pass transition width",
+                      help="10-90 % width of the low-pass edge, as a fraction of its cut-off frequency.")
+        form.addParallelSection(threads=1, mpi=0)
+
+    # ----------------------------------------- steps -----------------------------------------
+    def _insertAllSteps(self):
+        self.tomos = tomogramsByKey(self.inputTomograms.get())
+        reference = self._insertFunctionStep(self.referenceStep, needsGPU=False)
+        steps = [self._insertFunctionStep(self.equalizeStep, key, prerequisites=[reference], needsGPU=False)
+                 for key in self.tomos]
+        self._insertFunctionStep(self.createOutputStep, prerequisites=steps, needsGPU=False)
+
+    def referenceStep(self):
+        """The reference spectrum as a DeePiCt-scipion TSV in extra/ (also an output of the protocol)."""
+        out = os.path.abspath(self.referenceSpectrumPath())
+        if self.referenceSource.get() == REFERENCE_TOMOGRAM:
+            tomo = self.referenceTomogram.get()
+            self.runDeepict("spectrum", f'--tomogram "{os.path.abspath(tomo.getFileName())}" --out "{out}" '
+                                        f"--voxel-size {tomo.getSamplingRate()}")
+        elif self._isOriginalSpectrum():
+            # Index units -> physical frequency (a small table, no voxel work).
+            from ..core.spectrum import read_spectrum, write_spectrum
+            write_spectrum(out, read_spectrum(self.referenceFile.get(), self.referenceVoxelSize.get(),
+                                              self._referenceBox()))
+        else:
+            shutil.copyfile(self.referenceFile.get(), out)
+
+    def equalizeStep(self, key):
+        tomo = self.tomos[key]
+        source = f'"{os.path.abspath(tomo.getFileName())}"'
+        size = f"--voxel-size {tomo.getSamplingRate()}"
+        self.runDeepict("spectrum", f'--tomogram {source} --out "{os.path.abspath(self.inputSpectrumPath(key))}" '
+                                    f"{size}")
+        args = [f"--tomogram {source}", f'--reference "{os.path.abspath(self.referenceSpectrumPath())}"',
+                f'--out "{os.path.abspath(self.equalizedPath(key))}"', size,
+                f'--spectrum-out "{os.path.abspath(self.outputSpectrumPath(key))}"']
+        if self._lowpass():
+            args += [f"--lowpass-angstrom {self._lowpass()}", f"--lowpass-width {self.lowpassWidth.get()}"]
+        self.runDeepict("equalize", " ".join(args))
+
+    def createOutputStep(self):
+        inputs = self.inputTomograms.get()
+        output = self._createSetOfTomograms()
+        output.copyInfo(inputs)
+        for key, tomo in self.tomos.items():
+            equalized = Tomogram()
+            equalized.copyInfo(tomo)  # sampling rate, acquisition, tsId, origin
+            equalized.setLocation(self.equalizedPath(key))
+            output.append(equalized)
+        spectrum = os.path.abspath(self.referenceSpectrumPath())
+        setattr(output, SPECTRUM_ATTRIBUTE, String(spectrum))
+        setattr(output, LOWPASS_ATTRIBUTE, Float(self._lowpass()))
+        setattr(output, LOWPASS_WIDTH_ATTRIBUTE, Float(self.lowpassWidth.get()))
+        reference = EMFile(filename=spectrum)
+        self._defineOutputs(Tomograms=output, referenceSpectrum=reference)
+        self._defineSourceRelation(self.inputTomograms, output)
+        if self.referenceSource.get() == REFERENCE_TOMOGRAM:
+            self._defineSourceRelation(self.referenceTomogram, output)
+            self._defineSourceRelation(self.referenceTomogram, reference)
+
+    # ----------------------------------------- files -----------------------------------------
+    def referenceSpectrumPath(self):
+        return self._getExtraPath("reference_spectrum.tsv")
+
+    def equalizedPath(self, key):
+        return self._getExtraPath(f"{key}_equalized.mrc")
+
+    def inputSpectrumPath(self, key):
+        return self._getExtraPath(f"{key}_input_spectrum.tsv")
+
+    def outputSpectrumPath(self, key):
+        return self._getExtraPath(f"{key}_equalized_spectrum.tsv")
+
+    def spectrumFiles(self):
+        """[(key, input spectrum TSV, equalized spectrum TSV)] of the tomograms done so far (for viewers)."""
+        keys = [tomogramKey(t) for t in self.inputTomograms.get().iterItems(orderBy="id")] \
+            if self.inputTomograms.get() is not None else []
+        return [(k, self.inputSpectrumPath(k), self.outputSpectrumPath(k)) for k in keys
+                if os.path.exists(self.inputSpectrumPath(k)) and os.path.exists(self.outputSpectrumPath(k))]
+
+    # ----------------------------------------- helpers ----------------------------------------
+    def _lowpass(self):
+        value = self.lowpassAngstrom.get()
+        return value if value else None  # empty or 0: none
+
+    def _referenceBox(self):
+        return [int(v) for v in (self.referenceBox.get() or "").replace(",", " ").split()]
+
+    def _isOriginalSpectrum(self):
+        header = spectrumFileHeader(self.referenceFile.get()) or []
+        return all(c in header for c in ORIGINAL_COLUMNS) and not all(c in header for c in SPECTRUM_COLUMNS)
+
+    # ------------------------------------------ info -----------------------------------------
+    def _validate(self):
+        errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
+        if self.referenceSource.get() == REFERENCE_TOMOGRAM:
+            tomo = self.referenceTomogram.get()
+            if tomo is None:
+                errors.append("Reference tomogram: none selected. Choose one tomogram (e.g. a good tomogram of "
+                              "the training data), or give a spectrum file.")
+            elif not tomo.getFileName() or not os.path.exists(tomo.getFileName()):
+                errors.append(f"Reference tomogram: file {tomo.getFileName()} not found.")
+        else:
+            errors += self._validateSpectrumFile()
+        lowpass = self._lowpass()
+        tomograms = self.inputTomograms.get()
+        if lowpass is not None and tomograms is not None and tomograms.getSamplingRate():
+            nyquist = 2 * tomograms.getSamplingRate()
+            if lowpass < 0:
+                errors.append("The low-pass resolution must be positive (empty: no low-pass).")
+            elif lowpass < nyquist:
+                errors.append(f"A low-pass at {lowpass:g} Å is finer than the Nyquist limit of the tomograms "
+                              f"(2 x {tomograms.getSamplingRate():.2f} Å = {nyquist:.2f} Å). Give at least "
+                              f"{nyquist:.1f} Å (about {3 * tomograms.getSamplingRate():.0f} Å is typical), "
+                              "or leave it empty for none.")
+            else:
+                dims = tomograms.getDim()  # (x, y, z) of one tomogram
+                extent = max(dims) * tomograms.getSamplingRate() if dims and all(dims) else None
+                if extent and lowpass > extent:
+                    errors.append(f"A low-pass at {lowpass:g} Å is longer than the tomograms themselves "
+                                  f"({extent:.0f} Å): it would remove all their detail. Give a smaller value "
+                                  "(about 3 x the voxel size), or leave it empty for none.")
+        return errors
+
+    def _validateSpectrumFile(self):
+        path = self.referenceFile.get()
+        if not path:
+            return ["Reference spectrum file: none given. Give a TSV from 'deepict spectrum', or choose a "
+                    "reference tomogram."]
+        if not os.path.isfile(path):
+            return [f"Reference spectrum file {path} not found."]
+        header = spectrumFileHeader(path)
+        if header is None:
+            return [f"Reference spectrum file {path} is not a readable text table."]
+        if all(c in header for c in SPECTRUM_COLUMNS):
+            return []
+        if all(c in header for c in ORIGINAL_COLUMNS):
+            errors = []
+            if not self.referenceVoxelSize.get() or self.referenceVoxelSize.get() <= 0:
+                errors.append(f"{os.path.basename(path)} is an original DeePiCt spectrum (columns freq, intensity) "
+                              "in index units: give the voxel size (Å) of the tomogram it was measured on.")
+            try:
+                box = self._referenceBox()
+            except ValueError:
+                box = []
+            if len(box) != 3 or min(box) < 2:
+                errors.append(f"{os.path.basename(path)} is an original DeePiCt spectrum: give the box (x y z "
+                              "voxels) of the tomogram it was measured on, e.g. '928 928 464'.")
+            return errors
+        missing = [c for c in SPECTRUM_COLUMNS if c not in header]
+        return [f"Reference spectrum file {path} lacks the column(s) {', '.join(missing)} (its header is "
+                f"{' '.join(header)}). Give a TSV written by 'deepict spectrum' (columns "
+                f"{' '.join(SPECTRUM_COLUMNS)}) or an original DeePiCt one (freq, intensity)."]
+
+    def _referenceLabel(self):
+        if self.referenceSource.get() == REFERENCE_TOMOGRAM:
+            tomo = self.referenceTomogram.get()
+            return f"tomogram {tomogramKey(tomo)}" if tomo is not None else "?"
+        return f"spectrum file {self.referenceFile.get()}"
+
+    def _summary(self):
+        lowpass = f", low-pass {self._lowpass():g} Å" if self._lowpass() else ", no low-pass"
+        summary = [f"Reference: {self._referenceLabel()}{lowpass}."]
+        if hasattr(self, "Tomograms"):
+            summary.append(f"{self.Tomograms.getSize()} tomograms equalized.")
+        if os.path.exists(self.referenceSpectrumPath()):
+            summary.append(f"Reference spectrum: {self.referenceSpectrumPath()} (give it to 'train 3D network' "
+                           "and to 'deepict equalize --reference').")
+        return summary
+
+    def _methods(self):
+        if not hasattr(self, "Tomograms"):
+            return []
+        lowpass = f" and low-pass filtered at {self._lowpass():g} Å" if self._lowpass() else ""
+        return [f"The radial amplitude spectra of {self.Tomograms.getSize()} tomograms were equalized to that of "
+                f"{self._referenceLabel()}{lowpass}, as in DeePiCt [deTeresaTrueba2023]."]
