@@ -29,7 +29,8 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     parser.add_argument("--iterations-per-epoch", type=int, default=20, help="batches per epoch (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the training")
-    parser.add_argument("--gui", action="store_true", help="open the project in the Scipion GUI at the end")
+    parser.add_argument("--gui", action="store_true",
+                        help="only open the demo project (made by an earlier run) in the Scipion GUI")
     parser.add_argument(CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -41,7 +42,17 @@ def main(argv=None):
         env = scipion_environment(args.workdir)
         command = [sys.executable, "-m", "deepict_scipion.demo", CHILD_FLAG] + list(argv or sys.argv[1:])
         return subprocess.call(command, env=env)
-    return run_project(args)
+    return open_gui() if args.gui else run_project(args)
+
+
+def open_gui():
+    from pyworkflow.gui.project import ProjectWindow
+    from pyworkflow.project import Manager
+    manager = Manager()
+    if not manager.hasProject(PROJECT):
+        raise SystemExit(f"no demo project under {os.environ['SCIPION_USER_DATA']}: run deepict-demo first")
+    ProjectWindow(manager.getProjectPath(PROJECT)).show()
+    return 0
 
 
 def write_data(folder, count, seed):
@@ -127,9 +138,6 @@ def run_project(args):
           f"(precision {result.precision:.3f}, recall {result.recall:.3f}, 10-voxel tolerance).")
     print(f"Open the project in the Scipion GUI with:  deepict-demo --workdir {args.workdir} --gui "
           f"(or 'scipion3 project {PROJECT}' with SCIPION_USER_DATA={os.environ['SCIPION_USER_DATA']}).")
-    if args.gui:
-        from pyworkflow.gui.project import ProjectWindow
-        ProjectWindow(project.path).show()
     return 0
 
 
