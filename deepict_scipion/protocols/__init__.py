@@ -7,3 +7,5 @@ from .protocol_train3d import ProtDeepictTrain3D
 from .protocol_equalize import ProtDeepictEqualize
 from .protocol_export import ProtDeepictExport
 from .protocol_evaluate import ProtDeepictEvaluate
+from .protocol_segment2d import ProtDeepictSegment2D
+from .protocol_train2d import ProtDeepictTrain2D

@@ -69,6 +69,12 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         if not self._sameSampling(masks.getSamplingRate(), tomograms.getSamplingRate()):
             errors.append(f"{label} have {masks.getSamplingRate():.2f} Å/voxel but the tomograms "
                           f"{tomograms.getSamplingRate():.2f} Å/voxel: give masks made on these tomograms.")
+        tomoDims = {tomogramKey(t): t.getDim() for t in tomograms.iterItems()}
+        for key, maskFile in self.masksByKey(masks, tomograms).items():
+            mask = next((m for m in masks.iterItems() if m.getFileName() == maskFile), None)
+            if mask is not None and tuple(mask.getDim() or ()) != tuple(tomoDims[key] or ()):
+                errors.append(f"{label}: the mask {maskFile} has size {mask.getDim()} but its tomogram {key} has "
+                              f"{tomoDims[key]} (x, y, z): give masks made on these tomograms, at the same binning.")
         maskKeys = {tomogramKey(m) for m in masks.iterItems()} | {
             _baseName(m.getVolName()) for m in masks.iterItems() if m.getVolName()}
         missing = [tomogramKey(t) for t in tomograms.iterItems() if tomogramKey(t) not in maskKeys

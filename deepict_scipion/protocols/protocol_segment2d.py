@@ -1,0 +1,106 @@
+"""Segment cellular compartments slice by slice with a trained DeePiCt 2D network."""
+
+import os
+
+from pyworkflow import BETA
+from pyworkflow.protocol import params
+from pyworkflow.protocol.constants import STEPS_PARALLEL
+from tomo.objects import SetOfTomoMasks
+
+from ..convert import newTomoMask, tomogramsByKey
+from .protocol_base import ProtDeepictBase
+
+
+class ProtDeepictSegment2D(ProtDeepictBase):
+    """Segment a compartment (cytosol, organelles) with DeePiCt's 2D U-Net.
+
+    Every slice is predicted in overlapping tiles; the stacked probabilities are smoothed along z
+    with a 1D Gaussian and thresholded. Outputs binary masks (usable as context by the pick and
+    segment protocols) and the probability maps.
+    """
+
+    _label = "segment compartments 2D"
+    _devStatus = BETA
+    _possibleOutputs = {"segmentations": SetOfTomoMasks, "probabilityMaps": SetOfTomoMasks}
+    stepsExecutionMode = STEPS_PARALLEL
+
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
+                      label="Tomograms", help="Tomograms at the model's voxel size.")
+        form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
+                      label="DeePiCt 2D model", help="A model from 'train 2D compartment network'.")
+        form.addParam("threshold", params.FloatParam, allowsNull=True, label="Threshold",
+                      help="Probability threshold after the z smoothing (empty: the model's, calibrated on its "
+                           "validation data; DeePiCt used 0.75).")
+        form.addParam("sigma", params.FloatParam, allowsNull=True, label="Z smoothing (slices)",
+                      help="Sigma of the Gaussian along z (empty: the model's, usually 5; 0 = none).")
+        form.addParam("batchSize", params.IntParam, default=4, expertLevel=params.LEVEL_ADVANCED,
+                      label="Tiles per batch")
+        self._defineGpuParams(form)
+        form.addParallelSection(threads=1, mpi=0)
+
+    def _insertAllSteps(self):
+        self.tomos = tomogramsByKey(self.inputTomograms.get())
+        steps = [self._insertFunctionStep(self.segmentStep, key, needsGPU=True) for key in self.tomos]
+        self._insertFunctionStep(self.createOutputStep, prerequisites=steps, needsGPU=False)
+
+    def _maskPath(self, key):
+        return self._getExtraPath(f"{key}_{self._className()}.mrc")
+
+    def _probabilityPath(self, key):
+        return self._getExtraPath(f"{key}_{self._className()}_probability.mrc")
+
+    def _className(self):
+        return (self.inputModel.get().getClasses() or ["compartment"])[0]
+
+    def segmentStep(self, key):
+        args = [f'--model "{os.path.abspath(self.inputModel.get().getFileName())}"',
+                f'--tomogram "{os.path.abspath(self.tomos[key].getFileName())}"',
+                f'--out "{os.path.abspath(self._maskPath(key))}"',
+                f'--probability-map "{os.path.abspath(self._probabilityPath(key))}"',
+                f"--batch-size {self.batchSize.get()}"]
+        if self.threshold.get() is not None:
+            args.append(f"--threshold {self.threshold.get()}")
+        if self.sigma.get() is not None:
+            args.append(f"--sigma {self.sigma.get()}")
+        self.runDeepict("segment2d", " ".join(args), gpu=True)
+
+    def createOutputStep(self):
+        outputs = {}
+        for name, path in (("segmentations", self._maskPath), ("probabilityMaps", self._probabilityPath)):
+            masks = SetOfTomoMasks.create(self._getPath(), suffix=name)
+            masks.copyInfo(self.inputTomograms.get())
+            for key, tomo in self.tomos.items():
+                masks.append(newTomoMask(tomo, path(key)))
+            outputs[name] = masks
+        self._defineOutputs(**outputs)
+        for output in outputs.values():
+            self._defineSourceRelation(self.inputTomograms, output)
+            self._defineSourceRelation(self.inputModel, output)
+
+    def _validate(self):
+        errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
+        errors += self._validateNotEmpty(self.inputModel, "DeePiCt 2D model")
+        if errors:
+            return errors
+        model = self.inputModel.get()
+        if model.getKind() != "2d":
+            errors.append(f"{model} is a {str(model.getKind()).upper()} model: choose a model from 'train 2D "
+                          "compartment network' (3D models go to 'pick particles' / 'segment structures 3D').")
+        errors += self._validateModelSampling(model, self.inputTomograms.get())
+        if self.threshold.get() is not None and not 0 <= self.threshold.get() < 1:
+            errors.append("The threshold must be in [0, 1).")
+        return errors
+
+    def _summary(self):
+        if hasattr(self, "segmentations"):
+            return [f"{self._className()} segmented in {self.segmentations.getSize()} tomograms with "
+                    f"{self.inputModel.get()}; binary masks and probability maps."]
+        return ["No segmentations yet."]
+
+    def _methods(self):
+        if not hasattr(self, "segmentations"):
+            return []
+        return [f"{self._className()} was segmented slice by slice with the DeePiCt 2D U-Net [deTeresaTrueba2023], "
+                "smoothed along z and thresholded."]

@@ -1,0 +1,88 @@
+"""2D compartment protocols in a real headless project, chained into 3D picking with a context mask."""
+
+import os
+
+import numpy as np
+from pyworkflow.tests import BaseTest, setupTestProject
+from tomo.constants import BOTTOM_LEFT_CORNER
+from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
+
+from deepict_scipion.core.io import read_volume, write_volume
+from deepict_scipion.core.synthetic import PhantomConfig, make_phantom
+from deepict_scipion.protocols import (ProtDeepictPick, ProtDeepictSegment2D, ProtDeepictTrain2D,
+                                       ProtDeepictTrain3D)
+
+VOXEL = 13.48
+SHAPE = (32, 64, 64)
+
+
+class TestDeepict2DProtocols(BaseTest):
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        data = os.path.abspath(cls.proj.getTmpPath("data"))
+        os.makedirs(os.path.join(data, "cytosol"))
+        for index in range(2):
+            phantom = make_phantom(PhantomConfig(shape_zyx=SHAPE, n_ribosomes=6, n_fas=1, n_distractors=2,
+                                                 n_organelles=1, n_vesicles=1, seed=10 + index))
+            write_volume(os.path.join(data, f"cell{index}.mrc"), phantom.tomogram, VOXEL)
+            write_volume(os.path.join(data, "cytosol", f"cell{index}.mrc"), phantom.masks["cytosol"], VOXEL)
+            np.savetxt(os.path.join(data, f"cell{index}.txt"), phantom.coords["ribosome"], fmt="%.2f")
+        cls.tomos = cls.newProtocol(ProtImportTomograms, filesPath=data, filesPattern="cell*.mrc", samplingRate=VOXEL)
+        cls.launchProtocol(cls.tomos)
+        cls.masks = cls.newProtocol(ProtImportTomomasks, filesPath=os.path.join(data, "cytosol"),
+                                    filesPattern="cell*.mrc", inputTomos=cls.tomos.Tomograms)
+        cls.launchProtocol(cls.masks)
+        cls.train2d = cls.newProtocol(ProtDeepictTrain2D, inputTomograms=cls.tomos.Tomograms,
+                                      inputMasks=cls.masks.tomomasks, className="cytosol", epochs=1,
+                                      tilesPerEpoch=4, tileSize=32, batchSize=2, zStride=8)
+        cls.launchProtocol(cls.train2d)
+        cls.segment2d = cls.newProtocol(ProtDeepictSegment2D, inputTomograms=cls.tomos.Tomograms,
+                                        inputModel=cls.train2d.deepictModel, threshold=0.3)
+        cls.launchProtocol(cls.segment2d)
+
+    def test_train2d_outputs_a_2d_model(self):
+        model = self.train2d.deepictModel
+        self.assertEqual(model.getKind(), "2d")
+        self.assertEqual(model.getClasses(), ["cytosol"])
+        self.assertAlmostEqual(model.getVoxelSize(), VOXEL, places=2)
+
+    def test_segment2d_outputs_binary_masks_and_probability_maps(self):
+        for name in ("segmentations", "probabilityMaps"):
+            self.assertEqual(getattr(self.segment2d, name).getSize(), 2)
+        for mask in self.segment2d.segmentations.iterItems():
+            volume = read_volume(mask.getFileName())
+            self.assertEqual(volume.data.shape, SHAPE)
+            self.assertAlmostEqual(volume.voxel_size, VOXEL, places=2)
+            self.assertTrue(set(np.unique(volume.data)) <= {0, 1})
+        probability = read_volume(self.segment2d.probabilityMaps.getFirstItem().getFileName()).data
+        self.assertTrue(0 <= probability.min() and probability.max() <= 1)
+
+    def test_2d_context_restricts_3d_picking(self):
+        coords = self.newProtocol(ProtImportCoordinates3D, filesPath=os.path.abspath(self.proj.getTmpPath("data")),
+                                  filesPattern="cell*.txt", importTomograms=self.tomos.Tomograms, boxSize=24)
+        self.launchProtocol(coords)
+        train3d = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.tomos.Tomograms, classNames="ribosome",
+                                   particleRadii="100", depth=2, initialFeatures=4, epochs=1, iterationsPerEpoch=2,
+                                   batchSize=2, patchSize=32, valFraction=0.0)
+        train3d.inputCoordinates.append(coords.outputCoordinates)
+        self.launchProtocol(train3d)
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.tomos.Tomograms,
+                                inputModel=train3d.deepictModel, threshold=0.01, minSize=1,
+                                contextMasks=self.segment2d.segmentations, contextMode=0)
+        self.launchProtocol(pick)
+        picks = getattr(pick, pick.OUTPUT_PREFIX)
+        masks = {m.getTsId(): read_volume(m.getFileName()).data for m in self.segment2d.segmentations.iterItems()}
+        for tomo in [t.clone() for t in picks.getPrecedents().iterItems()]:
+            for coord in picks.iterCoordinates(volume=tomo):
+                x, y, z = np.rint(coord.getPosition(BOTTOM_LEFT_CORNER)).astype(int)
+                region = masks[tomo.getTsId()][max(z - 1, 0):z + 2, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
+                self.assertTrue(region.any(), "a pick outside the cytosol survived 'intersection'")
+        # A 2D model is refused where a 3D one is needed, and vice versa.
+        wrong = self.newProtocol(ProtDeepictPick, inputTomograms=self.tomos.Tomograms,
+                                 inputModel=self.train2d.deepictModel)
+        self.assertTrue(any("choose a 3D model" in e for e in wrong.validate()))
+        wrong2d = self.newProtocol(ProtDeepictSegment2D, inputTomograms=self.tomos.Tomograms,
+                                   inputModel=train3d.deepictModel)
+        self.assertTrue(any("train 2D compartment network" in e for e in wrong2d.validate()))
