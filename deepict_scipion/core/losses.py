@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ParameterError
+from .train_config import LOSS_NAMES
 
 EPSILON = 1e-6
 
@@ -57,7 +58,7 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return bce / count.clamp_min(1.0) + dice_loss(logits, target, weight)
 
 
-LOSSES = {"dice": dice_loss, "generalized_dice": generalized_dice_loss, "bce_dice": bce_dice_loss}
+LOSSES = dict(zip(LOSS_NAMES, (dice_loss, generalized_dice_loss, bce_dice_loss)))
 
 
 def get_loss(name: str):

@@ -24,13 +24,12 @@ from .io import CoordinateTable, read_volume, volume_writer, write_coordinates
 from .models import KIND_3D, ModelInfo, load_model
 from .postprocess import ClusterParameters, Clusters, find_clusters, remove_duplicates
 from .predict import predict_tomogram
-from .spectrum import DEFAULT_LOWPASS_WIDTH, RadialSpectrum, default_workers, equalize_volume
+from .spectrum import DEFAULT_LOWPASS_WIDTH, EQUALIZE_MODES, RadialSpectrum, default_workers, equalize_volume
 
 #: Relative voxel-size difference between model and tomogram that is still accepted.
 VOXEL_SIZE_TOLERANCE = 0.05
 #: ``auto``: equalize when the model stores a reference spectrum; ``on``: always (error if it has
 #: none); ``off``: never (the tomogram is used as given, e.g. when it is already equalized).
-EQUALIZE_MODES = ("auto", "on", "off")
 
 
 @dataclass

@@ -89,6 +89,9 @@ BOX_SHAPE_KEY = "box_shape_zyx"
 
 #: Default 10 %–90 % transition width of the low-pass, as a fraction of its cut-off frequency.
 DEFAULT_LOWPASS_WIDTH = 0.1
+#: When ``deepict pick``/``segment3d`` equalize a tomogram to the model's stored spectrum first:
+#: ``auto`` when the model has one, ``on`` always (an error without one), ``off`` never.
+EQUALIZE_MODES = ("auto", "on", "off")
 #: Default number of FFT threads (scipy ``workers``).
 DEFAULT_WORKERS = 2
 #: Input gains are computed against an input amplitude floored at this fraction of its maximum,

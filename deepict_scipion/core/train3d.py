@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from .devices import memory_format, select_device
 from .errors import InputFileError, ParameterError
 from .io import atomic_path, volume_mean_std
 from .losses import get_loss
+from .train_config import TrainConfig
 from .models import KIND_3D, UNREADABLE_ERRORS, ModelInfo, build_network, load_model, save_model
 
 CHECKPOINT_FORMAT = "deepict_scipion-training-state"
@@ -44,44 +45,6 @@ class TrainingTomogram:
     targets: np.ndarray
     label_points_zyx: np.ndarray
     voxel_size: float | None
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of 3D training (defaults chosen for CPU-friendly particle picking)."""
-
-    classes: list
-    depth: int = 3
-    initial_features: int = 8
-    batch_norm: bool = True
-    encoder_dropout: float = 0.0
-    decoder_dropout: float = 0.1
-    patch_size: int = 48
-    batch_size: int = 4
-    epochs: int = 40
-    iterations_per_epoch: int = 25
-    learning_rate: float = 1e-3
-    loss: str = "bce_dice"
-    positive_fraction: float = 0.7
-    val_fraction: float = 0.2
-    patience: int = 0
-    augment: bool = True
-    seed: int = 0
-    device: str = "auto"
-    label_kind: str = "spheres"
-    sphere_radius: dict = field(default_factory=dict)
-
-    def validate(self) -> None:
-        if self.patch_size % 2 ** self.depth:
-            raise ParameterError(f"the patch size ({self.patch_size}) must be divisible by 2^depth = {2 ** self.depth}")
-        if not 0 <= self.val_fraction < 0.5:
-            raise ParameterError("the validation fraction must be in [0, 0.5)")
-        if not 0 <= self.positive_fraction <= 1:
-            raise ParameterError("the positive fraction must be in [0, 1]")
-        for name in ("epochs", "iterations_per_epoch", "batch_size", "depth", "initial_features"):
-            if getattr(self, name) < 1:
-                raise ParameterError(f"{name.replace('_', ' ')} must be at least 1")
-        get_loss(self.loss)
 
 
 class PatchSampler:
@@ -147,7 +110,7 @@ def _train_width(width_x: int, config: TrainConfig) -> int:
     return width_x - val_width if width_x - val_width >= config.patch_size else width_x
 
 
-def validation_boxes(tomograms: list, config: TrainConfig, max_per_tomogram: int = 24) -> list:
+def validation_boxes(tomograms: list, config: TrainConfig, max_per_tomogram: int = 12) -> list:
     """A fixed list of (tomogram index, origin) boxes inside the validation slabs."""
     p = config.patch_size
     boxes = []
@@ -185,6 +148,7 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     """
     log = log or (lambda message: print(message, file=sys.stdout, flush=True))
     config.validate()
+    loss_fn = get_loss(config.loss)
     if not tomograms:
         raise ParameterError("no training tomograms were given")
     voxel_sizes = {round(t.voxel_size, 3) for t in tomograms if t.voxel_size}
@@ -214,7 +178,6 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     network = build_network(info).to(device=device, memory_format=layout)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.learning_rate / 20)
-    loss_fn = get_loss(config.loss)
     start_epoch, best_dice = 0, -1.0
     if resume and state_path.is_file():
         start_epoch, best_dice, rng = _restore(state_path, info, network, optimizer, scheduler)
@@ -280,7 +243,8 @@ def validation_dice(network, tomograms, stats, boxes, config: TrainConfig, devic
             box = tuple(slice(o, o + p) for o in origin)
             mean, std = stats[index]
             image = (np.asarray(tomograms[index].data[box], np.float32) - mean) / std
-            prediction = network(torch.from_numpy(image)[None, None].to(device))[0].cpu().numpy() > 0
+            inputs = torch.from_numpy(image)[None, None].to(device).contiguous(memory_format=memory_format(device))
+            prediction = network(inputs)[0].cpu().numpy() > 0
             truth = tomograms[index].targets[(slice(None),) + box] > 0
             intersection += (prediction & truth).reshape(channels, -1).sum(1)
             total += prediction.reshape(channels, -1).sum(1) + truth.reshape(channels, -1).sum(1)

@@ -10,12 +10,12 @@ import numpy as np
 from ..errors import InputFileError, ParameterError
 from ..io import check_coordinates_in_volume, read_coordinates, read_volume
 from ..labels import mask_targets, sphere_targets
-from ..models import import_published_checkpoint, read_model_info, save_model
-from ..picking import (EQUALIZE_MODES, InferenceOptions, pick_particles, resolve_cluster_parameters,
-                       segment_structures, spectrum_record)
 from ..postprocess import CONTEXT_MODES
-from ..spectrum import DEFAULT_LOWPASS_WIDTH, default_workers, load_reference, radial_spectrum
-from ..train3d import TrainConfig, TrainingTomogram, train
+from ..spectrum import DEFAULT_LOWPASS_WIDTH, EQUALIZE_MODES, default_workers, load_reference, radial_spectrum
+from ..train_config import LOSS_NAMES, TrainConfig
+
+# Modules that import torch (models, picking, train3d) are imported inside the handlers, so that
+# building the parser (every ``deepict`` call, e.g. ``deepict export``) does not pay for torch.
 
 TRAIN_EPILOG = """\
 examples:
@@ -121,7 +121,7 @@ def register(subparsers) -> None:
     hyper.add_argument("--epochs", type=int, default=defaults.epochs)
     hyper.add_argument("--iterations-per-epoch", type=int, default=defaults.iterations_per_epoch)
     hyper.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    hyper.add_argument("--loss", default=defaults.loss, choices=("dice", "generalized_dice", "bce_dice"))
+    hyper.add_argument("--loss", default=defaults.loss, choices=LOSS_NAMES)
     hyper.add_argument("--positive-fraction", type=float, default=defaults.positive_fraction,
                        help="fraction of boxes centred near a label (default %(default)s)")
     hyper.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
@@ -181,6 +181,7 @@ def _class_names(args, count: int) -> list:
 
 
 def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None, voxel_size=None) -> list:
+    from ..train3d import TrainingTomogram
     """Read tomograms and build their targets (spheres from ``coords`` or ``masks``); one list per class."""
     label_sets = coords or masks
     for files in label_sets:
@@ -245,6 +246,7 @@ def _spectrum_reference(args):
         raise ParameterError(f"--spectrum-lowpass-angstrom must be a positive resolution in Å, got {lowpass:g}")
     if not 0 < args.spectrum_lowpass_width <= 1:
         raise ParameterError(f"--spectrum-lowpass-width must lie in (0, 1], got {args.spectrum_lowpass_width:g}")
+    from ..picking import spectrum_record
     reference = load_reference(args.spectrum_reference, workers=default_workers(), log=None)
     return reference, spectrum_record(reference, lowpass, args.spectrum_lowpass_width,
                                       source=str(args.spectrum_reference))
@@ -281,6 +283,7 @@ def check_equalized(tomograms, reference, lowpass_angstrom=None, log=print) -> l
 
 
 def run_train3d(args) -> int:
+    from ..train3d import train
     names = _class_names(args, len(args.coords or args.masks))
     radii = _sphere_radii(args, names) if args.coords else []
     reference, spectrum = _spectrum_reference(args)
@@ -303,13 +306,16 @@ def run_train3d(args) -> int:
     return 0
 
 
-def _inference_options(args) -> InferenceOptions:
+def _inference_options(args):
+    from ..picking import InferenceOptions
     return InferenceOptions(window=args.window, margin=args.margin, batch_size=args.batch_size, device=args.device,
                             voxel_size=args.voxel_size, ignore_voxel_size=args.ignore_voxel_size,
                             equalize=args.equalize)
 
 
 def _cluster_parameters(args):
+    from ..models import read_model_info
+    from ..picking import resolve_cluster_parameters
     return resolve_cluster_parameters(
         read_model_info(args.model), threshold=args.threshold, min_size=args.min_size, max_size=args.max_size,
         connectivity=args.connectivity, border=args.border if len(args.border) == 3 else args.border[0],
@@ -317,6 +323,7 @@ def _cluster_parameters(args):
 
 
 def run_pick(args) -> int:
+    from ..picking import pick_particles
     pick_particles(args.model, args.tomogram, args.out, _cluster_parameters(args), class_name=args.class_name,
                    context_path=args.context, min_distance=args.min_distance, probability_map=args.probability_map,
                    options=_inference_options(args))
@@ -324,6 +331,7 @@ def run_pick(args) -> int:
 
 
 def run_segment3d(args) -> int:
+    from ..picking import segment_structures
     segment_structures(args.model, args.tomogram, args.out, _cluster_parameters(args), class_name=args.class_name,
                        context_path=args.context, probability_map=args.probability_map,
                        options=_inference_options(args))
@@ -331,6 +339,7 @@ def run_segment3d(args) -> int:
 
 
 def run_import_model(args) -> int:
+    from ..models import import_published_checkpoint, save_model
     network, info = import_published_checkpoint(args.checkpoint, args.voxel_size)
     save_model(args.out, network, info)
     print(json.dumps({"model": args.out, "classes": info.classes, "architecture": info.architecture,
