@@ -115,12 +115,14 @@ def _context_slab(context: np.ndarray, z0: int, z1: int, distance: float) -> np.
 
 
 def _label_slab(binary: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, int]:
-    labels, count = ndimage.label(binary, structure=structure)
-    return labels.astype(np.int64), int(count)
+    """Slab-local labels 1..n (int32: half the memory of int64 for a large slab)."""
+    labels = np.zeros(binary.shape, np.int32)
+    count = ndimage.label(binary, structure=structure, output=labels)
+    return labels, int(count)
 
 
-def _binary_slab(probability, context, z0, z1, shape, params: ClusterParameters) -> np.ndarray:
-    binary = read_slab(probability, z0, z1) > params.threshold
+def _binary_slab(values: np.ndarray, context, z0, z1, shape, params: ClusterParameters) -> np.ndarray:
+    binary = values > params.threshold
     bx, by, bz = (int(b) for b in params.border_xyz)
     if any((bx, by, bz)):
         z = np.arange(z0, z1)
@@ -130,6 +132,29 @@ def _binary_slab(probability, context, z0, z1, shape, params: ClusterParameters)
     if context is not None and params.context_mode == "intersection":
         binary &= read_slab(context, z0, z1) != 0
     return binary
+
+
+def _slab_statistics(labels: np.ndarray, n: int, values: np.ndarray, z0: int) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel count and sums of z, y, x and probability of each of the ``n`` labels of a slab.
+
+    Accumulated plane by plane, so that the temporaries stay the size of one plane's foreground.
+    """
+    count = np.zeros(n, np.float64)
+    sums = np.zeros((n, 4), np.float64)  # z, y, x, probability
+    if n == 0:
+        return count, sums
+    for k, plane in enumerate(labels):
+        yy, xx = np.nonzero(plane)
+        if not len(yy):
+            continue
+        ids = plane[yy, xx] - 1
+        in_plane = np.bincount(ids, minlength=n)
+        count += in_plane
+        sums[:, 0] += in_plane * float(z0 + k)
+        sums[:, 1] += np.bincount(ids, weights=yy, minlength=n)
+        sums[:, 2] += np.bincount(ids, weights=xx, minlength=n)
+        sums[:, 3] += np.bincount(ids, weights=values[k, yy, xx], minlength=n)
+    return count, sums
 
 
 def find_clusters(probability: np.ndarray, params: ClusterParameters, context: np.ndarray | None = None,
@@ -146,47 +171,44 @@ def find_clusters(probability: np.ndarray, params: ClusterParameters, context: n
     structure = ndimage.generate_binary_structure(3, params.connectivity)
     offsets = _neighbour_offsets(params.connectivity)
     union = _UnionFind()
-    count = np.zeros(0, np.float64)
-    sums = np.zeros((0, 4), np.float64)  # z, y, x, probability
-    touches = np.zeros(0, bool)
-    previous_last = None
+    counts, all_sums, all_touches = [], [], []
+    total = 0
+    previous_last, previous_offset = None, 0
     slab_offsets = []
     for z0 in range(0, shape[0], slab):
         z1 = min(shape[0], z0 + slab)
-        binary = _binary_slab(probability, context, z0, z1, shape, params)
-        labels, n = _label_slab(binary, structure)
-        offset = len(count)
+        values = read_slab(probability, z0, z1)
+        labels, n = _label_slab(_binary_slab(values, context, z0, z1, shape, params), structure)
+        offset = total  # global index of this slab's label 1
         slab_offsets.append(offset)
-        union.grow(offset + n)
-        labels[labels > 0] += offset
-        flat = labels.ravel()
-        inside = flat > 0
-        ids = flat[inside] - 1  # global cluster index
-        zz, yy, xx = np.unravel_index(np.flatnonzero(inside), labels.shape)
-        values = read_slab(probability, z0, z1).ravel()[inside]
-        size = offset + n
-        count = np.concatenate([count, np.zeros(n)])
-        sums = np.concatenate([sums, np.zeros((n, 4))])
-        touches = np.concatenate([touches, np.zeros(n, bool)])
-        count += np.bincount(ids, minlength=size)
-        for column, weights in enumerate((zz + z0, yy, xx, values)):
-            sums[:, column] += np.bincount(ids, weights=weights, minlength=size)
-        if context is not None and params.context_mode == "contact":
-            near = _context_slab(context, z0, z1, params.context_distance).ravel()[inside]
-            touches[np.unique(ids[near])] = True
-        if previous_last is not None:
+        total += n
+        union.grow(total)
+        count, sums = _slab_statistics(labels, n, values, z0)
+        del values
+        counts.append(count)
+        all_sums.append(sums)
+        touches = np.zeros(n, bool)
+        if n and context is not None and params.context_mode == "contact":
+            near = _context_slab(context, z0, z1, params.context_distance)
+            touched = np.unique(labels[near & (labels > 0)])
+            touches[touched - 1] = True
+        all_touches.append(touches)
+        if previous_last is not None and n:
             for dy, dx in offsets:
                 for a, b in _shifted_pairs(previous_last, labels[0], dy, dx):
-                    union.union(int(a) - 1, int(b) - 1)
-        previous_last = labels[-1]
+                    union.union(previous_offset + int(a) - 1, offset + int(b) - 1)
+        previous_last, previous_offset = labels[-1].copy(), offset
 
-    roots = union.roots() if len(count) else np.zeros(0, np.int64)
-    merged_count = np.bincount(roots, weights=count, minlength=len(count))
-    merged_sums = np.stack([np.bincount(roots, weights=sums[:, c], minlength=len(count)) for c in range(4)], axis=1) \
-        if len(count) else np.zeros((0, 4))
-    merged_touches = np.zeros(len(count), bool)
+    count = np.concatenate(counts) if counts else np.zeros(0)
+    sums = np.concatenate(all_sums) if all_sums else np.zeros((0, 4))
+    touches = np.concatenate(all_touches) if all_touches else np.zeros(0, bool)
+    roots = union.roots() if total else np.zeros(0, np.int64)
+    merged_count = np.bincount(roots, weights=count, minlength=total)
+    merged_sums = np.stack([np.bincount(roots, weights=sums[:, c], minlength=total) for c in range(4)], axis=1) \
+        if total else np.zeros((0, 4))
+    merged_touches = np.zeros(total, bool)
     np.logical_or.at(merged_touches, roots, touches)
-    is_root = roots == np.arange(len(roots))
+    is_root = roots == np.arange(total)
     keep = is_root & (merged_count >= params.min_size)
     if params.max_size is not None:
         keep &= merged_count <= params.max_size
@@ -220,11 +242,11 @@ def _write_kept(probability, context, params, structure, slab, slab_offsets, roo
     shape = probability.shape
     for z0, offset in zip(range(0, shape[0], slab), slab_offsets):
         z1 = min(shape[0], z0 + slab)
-        labels, _ = _label_slab(_binary_slab(probability, context, z0, z1, shape, params), structure)
-        mask = np.zeros(labels.shape, np.int8)
-        inside = labels > 0
-        mask[inside] = keep[roots[labels[inside] - 1 + offset]]
-        write(z0, mask)
+        labels, n = _label_slab(_binary_slab(read_slab(probability, z0, z1), context, z0, z1, shape, params),
+                                structure)
+        kept_label = np.zeros(n + 1, np.int8)  # label -> 0/1 (label 0 is background)
+        kept_label[1:] = keep[roots[offset:offset + n]]
+        write(z0, kept_label[labels])
 
 
 def remove_duplicates(xyz: np.ndarray, scores: np.ndarray, min_distance: float) -> np.ndarray:

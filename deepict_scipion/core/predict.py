@@ -8,6 +8,9 @@ margin, where a convolutional network sees the least context.
 
 Boxes are processed one z row at a time, in batches; finished z slices are written to the output
 as soon as no later row can touch them, so memory holds one row of boxes, never the whole map.
+The boxes form a grid and their weights are products of 1D profiles, so the normalising weight of
+a voxel is a product of three 1D sums (no weight volume is kept). On the CPU the network runs in
+the channels-last layout, which oneDNN's 3D convolutions need to avoid layout conversions.
 The inference box may be larger than the training patch: the networks are fully convolutional.
 """
 
@@ -105,6 +108,10 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
     weight_yx = axis_weights(ny, starts[1], window, margin, profile)[:, None] * \
         axis_weights(nx, starts[2], window, margin, profile)[None, :]
     boxes = [(y0, x0) for y0 in starts[1] for x0 in starts[2]]
+    chunks = [boxes[i:i + batch_size] for i in range(0, len(boxes), batch_size)]
+    if batch_size > 1 and len(chunks) > 1 and len(chunks[-1]) == 1:
+        # A lone box would run PyTorch's slow single-sample CPU convolution path: join it to the previous batch.
+        chunks[-2:] = [chunks[-2] + chunks[-1]]
 
     channels = list(range(network.out_conv.out_channels)) if channels is None else list(channels)
     # Rolling accumulator of weighted probabilities over real z in [buffer_z0, buffer_z0 + window).
@@ -117,8 +124,7 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
         slab = _padded_slab(data, z_start - margin, window, y_index, x_index)
         slab -= mean
         slab /= std
-        for first_box in range(0, len(boxes), batch_size):
-            chunk = boxes[first_box:first_box + batch_size]
+        for chunk in chunks:
             batch = np.stack([slab[:, y0:y0 + window, x0:x0 + window] for y0, x0 in chunk])[:, None]
             with torch.inference_mode():
                 inputs = torch.from_numpy(batch).to(device).contiguous(memory_format=layout)

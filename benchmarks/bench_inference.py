@@ -1,0 +1,233 @@
+"""Benchmark of 3D inference and training on this CPU; prints one JSON object.
+
+(a) ``throughput``: the published IF4-D2-BN architecture (the ribosome checkpoint imported from
+    ``<repo>/../shared/models/published``, or a random ``UNet3D(2, 4)`` when absent) applied to a
+    512 × 512 × 256 (x, y, z) float32 tomogram through ``picking.predict_to_file`` (read, normalise,
+    tile, blend, write the probability map), for every inference window (96, 128, 160) and batch
+    size (1, 2, 4). Reported in voxels of the tomogram per second; target ≥ 1e6.
+(b) ``large_pick``: a 928 × 928 × 464 float32 noise tomogram is streamed to a temporary MRC (memory
+    bounded by one slab) and ``deepict pick`` runs on it in a subprocess whose peak resident memory
+    is reported: ``VmHWM`` of that process (its ``ru_maxrss`` is given too, but Linux counts the
+    forking parent's peak in it); target ≤ 3 GB.
+(c) ``training``: one iteration (forward + backward + Adam step) of IF4-D2-BN at batch 5 on 64³
+    boxes with the Dice loss, median of 10 after a warm-up, in the memory layout the engine uses on
+    the CPU (channels-last) and in the plain layout. The original DeePiCt took 0.98 s on this machine.
+
+The CPU may be shared: the load average (``os.getloadavg``) before and after every part is
+reported, and timings under load are pessimistic.
+
+Usage: ``python benchmarks/bench_inference.py [--threads N] [--shape Z Y X] [--windows ...]
+[--batch-sizes ...] [--skip-throughput] [--skip-large] [--skip-training] [--workdir DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from deepict_scipion.core.io import volume_writer  # noqa: E402
+from deepict_scipion.core.losses import get_loss  # noqa: E402
+from deepict_scipion.core.models import KIND_3D, ModelInfo, import_published_checkpoint, save_model  # noqa: E402
+from deepict_scipion.core.networks import UNet3D  # noqa: E402
+from deepict_scipion.core.picking import InferenceOptions, predict_to_file  # noqa: E402
+
+PUBLISHED = REPO.parent / "shared" / "models" / "published" / "ribosomeModel.pth"
+VOXEL_SIZE = 13.48
+THROUGHPUT_TARGET = 1e6
+RSS_TARGET_BYTES = 3e9
+ORIGINAL_TRAIN_ITERATION_S = 0.98
+
+CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+start = time.perf_counter()
+from deepict_scipion.core.cli import build_parser, main
+build_parser()
+startup = time.perf_counter() - start
+start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+rc = main(sys.argv[2:])
+wall = time.perf_counter() - start
+# VmHWM is the high-water mark of this process's own memory map. ru_maxrss is not: Linux carries
+# the parent's peak over to a forked-and-exec'd child, so it is at least the benchmark's own RSS.
+with open("/proc/self/status") as status:
+    hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
+print("BENCH_RESULT " + json.dumps({"rc": rc, "wall_s": wall, "startup_s": startup, "startup_rss_kib": start_rss,
+                                     "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                     "vm_hwm_kib": hwm[0] if hwm else None}))
+"""
+
+
+def load() -> list:
+    """The 1, 5 and 15 minute load averages (runnable processes; this machine has few cores)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def write_noise_tomogram(path: Path, shape_zyx, seed: int = 0, slab: int = 16) -> None:
+    """A float32 noise tomogram written slab by slab (memory bounded by one slab)."""
+    rng = np.random.default_rng(seed)
+    with volume_writer(path, shape_zyx, np.float32, VOXEL_SIZE) as write:
+        for z0 in range(0, shape_zyx[0], slab):
+            count = min(slab, shape_zyx[0] - z0)
+            write(z0, rng.standard_normal((count,) + tuple(shape_zyx[1:]), dtype=np.float32))
+
+
+def write_model(path: Path) -> str:
+    """The published ribosome network as our model file, or a random network of the same architecture."""
+    if PUBLISHED.is_file():
+        network, info = import_published_checkpoint(PUBLISHED, VOXEL_SIZE)
+        source = f"published {PUBLISHED.name}"
+    else:
+        torch.manual_seed(0)
+        network = UNet3D(depth=2, initial_features=4, batch_norm=True).eval()
+        info = ModelInfo(kind=KIND_3D, classes=["ribo"], voxel_size=VOXEL_SIZE, patch_size=64, overlap=12,
+                         architecture={"depth": 2, "initial_features": 4, "out_channels": 1, "batch_norm": True,
+                                       "encoder_dropout": 0.0, "decoder_dropout": 0.0})
+        source = "random UNet3D(depth 2, IF 4, BN): /work/shared is absent"
+    save_model(path, network, info)
+    return source
+
+
+def bench_throughput(model: Path, workdir: Path, shape_zyx, windows, batch_sizes, margin: int) -> dict:
+    tomogram = workdir / "throughput.mrc"
+    write_noise_tomogram(tomogram, shape_zyx)
+    voxels = int(np.prod(shape_zyx))
+    runs = []
+    for window in windows:
+        for batch_size in batch_sizes:
+            before = load1()
+            start, cpu_start = time.perf_counter(), time.process_time()
+            predict_to_file(model, tomogram, workdir / "probability.mrc", None,
+                            InferenceOptions(window=window, margin=margin, batch_size=batch_size, device="cpu"),
+                            log=lambda message: None)
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+            # CPU time is less sensitive to other processes than wall time: voxels per CPU second
+            # times the core count bounds what an idle machine would reach.
+            runs.append({"window": window, "batch_size": batch_size, "seconds": round(seconds, 2),
+                         "voxels_per_s": round(voxels / seconds), "cpu_seconds": round(cpu_seconds, 1),
+                         "voxels_per_cpu_s": round(voxels / cpu_seconds),
+                         "load1_before": before, "load1_after": load1()})
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    best = max(runs, key=lambda r: r["voxels_per_s"])
+    tomogram.unlink()
+    (workdir / "probability.mrc").unlink(missing_ok=True)
+    return {"shape_zyx": list(shape_zyx), "margin": margin, "torch_threads": torch.get_num_threads(),
+            "runs": runs, "best": best, "target_voxels_per_s": THROUGHPUT_TARGET,
+            "meets_target": best["voxels_per_s"] >= THROUGHPUT_TARGET}
+
+
+def bench_large_pick(model: Path, workdir: Path, shape_zyx, threads: int | None) -> dict:
+    tomogram = workdir / "large.mrc"
+    start = time.perf_counter()
+    write_noise_tomogram(tomogram, shape_zyx)
+    generate_s = time.perf_counter() - start
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    command = [sys.executable, "-c", CHILD, str(REPO), "pick", "--model", str(model), "--tomogram", str(tomogram),
+               "--out", str(workdir / "large_picks.csv"), "--device", "cpu", "--threshold", "0.5"]
+    before = load1()
+    completed = subprocess.run(command, capture_output=True, text=True, env=env)
+    after = load1()
+    tomogram.unlink()
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if completed.returncode != 0 or not lines:
+        return {"error": f"deepict pick failed (exit {completed.returncode}): {completed.stderr[-2000:]}"}
+    result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+    peak = (result["vm_hwm_kib"] or result["ru_maxrss_kib"]) * 1024
+    voxels = int(np.prod(shape_zyx))
+    return {"shape_zyx": list(shape_zyx), "tomogram_bytes": voxels * 4, "generate_s": round(generate_s, 1),
+            "wall_s": round(result["wall_s"], 1), "voxels_per_s": round(voxels / result["wall_s"]),
+            "startup_s": round(result["startup_s"], 2), "peak_rss_bytes": peak,
+            "peak_rss_source": "VmHWM of the deepict pick process" if result["vm_hwm_kib"] else "ru_maxrss",
+            "ru_maxrss_gb_incl_inherited": round(result["ru_maxrss_kib"] * 1024 / 1e9, 3),
+            "peak_rss_gb": round(peak / 1e9, 3), "target_rss_gb": RSS_TARGET_BYTES / 1e9,
+            "meets_target": peak <= RSS_TARGET_BYTES, "load1_before": before, "load1_after": after}
+
+
+def bench_training(iterations: int = 10) -> dict:
+    results = {}
+    for layout, memory_format in (("channels_last_3d (engine, CPU)", torch.channels_last_3d),
+                                  ("contiguous", torch.contiguous_format)):
+        torch.manual_seed(0)
+        network = UNet3D(depth=2, initial_features=4, batch_norm=True).to(memory_format=memory_format).train()
+        optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+        loss_fn = get_loss("dice")
+        inputs = torch.randn(5, 1, 64, 64, 64).contiguous(memory_format=memory_format)
+        targets = (torch.rand(5, 1, 64, 64, 64) > 0.9).float()
+        times = []
+        before = load1()
+        for step in range(iterations + 1):
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(network(inputs), targets)
+            loss.backward()
+            optimizer.step()
+            if step:  # the first iteration is a warm-up
+                times.append(time.perf_counter() - start)
+        results[layout] = {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3),
+                           "load1_before": before, "load1_after": load1()}
+    return {"batch": 5, "box": 64, "architecture": "IF4-D2-BN", "loss": "dice", "iterations": iterations,
+            "torch_threads": torch.get_num_threads(), "layouts": results,
+            "original_deepict_s": ORIGINAL_TRAIN_ITERATION_S}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, help="torch threads (default: OMP_NUM_THREADS or all usable cores)")
+    parser.add_argument("--shape", type=int, nargs=3, default=(256, 512, 512), metavar=("Z", "Y", "X"))
+    parser.add_argument("--large-shape", type=int, nargs=3, default=(464, 928, 928), metavar=("Z", "Y", "X"))
+    parser.add_argument("--windows", type=int, nargs="+", default=(96, 128, 160))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=(1, 2, 4))
+    parser.add_argument("--margin", type=int, default=12)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--workdir", help="folder for the temporary files (default: a temporary folder)")
+    args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # select_device keeps it
+
+    report = {"benchmark": "inference3d", "torch": torch.__version__, "cpu_cores": len(os.sched_getaffinity(0)),
+              "mkldnn": torch.backends.mkldnn.is_available(), "load_start": load()}
+    if not PUBLISHED.is_file():
+        report["note"] = f"{PUBLISHED} is absent (/work/shared missing): a random network of the same " \
+                         "architecture is timed instead"
+    with tempfile.TemporaryDirectory(prefix="bench-inference-", dir=args.workdir) as folder:
+        workdir = Path(folder)
+        model = workdir / "ribo.pt"
+        report["model"] = write_model(model)
+        if not args.skip_large:  # first, while this process is still small
+            report["large_pick"] = bench_large_pick(model, workdir, tuple(args.large_shape), args.threads)
+        if not args.skip_throughput:
+            report["throughput"] = bench_throughput(model, workdir, tuple(args.shape), args.windows,
+                                                    args.batch_sizes, args.margin)
+    if not args.skip_training:
+        from deepict_scipion.core.devices import select_device
+        select_device("cpu")  # the engine's thread count
+        report["training"] = bench_training()
+    report["load_end"] = load()
+    print(json.dumps(report, indent=1))  # the throughput runs are also printed to stderr as they finish
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
