@@ -17,6 +17,8 @@ import time
 from .headless import scipion_environment
 
 PROJECT = "deepict_demo"
+#: A network small enough to train in a few CPU minutes; the synthetic ribosomes fit its 32³ boxes.
+DEMO_NETWORK = dict(depth=2, initialFeatures=8, patchSize=32, batchSize=4)
 CHILD_FLAG = "--in-scipion-environment"
 
 
@@ -26,7 +28,7 @@ def parse_args(argv=None):
     parser.add_argument("--workdir", default=os.path.abspath("deepict_demo_output"),
                         help="folder for the data, the Scipion settings and the project (default: %(default)s)")
     parser.add_argument("--train-tomograms", type=int, default=3, help="number of training tomograms (default 3)")
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    parser.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
     parser.add_argument("--iterations-per-epoch", type=int, default=20, help="batches per epoch (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the training")
     parser.add_argument("--gui", action="store_true",
@@ -113,8 +115,8 @@ def run_project(args):
                                            importTomograms=importTrain.Tomograms), "import annotations")
     training = project.newProtocol(ProtDeepictTrain3D, objLabel="train ribosome network",
                                    inputTomograms=importTrain.Tomograms, classNames="ribosome",
-                                   particleRadii="108", epochs=args.epochs,
-                                   iterationsPerEpoch=args.iterations_per_epoch, seed=args.seed)
+                                   particleRadii="81", epochs=args.epochs, iterationsPerEpoch=args.iterations_per_epoch,
+                                   seed=args.seed, **DEMO_NETWORK)
     training.inputCoordinates.append(importCoords.outputCoordinates)
     run(training, "train 3D network")
     importTest = run(project.newProtocol(ProtImportTomograms, objLabel="new tomogram", filesPath=test,
