@@ -14,21 +14,11 @@ from deepict_scipion.core.io import read_coordinates, read_volume, write_volume
 from deepict_scipion.core.models import KIND_3D, load_model, read_model_info
 from deepict_scipion.core.synthetic import PhantomConfig, make_phantom, write_phantom
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "models" / "published"
 VOXEL = 13.48
 INFERENCE = ["--window", "32", "--margin", "4", "--batch-size", "4", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the networks here are tiny, and the test machine may be shared (a busy
-    core makes a multi-threaded pool spin); OMP_NUM_THREADS also keeps the engine's device choice at 1."""
-    previous = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        torch.set_num_threads(1)
-        yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

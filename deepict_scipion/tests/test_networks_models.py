@@ -15,17 +15,8 @@ from deepict_scipion.core.models import (FORMAT, KIND_2D, KIND_3D, ModelInfo, im
                                          load_model, read_model_info, save_model)
 from deepict_scipion.core.networks import UNet2D, UNet3D
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the networks here are tiny, and the test machine may be shared (a busy
-    core makes a multi-threaded pool spin); OMP_NUM_THREADS also keeps the engine's device choice at 1."""
-    previous = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        torch.set_num_threads(1)
-        yield
-    torch.set_num_threads(previous)
 
 PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "models" / "published"
 #: file -> (parameter count, batch norm, initial features, class)

@@ -12,17 +12,7 @@ from deepict_scipion.core.networks import UNet3D
 from deepict_scipion.core.predict import (axis_weights, blending_profile, predict_tomogram, reflect_indices,
                                           window_starts)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the networks here are tiny, and the test machine may be shared (a busy
-    core makes a multi-threaded pool spin); OMP_NUM_THREADS also keeps the engine's device choice at 1."""
-    previous = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        torch.set_num_threads(1)
-        yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def covered(length: int, window: int, margin: int) -> np.ndarray:
