@@ -102,6 +102,15 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
             maps.append(newTomoMask(tomo, self._probabilityPath(key)))
         return maps
 
+    def _defineResults(self, outputs):
+        """Register the outputs (plus the probability maps when kept), derived from tomograms and model."""
+        if self.keepProbabilityMaps.get():
+            outputs["probabilityMaps"] = self._probabilityMaps()
+        self._defineOutputs(**outputs)
+        for output in outputs.values():
+            self._defineSourceRelation(self.inputTomograms, output)
+            self._defineSourceRelation(self.inputModel, output)
+
     def _className(self):
         model = self.inputModel.get()
         return self.className.get() or (model.getClasses() or ["particle"])[0]
@@ -181,13 +190,7 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
             if self._className() in self.inputModel.get().getClasses() else 1
         for key, tomo in self.tomos.items():
             appendPicks(coordinates, tomo, readPicks(self._picksPath(key)), groupId)
-        outputs = {self.OUTPUT_PREFIX: coordinates}
-        if self.keepProbabilityMaps.get():
-            outputs["probabilityMaps"] = self._probabilityMaps()
-        self._defineOutputs(**outputs)
-        for output in outputs.values():
-            self._defineSourceRelation(self.inputTomograms, output)
-            self._defineSourceRelation(self.inputModel, output)
+        self._defineResults({self.OUTPUT_PREFIX: coordinates})
 
     def _boxSize(self):
         if self.boxSize.get():

@@ -42,13 +42,7 @@ class ProtDeepictSegment3D(ProtDeepictInferenceBase):
         masks.copyInfo(self.inputTomograms.get())
         for key, tomo in self.tomos.items():
             masks.append(newTomoMask(tomo, self._maskPath(key)))
-        outputs = {"segmentations": masks}
-        if self.keepProbabilityMaps.get():
-            outputs["probabilityMaps"] = self._probabilityMaps()
-        self._defineOutputs(**outputs)
-        for output in outputs.values():
-            self._defineSourceRelation(self.inputTomograms, output)
-            self._defineSourceRelation(self.inputModel, output)
+        self._defineResults({"segmentations": masks})
 
     def _summary(self):
         if not hasattr(self, "segmentations"):
