@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from deepict_scipion.core.cli import main
 from deepict_scipion.core.io import read_coordinates, read_volume, write_volume
