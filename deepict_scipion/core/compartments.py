@@ -150,7 +150,7 @@ def check_mask_matches(mask_volume, tomogram_volume) -> None:
 # --------------------------------------------------------------------------------------------
 
 def tomogram_zscore(data: np.ndarray, path) -> tuple[float, float]:
-    """Mean and standard deviation of a whole tomogram (read slab by slab); refuse a constant one."""
+    """Mean and standard deviation of a whole tomogram (read in small chunks); refuse a constant one."""
     mean, std = volume_mean_std(data)
     if not std > 0:
         raise InputFileError(path, "is constant (all voxels equal)", "Give a reconstructed tomogram.")
@@ -250,25 +250,37 @@ def _check_post(sigma: float, threshold: float) -> None:
         raise ParameterError(f"the threshold must lie in [0, 1), not {threshold}")
 
 
-def smooth_and_threshold_slabs(read: Callable[[int, int], np.ndarray], depth: int, sigma: float, threshold: float,
-                               write: Callable[[int, np.ndarray], None], slab: int = SLAB_SLICES) -> int:
+#: Rows processed at once by the streaming post-processing (with 928-px rows and a 72-slice
+#: window: 17 MB of float32).
+SMOOTH_ROWS = 64
+
+
+def smooth_and_threshold_slabs(read: Callable[[int, int, int, int], np.ndarray], shape, sigma: float,
+                               threshold: float, write: Callable[[int, np.ndarray], None],
+                               slab: int = SLAB_SLICES, rows: int | None = None) -> int:
     """Streaming form of :func:`smooth_and_threshold` for volumes that do not fit in memory.
 
-    ``read(z0, z1)`` returns probability slices ``z0:z1`` (float); ``write(z0, mask_slab)`` receives
-    the uint8 0/1 result slab by slab, in z order. Each slab is smoothed with a margin of
-    :func:`smoothing_radius` slices, so the result equals smoothing the whole volume at once.
-    Returns the number of positive voxels.
+    ``read(z0, z1, y0, y1)`` returns probabilities ``[z0:z1, y0:y1, :]`` of a volume of ``shape``
+    (z, y, x); ``write(z0, mask_slab)`` receives the uint8 0/1 result ``slab`` slices at a time, in
+    z order. Each slab is smoothed band of ``rows`` rows (default :data:`SMOOTH_ROWS`) by band, with a margin of
+    :func:`smoothing_radius` slices on each side, so the result equals smoothing the whole volume
+    at once while memory stays at a few tens of MB. Returns the number of positive voxels.
     """
     _check_post(sigma, threshold)
+    rows = SMOOTH_ROWS if rows is None else rows
+    depth, height = int(shape[0]), int(shape[1])
     margin = smoothing_radius(sigma)
     positive = 0
     for z0 in range(0, depth, slab):
         z1 = min(depth, z0 + slab)
         a, b = max(0, z0 - margin), min(depth, z1 + margin)
-        block = np.asarray(read(a, b), dtype=np.float32)
-        if margin and block.shape[0] > 1:
-            block = gaussian_filter1d(block, sigma, axis=0, mode="reflect")
-        mask = (block[z0 - a:z1 - a] > threshold).astype(np.uint8)
+        mask = np.empty((z1 - z0,) + tuple(int(n) for n in shape[1:]), dtype=np.uint8)
+        for y0 in range(0, height, rows):
+            y1 = min(height, y0 + rows)
+            block = np.asarray(read(a, b, y0, y1), dtype=np.float32)
+            if margin and block.shape[0] > 1:
+                block = gaussian_filter1d(block, sigma, axis=0, mode="reflect")
+            np.greater(block[z0 - a:z1 - a], threshold, out=mask[:, y0:y1].view(bool))
         positive += int(np.count_nonzero(mask))
         write(z0, mask)
     return positive
@@ -288,7 +300,7 @@ def smooth_and_threshold(probability: np.ndarray, sigma: float, threshold: float
     def write(z0, mask):
         out[z0:z0 + len(mask)] = mask
 
-    smooth_and_threshold_slabs(lambda a, b: probability[a:b], probability.shape[0], sigma, threshold, write)
+    smooth_and_threshold_slabs(lambda a, b, c, d: probability[a:b, c:d], probability.shape, sigma, threshold, write)
     return out
 
 

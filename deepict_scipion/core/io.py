@@ -122,14 +122,25 @@ def check_finite_volume(data: np.ndarray, path) -> None:
                 "Fix the reconstruction, or replace the bad voxels (e.g. with the mean) before running DeePiCt.")
 
 
+#: Voxels read at once when scanning a whole volume (4 M voxels: 32 MB as float64), so scans of
+#: big tomograms stay small in memory.
+READ_CHUNK_VOXELS = 4 * 1024 ** 2
+
+
+def slices_per_chunk(shape) -> int:
+    """How many z slices of a (z, y, x) volume make one read chunk of about :data:`READ_CHUNK_VOXELS`."""
+    return max(1, READ_CHUNK_VOXELS // max(1, int(shape[1]) * int(shape[2])))
+
+
 def volume_mean_std(data: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of a whole volume, accumulated slab by slab in float64."""
+    """Mean and standard deviation of a whole volume, accumulated chunk by chunk in float64."""
     total = 0.0
     total_sq = 0.0
-    for _, slab in iter_slabs(data):
+    for _, slab in iter_slabs(data, slices_per_chunk(data.shape)):
         slab = slab.astype(np.float64)
         total += slab.sum()
-        total_sq += np.square(slab).sum()
+        slab *= slab
+        total_sq += slab.sum()
     n = data.size
     mean = total / n
     std = float(np.sqrt(max(total_sq / n - mean * mean, 0.0)))

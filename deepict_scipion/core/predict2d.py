@@ -24,14 +24,14 @@ from .compartments import (auto_tile_size, check_tile_geometry, check_voxel_size
                            smooth_and_threshold_slabs, tile_starts, tomogram_zscore)
 from .devices import select_device
 from .errors import ParameterError
-from .io import SLAB_SLICES, read_slab, read_volume, volume_writer
+from .io import read_slab, read_volume, slices_per_chunk, volume_writer
 from .models import KIND_2D, ModelInfo, load_model
 
 #: Default post-processing when a model does not record its own.
 DEFAULT_SIGMA = 5.0
 DEFAULT_THRESHOLD = 0.75
 DEFAULT_CROP = 48
-DEFAULT_BATCH_SIZE = 4
+DEFAULT_BATCH_SIZE = 2  #: on a CPU larger batches are not faster; on a GPU raise it (--batch-size)
 
 #: Probability volumes larger than this are kept in a temporary file rather than in memory.
 IN_MEMORY_LIMIT_BYTES = 256 * 1024 ** 2
@@ -56,7 +56,8 @@ def predict_slices(network: torch.nn.Module, slices: Iterable[tuple[object, np.n
     def run_batch():
         batch = torch.from_numpy(np.stack(pending_tiles)[:, None]).to(device)
         with torch.no_grad():
-            probabilities = torch.sigmoid(network(batch)[:, 0, crop:crop + core, crop:crop + core]).float().cpu().numpy()
+            logits = network(batch)[:, 0, crop:crop + core, crop:crop + core]
+            probabilities = torch.sigmoid(logits).float().cpu().numpy()
         for (slot, y0, x0), prob in zip(pending_keys, probabilities):
             target = sums[slot][y0:y0 + core, x0:x0 + core]
             target += prob[:target.shape[0], :target.shape[1]]
@@ -142,12 +143,17 @@ class _SliceStore:
             self.handle.seek(z * self.plane * 4)
             self.handle.write(np.ascontiguousarray(image, dtype=np.float32).tobytes())
 
-    def read(self, z0: int, z1: int) -> np.ndarray:
+    def read(self, z0: int, z1: int, y0: int = 0, y1: int | None = None) -> np.ndarray:
+        """Slices ``z0:z1``, rows ``y0:y1`` (all rows by default)."""
+        y1 = self.shape[1] if y1 is None else min(y1, self.shape[1])
         if self.array is not None:
-            return self.array[z0:z1]
-        self.handle.seek(z0 * self.plane * 4)
-        data = np.frombuffer(self.handle.read((z1 - z0) * self.plane * 4), dtype=np.float32)
-        return data.reshape(z1 - z0, self.shape[1], self.shape[2])
+            return self.array[z0:z1, y0:y1]
+        row_bytes = self.shape[2] * 4
+        out = np.empty((z1 - z0, y1 - y0, self.shape[2]), dtype=np.float32)
+        for i, z in enumerate(range(z0, z1)):
+            self.handle.seek((z * self.plane + y0 * self.shape[2]) * 4)
+            self.handle.readinto(memoryview(out[i]).cast("B"))
+        return out
 
     def close(self) -> None:
         if self.handle is not None:
@@ -217,8 +223,11 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
         f"tile {tile_size} px, rim {crop} px, batch {batch_size}, device {device}")
 
     def slices():
-        for s0 in range(z0, z1, SLAB_SLICES):
-            slab = (read_slab(data, s0, min(z1, s0 + SLAB_SLICES)) - mean) / std
+        step = slices_per_chunk(shape)
+        for s0 in range(z0, z1, step):
+            slab = read_slab(data, s0, min(z1, s0 + step))
+            slab -= mean
+            slab /= std
             for i, image in enumerate(slab):
                 yield s0 + i, image
 
@@ -247,7 +256,7 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
                 empty = np.zeros((1,) + shape[1:], dtype=np.int8)
                 for z in list(range(0, z0)) + list(range(z1, shape[0])):
                     write_mask(z, empty)
-                positive = smooth_and_threshold_slabs(store.read, count, sigma, threshold,
+                positive = smooth_and_threshold_slabs(store.read, (count,) + shape[1:], sigma, threshold,
                                                       lambda s0, mask: write_mask(z0 + s0, mask))
     finally:
         store.close()

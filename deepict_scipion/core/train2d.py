@@ -8,7 +8,12 @@ What DeePiCt's 2D training does, with its defects removed:
   the padding carries no loss), each with its own random flips and 90° rotation (DeePiCt
   used one transform per batch, and none for production models);
 - Adam on logits with binary cross-entropy + Dice by default (DeePiCt's pure Dice loss is an
-  option; it learns slower in a short CPU budget), He-initialised weights (see :func:`initialise`);
+  option; it learns slower in a short CPU budget), He-initialised weights (see :func:`initialise`),
+  a high initial learning rate halved whenever the validation Dice stalls for ``lr_patience``
+  epochs (a constant 1e-3 learns fast but later jumps out of good solutions); neither the
+  learning-rate cuts nor early stopping act during the first ``warmup_epochs`` (default half of
+  the epochs): a compartment can sit at a trivial all-or-nothing prediction for several epochs
+  before the network starts to separate it;
 - after every epoch the validation Dice on held-out data, after z smoothing and at the
   threshold that maximises it (that threshold becomes the model's default); the held-out data are
   the named tomogram(s), by default the last tomogram when several are given, else a
@@ -46,6 +51,9 @@ from .predict2d import DEFAULT_CROP, DEFAULT_SIGMA, DEFAULT_THRESHOLD, predict_a
 CHECKPOINT_FORMAT = "deepict_scipion-train2d-checkpoint"
 CHECKPOINT_VERSION = 1
 
+#: The learning rate is halved on plateaus down to ``learning_rate / LR_MIN_DIVISOR``.
+LR_MIN_DIVISOR = 32
+
 #: Fraction of the depth held out for validation when only one tomogram is given.
 SINGLE_TOMOGRAM_VALIDATION = (0.6, 0.8)
 
@@ -69,10 +77,12 @@ class Train2DConfig:
     epochs: int = 20
     tiles_per_epoch: int = 128
     patience: int = 6                   #: epochs without validation improvement before stopping (0 = never)
+    warmup_epochs: int | None = None    #: no early stop or learning-rate cut before; None = half of ``epochs``
     tile_size: int = 128                #: DeePiCt: 288; see the note above on the CPU budget
     z_stride: int = 5
     batch_size: int = 8
     learning_rate: float = 1e-3         #: DeePiCt: 1e-4 (for 50-100 epochs on a GPU)
+    lr_patience: int = 2                #: halve the learning rate after this many stalled epochs (0 = never)
     loss: str = "bce_dice"              #: DeePiCt: dice
     depth: int = 5
     initial_features: int = 16
@@ -107,6 +117,10 @@ def _check_config(config: Train2DConfig) -> None:
             raise ParameterError(f"{name.replace('_', '-')} must be at least 1, not {getattr(config, name)}")
     if config.patience < 0:
         raise ParameterError(f"patience must be >= 0 (0 = no early stopping), not {config.patience}")
+    if config.warmup_epochs is not None and config.warmup_epochs < 0:
+        raise ParameterError(f"warm-up epochs must be >= 0, not {config.warmup_epochs}")
+    if config.lr_patience < 0:
+        raise ParameterError(f"lr-patience must be >= 0 (0 = constant learning rate), not {config.lr_patience}")
     if not config.learning_rate > 0:
         raise ParameterError(f"the learning rate must be positive, not {config.learning_rate}")
     if config.threshold is not None and not 0 <= config.threshold < 1:
@@ -186,7 +200,8 @@ def _load_pairs(tomograms, masks, config: Train2DConfig, log) -> tuple[list[_Sli
     voxel_size = float(np.median(known)) if known else None
     for path, size in zip(tomograms, voxel_sizes):
         if size and voxel_size and abs(size - voxel_size) > VOXEL_SIZE_TOLERANCE * voxel_size:
-            raise InputFileError(path, f"its voxel size {size:g} Å differs from the other tomograms' {voxel_size:g} Å",
+            raise InputFileError(path,
+                                 f"its voxel size {size:g} Å differs from the other tomograms' {voxel_size:g} Å",
                                  "Train on tomograms of one voxel size: rescale or bin them to a common size.")
     if val_index:
         log(f"validation on {', '.join(Path(tomograms[i]).name for i in val_index)}; "
@@ -365,6 +380,9 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
     initialise(network, config.init)
     network = network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=0.5, patience=max(config.lr_patience - 1, 0), threshold=1e-4,
+        threshold_mode="abs", min_lr=config.learning_rate / LR_MIN_DIVISOR)
     loss_fn = get_loss(config.loss)
     history: list = []
     start_epoch, best_dice, best_epoch, bad_epochs, previous_seconds = 0, -1.0, 0, 0, 0.0
@@ -372,6 +390,8 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
     if checkpoint is not None:
         network.load_state_dict(checkpoint["state_dict"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        if checkpoint.get("scheduler"):
+            scheduler.load_state_dict(checkpoint["scheduler"])
         start_epoch = int(checkpoint["epoch"])
         best_dice, best_epoch = float(checkpoint["best_dice"]), int(checkpoint["best_epoch"])
         best_threshold = checkpoint.get("best_threshold")
@@ -389,6 +409,7 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
         f"on {training['train_slices']} slices, {config.tiles_per_epoch} tiles of {config.tile_size} px per epoch, "
         f"up to {config.epochs} epochs, device {device}")
 
+    warmup = config.epochs // 2 if config.warmup_epochs is None else config.warmup_epochs
     started = time.time()
     epoch_times = []
     stopped_early = config.patience > 0 and bad_epochs >= config.patience
@@ -421,18 +442,24 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
         val_dice, val_threshold, val_loss = _validate(network, val, config, device)
         seconds = time.time() - tick
         epoch_times.append(seconds)
+        learning_rate = optimizer.param_groups[0]["lr"]
         history.append({"epoch": epoch, "loss": round(train_loss, 6), "val_dice": round(val_dice, 6),
-                        "val_threshold": val_threshold, "val_loss": round(val_loss, 6), "seconds": round(seconds, 2)})
+                        "val_threshold": val_threshold, "val_loss": round(val_loss, 6), "lr": learning_rate,
+                        "seconds": round(seconds, 2)})
+        warm = epoch <= warmup
+        if config.lr_patience > 0 and not warm:
+            scheduler.step(val_dice)
         improved = val_dice > best_dice + 1e-4
         if improved:
             best_dice, best_epoch, best_threshold, bad_epochs = val_dice, epoch, val_threshold, 0
             training_now = dict(training, best_epoch=best_epoch, best_val_dice=best_dice, epochs_run=epoch)
             save_model(out, network, _model_info(config, voxel_size, history, training_now, best_threshold))
-        else:
+        elif not warm:
             bad_epochs += 1
         payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "epoch": epoch,
                    "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
-                   "optimizer": optimizer.state_dict(), "best_dice": best_dice, "best_epoch": best_epoch,
+                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                   "best_dice": best_dice, "best_epoch": best_epoch,
                    "best_threshold": best_threshold, "bad_epochs": bad_epochs, "history": history,
                    "seconds": previous_seconds + (time.time() - started),
                    "config": {"settings": settings, "tomogram_names": training["tomogram_names"]}}
@@ -442,7 +469,7 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
         eta = mean_time * (config.epochs - epoch)
         log(f"epoch {epoch}/{config.epochs}  loss {train_loss:.4f}  val Dice {val_dice:.4f} (threshold "
             f"{val_threshold:.2f}){' *' if improved else '  '} best {best_dice:.4f} @ epoch {best_epoch}  "
-            f"{seconds:.1f} s  ETA {_format_seconds(eta)}")
+            f"lr {learning_rate:.2g}  {seconds:.1f} s  ETA {_format_seconds(eta)}")
         if config.patience > 0 and bad_epochs >= config.patience and epoch < config.epochs:
             stopped_early = True
             log(f"stopping early: no validation improvement for {config.patience} epochs")

@@ -10,9 +10,9 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from deepict_scipion.core import cli
+from deepict_scipion.core import cli, compartments, predict2d
 from deepict_scipion.core.compartments import (auto_tile_size, binary_mask, parse_remap, remap_labels,
-                                               smooth_and_threshold, tile_starts)
+                                               smooth_and_threshold, smooth_and_threshold_slabs, tile_starts)
 from deepict_scipion.core.errors import InputFileError, ParameterError
 from deepict_scipion.core.io import read_volume, write_volume
 from deepict_scipion.core.models import ModelInfo, read_model_info, save_model
@@ -72,7 +72,8 @@ def trained(data):
     folder, paths = data
     out = folder / "model2d.pt"
     logs = []
-    summary = train_2d([paths["t0"], paths["t1"]], [paths["m0"], paths["m1"]], out, tiny_config(), log=logs.append, device=CPU)
+    summary = train_2d([paths["t0"], paths["t1"]], [paths["m0"], paths["m1"]], out, tiny_config(), log=logs.append,
+                       device=CPU)
     return out, summary, logs
 
 
@@ -138,6 +139,13 @@ def test_smooth_and_threshold_matches_whole_volume():
         result = smooth_and_threshold(prob, sigma, 0.5)
         assert result.dtype == np.uint8
         np.testing.assert_array_equal(result, expected)
+    # streaming form: small z slabs and row bands give the same result
+    expected = gaussian_filter1d(prob, 2.0, axis=0, mode="reflect") > 0.4
+    pieces = {}
+    positive = smooth_and_threshold_slabs(lambda a, b, c, d: prob[a:b, c:d], prob.shape, 2.0, 0.4,
+                                          lambda z0, mask: pieces.setdefault(z0, mask.copy()), slab=7, rows=4)
+    np.testing.assert_array_equal(np.concatenate([pieces[z] for z in sorted(pieces)]), expected)
+    assert positive == np.count_nonzero(expected)
     with pytest.raises(ParameterError):
         smooth_and_threshold(prob, 1.0, 1.5)
 
@@ -186,6 +194,17 @@ def test_trained_model_separates_the_compartment(data, trained, tmp_path):
     assert not data_partial[:5].any() and not data_partial[15:].any() and data_partial[5:15].any()
 
 
+def test_big_volume_path_streams_through_a_temporary_file(data, trained, tmp_path, monkeypatch):
+    _, paths = data
+    in_memory, streamed = tmp_path / "memory.mrc", tmp_path / "streamed.mrc"
+    segment_tomogram(trained[0], paths["t2"], in_memory, device=CPU, log=None)
+    monkeypatch.setattr(predict2d, "IN_MEMORY_LIMIT_BYTES", 0)
+    monkeypatch.setattr(compartments, "SMOOTH_ROWS", 5)
+    segment_tomogram(trained[0], paths["t2"], streamed, device=CPU, log=None)
+    np.testing.assert_array_equal(read_volume(streamed).data, read_volume(in_memory).data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.mrc", "streamed.mrc"]  # scratch file removed
+
+
 def test_resume_continues_the_epoch_count(data, tmp_path):
     _, paths = data
     out = tmp_path / "resume.pt"
@@ -205,6 +224,16 @@ def test_resume_continues_the_epoch_count(data, tmp_path):
     assert [h["epoch"] for h in read_model_info(out).history] == [1, 2, 3]
     with pytest.raises(ParameterError, match="trained on"):
         train_2d([paths["t1"], paths["t0"]], [paths["m1"], paths["m0"]], out, config, resume=True, log=None, device=CPU)
+
+
+def test_early_stopping_waits_for_the_warm_up(data, tmp_path):
+    _, paths = data
+    logs = []
+    config = tiny_config(epochs=6, tiles_per_epoch=8, patience=1, learning_rate=1e-9)  # nothing improves
+    summary = train_2d([paths["t0"], paths["t1"]], [paths["m0"], paths["m1"]], tmp_path / "stop.pt", config,
+                       log=logs.append, device=CPU)
+    assert summary["stopped_early"] and summary["epochs_run"] == 4  # warm-up: epochs 1-3 (half of 6)
+    assert any("stopping early" in line for line in logs)
 
 
 def test_single_tomogram_holds_out_a_z_range(data, tmp_path):

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
                     "tomograms, each with its own random flips and 90° rotation; slices smaller than a tile are "
                     "reflect-padded (the padding carries no loss). After every epoch the validation Dice is measured "
                     "on held-out data: the tomograms named by --val-tomograms, else the last tomogram when several "
-                    "are given, else slices 60-80%% of the depth of the only tomogram (an optimistic estimate).\n\n"
+                    "are given, else slices 60-80% of the depth of the only tomogram (an optimistic estimate).\n\n"
                     "OUT receives the best network (highest validation Dice) whenever it improves, with its voxel "
                     "size, class name, tile geometry, post-processing defaults and training history; "
                     "OUT-stem.last.pt keeps the last state (network + optimizer), so a killed run continues "
@@ -82,15 +82,21 @@ def register(subparsers) -> None:
     train.add_argument("--patience", type=int, default=_DEFAULTS.patience,
                        help="stop after this many epochs without a better validation Dice; 0 = never "
                             "(default: %(default)s)")
+    train.add_argument("--warmup-epochs", type=int, default=None,
+                       help="no early stopping and no learning-rate cut before this epoch (default: half of --epochs)")
     train.add_argument("--tile-size", type=_positive_int, default=_DEFAULTS.tile_size,
-                       help="training tile edge in pixels, a multiple of 16 (DeePiCt: 288; default: %(default)s, 7x cheaper "
-                            "per tile, so many more training steps fit in a CPU budget; prediction uses larger tiles)")
+                       help="training tile edge in pixels, a multiple of 16 (DeePiCt: 288; default: %(default)s, "
+                            "7x cheaper per tile, so many more training steps fit in a CPU budget; prediction "
+                            "uses larger tiles)")
     train.add_argument("--z-stride", type=_positive_int, default=_DEFAULTS.z_stride,
                        help="use every n-th slice for training (default: %(default)s)")
     train.add_argument("--batch-size", type=_positive_int, default=_DEFAULTS.batch_size,
                        help="tiles per optimisation step (default: %(default)s)")
     train.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate,
                        help="Adam learning rate (DeePiCt: 1e-4 for 50-100 GPU epochs; default: %(default)g)")
+    train.add_argument("--lr-patience", type=int, default=_DEFAULTS.lr_patience,
+                       help="halve the learning rate after this many epochs without a better validation Dice "
+                            "(down to 1/32 of it); 0 = constant (default: %(default)s)")
     train.add_argument("--loss", default=_DEFAULTS.loss, choices=["dice", "bce_dice", "generalized_dice"],
                        help="training loss on the logits: bce_dice (binary cross-entropy + Dice, learns fastest), dice "
                             "(DeePiCt's) or generalized_dice (default: %(default)s)")
@@ -128,7 +134,7 @@ def register(subparsers) -> None:
                     "slice size. The probabilities are smoothed along z with a 1D Gaussian (--sigma slices) and "
                     "thresholded into a 0/1 mask (int8 MRC, with the tomogram's voxel size). Big tomograms are "
                     "streamed slab by slab; outputs appear only once complete.\n\n"
-                    "The tomogram must have the voxel size the model was trained at (within 5%%); bin or rescale it "
+                    "The tomogram must have the voxel size the model was trained at (within 5%); bin or rescale it "
                     "first, or pass --ignore-voxel-size if the header is wrong.",
         epilog="example:\n  deepict segment2d --model cytosol2d.pt --tomogram T.mrc --out T_cytosol.mrc "
                "--probability-map T_cytosol_prob.mrc")
@@ -163,8 +169,10 @@ def run_train2d(args) -> int:
         raise ParameterError(f"--patience must be >= 0, not {args.patience}")
     config = Train2DConfig(
         class_name=args.class_name, remap=args.remap, epochs=args.epochs, tiles_per_epoch=args.tiles_per_epoch,
-        patience=args.patience, tile_size=args.tile_size, z_stride=args.z_stride, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, loss=args.loss, depth=args.depth, initial_features=args.initial_features,
+        patience=args.patience, warmup_epochs=args.warmup_epochs, tile_size=args.tile_size, z_stride=args.z_stride,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate, lr_patience=args.lr_patience, loss=args.loss, depth=args.depth,
+        initial_features=args.initial_features,
         crop=args.crop, threshold=args.threshold, sigma=args.sigma, seed=args.seed, device=args.device,
         val_tomograms=list(args.val_tomograms), augment=not args.no_augment, init=args.init)
     summary = train_2d(args.tomograms, args.masks, args.out, config, resume=args.resume,
