@@ -40,33 +40,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DATA = Path(os.environ.get("DEEPICT_DEV_DATA", "/work/shared/data/dev"))
+DATA = Path(os.environ.get("DEEPICT_DEV_DATA", ROOT.parent / "shared" / "data" / "dev"))
 TRAIN = ["vpp_000", "vpp_001", "vpp_002"]
 TESTS = ["vpp_003", "defocus_000", "defocus_001"]
 KINDS = {"cytosol": 0.95, "organelles": 0.90}
 BIG_SHAPE = (464, 928, 928)  # z, y, x
-
-
-def _auprc_f1():
-    try:
-        from deepict_scipion.core.metrics import voxel_auprc, voxel_f1
-        return voxel_auprc, voxel_f1, "deepict_scipion.core.metrics"
-    except ImportError:  # metrics module not available: exact sorting-based fallback
-        def voxel_auprc(probability, truth):
-            p = np.asarray(probability, dtype=np.float64).ravel()
-            t = np.asarray(truth).ravel() != 0
-            order = np.argsort(-p, kind="stable")
-            p, t = p[order], t[order]
-            tp = np.cumsum(t)
-            last = np.r_[p[1:] != p[:-1], True]
-            precision = tp[last] / (np.nonzero(last)[0] + 1)
-            recall = tp[last] / max(t.sum(), 1)
-            return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-        def voxel_f1(mask, truth):
-            a, b = np.asarray(mask) != 0, np.asarray(truth) != 0
-            return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
-        return voxel_auprc, voxel_f1, "benchmark fallback"
 
 
 def _write_big_tomogram(path: Path, voxel_size: float) -> None:
@@ -90,6 +68,32 @@ def _run_measured(command: list[str]) -> dict:
             "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "log_tail": output.strip().splitlines()[-3:]}
 
 
+def _deepict(*args) -> str:
+    result = subprocess.run([sys.executable, "-m", "deepict_scipion.core.cli", *map(str, args)],
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"deepict {args[0]} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _context_picking(model: Path, work: Path) -> dict:
+    """Ribosome F1 on vpp_003 without context and with the predicted / true cytosol ('intersection')."""
+    true_cytosol = work / "vpp_003_true_cytosol.mrc"
+    from deepict_scipion.core.io import read_volume, write_volume
+    truth = read_volume(DATA / "vpp_003_cytosol.mrc.gz")
+    write_volume(true_cytosol, np.asarray(truth.data), truth.voxel_size)
+    contexts = {"no_context": [], "predicted_cytosol": ["--context", work / "vpp_003_cytosol.mrc"],
+                "true_cytosol": ["--context", true_cytosol]}
+    scores = {}
+    for label, context in contexts.items():
+        picks = work / f"ribosome_vpp_003_{label}.csv"
+        _deepict("pick", "--model", model, "--tomogram", DATA / "vpp_003.mrc", "--out", picks, *context)
+        particles = json.loads(_deepict("evaluate", "--pred", picks, "--gt", DATA / "vpp_003_ribosome.csv",
+                                        "--radius", 10))["particles"]
+        scores[label] = {k: particles[k] for k in ("f1", "precision", "recall", "n_pred", "n_true")}
+    return {"model": str(model), "context_mode": "intersection", **scores}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the training default)")
@@ -98,6 +102,11 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "compartments"),
                         help="folder for models and outputs (default: %(default)s)")
     parser.add_argument("--reuse", action="store_true", help="reuse models already trained in --work")
+    parser.add_argument("--kinds", nargs="+", choices=sorted(KINDS), default=list(KINDS),
+                        help="compartments to train and test (default: all)")
+    parser.add_argument("--ribosome-model", help="a 3D ribosome model (e.g. from bench_picking_quality.py): "
+                        "also report its F1 on vpp_003 without context, inside the predicted cytosol and inside "
+                        "the true cytosol ('intersection')")
     parser.add_argument("--skip-big", action="store_true", help="skip the 928x928x464 timing")
     parser.add_argument("--big-z-range", nargs=2, type=int, default=None, metavar=("FIRST", "END"),
                         help="segment only these slices of the big tomogram (default: all 464)")
@@ -110,41 +119,38 @@ def main(argv=None) -> int:
     import torch
     from scipy.ndimage import gaussian_filter1d
 
-    from deepict_scipion.core.io import read_volume
+    from deepict_scipion.core.io import read_volume, write_volume
+    from deepict_scipion.core.metrics import voxel_auprc, voxel_f1
     from deepict_scipion.core.models import read_model_info
     from deepict_scipion.core.predict2d import segment_tomogram
-    from deepict_scipion.core.train2d import Train2DConfig, train_2d
+    from deepict_scipion.core.spectrum import equalize, radial_spectrum
+    from deepict_scipion.core.train2d import train_2d
+    from deepict_scipion.core.train_config import Train2DConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    voxel_auprc, voxel_f1, metrics_source = _auprc_f1()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     config_changes = {k: v for k, v in (("epochs", args.epochs), ("tiles_per_epoch", args.tiles_per_epoch)) if v}
     result = {"benchmark": "compartments", "device": "cpu", "torch_threads": torch.get_num_threads(),
-              "metrics": metrics_source, "train": TRAIN, "validation_tomogram": TRAIN[-1], "models": {}}
+              "train": TRAIN, "validation_tomogram": TRAIN[-1], "models": {}}
     tests = [(name, DATA / f"{name}.mrc") for name in TESTS]
-    try:
-        from deepict_scipion.core.io import write_volume
-        from deepict_scipion.core.spectrum import equalize, radial_spectrum
-    except ImportError:
-        result["equalized"] = "skipped: deepict_scipion.core.spectrum not available"
-    else:
-        reference = radial_spectrum(read_volume(DATA / f"{TRAIN[0]}.mrc").data, 13.48)
-        for name in TESTS[1:]:
-            volume = read_volume(DATA / f"{name}.mrc")
-            path = work / f"{name}_equalized.mrc"
-            write_volume(path, equalize(volume.data, volume.voxel_size, reference, log=None), volume.voxel_size)
-            tests.append((f"{name}_equalized", path))
-        result["equalized"] = f"defocus tomograms equalized to the radial spectrum of {TRAIN[0]}"
+    reference = radial_spectrum(read_volume(DATA / f"{TRAIN[0]}.mrc").data, 13.48)
+    for name in TESTS[1:]:
+        volume = read_volume(DATA / f"{name}.mrc")
+        path = work / f"{name}_equalized.mrc"
+        write_volume(path, equalize(volume.data, volume.voxel_size, reference, log=None), volume.voxel_size)
+        tests.append((f"{name}_equalized", path))
+    result["equalized"] = f"defocus tomograms equalized to the radial spectrum of {TRAIN[0]}"
     log_lines = []
 
     def log(line: str) -> None:
         log_lines.append(line)
         print(line, file=sys.stderr, flush=True)
 
-    for kind, target in KINDS.items():
+    for kind in args.kinds:
+        target = KINDS[kind]
         model = work / f"{kind}2d.pt"
         config = Train2DConfig(class_name=kind, **config_changes)
         if not (args.reuse and model.is_file()):
@@ -175,6 +181,9 @@ def main(argv=None) -> int:
         entry["meets_target"] = entry["tests"]["vpp_003"]["auprc"] >= target
         result["models"][kind] = entry
         print(f"[{kind}] {json.dumps(entry['tests'])}", file=sys.stderr)
+
+    if args.ribosome_model and "cytosol" in args.kinds:
+        result["ribosome_picking_vpp_003"] = _context_picking(Path(args.ribosome_model), work)
 
     if not args.skip_big:
         big = work / "big_928x928x464.mrc"

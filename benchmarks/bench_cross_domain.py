@@ -20,7 +20,7 @@ CPU-heavy (two trainings of 30 × 25 batches of 4 boxes of 48³ by default): run
 machine, or ``nice -n 10``.
 
 Usage: ``python benchmarks/bench_cross_domain.py [--epochs N] [--iterations N] [--device cpu]
-[--lowpass-angstrom Å] [--workdir DIR]``
+[--lowpass-angstrom Å] [--raw-model M.pt] [--workdir DIR]``
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), auto or cuda")
     parser.add_argument("--lowpass-angstrom", type=float,
                         help="low-pass of every equalization, in Å (default: none)")
+    parser.add_argument("--raw-model", help="use this ribosome model trained on the raw vpp_000-002 (e.g. from "
+                        "bench_picking_quality.py) instead of training one")
     parser.add_argument("--workdir", help="keep the models, tomograms and picks here (default: a temporary folder)")
     options = parser.parse_args()
     names = [REFERENCE] + TRAIN + TEST + IN_DOMAIN
@@ -114,7 +116,10 @@ def main() -> None:
         raw_test = {n: DEV / f"{n}.mrc" for n in TEST}
         in_domain = {n: DEV / f"{n}.mrc" for n in IN_DOMAIN}
 
-        raw = train(work, "raw_model", [DEV / f"{n}.mrc" for n in TRAIN], options)
+        if options.raw_model:
+            raw = {"model": options.raw_model, "trained_by": "given with --raw-model"}
+        else:
+            raw = train(work, "raw_model", [DEV / f"{n}.mrc" for n in TRAIN], options)
         raw["in_domain"] = score(work, Path(raw["model"]), "raw_in_domain", in_domain, "off", options.device)
         raw["defocus_raw"] = score(work, Path(raw["model"]), "raw_defocus", raw_test, "off", options.device)
         raw["defocus_equalized"] = score(work, Path(raw["model"]), "raw_defocus_eq",

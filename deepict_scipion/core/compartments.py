@@ -30,6 +30,14 @@ VOXEL_SIZE_TOLERANCE = 0.05
 #: A mask's voxel size may differ from its tomogram's by rounding only (0.5 %).
 MASK_VOXEL_SIZE_TOLERANCE = 0.005
 
+#: Prediction defaults when a model does not record its own: z smoothing (slices), mask threshold,
+#: rim discarded from every tile (px), tiles per forward pass (on a CPU larger batches are not
+#: faster; on a GPU raise it).
+DEFAULT_SIGMA = 5.0
+DEFAULT_THRESHOLD = 0.75
+DEFAULT_CROP = 48
+DEFAULT_BATCH_SIZE = 2
+
 
 # --------------------------------------------------------------------------------------------
 # Label masks

@@ -20,18 +20,14 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .compartments import (auto_tile_size, check_tile_geometry, check_voxel_size, pad_for_tiles,
-                           smooth_and_threshold_slabs, tile_starts, tomogram_zscore)
+from .compartments import (DEFAULT_BATCH_SIZE, DEFAULT_CROP, DEFAULT_SIGMA, DEFAULT_THRESHOLD, auto_tile_size,
+                           check_tile_geometry, check_voxel_size, pad_for_tiles, smooth_and_threshold_slabs,
+                           tile_starts, tomogram_zscore)
 from .devices import select_device
 from .errors import ParameterError
 from .io import read_slab, read_volume, slices_per_chunk, volume_writer
 from .models import KIND_2D, ModelInfo, load_model
 
-#: Default post-processing when a model does not record its own.
-DEFAULT_SIGMA = 5.0
-DEFAULT_THRESHOLD = 0.75
-DEFAULT_CROP = 48
-DEFAULT_BATCH_SIZE = 2  #: on a CPU larger batches are not faster; on a GPU raise it (--batch-size)
 
 #: Probability volumes larger than this are kept in a temporary file rather than in memory.
 IN_MEMORY_LIMIT_BYTES = 256 * 1024 ** 2

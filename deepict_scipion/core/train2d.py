@@ -31,7 +31,7 @@ from __future__ import annotations
 import pickle
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -39,14 +39,15 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from .compartments import (VOXEL_SIZE_TOLERANCE, auto_tile_size, binary_mask, check_mask_matches,
+from .compartments import (DEFAULT_THRESHOLD, VOXEL_SIZE_TOLERANCE, auto_tile_size, binary_mask, check_mask_matches,
                            check_tile_geometry, format_remap, normalized_slices, parse_remap, tomogram_zscore)
 from .devices import select_device
 from .errors import InputFileError, ParameterError
 from .io import atomic_path, read_volume
 from .losses import get_loss
 from .models import KIND_2D, ModelInfo, build_network, load_model, save_model
-from .predict2d import DEFAULT_CROP, DEFAULT_SIGMA, DEFAULT_THRESHOLD, predict_array
+from .predict2d import predict_array
+from .train_config import Train2DConfig
 
 CHECKPOINT_FORMAT = "deepict_scipion-train2d-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -56,45 +57,6 @@ LR_MIN_DIVISOR = 32
 
 #: Fraction of the depth held out for validation when only one tomogram is given.
 SINGLE_TOMOGRAM_VALIDATION = (0.6, 0.8)
-
-
-@dataclass
-class Train2DConfig:
-    """Training parameters (plain data; stored in the model file and the checkpoint).
-
-    The defaults are chosen for a few minutes of CPU on a few 256x256x128 tomograms at 13.5 Å
-    (320 optimiser steps of 8 tiles): 128 px tiles cost 2.4x less per step than 192 px and 7.5x
-    less than DeePiCt's 288 px tiles (depth-5, 16-filter U-Net), so far more steps fit in the
-    budget; prediction uses larger tiles anyway (:func:`.compartments.auto_tile_size`). Measured
-    on the simulated VPP tomograms after 240 steps, binary cross-entropy + Dice at a learning rate
-    of 1e-3 learned fastest (validation AUPRC cytosol 0.90, organelles 0.43) and stably; pure Dice
-    (DeePiCt's loss) reached 0.86 / about 0.4 at 3e-4 and sometimes collapsed to an empty
-    prediction at 1e-3; 192 px tiles (batch 4, same cost) learned organelles far slower (0.11).
-    """
-
-    class_name: str = "compartment"
-    remap: str | None = None            #: label remapping (see :func:`.compartments.parse_remap`)
-    epochs: int = 20
-    tiles_per_epoch: int = 128
-    patience: int = 6                   #: epochs without validation improvement before stopping (0 = never)
-    warmup_epochs: int | None = None    #: no early stop or learning-rate cut before; None = half of ``epochs``
-    tile_size: int = 128                #: DeePiCt: 288; see the note above on the CPU budget
-    z_stride: int = 5
-    batch_size: int = 8
-    learning_rate: float = 1e-3         #: DeePiCt: 1e-4 (for 50-100 epochs on a GPU)
-    lr_patience: int = 2                #: halve the learning rate after this many stalled epochs (0 = never)
-    loss: str = "bce_dice"              #: DeePiCt: dice
-    depth: int = 5
-    initial_features: int = 16
-    crop: int = DEFAULT_CROP            #: rim discarded from every tile at prediction
-    threshold: float | None = None      #: mask threshold stored in the model; None = calibrated on validation
-    sigma: float = DEFAULT_SIGMA
-    seed: int = 0
-    device: str = "auto"
-    val_tomograms: list = field(default_factory=list)
-    val_slices: int = 16                #: at most this many validation slices per validation tomogram
-    augment: bool = True
-    init: str = "kaiming"               #: weight initialisation: kaiming (He, for ReLU) or torch (torch's default)
 
 
 def last_checkpoint_path(out) -> Path:

@@ -18,7 +18,8 @@ from deepict_scipion.core.io import read_volume, write_volume
 from deepict_scipion.core.models import ModelInfo, read_model_info, save_model
 from deepict_scipion.core.networks import UNet3D
 from deepict_scipion.core.predict2d import predict_slices, segment_tomogram
-from deepict_scipion.core.train2d import Train2DConfig, last_checkpoint_path, train_2d
+from deepict_scipion.core.train2d import last_checkpoint_path, train_2d
+from deepict_scipion.core.train_config import Train2DConfig
 
 VOXEL = 13.48
 SHAPE = (24, 48, 48)  # z, y, x

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from ..devices import select_device
+from ..compartments import DEFAULT_BATCH_SIZE
 from ..errors import ParameterError
-from ..predict2d import DEFAULT_BATCH_SIZE, segment_tomogram
-from ..train2d import Train2DConfig, last_checkpoint_path, train_2d
+from ..train_config import Train2DConfig
+
+# torch and the modules that import it are imported inside the handlers, so that building the
+# parser (every ``deepict`` call) does not pay for torch.
 
 _DEFAULTS = Train2DConfig()
 
@@ -21,7 +21,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _device(args) -> torch.device:
+def _device(args):
+    import torch
+
+    from ..devices import select_device
+
     device = select_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,15 +169,15 @@ def register(subparsers) -> None:
 
 
 def run_train2d(args) -> int:
+    from ..train2d import last_checkpoint_path, train_2d
+
     if args.patience < 0:
         raise ParameterError(f"--patience must be >= 0, not {args.patience}")
     config = Train2DConfig(
         class_name=args.class_name, remap=args.remap, epochs=args.epochs, tiles_per_epoch=args.tiles_per_epoch,
         patience=args.patience, warmup_epochs=args.warmup_epochs, tile_size=args.tile_size, z_stride=args.z_stride,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate, lr_patience=args.lr_patience, loss=args.loss, depth=args.depth,
-        initial_features=args.initial_features,
-        crop=args.crop, threshold=args.threshold, sigma=args.sigma, seed=args.seed, device=args.device,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, lr_patience=args.lr_patience, loss=args.loss,
+        depth=args.depth, initial_features=args.initial_features, crop=args.crop, threshold=args.threshold, sigma=args.sigma, seed=args.seed, device=args.device,
         val_tomograms=list(args.val_tomograms), augment=not args.no_augment, init=args.init)
     summary = train_2d(args.tomograms, args.masks, args.out, config, resume=args.resume,
                        log=lambda text: print(text, flush=True), device=_device(args))
@@ -182,6 +186,8 @@ def run_train2d(args) -> int:
 
 
 def run_segment2d(args) -> int:
+    from ..predict2d import segment_tomogram
+
     device = _device(args)
     segment_tomogram(args.model, args.tomogram, args.out, probability_map=args.probability_map,
                      threshold=args.threshold, sigma=args.sigma, batch_size=args.batch_size, device=device,
