@@ -16,10 +16,10 @@ defocus_000/001 (other imaging domain, same models) and reports:
 
 Then it writes a random-noise 928x928x464 int8 tomogram (13.48 Å) and times ``deepict segment2d``
 on it with the trained cytosol model in a subprocess, reporting wall time and the child's peak
-resident memory (``ru_maxrss`` from ``os.wait4``).
+resident memory (its own ``VmHWM``).
 
 Targets: AUPRC >= 0.95 (cytosol) and >= 0.90 (organelles) on vpp_003.
-Skips cleanly (JSON with "skipped") when /work/shared/data/dev is absent.
+Skips cleanly (JSON with "skipped") when ../shared/data/dev is absent.
 
 Usage: python benchmarks/bench_compartments.py [--epochs N] [--tiles-per-epoch N] [--threads N]
        [--big-z-range FIRST END] [--skip-big] [--reuse] [--work DIR]
@@ -29,51 +29,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import DEV as DATA, REPO as ROOT, deepict, deepict_measured, write_noise_tomogram
 
-DATA = Path(os.environ.get("DEEPICT_DEV_DATA", ROOT.parent / "shared" / "data" / "dev"))
 TRAIN = ["vpp_000", "vpp_001", "vpp_002"]
 TESTS = ["vpp_003", "defocus_000", "defocus_001"]
 KINDS = {"cytosol": 0.95, "organelles": 0.90}
 BIG_SHAPE = (464, 928, 928)  # z, y, x
-
-
-def _write_big_tomogram(path: Path, voxel_size: float) -> None:
-    from deepict_scipion.core.io import volume_writer
-
-    rng = np.random.default_rng(0)
-    with volume_writer(path, BIG_SHAPE, np.int8, voxel_size) as write:
-        for z0 in range(0, BIG_SHAPE[0], 16):
-            count = min(16, BIG_SHAPE[0] - z0)
-            write(z0, rng.integers(-40, 40, size=(count,) + BIG_SHAPE[1:], dtype=np.int8))
-
-
-def _run_measured(command: list[str]) -> dict:
-    """Run a command; return its wall time, exit status, peak RSS (MiB) and the tail of its output."""
-    started = time.time()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": round(time.time() - started, 1), "exit_code": process.returncode,
-            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "log_tail": output.strip().splitlines()[-3:]}
-
-
-def _deepict(*args) -> str:
-    result = subprocess.run([sys.executable, "-m", "deepict_scipion.core.cli", *map(str, args)],
-                            capture_output=True, text=True)
-    if result.returncode:
-        raise SystemExit(f"deepict {args[0]} failed:\n{result.stderr[-3000:]}")
-    return result.stdout
 
 
 def _context_picking(model: Path, work: Path) -> dict:
@@ -87,8 +53,8 @@ def _context_picking(model: Path, work: Path) -> dict:
     scores = {}
     for label, context in contexts.items():
         picks = work / f"ribosome_vpp_003_{label}.csv"
-        _deepict("pick", "--model", model, "--tomogram", DATA / "vpp_003.mrc", "--out", picks, *context)
-        particles = json.loads(_deepict("evaluate", "--pred", picks, "--gt", DATA / "vpp_003_ribosome.csv",
+        deepict("pick", "--model", model, "--tomogram", DATA / "vpp_003.mrc", "--out", picks, *context)
+        particles = json.loads(deepict("evaluate", "--pred", picks, "--gt", DATA / "vpp_003_ribosome.csv",
                                         "--radius", 10))["particles"]
         scores[label] = {k: particles[k] for k in ("f1", "precision", "recall", "n_pred", "n_true")}
     return {"model": str(model), "context_mode": "intersection", **scores}
@@ -188,20 +154,17 @@ def main(argv=None) -> int:
     if not args.skip_big:
         big = work / "big_928x928x464.mrc"
         if not big.is_file():
-            _write_big_tomogram(big, 13.48)
-        command = [sys.executable, "-m", "deepict_scipion.core.cli", "segment2d", "--model",
-                   str(work / "cytosol2d.pt"), "--tomogram", str(big), "--out", str(work / "big_mask.mrc"),
+            write_noise_tomogram(big, BIG_SHAPE, 13.48, dtype=np.int8)
+        command = ["segment2d", "--model", work / "cytosol2d.pt", "--tomogram", big, "--out", work / "big_mask.mrc",
                    "--device", "cpu"]
-        if args.threads:
-            command += ["--threads", str(args.threads)]
         slices = BIG_SHAPE[0]
         if args.big_z_range:
-            command += ["--z-range", *map(str, args.big_z_range)]
+            command += ["--z-range", *args.big_z_range]
             slices = args.big_z_range[1] - args.big_z_range[0]
-        measured = _run_measured(command)
+        measured = deepict_measured(*command, threads=args.threads)
         measured.update({"shape_xyz": list(BIG_SHAPE[::-1]), "slices_segmented": slices,
                          "model": "the trained cytosol model (random-noise int8 tomogram)",
-                         "seconds_per_slice": round(measured["seconds"] / slices, 2)})
+                         "seconds_per_slice": round(measured["wall_s"] / slices, 2)})
         if slices < BIG_SHAPE[0]:
             measured["extrapolated_seconds_all_slices"] = round(measured["seconds_per_slice"] * BIG_SHAPE[0])
         result["big_tomogram"] = measured

@@ -27,32 +27,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEV = REPO.parent / "shared" / "data" / "dev"
+from common import DEV, deepict
+
 TRAIN = ["vpp_000", "vpp_001", "vpp_002"]
 TEST = ["defocus_000", "defocus_001"]
 IN_DOMAIN = ["vpp_003"]
 REFERENCE = "vpp_000"
 RADIUS_VOXELS = 8
 EVALUATION_RADIUS = 10
-
-
-def deepict(*args, log=None) -> str:
-    """Run ``deepict`` (this checkout) and return its stdout; raise with its stderr on failure."""
-    command = [sys.executable, "-m", "deepict_scipion.core.cli", *map(str, args)]
-    started = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    if log:
-        print(f"[{time.perf_counter() - started:7.1f} s] deepict {args[0]} {log}", file=sys.stderr, flush=True)
-    return result.stdout
 
 
 def train(work: Path, name: str, tomograms: list, options, extra=()) -> dict:

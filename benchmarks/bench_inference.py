@@ -7,8 +7,7 @@
     size (1, 2, 4). Reported in voxels of the tomogram per second; target ≥ 1e6.
 (b) ``large_pick``: a 928 × 928 × 464 float32 noise tomogram is streamed to a temporary MRC (memory
     bounded by one slab) and ``deepict pick`` runs on it in a subprocess whose peak resident memory
-    is reported: ``VmHWM`` of that process (its ``ru_maxrss`` is given too, but Linux counts the
-    forking parent's peak in it); target ≤ 3 GB.
+    is reported: ``VmHWM`` of that process; target ≤ 3 GB.
 (c) ``training``: one iteration (forward + backward + Adam step) of IF4-D2-BN at batch 5 on 64³
     boxes with the Dice loss, median of 10 after a warm-up, in the memory layout the engine uses on
     the CPU (channels-last) and in the plain layout, with 1 thread and with the engine's thread
@@ -27,7 +26,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,44 +33,21 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import PUBLISHED, deepict_measured, write_noise_tomogram
 
 import torch  # noqa: E402
 
 from deepict_scipion.core.devices import cpu_threads  # noqa: E402
-from deepict_scipion.core.io import volume_writer  # noqa: E402
 from deepict_scipion.core.losses import get_loss  # noqa: E402
 from deepict_scipion.core.models import KIND_3D, ModelInfo, import_published_checkpoint, save_model  # noqa: E402
 from deepict_scipion.core.networks import UNet3D  # noqa: E402
 from deepict_scipion.core.picking import InferenceOptions, predict_to_file  # noqa: E402
 
-PUBLISHED = REPO.parent / "shared" / "models" / "published" / "ribosomeModel.pth"
+PUBLISHED_RIBOSOME = PUBLISHED / "ribosomeModel.pth"
 VOXEL_SIZE = 13.48
 THROUGHPUT_TARGET = 1e6
 RSS_TARGET_BYTES = 3e9
 ORIGINAL_TRAIN_ITERATION_S = 0.98
-
-CHILD = r"""
-import json, resource, sys, time
-sys.path.insert(0, sys.argv[1])
-start = time.perf_counter()
-from deepict_scipion.core.cli import build_parser, main
-build_parser()
-startup = time.perf_counter() - start
-start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
-rc = main(sys.argv[2:])
-wall = time.perf_counter() - start
-# VmHWM is the high-water mark of this process's own memory map. ru_maxrss is not: Linux carries
-# the parent's peak over to a forked-and-exec'd child, so it is at least the benchmark's own RSS.
-with open("/proc/self/status") as status:
-    hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
-print("BENCH_RESULT " + json.dumps({"rc": rc, "wall_s": wall, "startup_s": startup, "startup_rss_kib": start_rss,
-                                     "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                                     "vm_hwm_kib": hwm[0] if hwm else None}))
-"""
-
 
 def load() -> list:
     """The 1, 5 and 15 minute load averages (runnable processes; this machine has few cores)."""
@@ -83,20 +58,11 @@ def load1() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def write_noise_tomogram(path: Path, shape_zyx, seed: int = 0, slab: int = 16) -> None:
-    """A float32 noise tomogram written slab by slab (memory bounded by one slab)."""
-    rng = np.random.default_rng(seed)
-    with volume_writer(path, shape_zyx, np.float32, VOXEL_SIZE) as write:
-        for z0 in range(0, shape_zyx[0], slab):
-            count = min(slab, shape_zyx[0] - z0)
-            write(z0, rng.standard_normal((count,) + tuple(shape_zyx[1:]), dtype=np.float32))
-
-
 def write_model(path: Path) -> str:
     """The published ribosome network as our model file, or a random network of the same architecture."""
-    if PUBLISHED.is_file():
-        network, info = import_published_checkpoint(PUBLISHED, VOXEL_SIZE)
-        source = f"published {PUBLISHED.name}"
+    if PUBLISHED_RIBOSOME.is_file():
+        network, info = import_published_checkpoint(PUBLISHED_RIBOSOME, VOXEL_SIZE)
+        source = f"published {PUBLISHED_RIBOSOME.name}"
     else:
         torch.manual_seed(0)
         network = UNet3D(depth=2, initial_features=4, batch_norm=True).eval()
@@ -110,7 +76,7 @@ def write_model(path: Path) -> str:
 
 def bench_throughput(model: Path, workdir: Path, shape_zyx, windows, batch_sizes, margin: int) -> dict:
     tomogram = workdir / "throughput.mrc"
-    write_noise_tomogram(tomogram, shape_zyx)
+    write_noise_tomogram(tomogram, shape_zyx, VOXEL_SIZE)
     voxels = int(np.prod(shape_zyx))
     runs = []
     for window in windows:
@@ -139,30 +105,19 @@ def bench_throughput(model: Path, workdir: Path, shape_zyx, windows, batch_sizes
 def bench_large_pick(model: Path, workdir: Path, shape_zyx, threads: int | None) -> dict:
     tomogram = workdir / "large.mrc"
     start = time.perf_counter()
-    write_noise_tomogram(tomogram, shape_zyx)
+    write_noise_tomogram(tomogram, shape_zyx, VOXEL_SIZE)
     generate_s = time.perf_counter() - start
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    command = [sys.executable, "-c", CHILD, str(REPO), "pick", "--model", str(model), "--tomogram", str(tomogram),
-               "--out", str(workdir / "large_picks.csv"), "--device", "cpu", "--threshold", "0.5"]
     before = load1()
-    completed = subprocess.run(command, capture_output=True, text=True, env=env)
+    result = deepict_measured("pick", "--model", model, "--tomogram", tomogram, "--out", workdir / "large_picks.csv",
+                              "--device", "cpu", "--threshold", 0.5, threads=threads)
     after = load1()
     tomogram.unlink()
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-    if completed.returncode != 0 or not lines:
-        return {"error": f"deepict pick failed (exit {completed.returncode}): {completed.stderr[-2000:]}"}
-    result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
-    peak = (result["vm_hwm_kib"] or result["ru_maxrss_kib"]) * 1024
+    if "error" in result:
+        return result
     voxels = int(np.prod(shape_zyx))
     return {"shape_zyx": list(shape_zyx), "tomogram_bytes": voxels * 4, "generate_s": round(generate_s, 1),
-            "wall_s": round(result["wall_s"], 1), "voxels_per_s": round(voxels / result["wall_s"]),
-            "startup_s": round(result["startup_s"], 2), "peak_rss_bytes": peak,
-            "peak_rss_source": "VmHWM of the deepict pick process" if result["vm_hwm_kib"] else "ru_maxrss",
-            "ru_maxrss_gb_incl_inherited": round(result["ru_maxrss_kib"] * 1024 / 1e9, 3),
-            "peak_rss_gb": round(peak / 1e9, 3), "target_rss_gb": RSS_TARGET_BYTES / 1e9,
-            "meets_target": peak <= RSS_TARGET_BYTES, "load1_before": before, "load1_after": after}
+            **result, "voxels_per_s": round(voxels / result["wall_s"]), "target_rss_gb": RSS_TARGET_BYTES / 1e9,
+            "meets_target": result["peak_rss_bytes"] <= RSS_TARGET_BYTES, "load1_before": before, "load1_after": after}
 
 
 def bench_training(threads: list, iterations: int = 10) -> dict:
@@ -218,8 +173,8 @@ def main() -> int:
 
     report = {"benchmark": "inference3d", "torch": torch.__version__, "cpu_cores": len(os.sched_getaffinity(0)),
               "mkldnn": torch.backends.mkldnn.is_available(), "load_start": load()}
-    if not PUBLISHED.is_file():
-        report["note"] = f"{PUBLISHED} is absent (/work/shared missing): a random network of the same " \
+    if not PUBLISHED_RIBOSOME.is_file():
+        report["note"] = f"{PUBLISHED_RIBOSOME} is absent (/work/shared missing): a random network of the same " \
                          "architecture is timed instead"
     with tempfile.TemporaryDirectory(prefix="bench-inference-", dir=args.workdir) as folder:
         workdir = Path(folder)

@@ -13,25 +13,16 @@ Skips (with a JSON note) when ../shared is absent. Uses the ``deepict`` command,
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DEV = SHARED / "data" / "dev"
-PUBLISHED = SHARED / "models" / "published" / "ribosomeModel.pth"
+from common import DEV, PUBLISHED, deepict
+
+PUBLISHED_RIBOSOME = PUBLISHED / "ribosomeModel.pth"
 TRAIN, TEST = ["vpp_000", "vpp_001", "vpp_002"], "vpp_003"
 RADIUS = {"ribosome": 8, "fas": 8}
-
-
-def deepict(*args):
-    command = [sys.executable, "-m", "deepict_scipion.core.cli", *map(str, args)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return result.stdout
 
 
 def evaluate(picks, truth):
@@ -66,9 +57,9 @@ def main():
         deepict("pick", "--model", model, "--tomogram", DEV / f"{TEST}.mrc", "--out", picks)
         report[name] = {**evaluate(picks, DEV / f"{TEST}_{name}.csv"), "train_seconds": round(train_seconds, 1),
                         "pick_seconds": round(time.time() - started, 1)}
-    if PUBLISHED.exists():
+    if PUBLISHED_RIBOSOME.exists():
         model = work / "published_ribosome.pt"
-        deepict("import-model", PUBLISHED, "--voxel-size", 13.48, "--out", model)
+        deepict("import-model", PUBLISHED_RIBOSOME, "--voxel-size", 13.48, "--out", model)
         picks = work / f"published_{TEST}.csv"
         deepict("pick", "--model", model, "--tomogram", DEV / f"{TEST}.mrc", "--out", picks, "--min-distance", 8)
         report["published_ribosome_network"] = evaluate(picks, DEV / f"{TEST}_ribosome.csv")

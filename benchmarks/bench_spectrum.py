@@ -7,7 +7,7 @@
     overall scale (which the low-pass changes through the re-normalisation), in 1/300–1/60 Å⁻¹.
 (b) ``large_equalize``: write a 928 × 928 × 464 (x, y, z) float32 noise tomogram to a temporary MRC
     (streamed, slab by slab), then run ``deepict equalize`` on it in a subprocess that reports its own
-    wall time and peak resident memory (``ru_maxrss``). Targets: ≤ 90 s and peak RSS ≤ 3 × the
+    wall time and peak resident memory (its own ``VmHWM``). Targets: ≤ 90 s and peak RSS ≤ 3 × the
     float32 size of the tomogram.
 
 Usage: ``python benchmarks/bench_spectrum.py [--shape Z Y X] [--threads N] [--skip-large] [--workdir DIR]``
@@ -17,40 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import DEV, deepict_measured, write_noise_tomogram
 
 from deepict_scipion.core import spectrum as sp  # noqa: E402
-from deepict_scipion.core.io import read_volume, volume_writer  # noqa: E402
+from deepict_scipion.core.io import read_volume  # noqa: E402
 
-DEV = REPO.parent / "shared" / "data" / "dev"
 VOXEL_SIZE = 13.48
 TIME_TARGET_S = 90.0
 RSS_TARGET_FACTOR = 3.0
-
-CHILD = r"""
-import json, resource, sys, time
-sys.path.insert(0, sys.argv[1])
-start = time.perf_counter()
-from deepict_scipion.core.cli import build_parser, main
-build_parser()  # imports every subcommand module (some import torch): timed separately
-startup = time.perf_counter() - start
-start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
-rc = main(sys.argv[2:])
-wall = time.perf_counter() - start
-print("BENCH_RESULT " + json.dumps({"rc": rc, "wall_s": wall, "startup_s": startup, "startup_rss_kib": start_rss,
-                                     "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-"""
-
 
 def _band_deviation(output: sp.RadialSpectrum, reference: sp.RadialSpectrum, low: float, high: float,
                     remove_scale: bool = False) -> float:
@@ -87,50 +67,34 @@ def dev_spectrum_match(threads: int) -> dict:
     }
 
 
-def _write_noise_tomogram(path: Path, shape_zyx, seed: int = 0) -> float:
-    rng = np.random.default_rng(seed)
-    start = time.perf_counter()
-    with volume_writer(path, shape_zyx, np.float32, VOXEL_SIZE) as write:
-        for z0 in range(0, shape_zyx[0], 16):
-            z1 = min(z0 + 16, shape_zyx[0])
-            write(z0, rng.standard_normal((z1 - z0,) + tuple(shape_zyx[1:]), dtype=np.float32))
-    return time.perf_counter() - start
-
-
 def large_equalize(shape_zyx, threads: int, workdir: Path | None) -> dict:
     float32_bytes = 4 * int(np.prod(shape_zyx))
     with tempfile.TemporaryDirectory(prefix="deepict_bench_spectrum_", dir=workdir) as tmp:
         tmp = Path(tmp)
         tomogram, out = tmp / "large.mrc", tmp / "large_equalized.mrc"
-        generate_s = _write_noise_tomogram(tomogram, shape_zyx)
+        start = time.perf_counter()
+        write_noise_tomogram(tomogram, shape_zyx, VOXEL_SIZE)
+        generate_s = time.perf_counter() - start
         if (DEV / "vpp_000.mrc").is_file():
             reference = DEV / "vpp_000.mrc"
         else:  # synthetic reference spectrum
             reference = tmp / "reference.tsv"
             f = np.linspace(1 / (256 * VOXEL_SIZE), np.sqrt(3) / (2 * VOXEL_SIZE), 400)
             sp.write_spectrum(reference, sp.RadialSpectrum(f, 1 / (1 + (f / 0.01) ** 2), VOXEL_SIZE))
-        argv = [sys.executable, "-c", CHILD, str(REPO), "equalize", "--tomogram", str(tomogram),
-                "--reference", str(reference), "--out", str(out), "--lowpass-angstrom", "30",
-                "--threads", str(threads)]
-        start = time.perf_counter()
-        completed = subprocess.run(argv, capture_output=True, text=True)
-        process_s = time.perf_counter() - start
-        lines = [line for line in completed.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-        if completed.returncode != 0 or not lines:
-            return {"error": f"exit {completed.returncode}", "stderr": completed.stderr[-2000:]}
-        child = json.loads(lines[-1].split(" ", 1)[1])
+        child = deepict_measured("equalize", "--tomogram", tomogram, "--reference", reference, "--out", out,
+                                 "--lowpass-angstrom", 30, "--threads", threads)
+        if "error" in child:
+            return child
         result = read_volume(out, check_finite=False)
         ok_output = result.data.shape == tuple(shape_zyx) and result.data.dtype == np.float32
         del result
-    peak = child["peak_rss_kib"] * 1024
+    peak = child["peak_rss_bytes"]
     return {
         "shape_zyx": list(shape_zyx), "float32_gb": round(float32_bytes / 1e9, 3), "threads": threads,
         "reference": str(reference.name), "lowpass_A": 30,
         "generate_input_s": round(generate_s, 1),
-        "cli_startup_s": round(child["startup_s"], 1),
-        "cli_startup_rss_gb": round(child["startup_rss_kib"] * 1024 / 1e9, 3),
-        "equalize_command_s": round(child["wall_s"], 1),
-        "equalize_process_s": round(process_s, 1),
+        "cli_startup_s": child["startup_s"],
+        "equalize_command_s": child["wall_s"],
         "peak_rss_gb": round(peak / 1e9, 3),
         "peak_rss_over_float32": round(peak / float32_bytes, 2),
         "targets": {"time_s": TIME_TARGET_S, "peak_rss_over_float32": RSS_TARGET_FACTOR},
