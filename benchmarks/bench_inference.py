@@ -176,6 +176,8 @@ def main() -> int:
     if not PUBLISHED_RIBOSOME.is_file():
         report["note"] = f"{PUBLISHED_RIBOSOME} is absent (/work/shared missing): a random network of the same " \
                          "architecture is timed instead"
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-inference-", dir=args.workdir) as folder:
         workdir = Path(folder)
         model = workdir / "ribo.pt"
