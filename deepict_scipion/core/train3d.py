@@ -11,6 +11,8 @@ How training works, and why:
   random multiple of 90° about z, and its intensities are jittered (gain, offset, noise).
 * **Validation** — a slab at the high-x end of every tomogram (``val_fraction`` of its width) is
   never used for training; validation Dice is measured on a fixed grid of boxes in it.
+* **Minimum cluster size** — after training, one-class particle models choose the minimum size
+  of a pick's cluster on the validation slabs (:mod:`.calibrate`); it becomes the model's default.
 * **Checkpoints** — every epoch the full training state goes to ``<out>.last.pt`` (resume from
   it after a kill) and the model with the best validation Dice to ``<out>``, both atomically.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .calibrate import calibrate_min_size
 from .devices import memory_format, select_device
 from .errors import InputFileError, ParameterError
 from .io import atomic_path, volume_mean_std
@@ -228,8 +231,34 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     # The best model file carries the whole history, not only the epochs up to the best one.
     best_network, best_info = load_model(out_path, kind=KIND_3D)
     best_info.history = info.history
+    calibration = _calibrate_postprocess(best_network.to(device), tomograms, sampler.stats, config, best_info,
+                                         device, log)
+    if calibration:
+        best_info.postprocess["min_size"] = calibration["min_size"]
+        best_info.training["min_size_calibration"] = calibration
     save_model(out_path, best_network, best_info)
     return best_info
+
+
+def _calibrate_postprocess(network, tomograms, stats, config: TrainConfig, info: ModelInfo, device, log):
+    """Choose the minimum cluster size of a one-class particle model on its validation slabs
+    (see :mod:`.calibrate`); ``None`` for structure or multi-class models, or without slabs."""
+    if config.label_kind != "spheres" or len(config.classes) != 1 or not config.sphere_radius:
+        return None
+    radius = float(min(config.sphere_radius.values()))
+    slabs = []
+    for tomo, tomo_stats in zip(tomograms, stats):
+        width = tomo.data.shape[2]
+        x_start = _train_width(width, config)
+        if x_start == width:
+            continue
+        # A little training data on the low-x side, so that the slab's edge is predicted with context.
+        x0 = max(0, x_start - int(math.ceil(radius)))
+        points = tomo.label_points_zyx[tomo.label_points_zyx[:, 2] >= x0] - (0, 0, x0)
+        slabs.append((tomo.data[:, :, x0:], tomo_stats, x_start - x0 + radius, points))
+    if not slabs:
+        return None
+    return calibrate_min_size(network, slabs, radius, info.postprocess["threshold"], device, log)
 
 
 def validation_dice(network, tomograms, stats, boxes, config: TrainConfig, device) -> float:

@@ -53,6 +53,7 @@ def test_tiny_training_writes_model_and_state_then_resumes(phantom_files, tmp_pa
     assert [h["epoch"] for h in info.history] == [1, 2]
     assert all(math.isfinite(h["loss"]) for h in info.history)
     assert all(h["val_dice"] is not None for h in info.history)  # the high-x slab is validation
+    assert any("minimum cluster size" in m for m in messages)  # calibrated there, or said why not
     network, saved = load_model(out, kind=KIND_3D)
     assert saved.classes == ["ribosome"] and saved.voxel_size == pytest.approx(VOXEL)
     assert saved.sphere_radius == {"ribosome": 4.0} and len(saved.history) == 2
