@@ -283,8 +283,8 @@ def validation_dice(network, tomograms, stats, boxes, config: TrainConfig, devic
 def _default_postprocess(config: TrainConfig) -> dict:
     if config.label_kind == "spheres" and config.sphere_radius:
         smallest = min(config.sphere_radius.values())
-        # A particle must fill at least half a training sphere: smaller blobs are mostly noise (measured on
-        # the demo, min size 0.15 -> 0.5 sphere volumes raised F1 from 0.70 to 0.85 at equal recall).
+        # Until calibrated (calibrate.py), or where it cannot be: a particle must fill half a training sphere;
+        # smaller blobs are mostly noise (on the demo, 0.15 -> 0.5 sphere volumes raised F1 from 0.70 to 0.85).
         return {"threshold": 0.5, "min_size": max(5, int(0.5 * 4 / 3 * math.pi * smallest ** 3)), "max_size": None}
     return {"threshold": 0.5, "min_size": 50, "max_size": None}
 

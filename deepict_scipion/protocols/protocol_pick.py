@@ -23,7 +23,9 @@ def defineInferenceParams(form, what):
     form.addParam("threshold", params.FloatParam, allowsNull=True, label="Probability threshold",
                   help="Voxels with a probability above it form the clusters (empty: the model's suggestion, 0.5).")
     line = form.addLine(f"{what} size (voxels)",
-                        help="Clusters outside this range are discarded (empty: the model's suggestion / no limit).")
+                        help="Clusters outside this range are discarded (empty: the model's suggestion / no limit). "
+                             "A particle model trained for one class suggests the minimum size that gave the best "
+                             "F1 on its validation data; see the training protocol's log.")
     line.addParam("minSize", params.IntParam, allowsNull=True, label="min")
     line.addParam("maxSize", params.IntParam, allowsNull=True, label="max")
     form.addParam("connectivity", params.EnumParam, choices=["1 (faces)", "2 (edges)", "3 (corners)"], default=0,
