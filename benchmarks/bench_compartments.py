@@ -21,7 +21,11 @@ resident memory (its own ``VmHWM``).
 Targets: AUPRC >= 0.95 (cytosol) and >= 0.90 (organelles) on vpp_003.
 Skips cleanly (JSON with "skipped") when ../shared/data/dev is absent.
 
-Usage: python benchmarks/bench_compartments.py [--epochs N] [--tiles-per-epoch N] [--threads N]
+With ``--ribosome-model`` it also picks ribosomes in vpp_003 with that 3D model without context and
+inside the predicted and the true cytosol ('intersection'), and reports the F1 of each.
+
+Usage: python benchmarks/bench_compartments.py [--kinds cytosol organelles] [--epochs N]
+       [--tiles-per-epoch N] [--tile-size PX] [--batch-size N] [--patience N] [--threads N] [--ribosome-model M.pt]
        [--big-z-range FIRST END] [--skip-big] [--reuse] [--work DIR]
 """
 
@@ -64,6 +68,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the training default)")
     parser.add_argument("--tiles-per-epoch", type=int, default=None, help="(default: the training default)")
+    parser.add_argument("--tile-size", type=int, default=None, help="training tile edge in px (default: the "
+                        "training default)")
+    parser.add_argument("--batch-size", type=int, default=None, help="tiles per step (default: the training default)")
+    parser.add_argument("--patience", type=int, default=None, help="early-stopping patience (default: the "
+                        "training default; 0 = never)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: every core)")
     parser.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "compartments"),
                         help="folder for models and outputs (default: %(default)s)")
@@ -98,7 +107,9 @@ def main(argv=None) -> int:
     device = torch.device("cpu")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    config_changes = {k: v for k, v in (("epochs", args.epochs), ("tiles_per_epoch", args.tiles_per_epoch)) if v}
+    config_changes = {k: v for k, v in (("epochs", args.epochs), ("tiles_per_epoch", args.tiles_per_epoch),
+                                        ("patience", args.patience), ("tile_size", args.tile_size),
+                                        ("batch_size", args.batch_size)) if v is not None}
     result = {"benchmark": "compartments", "device": "cpu", "torch_threads": torch.get_num_threads(),
               "train": TRAIN, "validation_tomogram": TRAIN[-1], "models": {}}
     tests = [(name, DATA / f"{name}.mrc") for name in TESTS]
