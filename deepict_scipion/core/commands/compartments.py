@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..compartments import DEFAULT_BATCH_SIZE
-from ..errors import ParameterError
-from ..train_config import Train2DConfig
+from ..train_config import LOSS_NAMES, Train2DConfig
 
 # torch and the modules that import it are imported inside the handlers, so that building the
 # parser (every ``deepict`` call) does not pay for torch.
@@ -102,7 +101,7 @@ def register(subparsers) -> None:
     train.add_argument("--lr-patience", type=int, default=_DEFAULTS.lr_patience,
                        help="halve the learning rate after this many epochs without a better validation Dice "
                             "(down to 1/32 of it); 0 = constant (default: %(default)s)")
-    train.add_argument("--loss", default=_DEFAULTS.loss, choices=["dice", "bce_dice", "generalized_dice"],
+    train.add_argument("--loss", default=_DEFAULTS.loss, choices=LOSS_NAMES,
                        help="training loss on the logits: bce_dice (binary cross-entropy + Dice, learns fastest), dice "
                             "(DeePiCt's) or generalized_dice (default: %(default)s)")
     train.add_argument("--depth", type=_positive_int, default=_DEFAULTS.depth,
@@ -172,8 +171,6 @@ def register(subparsers) -> None:
 def run_train2d(args) -> int:
     from ..train2d import last_checkpoint_path, train_2d
 
-    if args.patience < 0:
-        raise ParameterError(f"--patience must be >= 0, not {args.patience}")
     config = Train2DConfig(
         class_name=args.class_name, remap=args.remap, epochs=args.epochs, tiles_per_epoch=args.tiles_per_epoch,
         patience=args.patience, warmup_epochs=args.warmup_epochs, tile_size=args.tile_size, z_stride=args.z_stride,
