@@ -35,8 +35,8 @@ rc = main(sys.argv[2:])
 wall = time.perf_counter() - start
 with open("/proc/self/status") as status:
     hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
-print("BENCH_RESULT " + json.dumps({"rc": rc, "wall_s": wall, "startup_s": startup,
-                                     "peak_rss_kib": hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+peak = hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("BENCH_RESULT " + json.dumps({"rc": rc, "wall_s": wall, "startup_s": startup, "peak_rss_kib": peak}))
 """
 
 

@@ -175,7 +175,8 @@ def run_train2d(args) -> int:
         class_name=args.class_name, remap=args.remap, epochs=args.epochs, tiles_per_epoch=args.tiles_per_epoch,
         patience=args.patience, warmup_epochs=args.warmup_epochs, tile_size=args.tile_size, z_stride=args.z_stride,
         batch_size=args.batch_size, learning_rate=args.learning_rate, lr_patience=args.lr_patience, loss=args.loss,
-        depth=args.depth, initial_features=args.initial_features, crop=args.crop, threshold=args.threshold, sigma=args.sigma, seed=args.seed, device=args.device,
+        depth=args.depth, initial_features=args.initial_features, crop=args.crop, threshold=args.threshold,
+        sigma=args.sigma, seed=args.seed, device=args.device,
         val_tomograms=list(args.val_tomograms), augment=not args.no_augment, init=args.init)
     summary = train_2d(args.tomograms, args.masks, args.out, config, resume=args.resume,
                        log=lambda text: print(text, flush=True), device=_device(args))
