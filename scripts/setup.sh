@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Create .venv with torch (CPU build, installed first so nothing pulls a CUDA build), the Scipion
 # packages and this plugin (editable, so Scipion discovers it through its entry point).
+# Versions come from constraints.txt (what the test suite passed with); to move to newer releases:
+#   UPGRADE=1 bash scripts/setup.sh && bash scripts/test.sh && .venv/bin/pip freeze --exclude-editable > constraints.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -m pip install -q scipion-pyworkflow scipion-em scipion-em-tomo mrcfile emtable pytest \
-    2>&1 | grep -v "is ignored" || true
-.venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -c "import torch, pyworkflow, pwem, tomo, deepict_scipion.core.cli; print('environment ready: torch', torch.__version__)"
+pins=(-c constraints.txt)
+[ "${UPGRADE:-0}" = 1 ] && pins=(--upgrade)
+step() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+# pip prints one line per package it collects or installs; hide only its noise about unused local indexes.
+pip_install() { .venv/bin/python -m pip install --progress-bar off "$@" 2>&1 | grep -v -e "is ignored" -e "^  Using cached" -e "already satisfied" || true; }
+[ -x .venv/bin/python ] || { step "creating .venv"; "$PYTHON" -m venv .venv; }
+step "1/3 torch 2.13 (CPU build)"
+pip_install "torch==2.13.0"
+step "2/3 Scipion (pyworkflow, pwem, tomo, reliontomo, app), mrcfile, emtable, pytest"
+pip_install "${pins[@]}" scipion-pyworkflow scipion-em scipion-em-tomo scipion-em-reliontomo scipion-app \
+    mrcfile emtable pytest
+step "3/3 this plugin (editable)"
+pip_install --no-deps -e .
+.venv/bin/python -c "import torch, pyworkflow, pwem, tomo, reliontomo, deepict_scipion.core.cli; print('environment ready: torch', torch.__version__)"
