@@ -3,8 +3,14 @@
 The Scipion layer (this package, ``protocols``, ``viewers``) is thin: protocols validate their
 inputs, write the files the engine needs and run the ``deepict`` command (``deepict_scipion.core``)
 through ``runJob``, so every heavy step can be sent to a cluster queue by Scipion's host
-configuration. The engine needs only numpy, scipy, mrcfile and torch; it can be used without Scipion,
-so the Plugin class is only defined where Scipion (pwem) is installed.
+configuration. The engine needs only numpy, scipy, mrcfile and torch.
+
+Importing this package imports nothing from Scipion: pyworkflow reads its configuration from the
+environment once, when first imported, so the engine, the ``deepict`` command and
+``deepict_scipion.headless`` (which prepares that environment) must not import it early. The
+``Plugin`` class, which subclasses ``pwem.Plugin``, is built on first access (PEP 562), which is
+how Scipion's plugin discovery (``Domain.registerPlugin``: ``module.Plugin()``) and the protocols
+(``from .. import Plugin``) reach it.
 """
 
 import os
@@ -22,13 +28,21 @@ DEEPICT_ENV_ACTIVATION = "DEEPICT_ENV_ACTIVATION"
 #: Subcommands that have no --device option.
 CPU_ONLY_COMMANDS = ("import-model", "model-info", "evaluate", "export", "spectrum", "equalize")
 
-try:
+
+def __getattr__(name):
+    if name != "Plugin":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    plugin = _define_plugin()
+    globals()["Plugin"] = plugin  # later accesses find it without calling __getattr__
+    return plugin
+
+
+def _define_plugin():
+    # Defined here, not in a submodule: Scipion takes the plugin's name and folder from the class's
+    # module (pyworkflow.plugin.Plugin.getName / getPath), which must be this package.
     import pwem
     from pyworkflow.utils import Environ
-except ImportError:  # engine-only installation: no Scipion plugin to register
-    pwem = None
 
-if pwem is not None:
     class Plugin(pwem.Plugin):
         """Runs the engine with ``DEEPICT_PYTHON -m deepict_scipion.core.cli``.
 
@@ -37,6 +51,7 @@ if pwem is not None:
         ``conda activate deepict``) and ``DEEPICT_PYTHON`` (that environment's python).
         """
 
+        __qualname__ = "Plugin"  # logs and reprs name it deepict_scipion.Plugin
         _url = "https://github.com/ZauggGroup/DeePiCt"
         _supportedVersions = [__version__]
 
@@ -63,12 +78,20 @@ if pwem is not None:
             return f"{prefix}{gpus}{cls.getVar(DEEPICT_PYTHON)} -m deepict_scipion.core.cli"
 
         @classmethod
-        def runDeepict(cls, protocol, subcommand, args, useGpu=False):
-            """Run one ``deepict`` subcommand as a job of ``protocol`` (local, or through the queue)."""
+        def runDeepict(cls, protocol, subcommand, args, useGpu=False, threads=0):
+            """Run one ``deepict`` subcommand as a job of ``protocol`` (local, or through the queue).
+
+            ``threads`` > 0 caps the engine's CPU threads (OMP_NUM_THREADS); 0 lets it use every usable core.
+            """
             device = "" if subcommand in CPU_ONLY_COMMANDS else (" --device auto" if useGpu else " --device cpu")
+            environ = cls.getEnviron()
+            if threads > 0:
+                environ["OMP_NUM_THREADS"] = str(threads)
             protocol.runJob(cls.getProgram(useGpu, protocol.useQueue()), f"{subcommand} {args}{device}",
-                            env=cls.getEnviron(), numberOfMpi=1)
+                            env=environ, numberOfMpi=1)
 
         @classmethod
         def defineBinaries(cls, env):
             """Nothing to install: the engine is a Python dependency of the plugin."""
+
+    return Plugin

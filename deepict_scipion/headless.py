@@ -1,9 +1,9 @@
 """Environment for running Scipion projects headless (scripts, tests, the demo).
 
 pyworkflow reads its configuration from environment variables once, when it is first imported, so
-these must be in place before anything imports ``pyworkflow`` (or this plugin, which imports it).
-This module therefore imports nothing from Scipion: tests load it by path, the demo uses it to
-start its project process.
+these must be in place before anything imports ``pyworkflow``. Neither this module nor the package
+``deepict_scipion`` imports Scipion, so a script (or the tests' conftest, or the demo) can import
+this first and set the environment before it imports pyworkflow, pwem or the plugin's protocols.
 """
 
 import os
