@@ -32,6 +32,7 @@ import secrets
 import shutil
 import socket
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -211,7 +212,7 @@ def volume_mean_std(data: np.ndarray) -> tuple[float, float]:
 TEMPORARY_SUFFIX = ".part"
 SCRATCH_PREFIX = ".deepict-"
 #: ``<host>-<pid>`` of the process owning a temporary file or scratch folder, inside its name.
-_OWNER = re.compile(r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]+)\.[0-9a-f]+(?:\.part)?$")
+_OWNER = re.compile(r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]+)\.[a-z0-9_]+(?:\.part)?$")
 #: Longest output name kept whole in a temporary name (file names are limited to 255 bytes).
 _NAME_KEEP = 180
 
@@ -291,27 +292,16 @@ def atomic_path(path) -> Iterator[Path]:
             tmp.unlink()
 
 
-@contextlib.contextmanager
-def scratch_directory(beside) -> Iterator[Path]:
-    """A hidden scratch folder in the folder of the output ``beside`` (same file system), removed on exit.
+class ScratchDirectory(tempfile.TemporaryDirectory):
+    """A hidden scratch folder in the folder of the output ``beside`` (same file system), like
+    :class:`tempfile.TemporaryDirectory`; scratch folders that killed earlier runs left there are removed first."""
 
-    Scratch folders that killed earlier runs left in that folder are removed first.
-    """
-    parent = Path(beside).resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        _remove_stale(parent.glob(f"{SCRATCH_PREFIX}*"))
-    folder = None
-    try:
-        while folder is None:
-            candidate = parent / f"{SCRATCH_PREFIX}scratch.{_owner_tag()}.{secrets.token_hex(4)}"
-            with contextlib.suppress(FileExistsError):
-                candidate.mkdir(mode=0o700)
-                folder = candidate
-        yield folder
-    finally:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+    def __init__(self, beside):
+        parent = Path(beside).resolve().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            _remove_stale(parent.glob(f"{SCRATCH_PREFIX}*"))
+        super().__init__(prefix=f"{SCRATCH_PREFIX}scratch.{_owner_tag()}.", dir=parent)
 
 
 def _as_mrc_dtype(data: np.ndarray) -> np.ndarray:

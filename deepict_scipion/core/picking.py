@@ -12,7 +12,6 @@ streamed to a temporary file next to the output that is deleted afterwards.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from .devices import select_device
 from .errors import InputFileError, ParameterError
-from .io import CoordinateTable, read_volume, volume_writer, write_coordinates
+from .io import CoordinateTable, ScratchDirectory, read_volume, volume_writer, write_coordinates
 from .models import KIND_3D, ModelInfo, load_model
 from .postprocess import ClusterParameters, Clusters, find_clusters, remove_duplicates
 from .predict import predict_tomogram
@@ -107,12 +106,17 @@ def _equalize_to_model(info: ModelInfo, model_path, tomogram, voxel_size: float,
 
 def check_voxel_size(info: ModelInfo, tomogram_voxel_size: float | None, tomogram_path, model_path,
                      ignore: bool = False, log=print) -> None:
-    """Refuse a tomogram whose voxel size differs from the model's by more than 5 %."""
-    if not info.voxel_size or ignore:
+    """Refuse a tomogram whose voxel size differs from the model's by more than 5 %, or is unknown on either side."""
+    if ignore:
         return
+    if not info.voxel_size:
+        raise InputFileError(model_path, "records no voxel size (its training tomograms had none in their headers)",
+                             "Train it again with --voxel-size, or apply it anyway with --ignore-voxel-size if "
+                             "you know the tomogram has the training sampling.")
     if not tomogram_voxel_size:
-        log(f"warning: {tomogram_path} has no voxel size in its header; assuming the model's {info.voxel_size:g} Å")
-        return
+        raise InputFileError(tomogram_path, "has no voxel size in its header (0 Å)",
+                             f"Give it with --voxel-size (the model was trained at {info.voxel_size:g} Å), or fix "
+                             "the header.")
     if abs(tomogram_voxel_size - info.voxel_size) > VOXEL_SIZE_TOLERANCE * info.voxel_size:
         factor = info.voxel_size / tomogram_voxel_size
         raise InputFileError(
@@ -136,7 +140,7 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
     try:
         if should_equalize(info, options.equalize, model_path):
             # Next to the output (same file system, cleaned up even on errors), not in /tmp.
-            scratch = tempfile.TemporaryDirectory(prefix=".deepict-equalized-", dir=Path(out_path).resolve().parent)
+            scratch = ScratchDirectory(out_path)
             equalized = Path(scratch.name) / "equalized.mrc"
             _equalize_to_model(info, model_path, volume.data, voxel_size, tomogram_path, equalized, log)
             volume = read_volume(equalized, check_finite=False)
@@ -170,7 +174,7 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
 def _map_path(probability_map, out_path):
     if probability_map:
         return Path(probability_map), None
-    scratch = tempfile.TemporaryDirectory(prefix=".deepict-", dir=Path(out_path).resolve().parent)
+    scratch = ScratchDirectory(out_path)
     return Path(scratch.name) / "probability.mrc", scratch
 
 

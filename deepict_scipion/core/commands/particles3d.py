@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from ..errors import InputFileError, ParameterError
-from ..io import check_coordinates_in_volume, read_coordinates, read_volume
+from ..io import check_coordinates_in_volume, read_coordinates, read_volume, require_voxel_size
 from ..labels import mask_targets, sphere_targets
 from ..postprocess import CONTEXT_MODES
 from ..spectrum import DEFAULT_LOWPASS_WIDTH, EQUALIZE_MODES, default_workers, load_reference, radial_spectrum
@@ -192,7 +192,7 @@ def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None,
     tomograms = []
     for index, path in enumerate(tomogram_paths):
         volume = read_volume(path)
-        size = voxel_size or volume.voxel_size
+        size = require_voxel_size(volume, voxel_size)
         data = np.asarray(volume.data)
         if coords:
             points = []
