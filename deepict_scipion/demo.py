@@ -8,25 +8,30 @@ Scipion protocol run (sqlite project, protocol subprocesses); the project can be
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
-from .headless import scipion_environment
+from .headless import project_folder, scipion_environment
 
 PROJECT = "deepict_demo"
 #: A network small enough to train in a few CPU minutes; the synthetic ribosomes fit its 32³ boxes.
 DEMO_NETWORK = dict(depth=2, initialFeatures=8, patchSize=32, batchSize=4)
 CHILD_FLAG = "--in-scipion-environment"
+#: How often the log of the running protocol is read for new lines.
+LOG_POLL_SECONDS = 1.0
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="deepict-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", default=os.path.abspath("deepict_demo_output"),
-                        help="folder for the data, the Scipion settings and the project (default: %(default)s)")
+    parser.add_argument("--workdir", type=os.path.abspath, default="deepict_demo_output",
+                        help="folder for the data, the Scipion settings and the project (default: "
+                             "./%(default)s); --gui opens the project of an earlier run in this folder")
     parser.add_argument("--train-tomograms", type=int, default=3, help="number of training tomograms (default 3)")
     parser.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
     parser.add_argument("--iterations-per-epoch", type=int, default=20, help="batches per epoch (default 20)")
@@ -39,6 +44,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.gui and not os.path.isfile(os.path.join(project_folder(args.workdir, PROJECT), "project.sqlite")):
+        # Checked before the Scipion settings are written, so that a wrong folder stays untouched.
+        print(f"deepict-demo: no demo project in {args.workdir}: run deepict-demo first, or give "
+              f"the folder of an earlier run with --workdir FOLDER", file=sys.stderr)
+        return 2
     if not getattr(args, CHILD_FLAG.lstrip("-").replace("-", "_")):
         # pyworkflow reads its settings when first imported: run the project in a process that has them.
         env = scipion_environment(args.workdir)
@@ -50,11 +60,44 @@ def main(argv=None):
 def open_gui():
     from pyworkflow.gui.project import ProjectWindow
     from pyworkflow.project import Manager
-    manager = Manager()
-    if not manager.hasProject(PROJECT):
-        raise SystemExit(f"no demo project under {os.environ['SCIPION_USER_DATA']}: run deepict-demo first")
-    ProjectWindow(manager.getProjectPath(PROJECT)).show()
+    ProjectWindow(Manager().getProjectPath(PROJECT)).show()
     return 0
+
+
+@contextlib.contextmanager
+def streamed_log(path, name):
+    """While the block runs, print each new line of the log file ``path`` as ``  [name] line``.
+
+    A protocol runs in its own process and writes its progress (the engine's epoch lines) only to
+    its log, so the terminal would otherwise stay silent for minutes.
+    """
+    done = threading.Event()
+
+    def follow():
+        position, partial = 0, ""
+        while True:
+            finished = done.is_set()  # read before the file, so the last lines are not missed
+            if os.path.exists(path):
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    handle.seek(position)
+                    text = handle.read()
+                    position = handle.tell()
+                *lines, partial = (partial + text).split("\n")
+                for line in lines:
+                    print(f"  [{name}] {line}", flush=True)
+            if finished:
+                if partial:
+                    print(f"  [{name}] {partial}", flush=True)
+                return
+            done.wait(LOG_POLL_SECONDS)
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        yield
+    finally:
+        done.set()
+        follower.join()
 
 
 def write_data(folder, count, seed):
@@ -101,28 +144,31 @@ def run_project(args):
     os.chdir(project.path)
 
     def run(protocol, label):
+        """Run ``protocol`` under ``label`` (its name in the project's graph), showing its log as it grows."""
+        # newProtocol(objLabel=...) does not keep the label (pyworkflow 3.11's Step drops it): set it here.
+        protocol.setObjLabel(label)
+        project.saveProtocol(protocol)  # gives the protocol its folder, hence its log's path
         step(f"running '{label}'")
-        project.launchProtocol(protocol, wait=True)
+        log = os.path.join(project.path, protocol.getStdoutLog())
+        with streamed_log(log, label):
+            project.launchProtocol(protocol, wait=True)
         if not protocol.isFinished():
-            raise SystemExit(f"'{label}' failed: {protocol.getErrorMessage()}\n"
-                             f"log: {os.path.join(project.path, protocol.getLogPaths()[0])}")
+            raise SystemExit(f"'{label}' failed: {protocol.getErrorMessage()}\nlog: {log}")
         return protocol
 
-    importTrain = run(project.newProtocol(ProtImportTomograms, objLabel="training tomograms", filesPath=train,
-                                          filesPattern="*.mrc", samplingRate=13.48), "import training tomograms")
-    importCoords = run(project.newProtocol(ProtImportCoordinates3D, objLabel="ribosome annotations",
-                                           filesPath=train, filesPattern="*.txt", boxSize=32,
-                                           importTomograms=importTrain.Tomograms), "import annotations")
-    training = project.newProtocol(ProtDeepictTrain3D, objLabel="train ribosome network",
-                                   inputTomograms=importTrain.Tomograms, classNames="ribosome",
+    importTrain = run(project.newProtocol(ProtImportTomograms, filesPath=train, filesPattern="*.mrc",
+                                          samplingRate=13.48), "import training tomograms")
+    importCoords = run(project.newProtocol(ProtImportCoordinates3D, filesPath=train, filesPattern="*.txt", boxSize=32,
+                                           importTomograms=importTrain.Tomograms), "import ribosome annotations")
+    training = project.newProtocol(ProtDeepictTrain3D, inputTomograms=importTrain.Tomograms, classNames="ribosome",
                                    particleRadii="81", epochs=args.epochs, iterationsPerEpoch=args.iterations_per_epoch,
                                    seed=args.seed, **DEMO_NETWORK)
     training.inputCoordinates.append(importCoords.outputCoordinates)
-    run(training, "train 3D network")
-    importTest = run(project.newProtocol(ProtImportTomograms, objLabel="new tomogram", filesPath=test,
-                                         filesPattern="*.mrc", samplingRate=13.48), "import a new tomogram")
-    pick = run(project.newProtocol(ProtDeepictPick, objLabel="pick ribosomes", inputTomograms=importTest.Tomograms,
-                                   inputModel=training.deepictModel), "pick particles")
+    run(training, "train ribosome network")
+    importTest = run(project.newProtocol(ProtImportTomograms, filesPath=test, filesPattern="*.mrc",
+                                         samplingRate=13.48), "import new tomogram")
+    pick = run(project.newProtocol(ProtDeepictPick, inputTomograms=importTest.Tomograms,
+                                   inputModel=training.deepictModel), "pick ribosomes")
 
     coordinates = getattr(pick, pick.OUTPUT_PREFIX)
     tomo = [t.clone() for t in coordinates.getPrecedents().iterItems()][0]

@@ -12,10 +12,20 @@ import sys
 HOSTS_CONF = "[localhost]\nPARALLEL_COMMAND = mpirun -np %_(JOB_NODES)d --map-by node %_(COMMAND)s\n"
 
 
+def user_data_folder(root):
+    """Scipion's user data folder (SCIPION_USER_DATA) of the setup under ``root``."""
+    return os.path.join(os.path.abspath(root), "userdata")
+
+
+def project_folder(root, project):
+    """Where Scipion keeps ``project`` in the setup under ``root``."""
+    return os.path.join(user_data_folder(root), "projects", project)
+
+
 def scipion_environment(root, base=None):
     """Environment variables for a self-contained Scipion setup under ``root`` (created if needed)."""
     root = os.path.abspath(root)
-    home, userData = os.path.join(root, "scipion_home"), os.path.join(root, "userdata")
+    home, userData = os.path.join(root, "scipion_home"), user_data_folder(root)
     os.makedirs(os.path.join(home, "config"), exist_ok=True)
     os.makedirs(userData, exist_ok=True)
     hosts = os.path.join(home, "config", "hosts.conf")

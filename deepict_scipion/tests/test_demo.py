@@ -1,18 +1,70 @@
-"""The main job, shortened: deepict-demo builds and runs a whole Scipion project and reports F1."""
+"""The main job, shortened: deepict-demo builds and runs a whole Scipion project and reports F1.
+
+It runs the console script ``deepict-demo``, the entry point that ``scripts/demo.sh`` runs
+(test_readme checks that the two stay the same).
+"""
 
 import json
+import os
 import re
 import subprocess
 import sys
 
+from pyworkflow.project import Project
+
+import pyworkflow as pw
+from deepict_scipion.demo import PROJECT
+from deepict_scipion.headless import project_folder
+
+DEMO = os.path.join(os.path.dirname(sys.executable), "deepict-demo")
+#: The protocols of the demo project in the order they run, as the project's graph names them.
+LABELS = ["import training tomograms", "import ribosome annotations", "train ribosome network",
+          "import new tomogram", "pick ribosomes"]
+
+
+def run_demo(*args, home, cwd):
+    environment = dict(os.environ, HOME=str(home))
+    return subprocess.run([DEMO, *args], capture_output=True, text=True, timeout=1200, env=environment, cwd=cwd)
+
+
+def assert_no_scipion_files(home):
+    """Scipion wrote nothing into the home folder (matplotlib may cache its fonts there)."""
+    written = [str(path.relative_to(home)) for path in home.rglob("*")]
+    assert not [path for path in written if "scipion" in path.lower()], written
+
 
 def test_demo_builds_a_project_and_reports_f1(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "deepict_scipion.demo", "--workdir", str(tmp_path), "--train-tomograms", "1",
-         "--epochs", "1", "--iterations-per-epoch", "2"], capture_output=True, text=True, timeout=1200)
+    home, workdir = tmp_path / "home", tmp_path / "demo"
+    home.mkdir()
+    result = run_demo("--workdir", str(workdir), "--train-tomograms", "1", "--epochs", "1",
+                      "--iterations-per-epoch", "2", home=home, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(re.search(r"^\{.*?^\}", result.stdout, re.S | re.M).group(0))
     assert 0.0 <= summary["f1"] <= 1.0
     assert summary["true_particles"] > 0
-    assert (tmp_path / "userdata" / "projects" / "deepict_demo" / "project.sqlite").exists()
     assert "F1 =" in result.stdout
+    # The training's progress reaches the terminal while it runs, under the protocol's name.
+    assert re.search(r"^  \[train ribosome network\] .*\bepoch 1/1\b", result.stdout, re.M), result.stdout[-3000:]
+    assert re.search(r"^  \[pick ribosomes\] ", result.stdout, re.M)
+    # The project's graph tells the two tomogram imports apart.
+    path = project_folder(workdir, PROJECT)
+    project = Project(pw.Config.getDomain(), path)
+    project.load(chdir=False)
+    assert [run.getRunName() for run in project.getRuns()] == LABELS
+    project.closeMapper()
+    # Everything lies in the work folder: no ~/ScipionUserData, no stray file in the current folder.
+    assert_no_scipion_files(home)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "home"]
+
+
+def test_gui_without_a_project_names_workdir_and_creates_nothing(tmp_path):
+    home, empty = tmp_path / "home", tmp_path / "empty"
+    home.mkdir()
+    empty.mkdir()
+    for args in ([], ["--workdir", str(empty)]):  # the default work folder of the current folder, then a given one
+        result = run_demo("--gui", *args, home=home, cwd=empty)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "--workdir" in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not list(empty.iterdir())
+    assert_no_scipion_files(home)
