@@ -292,16 +292,23 @@ def atomic_path(path) -> Iterator[Path]:
             tmp.unlink()
 
 
-class ScratchDirectory(tempfile.TemporaryDirectory):
-    """A hidden scratch folder in the folder of the output ``beside`` (same file system), like
-    :class:`tempfile.TemporaryDirectory`; scratch folders that killed earlier runs left there are removed first."""
+class _ScratchDirectory(tempfile.TemporaryDirectory):
+    def __enter__(self) -> Path:
+        return Path(self.name)
 
-    def __init__(self, beside):
-        parent = Path(beside).resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            _remove_stale(parent.glob(f"{SCRATCH_PREFIX}*"))
-        super().__init__(prefix=f"{SCRATCH_PREFIX}scratch.{_owner_tag()}.", dir=parent)
+
+def scratch_directory(beside) -> tempfile.TemporaryDirectory:
+    """A hidden scratch folder in the folder of the output ``beside`` (same file system, owner in its name).
+
+    Use it as ``with scratch_directory(out) as folder:`` (a :class:`Path`, removed on exit), or keep the
+    object (``.name``, ``.cleanup()``) like a :class:`tempfile.TemporaryDirectory`. Scratch folders that
+    killed earlier runs left in that folder are removed first.
+    """
+    parent = Path(beside).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        _remove_stale(parent.glob(f"{SCRATCH_PREFIX}*"))
+    return _ScratchDirectory(prefix=f"{SCRATCH_PREFIX}scratch.{_owner_tag()}.", dir=parent)
 
 
 def _as_mrc_dtype(data: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .devices import select_device
 from .errors import InputFileError, ParameterError
-from .io import CoordinateTable, ScratchDirectory, read_volume, volume_writer, write_coordinates
+from .io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
 from .models import KIND_3D, ModelInfo, load_model
 from .postprocess import ClusterParameters, Clusters, find_clusters, remove_duplicates
 from .predict import predict_tomogram
@@ -140,7 +140,7 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
     try:
         if should_equalize(info, options.equalize, model_path):
             # Next to the output (same file system, cleaned up even on errors), not in /tmp.
-            scratch = ScratchDirectory(out_path)
+            scratch = scratch_directory(out_path)
             equalized = Path(scratch.name) / "equalized.mrc"
             _equalize_to_model(info, model_path, volume.data, voxel_size, tomogram_path, equalized, log)
             volume = read_volume(equalized, check_finite=False)
@@ -174,7 +174,7 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
 def _map_path(probability_map, out_path):
     if probability_map:
         return Path(probability_map), None
-    scratch = ScratchDirectory(out_path)
+    scratch = scratch_directory(out_path)
     return Path(scratch.name) / "probability.mrc", scratch
 
 
