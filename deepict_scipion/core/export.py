@@ -2,11 +2,19 @@
 
 Pure functions over coordinates (:class:`~.io.CoordinateTable`, 0-based voxels of the tomogram,
 x = fastest MRC axis — Scipion's ``BOTTOM_LEFT_CORNER`` frame) and tomogram metadata
-(:class:`TomogramInfo`). Every file is written atomically (temporary file + rename); exports made of
-several files (Warp, motl folders, Dynamo ``.tbl`` + ``.doc``) are complete before any of them is
-renamed into place, so a failure leaves no half-written export. STAR files go through ``emtable``.
+(:class:`TomogramInfo`). STAR files go through ``emtable``.
 
-Columns taken from a coordinate table: ``score`` (default 0) and ``class`` (default 1).
+All or nothing: every export (its files, or its folder for Warp and motl folders, plus the class map)
+is first written complete into a hidden scratch folder beside the output, then moved into place,
+the previous export being set aside and restored if any move fails. A folder output is replaced as a
+whole, so a new export never mixes with an earlier one; a folder holding anything but that format's
+files is refused rather than replaced. An output file that exists as a folder is refused.
+
+Columns taken from a coordinate table: ``score`` (default 0) and ``class`` (default 1). Classes may
+be numbers (written as they are) or names, as ``deepict pick`` writes them (``ribosome``): names are
+numbered 1..K in sorted order over the whole export (a stable map for the same names) and the map is
+written beside the export as ``<output name>.classes.csv`` (``number,name``); Warp files carry no
+class, so a Warp export has no map.
 
 Conventions
 -----------
@@ -28,9 +36,13 @@ RELION 5 (``relion5``, one file, ``# version 50001`` then table ``particles``)
     ``rlnCenteredCoordinateX/Y/ZAngst = (x - size_x / 2) * voxel_size``, with ``x`` the 0-based
     voxel index and ``size_x`` the tomogram size in voxels: RELION 5's tomogram centre is
     ``w0 / 2.0`` (float division, ``TomogramSet::loadTomogram``), i.e. voxel index 32 of a 64-voxel
-    axis and 32.5 of a 65-voxel axis. Being in Å, the values do not depend on the output pixel
-    size; they assume RELION's ``rlnTomoSizeX/Y/Z`` (bin 1) equals the tomogram size times its
-    binning. No ``rlnTomoParticleId`` column, so Scipion's reader treats the file as RELION 5.
+    axis and 32.5 of a 65-voxel axis. Being in Å, these do not depend on the output pixel size;
+    they assume RELION's ``rlnTomoSizeX/Y/Z`` (bin 1) equals the tomogram size times its binning.
+    RELION 5 uses them. Also ``rlnCoordinateX/Y/Z`` in output pixels, as for RELION 4: Scipion's
+    RELION 5 reader (``convert50_tomo.Reader.gen3dCoordFromStarRow``, used by reliontomo's "import
+    3D coordinates from a star file") reads only those, as ``BOTTOM_LEFT_CORNER`` values times
+    (coordinates' sampling rate / tomograms' sampling rate), and would put every particle at 0
+    without them. No ``rlnTomoParticleId`` column, so Scipion's reader treats the file as RELION 5.
 
 Warp / M (``warp``, a folder with one ``<tsId>.star`` per tomogram, unnamed ``data_`` table)
     ``rlnCoordinateX/Y/Z`` in pixels of the output pixel size, 0 = centre of the first voxel (Warp's
@@ -44,8 +56,9 @@ Dynamo (``dynamo``, ``<out>.tbl`` + ``<out>.doc``)
     20 tomogram index (1-based line of the ``.doc`` file, which maps index -> tomogram path),
     22 class, 24-26 x y z. Like Scipion's dynamo plugin, x y z are the 0-based corner-frame values
     **without +1** even though Dynamo itself is 1-based — consistent with every Scipion plugin, a
-    half-voxel-scale difference that sub-tomogram alignment absorbs. When exporting at another pixel
-    size, point the ``.doc`` to tomograms at that pixel size.
+    half-voxel-scale difference that sub-tomogram alignment absorbs. The ``.doc`` points at the
+    tomograms the picks were made on, so the ``.tbl`` is always in their voxels: an output pixel
+    size other than the tomograms' voxel size is refused (the pair would disagree).
 
 DeePiCt motive list (``motl``, 20 comma-separated columns, no header, one file per tomogram)
     col 1 score, 2/3 x/y, 4 index (1-based), 8/9/10 x/y/z, 20 class, others 0 — as DeePiCt's
@@ -54,8 +67,10 @@ DeePiCt motive list (``motl``, 20 comma-separated columns, no header, one file p
 
 from __future__ import annotations
 
-import contextlib
+import io
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
@@ -63,7 +78,7 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 
 from .errors import InputFileError, ParameterError
-from .io import CoordinateTable, atomic_path, check_coordinates_in_volume, read_volume
+from .io import TEMPORARY_SUFFIX, CoordinateTable, check_coordinates_in_volume, read_volume, scratch_directory
 
 FORMATS = ("relion4", "relion5", "warp", "dynamo", "motl")
 
@@ -83,6 +98,7 @@ RELION4_COLUMNS = [
 RELION5_COLUMNS = [
     "rlnTomoName",
     "rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst",
+    "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
     "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi",
     "rlnClassNumber", "rlnAutopickFigureOfMerit"]
 
@@ -237,14 +253,155 @@ def _scores(coords: CoordinateTable) -> np.ndarray:
         raise ParameterError("The 'score' column holds values that are not numbers.") from None
 
 
-def _classes(coords: CoordinateTable) -> np.ndarray:
-    try:
-        values = np.asarray(coords.column(CLASS_COLUMN, 1), dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ParameterError("The 'class' column holds values that are not numbers.") from None
+def class_name_map(picks: Sequence[PickedTomogram]) -> Optional[dict]:
+    """``{name: number}`` when the classes are names (sorted names numbered 1..K), else ``None``.
+
+    Sorting makes the numbers stable: the same names always get the same numbers. Tables without
+    rows do not count; names in one table and numbers in another are refused.
+    """
+    named, numbered = [], []
+    for tomogram, coords in picks:
+        if CLASS_COLUMN in coords.columns and len(coords):
+            (named if coords.columns[CLASS_COLUMN].dtype == object else numbered).append(tomogram.name)
+    if not named:
+        return None
+    if numbered:
+        raise ParameterError(
+            f"The classes of {', '.join(named)} are names but those of {', '.join(numbered)} are numbers: give "
+            "every tomogram's classes as names (e.g. ribosome) or every one as numbers.")
+    names = sorted({str(v) for _, coords in picks if len(coords) for v in coords.columns[CLASS_COLUMN]})
+    return {name: number for number, name in enumerate(names, start=1)}
+
+
+def _classes(coords: CoordinateTable, names: Optional[dict]) -> np.ndarray:
+    """Class numbers of a table; ``names`` (from :func:`class_name_map`) numbers class names."""
+    if names is not None and CLASS_COLUMN in coords.columns:
+        return np.array([names[str(v)] for v in coords.columns[CLASS_COLUMN]], dtype=np.int64)
+    values = np.asarray(coords.column(CLASS_COLUMN, 1), dtype=np.float64)
     if len(values) and (not np.isfinite(values).all() or np.any(values != np.round(values))):
-        raise ParameterError("The 'class' column must hold whole numbers.")
+        raise ParameterError("The 'class' column must hold whole numbers or class names.")
     return values.astype(np.int64)
+
+
+def carries_classes(fmt: str) -> bool:
+    """Whether format ``fmt`` writes a class per particle (Warp files do not)."""
+    return check_format(fmt) != "warp"
+
+
+def class_map_path(out) -> Path:
+    """Where the class-name map of an export to ``out`` goes: ``<name without extension>.classes.csv`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem if out.suffix else out.name}.classes.csv")
+
+
+def _class_map_text(names: Optional[dict]) -> Optional[str]:
+    if names is None:
+        return None
+    return "number,name\n" + "".join(f"{number},{name}\n" for name, number in names.items())
+
+
+def read_class_map(path) -> dict:
+    """``{name: number}`` from a class map written beside an export."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "class map not found", "It is written beside an export of named classes.")
+    lines = [line.split(",", 1) for line in path.read_text().splitlines()[1:] if line.strip()]
+    return {name: int(number) for number, name in lines}
+
+
+# --------------------------------------------------------------------------------------------
+# Writing an export all or nothing
+# --------------------------------------------------------------------------------------------
+
+class _Output(NamedTuple):
+    """One path of an export: a file (``text``), a folder (``{file name: text}``), or ``None`` to remove."""
+
+    path: Path
+    content: object
+
+
+def _check_file_target(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise ParameterError(f"{path} is a folder, but the {what} export writes a file there: give a file name "
+                             "(or move the folder away).")
+
+
+def _check_folder_target(path: Path, suffix: str, what: str) -> None:
+    """A folder output may replace only an earlier export of the same kind (or an empty folder)."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ParameterError(f"{path} is a file, but the {what} export writes a folder there: give a folder name.")
+    foreign = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in path.iterdir()
+                     if not _belongs_to_export(entry, suffix))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ParameterError(f"{path} holds {shown}, which is not part of a {what} export; the export replaces the "
+                             "whole folder: give a new or empty folder.")
+
+
+def _belongs_to_export(entry: Path, suffix: str) -> bool:
+    """A file an earlier export of this kind wrote, or a temporary file a killed write left behind."""
+    return entry.name.endswith(TEMPORARY_SUFFIX) or (
+        entry.is_file() and not entry.name.startswith(".") and entry.suffix == suffix)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _write_all_or_nothing(outputs: Sequence[_Output]) -> None:
+    """Stage every output in a scratch folder beside them, then swap them in; on failure restore the old ones.
+
+    The outputs share one folder (the scratch folder's file system). An output that exists as a
+    folder where a file is written (or the reverse) must have been refused before.
+    """
+    outputs = [_Output(Path(os.path.abspath(o.path)), o.content) for o in outputs]  # "." or "out/" have a parent
+    with scratch_directory(outputs[0].path) as scratch:
+        staged_root, previous_root = scratch / "new", scratch / "old"
+        staged_root.mkdir()  # new folders and files get the umask's permissions
+        previous_root.mkdir()
+        staged = {}
+        for index, output in enumerate(outputs):
+            if output.content is None:
+                continue
+            staged[index] = staged_root / str(index)
+            if isinstance(output.content, dict):
+                staged[index].mkdir()
+                for name, text in output.content.items():
+                    (staged[index] / name).write_text(text)
+            else:
+                staged[index].write_text(output.content)
+        swapped = []  # (output path, where its previous version was set aside, whether the new one is in place)
+        try:
+            for index, output in enumerate(outputs):
+                previous = None
+                if output.path.exists() or output.path.is_symlink():
+                    if output.content is None and output.path.is_dir():
+                        continue  # only a stale file of ours is removed, never a folder
+                    previous = previous_root / str(index)
+                    os.rename(output.path, previous)
+                swapped.append([output.path, previous, False])
+                if index in staged:
+                    os.rename(staged[index], output.path)
+                    swapped[-1][2] = True
+        except BaseException:
+            for path, previous, placed in reversed(swapped):
+                if placed:
+                    _remove(path)
+                if previous is not None:
+                    os.rename(previous, path)
+            raise
+
+
+def _star_text(table_name: Optional[str], columns: list[str], rows: list[tuple], header: str = "") -> str:
+    handle = io.StringIO()
+    handle.write(header)
+    _write_star(handle, table_name, columns, rows)
+    return handle.getvalue()
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,10 +468,12 @@ def _table_from(tomogram: TomogramInfo, xyz, scores, classes) -> CoordinateTable
 def relion4_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[tuple]:
     rows = []
     particle_id = 0
-    for tomogram, coords in _check_picks(picks):
+    checked = _check_picks(picks)
+    names = class_name_map(checked)
+    for tomogram, coords in checked:
         factor = scale_factor(tomogram, output_pixel_size)
         xyz = coords.xyz * factor
-        for (x, y, z), score, cls in zip(xyz, _scores(coords), _classes(coords)):
+        for (x, y, z), score, cls in zip(xyz, _scores(coords), _classes(coords, names)):
             particle_id += 1
             rows.append((tomogram.name, particle_id, int(cls), float(x), float(y), float(z), 0.0, 0.0, 0.0,
                          0.0, 0.0, 0.0, int(cls), 1 + (particle_id - 1) % 2, float(score)))
@@ -324,10 +483,18 @@ def relion4_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[fl
 def write_relion4(path, picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[Path]:
     """RELION 4 particles STAR (table ``particles``); coordinates in output pixels."""
     rows = relion4_rows(picks, output_pixel_size)
+    return _write_single_file(path, "RELION 4", _star_text("particles", RELION4_COLUMNS, rows), picks)
+
+
+def _write_single_file(path, what: str, text: str, picks: Sequence[PickedTomogram]) -> list[Path]:
+    """One export file and its class map (or the removal of a stale one), all or nothing."""
     path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w") as handle:
-        _write_star(handle, "particles", RELION4_COLUMNS, rows)
-    return [path]
+    names = class_name_map(_check_picks(picks))
+    outputs = [_Output(path, text), _Output(class_map_path(path), _class_map_text(names))]
+    for output in outputs:
+        _check_file_target(output.path, what)
+    _write_all_or_nothing(outputs)
+    return [output.path for output in outputs if output.content is not None]
 
 
 def read_relion4(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Optional[float] = None
@@ -359,23 +526,23 @@ def relion5_centre(tomogram: TomogramInfo) -> np.ndarray:
 
 
 def relion5_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[tuple]:
-    check_output_pixel_size(output_pixel_size)  # validated; Å values do not depend on it
     rows = []
-    for tomogram, coords in _check_picks(picks):
+    checked = _check_picks(picks)
+    names = class_name_map(checked)
+    for tomogram, coords in checked:
         centred = (coords.xyz - relion5_centre(tomogram)) * tomogram.voxel_size
-        for (x, y, z), score, cls in zip(centred, _scores(coords), _classes(coords)):
-            rows.append((tomogram.name, float(x), float(y), float(z), 0.0, 0.0, 0.0, int(cls), float(score)))
+        pixels = coords.xyz * scale_factor(tomogram, output_pixel_size)
+        for angst, pixel, score, cls in zip(centred, pixels, _scores(coords), _classes(coords, names)):
+            rows.append((tomogram.name, *map(float, angst), *map(float, pixel), 0.0, 0.0, 0.0, int(cls),
+                         float(score)))
     return rows
 
 
 def write_relion5(path, picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[Path]:
-    """RELION 5 particles STAR: ``rlnCenteredCoordinate*Angst`` relative to the tomogram centre."""
+    """RELION 5 particles STAR: ``rlnCenteredCoordinate*Angst`` and ``rlnCoordinate*`` in output pixels."""
     rows = relion5_rows(picks, output_pixel_size)
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w") as handle:
-        handle.write(f"\n{RELION5_VERSION_COMMENT}\n")
-        _write_star(handle, "particles", RELION5_COLUMNS, rows)
-    return [path]
+    text = _star_text("particles", RELION5_COLUMNS, rows, header=f"\n{RELION5_VERSION_COMMENT}\n")
+    return _write_single_file(path, "RELION 5", text, picks)
 
 
 def read_relion5(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Optional[float] = None
@@ -414,24 +581,17 @@ def warp_micrograph_name(tomogram: TomogramInfo) -> str:
 def write_warp(folder, picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[Path]:
     """One Warp/M STAR per tomogram, ``<folder>/<tsId>.star``; all appear together or none does."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ParameterError(f"The Warp export writes one STAR per tomogram into a folder, but {folder} is a file.")
     checked = _check_picks(picks)
-    contents = []
+    files = {}
     for tomogram, coords in checked:
         xyz = coords.xyz * scale_factor(tomogram, output_pixel_size)
         micrograph = warp_micrograph_name(tomogram)
         rows = [(float(x), float(y), float(z), 0.0, 0.0, 0.0, micrograph, float(score))
                 for (x, y, z), score in zip(xyz, _scores(coords))]
-        contents.append((folder / warp_file_name(tomogram), rows))
-    written = []
-    with contextlib.ExitStack() as stack:
-        for target, rows in contents:
-            tmp = stack.enter_context(atomic_path(target))
-            with open(tmp, "w") as handle:
-                _write_star(handle, None, WARP_COLUMNS, rows)
-            written.append(target)
-    return written
+        files[warp_file_name(tomogram)] = _star_text(None, WARP_COLUMNS, rows)
+    _check_folder_target(folder, ".star", "Warp")
+    _write_all_or_nothing([_Output(folder, files)])
+    return [folder / name for name in files]
 
 
 def read_warp(folder, tomograms: Sequence[TomogramInfo], output_pixel_size: Optional[float] = None
@@ -474,7 +634,9 @@ def dynamo_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[flo
     """The (N, 40) Dynamo table (see the module docstring for the columns)."""
     blocks = []
     tag = 0
-    for index, (tomogram, coords) in enumerate(_check_picks(picks), start=1):
+    checked = _check_picks(picks)
+    names = class_name_map(checked)
+    for index, (tomogram, coords) in enumerate(checked, start=1):
         n = len(coords)
         block = np.zeros((n, DYNAMO_COLUMNS), dtype=np.float64)
         block[:, 0] = np.arange(tag + 1, tag + n + 1)
@@ -484,7 +646,7 @@ def dynamo_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[flo
         block[:, 12] = 1
         block[:, 13], block[:, 14] = float(tilt_range[0]), float(tilt_range[1])
         block[:, 19] = index
-        block[:, 21] = _classes(coords)
+        block[:, 21] = _classes(coords, names)
         block[:, 23:26] = coords.xyz * scale_factor(tomogram, output_pixel_size)
         blocks.append(block)
         tag += n
@@ -504,15 +666,30 @@ def write_dynamo(path, picks: Sequence[PickedTomogram], output_pixel_size: Optio
     missing = [t.name for t, _ in checked if not t.path]
     if missing:
         raise ParameterError(f"Dynamo's .doc file needs the tomogram file path of {missing}.")
+    _check_dynamo_pixel_size(checked, output_pixel_size)
     table = dynamo_rows(checked, output_pixel_size, tilt_range)
     lines = [" ".join(str(int(v)) if j in _DYNAMO_INTEGER_COLUMNS else _fmt_number(v) for j, v in enumerate(row))
              for row in table]
     doc = [f"{i} {Path(t.path).resolve()}" for i, (t, _) in enumerate(checked, start=1)]
-    doc_path = dynamo_doc_path(path)
-    with atomic_path(path) as tbl_tmp, atomic_path(doc_path) as doc_tmp:
-        tbl_tmp.write_text("".join(line + "\n" for line in lines))
-        doc_tmp.write_text("".join(line + "\n" for line in doc))
-    return [path, doc_path]
+    outputs = [_Output(path, "".join(line + "\n" for line in lines)),
+               _Output(dynamo_doc_path(path), "".join(line + "\n" for line in doc)),
+               _Output(class_map_path(path), _class_map_text(class_name_map(checked)))]
+    for output in outputs:
+        _check_file_target(output.path, "Dynamo")
+    _write_all_or_nothing(outputs)
+    return [output.path for output in outputs if output.content is not None]
+
+
+def _check_dynamo_pixel_size(picks: Sequence[PickedTomogram], output_pixel_size: Optional[float]) -> None:
+    """The .doc names the picked tomograms, so the .tbl must be in their voxels (else the pair disagrees)."""
+    if output_pixel_size is None:
+        return
+    for tomogram, _ in picks:
+        if abs(output_pixel_size - tomogram.voxel_size) > VOXEL_SIZE_RTOL * tomogram.voxel_size:
+            raise ParameterError(
+                f"Dynamo's .doc points at {tomogram.path} ({tomogram.voxel_size:g} Å/voxel), so its .tbl must be in "
+                f"those voxels, not in {output_pixel_size:g} Å pixels: export Dynamo without an output pixel size "
+                "(the tomograms' voxel size).")
 
 
 def read_dynamo_doc(path) -> dict:
@@ -572,15 +749,16 @@ def motl_file_name(tomogram: TomogramInfo) -> str:
     return f"{tomogram.name}.csv"
 
 
-def motl_rows(tomogram: TomogramInfo, coords: CoordinateTable, output_pixel_size: Optional[float] = None
-              ) -> np.ndarray:
+def motl_rows(tomogram: TomogramInfo, coords: CoordinateTable, output_pixel_size: Optional[float] = None,
+              names: Optional[dict] = None) -> np.ndarray:
+    """The (N, 20) motive list; ``names`` numbers class names (see :func:`class_name_map`)."""
     xyz = coords.xyz * scale_factor(tomogram, output_pixel_size)
     table = np.zeros((len(coords), MOTL_COLUMNS), dtype=np.float64)
     table[:, 0] = _scores(coords)
     table[:, 1:3] = xyz[:, :2]
     table[:, 3] = np.arange(1, len(coords) + 1)
     table[:, 7:10] = xyz
-    table[:, 19] = _classes(coords)
+    table[:, 19] = _classes(coords, names)
     return table
 
 
@@ -596,21 +774,25 @@ def write_motl(path, picks: Sequence[PickedTomogram], output_pixel_size: Optiona
     receiving ``<tsId>.csv`` per tomogram (all or none).
     """
     checked = _check_picks(picks)
+    names = class_name_map(checked)
     path = Path(path)
+    texts = {motl_file_name(t): _motl_text(motl_rows(t, c, output_pixel_size, names)) for t, c in checked}
+    class_map = _Output(class_map_path(path), _class_map_text(names))
     if path.suffix.lower() == ".csv":
         if len(checked) != 1:
             raise ParameterError(f"A motl file holds one tomogram; {len(checked)} were given. "
                                  "Give a folder as output to get one <tsId>.csv per tomogram.")
-        targets = [path]
+        outputs = [_Output(path, next(iter(texts.values()))), class_map]
+        for output in outputs:
+            _check_file_target(output.path, "motl")
+        written = [path]
     else:
-        if path.exists() and not path.is_dir():
-            raise ParameterError(f"{path} is a file; give a folder (or a .csv name for a single tomogram).")
-        targets = [path / motl_file_name(t) for t, _ in checked]
-    texts = [_motl_text(motl_rows(t, c, output_pixel_size)) for t, c in checked]
-    with contextlib.ExitStack() as stack:
-        for target, text in zip(targets, texts):
-            stack.enter_context(atomic_path(target)).write_text(text)
-    return targets
+        _check_folder_target(path, ".csv", "motl")
+        _check_file_target(class_map.path, "motl")
+        outputs = [_Output(path, texts), class_map]
+        written = [path / name for name in texts]
+    _write_all_or_nothing(outputs)
+    return written + ([class_map.path] if class_map.content is not None else [])
 
 
 def read_motl_file(path) -> np.ndarray:

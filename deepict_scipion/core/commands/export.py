@@ -100,7 +100,8 @@ def run(args) -> int:
                 "(or fix the header with --voxel-size).")
         picks.append(export.PickedTomogram(tomogram, coords))
     files = export.export_coordinates(args.format, args.out, picks, output_pixel_size=args.output_pixel_size)
+    classes = export.class_name_map(picks) if export.carries_classes(args.format) else None
     print(json.dumps({"format": args.format, "files": [str(f) for f in files],
                       "particles": int(sum(len(c) for _, c in picks)), "tomograms": len(picks),
-                      "output_pixel_size": args.output_pixel_size}, indent=2))
+                      "output_pixel_size": args.output_pixel_size, "classes": classes}, indent=2))
     return 0
