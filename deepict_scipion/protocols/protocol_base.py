@@ -1,10 +1,13 @@
-"""Shared pieces of the DeePiCt protocols: GPU parameters, running the engine, input checks."""
+"""Shared pieces of the DeePiCt protocols: compute parameters, running the engine, input checks."""
 
+import glob
 import json
 import os
+import subprocess
 
 from pwem.protocols import EMProtocol
 from pyworkflow.protocol import params
+from pyworkflow.protocol.params import BIN_THREADS_PARAM
 from pyworkflow.protocol.constants import GPU_LIST, USE_GPU
 from tomo.protocols import ProtTomoBase
 
@@ -15,6 +18,10 @@ from ..convert import tomogramKey
 SAMPLING_TOLERANCE = 0.01
 #: Relative difference between a model's and a tomogram's voxel size that is still accepted.
 MODEL_SAMPLING_TOLERANCE = 0.05
+
+
+class DeepictJobError(Exception):
+    """A deepict job failed with an error the user can fix; the message is the engine's one line."""
 
 
 class ProtDeepictBase(EMProtocol, ProtTomoBase):
@@ -28,9 +35,57 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         form.addHidden(GPU_LIST, params.StringParam, default="0", label="Choose GPU IDs",
                        help="GPU to use (one is enough: DeePiCt networks are small).")
 
+    def _defineComputeParams(self, form, gpu=True, threads=1):
+        """The form's compute header for protocols that run one step per tomogram (STEPS_PARALLEL): the
+        GPU choice, how many tomograms run at once (Scipion threads) and the engine's CPU threads per job.
+
+        pyworkflow reads ``binThreads`` of every STEPS_PARALLEL protocol (run log, queue submission).
+        """
+        if gpu:
+            self._defineGpuParams(form)
+        form.addParallelSection(threads=threads, mpi=0)
+        form.addParam(BIN_THREADS_PARAM, params.IntParam, default=0, validators=[params.GE(0)],
+                      label="Threads per tomogram",
+                      help="CPU threads of each deepict job (OMP_NUM_THREADS). 0: every core the job may use. "
+                           "When several tomograms run at once (Scipion threads > 1), give each a share of the "
+                           "cores, e.g. 4 threads x 4 tomograms on 16 cores: more threads than cores slow "
+                           "PyTorch down many times.")
+
     def runDeepict(self, subcommand, args, gpu=False):
-        """Run ``deepict <subcommand> <args>`` as a job (locally or through the queue)."""
-        Plugin.runDeepict(self, subcommand, args, useGpu=gpu and self.useGpu.get())
+        """Run ``deepict <subcommand> <args>`` as a job (locally or through the queue).
+
+        When the job fails, the step fails with the engine's own one-line error (``deepict <cmd>: error:
+        ...``, read from the run's logs) instead of the shell's exit status.
+        """
+        threads = self.getBinThreads() if self.modeParallel() and hasattr(self, BIN_THREADS_PARAM) else 0
+        logSizes = self._logSizes()
+        try:
+            Plugin.runDeepict(self, subcommand, args, useGpu=gpu and self.useGpu.get(), threads=threads)
+        except subprocess.CalledProcessError as exc:
+            message = self._engineError(subcommand, logSizes)
+            if message is None:
+                raise
+            raise DeepictJobError(message) from exc
+
+    def _logSizes(self):
+        """{log file: size} of the run's logs (queue jobs write their own logs in the same folder)."""
+        return {path: os.path.getsize(path) for path in glob.glob(self._getLogsPath("*")) if os.path.isfile(path)}
+
+    def _engineError(self, subcommand, logSizes):
+        """The last ``deepict <subcommand>: error:`` line written to the logs after ``logSizes``, or None."""
+        marker = f"deepict {subcommand}: error:"
+        found = None
+        for path in sorted(glob.glob(self._getLogsPath("*")), key=os.path.getmtime):
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(logSizes.get(path, 0))
+                    text = handle.read().decode("utf-8", errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if marker in line:
+                    found = line[line.index(marker):].strip()
+        return found
 
     def _modelInfoPath(self, name="model_info.json"):
         return self._getExtraPath(name)

@@ -102,7 +102,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
                       validators=[params.Range(0.01, 1.0)], expertLevel=params.LEVEL_ADVANCED,
                       label="Low-pass transition width",
                       help="10-90 % width of the low-pass edge, as a fraction of its cut-off frequency.")
-        form.addParallelSection(threads=1, mpi=0)
+        self._defineComputeParams(form, gpu=False)
 
     # ----------------------------------------- steps -----------------------------------------
     def _insertAllSteps(self):

@@ -101,7 +101,10 @@ class ProtDeepictEvaluate(ProtDeepictBase):
     def _defineParams(self, form):
         form.addSection(label="Input")
         form.addParam("evaluationMode", params.EnumParam, choices=["particles (coordinates)", "voxels (masks)"],
-                      default=MODE_PARTICLES, display=params.EnumParam.DISPLAY_HLIST, label="Evaluate")
+                      default=MODE_PARTICLES, display=params.EnumParam.DISPLAY_HLIST, label="Evaluate",
+                      help="particles: picks against ground-truth coordinates (one-to-one matching within a radius; "
+                           "precision, recall, F1, PR curve); voxels: binary masks and/or probability maps against "
+                           "ground-truth masks (voxel F1/Dice, AUPRC).")
         form.addParam("inputCoordinates", params.PointerParam, pointerClass="SetOfCoordinates3D",
                       condition=f"evaluationMode=={MODE_PARTICLES}", label="Picks",
                       help="Predicted coordinates; their score ranks them for the PR curve.")
@@ -126,7 +129,7 @@ class ProtDeepictEvaluate(ProtDeepictBase):
         form.addParam("bins", params.IntParam, default=1000, expertLevel=params.LEVEL_ADVANCED,
                       condition=f"evaluationMode=={MODE_VOXELS}", label="Histogram bins",
                       help="Thresholds of the voxel PR curve.")
-        form.addParallelSection(threads=2, mpi=0)
+        self._defineComputeParams(form, gpu=False, threads=2)
 
     def isParticleMode(self):
         return self.evaluationMode.get() == MODE_PARTICLES

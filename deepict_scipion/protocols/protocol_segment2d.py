@@ -8,6 +8,7 @@ from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.objects import SetOfTomoMasks
 
 from ..convert import newTomoMask, tomogramsByKey
+from ..core.compartments import DEFAULT_BATCH_SIZE
 from .protocol_base import ProtDeepictBase
 
 
@@ -30,15 +31,17 @@ class ProtDeepictSegment2D(ProtDeepictBase):
                       label="Tomograms", help="Tomograms at the model's voxel size.")
         form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
                       label="DeePiCt 2D model", help="A model from 'train 2D compartment network'.")
+        form.addSection(label="Post-processing")
         form.addParam("threshold", params.FloatParam, allowsNull=True, label="Threshold",
-                      help="Probability threshold after the z smoothing (empty: the model's, calibrated on its "
-                           "validation data; DeePiCt used 0.75).")
+                      help="Probability threshold after the z smoothing, in [0, 1) (empty: the model's, calibrated "
+                           "on its validation data; DeePiCt used 0.75).")
         form.addParam("sigma", params.FloatParam, allowsNull=True, label="Z smoothing (slices)",
-                      help="Sigma of the Gaussian along z (empty: the model's, usually 5; 0 = none).")
-        form.addParam("batchSize", params.IntParam, default=4, expertLevel=params.LEVEL_ADVANCED,
-                      label="Tiles per batch")
-        self._defineGpuParams(form)
-        form.addParallelSection(threads=1, mpi=0)
+                      help="Sigma of the Gaussian along z that makes the slice-by-slice result consistent in 3D "
+                           "(empty: the model's, usually 5; 0 = none).")
+        form.addSection(label="Compute")
+        form.addParam("batchSize", params.IntParam, default=DEFAULT_BATCH_SIZE, label="Tiles per batch",
+                      help="Tiles predicted together; larger is faster on a GPU but needs more memory.")
+        self._defineComputeParams(form)
 
     def _insertAllSteps(self):
         self.tomos = tomogramsByKey(self.inputTomograms.get())
@@ -90,7 +93,11 @@ class ProtDeepictSegment2D(ProtDeepictBase):
                           "compartment network' (3D models go to 'pick particles' / 'segment structures 3D').")
         errors += self._validateModelSampling(model, self.inputTomograms.get())
         if self.threshold.get() is not None and not 0 <= self.threshold.get() < 1:
-            errors.append("The threshold must be in [0, 1).")
+            errors.append(f"Post-processing: the threshold must be in [0, 1), got {self.threshold.get():g}.")
+        if self.sigma.get() is not None and self.sigma.get() < 0:
+            errors.append(f"Post-processing: the z smoothing must not be negative, got {self.sigma.get():g}.")
+        if self.batchSize.get() is None or self.batchSize.get() < 1:
+            errors.append(f"Compute: tiles per batch must be at least 1 (got {self.batchSize.get()}).")
         return errors
 
     def _summary(self):
