@@ -1,5 +1,7 @@
 """Scipion objects of the plugin: a trained DeePiCt network as a first-class project object."""
 
+import json
+
 import pyworkflow.object as pwobj
 from pwem.objects import EMObject
 
@@ -22,6 +24,8 @@ class DeepictModel(EMObject):
         self._radiiAngstrom = pwobj.String()
         self._hasSpectrum = pwobj.Boolean(False)
         self._source = pwobj.String()
+        self._depth = pwobj.Integer()
+        self._postprocess = pwobj.String()
 
     def getFileName(self):
         return self._filename.get()
@@ -44,6 +48,14 @@ class DeepictModel(EMObject):
         value = radii.get(className)
         return float(value) if value else None
 
+    def getDepth(self):
+        """Pooling levels of the U-Net (inference boxes must be divisible by 2^depth), or None if not recorded."""
+        return self._depth.get()
+
+    def getPostprocess(self):
+        """The post-processing the model suggests: {"threshold", "min_size", "max_size"} ({} if not recorded)."""
+        return json.loads(self._postprocess.get() or "{}")
+
     def hasSpectrum(self):
         return bool(self._hasSpectrum.get())
 
@@ -56,6 +68,8 @@ class DeepictModel(EMObject):
         self._radiiAngstrom.set(",".join(str(radii.get(c, "")) for c in info["classes"]))
         self._hasSpectrum.set(bool(info.get("has_spectrum")))
         self._source.set(info.get("source"))
+        self._depth.set((info.get("architecture") or {}).get("depth"))
+        self._postprocess.set(json.dumps(info.get("postprocess") or {}))
 
     def __str__(self):
         size = f"{self.getVoxelSize():.2f} Å" if self.getVoxelSize() else "unknown voxel size"

@@ -28,7 +28,8 @@ class ProtDeepictImportModel(ProtDeepictBase):
                       help="A DeePiCt .pth checkpoint or a deepict_scipion model file (.pt).")
         form.addParam("voxelSize", params.FloatParam, allowsNull=True, label="Voxel size (Å)",
                       help="Voxel size the network was trained at. Needed for DeePiCt checkpoints (published "
-                           "networks: 13.48); ignored for our model files, which record it.")
+                           "networks: 13.48 Å, 4x binned 3.37 Å data); ignored for our model files, which record "
+                           "it. Tomograms to pick in must have this voxel size (within 5 %).")
 
     def _insertAllSteps(self):
         self._insertFunctionStep(self.importStep, needsGPU=False)
@@ -52,10 +53,18 @@ class ProtDeepictImportModel(ProtDeepictBase):
         path = self.modelFile.get()
         if not path or not os.path.isfile(path):
             return [f"Model file not found: {path}. Give the path of a .pth/.pt file."]
-        if path.endswith(".pth") and not self.voxelSize.get():
+        voxelSize = self.voxelSize.get()
+        if voxelSize is not None and voxelSize <= 0:
+            return [f"Voxel size: {voxelSize:g} Å is not a voxel size; give the one the network was trained at "
+                    "(13.48 Å for the published networks) or leave it empty for our .pt model files."]
+        if path.endswith(".pth") and not voxelSize:
             return ["DeePiCt checkpoints (.pth) do not record their voxel size: give it (13.48 Å for the "
                     "published networks)."]
-        return []
+        # The engine's own reader, cheap (tensors memory-mapped) and safe (no pickled code runs); torch is
+        # imported only now, not when Scipion loads the plugin.
+        from ..core.models import model_file_problem
+        problem = model_file_problem(path)
+        return [problem] if problem else []
 
     def _summary(self):
         if hasattr(self, "deepictModel"):

@@ -9,64 +9,97 @@ from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
 from tomo.protocols import ProtTomoPicking
 
 from ..convert import appendPicks, newTomoMask, readPicks, tomogramsByKey
+from ..core.errors import DeepictError
+from ..core.postprocess import CONTEXT_MODES, ClusterParameters
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
 from .protocol_equalize import equalizedReference
 
-CONTEXT_MODES = ["intersection", "contact", "colocalization"]
-
-
-def defineInferenceParams(form, what):
-    """Parameters shared by the pick and segment protocols (post-processing, context, inference)."""
-    form.addParam("className", params.StringParam, default="", label="Class",
-                  help="Class of a multi-class model to use (empty: the model's first class).")
-    form.addParam("threshold", params.FloatParam, allowsNull=True, label="Probability threshold",
-                  help="Voxels with a probability above it form the clusters (empty: the model's suggestion, 0.5).")
-    line = form.addLine(f"{what} size (voxels)",
-                        help="Clusters outside this range are discarded (empty: the model's suggestion / no limit). "
-                             "A particle model trained for one class suggests the minimum size that gave the best "
-                             "F1 on its validation data; see the training protocol's log.")
-    line.addParam("minSize", params.IntParam, allowsNull=True, label="min")
-    line.addParam("maxSize", params.IntParam, allowsNull=True, label="max")
-    form.addParam("connectivity", params.EnumParam, choices=["1 (faces)", "2 (edges)", "3 (corners)"], default=0,
-                  expertLevel=params.LEVEL_ADVANCED, label="Cluster connectivity",
-                  help="Which neighbouring voxels join a cluster.")
-    form.addParam("border", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED,
-                  label="Ignore border (voxels)", help="Voxels this close to a face of the tomogram are ignored.")
-    form.addSection(label="Context")
-    form.addParam("contextMasks", params.PointerParam, pointerClass="SetOfTomoMasks", allowsNull=True,
-                  label="Context masks (optional)",
-                  help="Masks of the same tomograms (e.g. cytosol from the 2D segmentation) that restrict the result.")
-    form.addParam("contextMode", params.EnumParam, choices=CONTEXT_MODES, default=0,
-                  condition="contextMasks", label="Context mode",
-                  help="intersection: only voxels inside the mask (ribosomes in the cytosol); contact: whole "
-                       "clusters within the distance of the mask (membranes touching the cytosol); colocalization: "
-                       "cluster centres within the distance of the mask (NPCs near the nuclear envelope).")
-    form.addParam("contextDistance", params.FloatParam, default=0.0, condition="contextMasks",
-                  label="Context distance (voxels)")
-    form.addSection(label="Inference")
-    form.addParam("keepProbabilityMaps", params.BooleanParam, default=False, label="Keep probability maps",
-                  help="Also output the network's probability maps (float32, one per tomogram).")
-    form.addParam("window", params.IntParam, default=128, expertLevel=params.LEVEL_ADVANCED,
-                  label="Inference box (voxels)", help="Larger boxes are faster but need more memory.")
-    form.addParam("batchSize", params.IntParam, default=2, expertLevel=params.LEVEL_ADVANCED,
-                  label="Boxes per batch")
 
 
 class ProtDeepictInferenceBase(ProtDeepictBase):
-    """Common parts of picking and 3D segmentation: inputs, per-tomogram steps, validation."""
+    """Common parts of picking and 3D segmentation: the form, per-tomogram steps, validation.
+
+    Form: Input (tomograms, model, class, equalization), Post-processing (clusters, context),
+    Compute (inference box; threads and GPU in the header).
+    """
 
     stepsExecutionMode = STEPS_PARALLEL
+    #: What the clusters are, for the form's labels ("Particle", "Segment").
+    _clusterName = "Cluster"
 
-    def _defineInputParams(self, form):
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
+                      label="Tomograms",
+                      help="Tomograms at the model's voxel size (within 5 %; e.g. 13.48 Å/voxel, 4x binned, for "
+                           "the published networks). Bin or rescale others first.")
         form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
-                      label="DeePiCt model", help="A model from 'train 3D network' or 'import model'.")
+                      label="DeePiCt 3D model",
+                      help="A model from 'train 3D network' or 'import model' (published DeePiCt networks).")
+        form.addParam("className", params.StringParam, default="", label="Class (multi-class models)",
+                      help="Which class of a multi-class model to use, by name (e.g. 'fas'). Empty: the model's "
+                           "first class.")
         form.addParam("equalize", params.BooleanParam, default=True,
                       label="Equalize to the model's reference spectrum",
                       help="Models trained on spectrum-equalized tomograms store their reference spectrum: each "
                            "tomogram is then equalized to it (with the training's low-pass) before prediction, "
                            "on the fly (a temporary file). Models without one use the tomograms as they are. "
                            "Switch it off only for tomograms already equalized to the same reference.")
+
+        form.addSection(label="Post-processing")
+        form.addParam("threshold", params.FloatParam, allowsNull=True, label="Probability threshold",
+                      help="Voxels with a network probability above it form the clusters, in [0, 1). Empty: the "
+                           "model's suggestion (0.5). Lower it to find more (and fainter) objects.")
+        line = form.addLine(f"{self._clusterName} size (voxels)",
+                            help="Clusters with fewer voxels than min or more than max are discarded. Empty: the "
+                                 "model's suggestion (min) and no limit (max). A particle model trained for one "
+                                 "class suggests the minimum size that gave the best F1 on its validation data "
+                                 "(see the training protocol's log); a whole 80S ribosome at 13.48 Å/voxel is about "
+                                 "1500 voxels.")
+        line.addParam("minSize", params.IntParam, allowsNull=True, label="min")
+        line.addParam("maxSize", params.IntParam, allowsNull=True, label="max")
+        self._defineClusterParams(form)
+        form.addParam("connectivity", params.EnumParam, choices=["1 (faces)", "2 (edges)", "3 (corners)"], default=0,
+                      expertLevel=params.LEVEL_ADVANCED, label="Cluster connectivity",
+                      help="Which neighbouring voxels join a cluster: 1 = the 6 face neighbours (DeePiCt's choice), "
+                           "2 = also the 12 edge neighbours, 3 = all 26.")
+        form.addParam("border", params.IntParam, default=0,
+                      expertLevel=params.LEVEL_ADVANCED, label="Ignore border (voxels)",
+                      help="Voxels this close to a face of the tomogram are ignored (e.g. edges of the "
+                           "reconstruction with artefacts).")
+        group = form.addGroup("Context")
+        group.addParam("contextMasks", params.PointerParam, pointerClass="SetOfTomoMasks", allowsNull=True,
+                       label="Context masks (optional)",
+                       help="Masks of the same tomograms (e.g. the cytosol from 'segment compartments 2D') that "
+                            "restrict the result. Empty: no restriction.")
+        group.addParam("contextMode", params.EnumParam, choices=list(CONTEXT_MODES), default=0,
+                       condition="contextMasks", label="Context mode",
+                       help="intersection: only voxels inside the mask (ribosomes in the cytosol); contact: whole "
+                            "clusters within the distance of the mask (membranes touching the cytosol); "
+                            "colocalization: cluster centres within the distance of the mask (NPCs near the nuclear "
+                            "envelope).")
+        group.addParam("contextDistance", params.FloatParam, default=0.0,
+                       condition="contextMasks", label="Context distance (voxels)",
+                       help="For contact and colocalization: how far from the mask a cluster may be (0: touching "
+                            "or inside).")
+        form.addParam("keepProbabilityMaps", params.BooleanParam, default=False, label="Keep probability maps",
+                      help="Also output the network's probability maps (float32, one per tomogram, as large as the "
+                           "tomograms): to choose a threshold, or for 'evaluate'.")
+
+        form.addSection(label="Compute")
+        form.addParam("window", params.IntParam, default=128,
+                      label="Inference box (voxels)",
+                      help="The tomogram is predicted in boxes of this side, with blended overlaps. Larger boxes "
+                           "are faster but need more (GPU) memory: lower it (e.g. 64) if the GPU runs out of "
+                           "memory. Must be divisible by 2^depth of the network (8 for depth 3).")
+        form.addParam("batchSize", params.IntParam, default=2,
+                      expertLevel=params.LEVEL_ADVANCED, label="Boxes per batch",
+                      help="Boxes predicted together; more use more memory.")
+        self._defineComputeParams(form)
+
+    def _defineClusterParams(self, form):
+        """Post-processing parameters of one kind of output (picking adds distance and box size)."""
 
     def _insertAllSteps(self):
         self.tomos = tomogramsByKey(self.inputTomograms.get())
@@ -132,6 +165,42 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         errors += self._validateModelSampling(model, tomograms)
         if self.contextMasks.get() is not None:
             errors += self._validateMasksFor(self.contextMasks.get(), tomograms, "Context masks")
+        return errors + self._validateClusterParams(model) + self._validateCompute(model)
+
+    def _validateClusterParams(self, model):
+        """The engine's own rules for the post-processing, applied to the values it would use."""
+        suggested = model.getPostprocess()
+
+        def value(param, key, default):
+            return param.get() if param.get() is not None else suggested.get(key, default)
+
+        clusters = ClusterParameters(
+            threshold=value(self.threshold, "threshold", 0.5), min_size=value(self.minSize, "min_size", 1),
+            max_size=value(self.maxSize, "max_size", None), connectivity=self.connectivity.get() + 1,
+            context_mode=CONTEXT_MODES[self.contextMode.get()], context_distance=self.contextDistance.get() or 0.0)
+        errors = []
+        try:
+            clusters.validate()
+        except DeepictError as exc:
+            errors.append(f"Post-processing: {exc} (empty fields: the model's suggestion, {suggested}).")
+        for param, label in ((self.minSize, "The minimum size"), (self.maxSize, "The maximum size"),
+                             (self.border, "The border")):
+            if param.get() is not None and param.get() < 0:
+                errors.append(f"Post-processing: {label.lower()} must not be negative (got {param.get()}).")
+        return errors
+
+    def _validateCompute(self, model):
+        errors = []
+        window, depth = self.window.get(), model.getDepth()
+        if window is None or window < 1:
+            errors.append(f"Compute: the inference box must be a positive number of voxels (got {window}).")
+        elif depth and window % 2 ** depth:
+            # The U-Net halves the box depth times; the engine refuses other sizes at run time.
+            lower = window - window % 2 ** depth
+            errors.append(f"Compute: the inference box ({window}) must be divisible by 2^depth = {2 ** depth} for "
+                          f"this network (depth {depth}): use e.g. {lower or 2 ** depth} or {lower + 2 ** depth}.")
+        if self.batchSize.get() is None or self.batchSize.get() < 1:
+            errors.append(f"Compute: boxes per batch must be at least 1 (got {self.batchSize.get()}).")
         return errors
 
     def _equalizes(self):
@@ -162,17 +231,25 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
     _devStatus = BETA
     _possibleOutputs = {ProtTomoPicking.OUTPUT_PREFIX: SetOfCoordinates3D, "probabilityMaps": SetOfTomoMasks}
 
-    def _defineParams(self, form):
-        ProtTomoPicking._defineParams(self, form)
-        self._defineInputParams(form)
-        form.addParam("minDistance", params.FloatParam, allowsNull=True, label="Minimum distance (voxels)",
-                      help="Picks closer than this are merged, the higher score wins (empty: the training radius).")
-        form.addParam("boxSize", params.IntParam, allowsNull=True, label="Box size (voxels)",
-                      help="Box size recorded with the coordinates, for extraction (empty: 3x the particle radius "
-                           "the model was trained with, else 32).")
-        defineInferenceParams(form, "Particle")
-        self._defineGpuParams(form)
-        form.addParallelSection(threads=1, mpi=0)
+    _clusterName = "Particle"
+
+    def _defineClusterParams(self, form):
+        form.addParam("minDistance", params.FloatParam, allowsNull=True,
+                      label="Minimum distance (voxels)",
+                      help="Picks closer than this are merged, the higher score wins. Empty: the particle radius "
+                           "the model was trained with.")
+        form.addParam("boxSize", params.IntParam, allowsNull=True,
+                      label="Box size (voxels)",
+                      help="Box size recorded with the coordinates, for subtomogram extraction. Empty: 3x the "
+                           "particle radius the model was trained with (even), else 32.")
+
+    def _validateClusterParams(self, model):
+        errors = ProtDeepictInferenceBase._validateClusterParams(self, model)
+        if self.minDistance.get() is not None and self.minDistance.get() < 0:
+            errors.append(f"Post-processing: the minimum distance must not be negative (got {self.minDistance.get()}).")
+        if self.boxSize.get() is not None and self.boxSize.get() < 1:
+            errors.append(f"Post-processing: the box size must be at least 1 voxel (got {self.boxSize.get()}).")
+        return errors
 
     def inferenceStep(self, key, contextFile):
         args = self._commonArgs(key, contextFile) + [f'--out "{os.path.abspath(self._picksPath(key))}"']

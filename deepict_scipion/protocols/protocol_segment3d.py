@@ -3,11 +3,10 @@
 import os
 
 from pyworkflow import BETA
-from pyworkflow.protocol import params
 from tomo.objects import SetOfTomoMasks
 
 from ..convert import newTomoMask
-from .protocol_pick import ProtDeepictInferenceBase, defineInferenceParams
+from .protocol_pick import ProtDeepictInferenceBase
 
 
 class ProtDeepictSegment3D(ProtDeepictInferenceBase):
@@ -21,14 +20,7 @@ class ProtDeepictSegment3D(ProtDeepictInferenceBase):
     _devStatus = BETA
     _possibleOutputs = {"segmentations": SetOfTomoMasks, "probabilityMaps": SetOfTomoMasks}
 
-    def _defineParams(self, form):
-        form.addSection(label="Input")
-        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
-                      label="Input tomograms", help="Tomograms at the model's voxel size.")
-        self._defineInputParams(form)
-        defineInferenceParams(form, "Segment")
-        self._defineGpuParams(form)
-        form.addParallelSection(threads=1, mpi=0)
+    _clusterName = "Segment"
 
     def _maskPath(self, key):
         return self._getExtraPath(f"{key}_segmentation.mrc")

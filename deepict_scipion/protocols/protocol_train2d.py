@@ -34,7 +34,8 @@ class ProtDeepictTrain2D(ProtDeepictBase):
                       label="Compartment masks",
                       help="One mask per tomogram (matched by tsId or tomogram file): 1 = compartment, 0 = elsewhere; "
                            "or label maps with a remapping below.")
-        form.addParam("className", params.StringParam, default="cytosol", label="Compartment name")
+        form.addParam("className", params.StringParam, default="cytosol", label="Compartment name",
+                      help="Name stored in the model and given to its segmentations (e.g. cytosol, organelles).")
         form.addParam("remap", params.StringParam, default="", expertLevel=params.LEVEL_ADVANCED,
                       label="Label remapping",
                       help="For label maps: '.:1' = every non-zero label -> 1; '2,3,5:1' = labels 2, 3, 5 -> 1; "
@@ -48,7 +49,8 @@ class ProtDeepictTrain2D(ProtDeepictBase):
                       help="Training length. Compact compartments (cytosol) are learned in a few epochs; organelles "
                            "need many more (measured: validation Dice still rising after 50 epochs).")
         form.addParam("tilesPerEpoch", params.IntParam, default=DEFAULTS.tiles_per_epoch,
-                      validators=[params.Positive], label="Tiles per epoch")
+                      validators=[params.Positive], label="Tiles per epoch",
+                      help="Random training tiles drawn per epoch (from the slices in use).")
         form.addParam("patience", params.IntParam, default=DEFAULTS.patience,
                       label="Early stop patience (epochs, 0 = off)",
                       help="Stop after this many epochs without a better validation Dice; counted only after the "
@@ -56,13 +58,16 @@ class ProtDeepictTrain2D(ProtDeepictBase):
         form.addParam("tileSize", params.IntParam, default=DEFAULTS.tile_size, label="Tile size (px)",
                       help="Training tile edge, a multiple of 16 (DeePiCt: 288; 128 trains many more steps per "
                            "CPU minute; prediction uses larger tiles).")
-        form.addParam("zStride", params.IntParam, default=DEFAULTS.z_stride, label="Use every n-th slice")
+        form.addParam("zStride", params.IntParam, default=DEFAULTS.z_stride, label="Use every n-th slice",
+                      help="Neighbouring slices are nearly identical: training on every n-th one saves memory "
+                           "and time without losing information.")
         form.addParam("batchSize", params.IntParam, default=DEFAULTS.batch_size, expertLevel=params.LEVEL_ADVANCED,
-                      label="Batch size")
+                      label="Batch size", help="Tiles per optimiser step; more need more (GPU) memory.")
         form.addParam("learningRate", params.FloatParam, default=DEFAULTS.learning_rate,
                       expertLevel=params.LEVEL_ADVANCED, label="Learning rate",
                       help="Initial rate; it is halved whenever the validation Dice stalls (after the first half).")
-        form.addParam("seed", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED, label="Random seed")
+        form.addParam("seed", params.IntParam, default=DEFAULTS.seed, expertLevel=params.LEVEL_ADVANCED,
+                      label="Random seed", help="Seed of the weight initialisation, tile sampling and augmentation.")
         self._defineGpuParams(form)
 
     def _insertAllSteps(self):

@@ -7,12 +7,16 @@ from pyworkflow import BETA
 from pyworkflow.protocol import params
 
 from ..convert import coordinatesByKey, tomogramsByKey, writeCoordinatesCsv
+from ..core.errors import DeepictError
+from ..core.train_config import TrainConfig
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
 from .protocol_equalize import SPECTRUM_COLUMNS, equalizedReference, spectrumFileHeader
 
 LABELS_COORDINATES, LABELS_MASKS = 0, 1
+#: The engine's losses in the order the form stores them (the choice is saved as an index).
 LOSSES = ["bce_dice", "dice", "generalized_dice"]
+DEFAULTS = TrainConfig(classes=[])  # the form's defaults are the engine's: one place to change them
 
 
 def splitList(text):
@@ -66,40 +70,63 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       help="The low-pass resolution of that equalization (empty: none).")
 
         form.addSection(label="Network")
-        form.addParam("depth", params.IntParam, default=3, validators=[params.Range(1, 5)], label="Depth",
+        form.addParam("depth", params.IntParam, default=DEFAULTS.depth, validators=[params.Range(1, 5)], label="Depth",
                       help="Number of pooling levels of the U-Net (published networks: 2). Deeper networks see "
                            "more context.")
-        form.addParam("initialFeatures", params.IntParam, default=8, validators=[params.Positive],
+        form.addParam("initialFeatures", params.IntParam, default=DEFAULTS.initial_features,
+                      validators=[params.Positive],
                       label="Initial features", help="Channels at full resolution (published: 4 or 16).")
-        form.addParam("batchNorm", params.BooleanParam, default=True, label="Batch normalisation")
-        form.addParam("encoderDropout", params.FloatParam, default=0.0, validators=[params.Range(0, 0.9)],
-                      expertLevel=params.LEVEL_ADVANCED, label="Encoder dropout")
-        form.addParam("decoderDropout", params.FloatParam, default=0.1, validators=[params.Range(0, 0.9)],
-                      expertLevel=params.LEVEL_ADVANCED, label="Decoder dropout")
+        form.addParam("batchNorm", params.BooleanParam, default=DEFAULTS.batch_norm, label="Batch normalisation",
+                      help="Normalise activations after each convolution (as the published networks do); "
+                           "stabilises training with small batches.")
+        form.addParam("encoderDropout", params.FloatParam, default=DEFAULTS.encoder_dropout,
+                      validators=[params.Range(0, 0.9)],
+                      expertLevel=params.LEVEL_ADVANCED, label="Encoder dropout",
+                      help="Fraction of encoder activations dropped at random during training (regularisation).")
+        form.addParam("decoderDropout", params.FloatParam, default=DEFAULTS.decoder_dropout,
+                      validators=[params.Range(0, 0.9)],
+                      expertLevel=params.LEVEL_ADVANCED, label="Decoder dropout",
+                      help="Fraction of decoder activations dropped at random during training (regularisation "
+                           "against over-fitting a few annotated tomograms).")
 
         form.addSection(label="Training")
-        form.addParam("epochs", params.IntParam, default=40, validators=[params.Positive], label="Epochs")
-        form.addParam("iterationsPerEpoch", params.IntParam, default=25, validators=[params.Positive],
-                      label="Batches per epoch")
-        form.addParam("batchSize", params.IntParam, default=4, validators=[params.Positive], label="Batch size")
-        form.addParam("patchSize", params.IntParam, default=48, label="Patch size (voxels)",
+        form.addParam("epochs", params.IntParam, default=DEFAULTS.epochs, validators=[params.Positive], label="Epochs",
+                      help="Training length in epochs of 'batches per epoch' batches. The model of the epoch with "
+                           "the best validation Dice is kept; an interrupted run continues where it stopped.")
+        form.addParam("iterationsPerEpoch", params.IntParam, default=DEFAULTS.iterations_per_epoch,
+                      validators=[params.Positive],
+                      label="Batches per epoch",
+                      help="Optimiser steps per epoch; the validation Dice is measured after each epoch.")
+        form.addParam("batchSize", params.IntParam, default=DEFAULTS.batch_size,
+                      validators=[params.Positive], label="Batch size",
+                      help="Training boxes per step; more need more (GPU) memory.")
+        form.addParam("patchSize", params.IntParam, default=DEFAULTS.patch_size, label="Patch size (voxels)",
                       help="Side of the training boxes; must be divisible by 2^depth.")
-        form.addParam("learningRate", params.FloatParam, default=1e-3, expertLevel=params.LEVEL_ADVANCED,
-                      label="Learning rate")
-        form.addParam("loss", params.EnumParam, choices=LOSSES, default=0, label="Loss",
+        form.addParam("learningRate", params.FloatParam, default=DEFAULTS.learning_rate,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Learning rate", help="Step size of the Adam optimiser.")
+        form.addParam("loss", params.EnumParam, choices=LOSSES, default=LOSSES.index(DEFAULTS.loss), label="Loss",
                       help="bce_dice: cross-entropy + Dice (robust default); dice: DeePiCt's loss; "
                            "generalized_dice: weights rare classes up.")
-        form.addParam("positiveFraction", params.FloatParam, default=0.7, validators=[params.Range(0, 1)],
-                      expertLevel=params.LEVEL_ADVANCED, label="Fraction of boxes near labels")
-        form.addParam("valFraction", params.FloatParam, default=0.2, validators=[params.Range(0, 0.45)],
+        form.addParam("positiveFraction", params.FloatParam, default=DEFAULTS.positive_fraction,
+                      validators=[params.Range(0, 1)],
+                      expertLevel=params.LEVEL_ADVANCED, label="Fraction of boxes near labels",
+                      help="Share of training boxes centred near an annotation (the rest are random), so that "
+                           "sparse particles are seen often enough.")
+        form.addParam("valFraction", params.FloatParam, default=DEFAULTS.val_fraction,
+                      validators=[params.Range(0, 0.45)],
                       label="Validation fraction",
                       help="Fraction of each tomogram's width (high x) kept aside to measure validation Dice "
                            "and keep the best epoch. 0 trains on everything and keeps the last epoch.")
-        form.addParam("patience", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED,
-                      label="Early stop patience (epochs, 0 = off)")
-        form.addParam("augment", params.BooleanParam, default=True, label="Data augmentation",
+        form.addParam("patience", params.IntParam, default=DEFAULTS.patience, expertLevel=params.LEVEL_ADVANCED,
+                      label="Early stop patience (epochs, 0 = off)",
+                      help="Stop when the validation Dice has not improved for this many epochs.")
+        form.addParam("augment", params.BooleanParam, default=DEFAULTS.augment, label="Data augmentation",
                       help="Random flips, 90° rotations about z and intensity jitter of every box.")
-        form.addParam("seed", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED, label="Random seed")
+        form.addParam("seed", params.IntParam, default=DEFAULTS.seed,
+                      expertLevel=params.LEVEL_ADVANCED, label="Random seed",
+                      help="Seed of the weight initialisation, box sampling and augmentation (same seed, same "
+                           "data: the same model on the CPU).")
         self._defineGpuParams(form)
 
     # ----------------------------------------- steps -----------------------------------------
@@ -213,6 +240,17 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             return ["particle"]
         return names
 
+    def _trainConfig(self, names):
+        """The engine's training configuration of the form's values (for its validation)."""
+        return TrainConfig(
+            classes=names, depth=self.depth.get(), initial_features=self.initialFeatures.get(),
+            batch_norm=self.batchNorm.get(), encoder_dropout=self.encoderDropout.get(),
+            decoder_dropout=self.decoderDropout.get(), patch_size=self.patchSize.get(), batch_size=self.batchSize.get(),
+            epochs=self.epochs.get(), iterations_per_epoch=self.iterationsPerEpoch.get(),
+            learning_rate=self.learningRate.get(), loss=LOSSES[self.loss.get()],
+            positive_fraction=self.positiveFraction.get(), val_fraction=self.valFraction.get(),
+            patience=self.patience.get(), augment=self.augment.get(), seed=self.seed.get())
+
     def _radii(self):
         radii = [float(r) for r in splitList(self.particleRadii.get())]
         return radii * len(self._labelSets()) if len(radii) == 1 else radii
@@ -258,8 +296,10 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                 errors.append("Give one particle radius for all classes or one per coordinate set.")
             elif min(radii) <= 0:
                 errors.append("Particle radii must be positive.")
-        if self.patchSize.get() % 2 ** self.depth.get():
-            errors.append(f"The patch size must be divisible by 2^depth = {2 ** self.depth.get()}.")
+        try:
+            self._trainConfig(names).validate()
+        except DeepictError as exc:  # the engine's own rules for the hyper-parameters
+            errors.append(f"Training: {exc}.")
         spectrum = self.spectrumReference.get()
         if spectrum:
             header = spectrumFileHeader(spectrum) if os.path.isfile(spectrum) else None

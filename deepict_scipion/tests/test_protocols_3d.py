@@ -73,8 +73,11 @@ class TestDeepict3DProtocols(BaseTest):
     def test_pick_gives_coordinates_inside_their_tomograms(self):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
                                 inputModel=self.train.deepictModel, threshold=0.05, minSize=1,
-                                keepProbabilityMaps=True)
+                                keepProbabilityMaps=True, binThreads=1)
         self.launchProtocol(pick)
+        log = "".join(open(path).read() for path in pick.getLogPaths()[:2])
+        self.assertNotIn("Cannot get information about MPI/threads", log)
+        self.assertIn("binary Threads: 1", log)
         coords = getattr(pick, pick.OUTPUT_PREFIX)
         self.assertAlmostEqual(coords.getSamplingRate(), VOXEL, places=2)
         self.assertEqual(coords.getBoxSize(), 22)  # 3 x 100 Å / 13.48 Å, even
@@ -166,3 +169,55 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertTrue(any("no class 'fas'" in e for e in pick.validate()))
         imported = self.newProtocol(ProtDeepictImportModel, modelFile="/nonexistent/model.pth")
         self.assertTrue(any("not found" in e for e in imported.validate()))
+
+    def test_validate_refuses_post_processing_and_window_the_engine_refuses(self):
+        """Depth-2 model: inference boxes must be divisible by 4; threshold in [0, 1); min size <= max size."""
+        for protocolClass in (ProtDeepictPick, ProtDeepictSegment3D):
+            def errors(**values):
+                protocol = self.newProtocol(protocolClass, inputTomograms=self.importTomos.Tomograms,
+                                            inputModel=self.train.deepictModel, **values)
+                return " ".join(protocol.validate())
+            self.assertEqual(errors(window=96, threshold=0.3, minSize=10, maxSize=50), "")
+            self.assertIn("must be divisible by 2^depth = 4", errors(window=90))
+            for threshold in (1.5, -1.0):
+                self.assertIn("the threshold must be in [0, 1)", errors(threshold=threshold))
+            self.assertIn("maximum cluster size (10) is below the minimum (50)", errors(minSize=50, maxSize=10))
+
+    def test_validate_import_model_reads_the_file(self):
+        """A random torch file, a 2D model and a negative voxel size are refused before the run."""
+        import torch
+
+        from deepict_scipion.core.models import ModelInfo, build_network, save_model
+        folder = os.path.abspath(self.proj.getTmpPath("models"))
+        os.makedirs(folder, exist_ok=True)
+        randomFile = os.path.join(folder, "random.pt")
+        torch.save({"weights": torch.zeros(3)}, randomFile)
+        info2d = ModelInfo(kind="2d", classes=["cytosol"], voxel_size=VOXEL, patch_size=32, overlap=8,
+                           architecture={"depth": 2, "initial_features": 2, "out_channels": 1})
+        model2d = os.path.join(folder, "model2d.pt")
+        save_model(model2d, build_network(info2d), info2d)
+        ours = os.path.abspath(self.train.deepictModel.getFileName())
+        cases = {randomFile: (None, "random.pt"), model2d: (None, "is a 2D model"), ours: (-13.48, "Voxel size")}
+        for path, (voxelSize, expected) in cases.items():
+            imported = self.newProtocol(ProtDeepictImportModel, modelFile=path, voxelSize=voxelSize)
+            errors = imported.validate()
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn(expected, errors[0])
+        self.assertEqual(self.newProtocol(ProtDeepictImportModel, modelFile=ours).validate(), [])
+
+    def test_failed_job_reports_the_engine_error(self):
+        """A job the engine refuses fails with its one-line error, not 'returned non-zero exit status 2'."""
+        imported = self.newProtocol(ProtDeepictImportModel, modelFile=os.path.abspath(
+            self.train.deepictModel.getFileName()))
+        self.launchProtocol(imported)
+        damaged = os.path.abspath(imported.deepictModel.getFileName())
+        with open(damaged, "wb") as handle:  # damaged after import: only the engine can notice
+            handle.write(b"not a model")
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
+                                inputModel=imported.deepictModel)
+        self.proj.launchProtocol(pick, wait=True)
+        self.assertTrue(pick.isFailed())
+        message = pick.getErrorMessage()
+        self.assertIn(f"deepict pick: error: {damaged}: ", message)
+        self.assertNotIn("\n", message.strip())
+        self.assertNotIn("non-zero exit status", message)
