@@ -10,6 +10,7 @@ from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.constants import BOTTOM_LEFT_CORNER
 
 from ..convert import tomogramKey
+from ..core.export import class_map_path
 from ..core.io import CoordinateTable, write_coordinates
 from .protocol_base import ProtDeepictBase
 
@@ -96,10 +97,11 @@ class ProtDeepictExport(ProtDeepictBase):
     """Export 3D coordinates for sub-tomogram averaging programs.
 
     Any SetOfCoordinates3D (DeePiCt picks, imported or manual coordinates) is written as a RELION 4
-    particles STAR, a RELION 5 particles STAR (centred Å coordinates), one Warp/M STAR per tomogram
-    (rlnMicrographName <tsId>.tomostar), a Dynamo table with its .doc file, and/or DeePiCt motive
-    lists. Coordinates can be rescaled to another pixel size (e.g. the unbinned tilt-series pixel size
-    RELION and Warp expect). The class of each coordinate is its group id (1 when it has none) and the
+    particles STAR, a RELION 5 particles STAR (centred Å coordinates, plus pixel coordinates for
+    Scipion's reader), one Warp/M STAR per tomogram (rlnMicrographName <tsId>.tomostar), a Dynamo
+    table with its .doc file, and/or DeePiCt motive lists. Coordinates can be rescaled to another
+    pixel size (e.g. the unbinned tilt-series pixel size RELION and Warp expect; not Dynamo, whose
+    .doc points at the tomograms). The class of each coordinate is its group id (1 when it has none) and the
     score is kept. Files are written atomically into the protocol's extra folder.
     """
 
@@ -115,7 +117,8 @@ class ProtDeepictExport(ProtDeepictBase):
                       help="Pixel size of the written coordinates, e.g. the unbinned tilt-series pixel size for "
                            "RELION 4 and Warp (empty: the coordinates' sampling rate). Coordinates are multiplied "
                            "by sampling rate / output pixel size, as Scipion's reliontomo and dynamo plugins do. "
-                           "RELION 5 coordinates are in Å and do not depend on it.")
+                           "RELION 5's centred coordinates are in Å and do not depend on it; Dynamo stays in the "
+                           "tomograms' voxels, as its .doc points at the tomograms.")
         form.addSection(label="Formats")
         for fmt, (label, param) in EXPORT_FORMATS.items():
             form.addParam(param, params.BooleanParam, default=True, label=label, help=self._formatHelp(fmt))
@@ -129,11 +132,14 @@ class ProtDeepictExport(ProtDeepictBase):
                        "rlnTomoParticleId, rlnClassNumber = rlnTomoManifoldIndex = class, "
                        "rlnAutopickFigureOfMerit = score.",
             "relion5": "extra/particles_relion5.star ('# version 50001', data_particles): "
-                       "rlnCenteredCoordinateX/Y/ZAngst = (x - size/2) * voxel size.",
+                       "rlnCenteredCoordinateX/Y/ZAngst = (x - size/2) * voxel size (what RELION 5 reads), and "
+                       "rlnCoordinateX/Y/Z in output pixels as for RELION 4 (what Scipion's reliontomo import reads: "
+                       "give it the output pixel size as the coordinates' sampling rate).",
             "warp": "extra/warp/<tsId>.star: rlnCoordinateX/Y/Z in output pixels, rlnMicrographName = "
                     "<tsId>.tomostar. Use WarpTools ts_export_particles --coords_angpix <output pixel size>.",
             "dynamo": "extra/particles.tbl (40 columns: 20 tomogram index, 22 class, 24-26 x y z 0-based as in "
-                      "Scipion's dynamo plugin) and extra/particles.doc (index -> tomogram path).",
+                      "Scipion's dynamo plugin) and extra/particles.doc (index -> tomogram path). Always in the "
+                      "tomograms' voxels, whatever the output pixel size: the .doc points at those tomograms.",
             "motl": "extra/motl/<tsId>.csv: DeePiCt 20-column motive lists (1 score, 8-10 x y z, 20 class).",
         }[fmt]
 
@@ -195,7 +201,7 @@ class ProtDeepictExport(ProtDeepictBase):
         # Scipion's sampling rate is authoritative (MRC headers are often wrong); a set has one.
         args.append(f"--voxel-size {manifest[0]['voxel_size']}")
         pixelSize = self.outputPixelSizeValue()
-        if pixelSize is not None:
+        if pixelSize is not None and fmt != "dynamo":  # the .doc names the tomograms: Dynamo stays in their voxels
             args.append(f"--output-pixel-size {pixelSize}")
         return " ".join(args)
 
@@ -219,6 +225,7 @@ class ProtDeepictExport(ProtDeepictBase):
                 candidates = [os.path.join(target, name) for name in sorted(os.listdir(target))]
             else:
                 candidates = [target]
+            candidates.append(str(class_map_path(target)))  # written when the classes are names
             files += [path for path in candidates if os.path.isfile(path)]
         return files
 
@@ -242,7 +249,8 @@ class ProtDeepictExport(ProtDeepictBase):
             return ["Formats: " + ", ".join(EXPORT_FORMATS[f][0] for f in self.selectedFormats())]
         pixel = self.outputPixelSizeValue()
         summary = [f"{self.inputCoordinates.get().getSize()} coordinates exported at {pixel:g} Å/pixel "
-                   f"(RELION 5: centred Å). Files in {os.path.abspath(self._getExtraPath())}:"]
+                   f"(RELION 5: also centred Å; Dynamo: the tomograms' voxels). "
+                   f"Files in {os.path.abspath(self._getExtraPath())}:"]
         summary += [f"  {os.path.relpath(path, self._getExtraPath())}" for path in self.exportedFiles()]
         return summary
 

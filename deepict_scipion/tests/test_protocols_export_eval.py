@@ -132,7 +132,8 @@ class TestDeepictExportEvaluate(BaseTest):
         for fmt in FORMATS:
             out = export.exportTarget(fmt)
             self.assertTrue(os.path.exists(out), f"{fmt}: {out} missing")
-            tables = read_exported(fmt, out, tomograms, output_pixel_size=UNBINNED)
+            # Dynamo's .doc points at the tomograms, so its .tbl stays in their voxels
+            tables = read_exported(fmt, out, tomograms, output_pixel_size=None if fmt == "dynamo" else UNBINNED)
             for tomogram, table in zip(tomograms, tables):
                 np.testing.assert_allclose(table.xyz, stored[tomogram.name], atol=0.01,
                                            err_msg=f"{fmt} round trip of {tomogram.name}")
@@ -158,6 +159,9 @@ class TestDeepictExportEvaluate(BaseTest):
         self.assertIn(f"--output-pixel-size {VOXEL}", args)
         self.assertIn("--tomo-name TS_1", args)
         self.assertIn(f"--voxel-size {VOXEL}", args)
+        export = self.newProtocol(ProtDeepictExport, inputCoordinates=self.truthCoords, outputPixelSize=UNBINNED)
+        self.assertIn(f"--output-pixel-size {UNBINNED}", export.exportArgs("relion4", manifest))
+        self.assertNotIn("--output-pixel-size", export.exportArgs("dynamo", manifest))
 
     def test_tomo_export_protocol_accepts_the_coordinates(self):
         choices = ProtExportCoordinates3D._getExportChoices()
