@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import pickletools
 import re
 import struct
 import warnings
@@ -182,8 +183,9 @@ def _unreadable(path: Path, exc: Exception) -> tuple[str, str | None]:
     be done with a file that holds pickled objects, so it is never shown.
     """
     blocked = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    blocked = blocked[1] if blocked else _foreign_global(path)
     if blocked:
-        return (f"holds pickled Python objects ({blocked[1]}) besides tensors and plain data: refused, "
+        return (f"holds pickled Python objects ({blocked}) besides tensors and plain data: refused, "
                 "because loading it could run arbitrary code",
                 "Use only model files from a trusted source; do not open this one with other tools either.")
     with open(path, "rb") as handle:
@@ -193,6 +195,28 @@ def _unreadable(path: Path, exc: Exception) -> tuple[str, str | None]:
     if head == b"PK\x03\x04":
         return "is a damaged torch file (a truncated zip archive, or one that torch did not write)", None
     return "is not a torch file (neither a torch zip archive nor a pickle of tensors)", None
+
+
+def _foreign_global(path: Path) -> str | None:
+    """The first non-torch class or function a plain pickle file would import, read with pickletools
+    (nothing runs); ``None`` for other files. Torch refuses some such files before it meets the import."""
+    pushed = []
+    try:
+        with open(path, "rb") as handle:
+            for opcode, argument, _ in pickletools.genops(handle):
+                if opcode.name == "GLOBAL":
+                    name = argument.replace(" ", ".")
+                elif opcode.name == "STACK_GLOBAL" and len(pushed) >= 2:
+                    name = ".".join(pushed[-2:])
+                else:
+                    if isinstance(argument, str):
+                        pushed.append(argument)
+                    continue
+                if not name.startswith(("torch.", "collections.OrderedDict")):
+                    return name
+    except (ValueError, EOFError, OSError, struct.error):  # a malformed pickle names no import
+        return None
+    return None
 
 
 def _is_training_state(payload) -> bool:

@@ -76,7 +76,7 @@ import scipy.fft
 from scipy.special import expit
 
 from .errors import InputFileError, ParameterError
-from .io import atomic_path, read_slab, read_volume
+from .io import atomic_path, check_readable, read_slab, read_volume
 
 #: Header of the frequency column of our spectrum TSV (physical frequency, 1/Å).
 FREQUENCY_COLUMN = "frequency_per_angstrom"
@@ -727,11 +727,9 @@ def read_spectrum(path, voxel_size: float | None = None, box_shape: Sequence[int
             non-numeric / NaN / negative values, too few rows, an original-format file without
             voxel size or box shape, or whose row count does not fit the box.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "spectrum file not found", "Check the path.")
+    path = check_readable(path, "spectrum file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (UnicodeDecodeError, OSError) as exc:
         raise InputFileError(path, f"is not a readable text spectrum table ({exc.__class__.__name__})",
                              "Give a spectrum TSV (from 'deepict spectrum' or DeePiCt's extract_spectrum.py) "
