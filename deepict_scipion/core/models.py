@@ -127,7 +127,7 @@ _CHECKPOINT_FIX = "Give one of the published DeePiCt 3D .pth checkpoints, obtain
 
 def _model_payload(path) -> dict:
     """The plain data of a deepict_scipion model file; anything else is refused, saying what it is."""
-    payload = _load_torch_file(path, _MODEL_FIX)
+    payload = read_torch_file(path, _MODEL_FIX)
     if _is_training_state(payload):
         raise _training_state_error(path)
     if isinstance(payload, dict) and "model_state_dict" in payload:
@@ -159,10 +159,13 @@ def _model_info(path, payload: dict) -> ModelInfo:
     return ModelInfo(**{k: v for k, v in data.items() if k in known})
 
 
-def _load_torch_file(path, fix: str, mmap: bool = False):
+def read_torch_file(path, fix: str, mmap: bool = False):
     """A torch file read with torch's restricted unpickler (tensors, plain data, the DeePiCt descriptor).
 
-    ``mmap`` maps the tensors instead of reading them (torch zip files only): cheap, for checks.
+    Any file torch cannot read safely is refused with one :class:`InputFileError` in our words (never
+    torch's advice to load it unsafely), ending with ``fix`` unless the cause needs another (unsafe
+    pickles). For every torch file the engine reads, training states included. ``mmap`` maps the
+    tensors instead of reading them (torch zip files only): cheap, for checks.
     """
     import torch
     path = check_readable(path, "model file")
@@ -239,7 +242,7 @@ def _model_beside(path: Path) -> Path | None:
                   and path.name.startswith(p.stem + ".")]
     for candidate in sorted(candidates, key=lambda p: -len(p.name)):
         try:
-            payload = _load_torch_file(candidate, _MODEL_FIX, mmap=True)
+            payload = read_torch_file(candidate, _MODEL_FIX, mmap=True)
         except InputFileError:
             continue
         if isinstance(payload, dict) and payload.get("format") == FORMAT:
@@ -265,7 +268,7 @@ _DESCRIPTOR_PATH = "constants.statistics.ModelDescriptor"
 
 def _checkpoint_payload(path, mmap: bool = False) -> dict:
     """The content of a file given to import: a DeePiCt checkpoint or one of our 3D models; else refused."""
-    checkpoint = _load_torch_file(path, _CHECKPOINT_FIX, mmap=mmap)
+    checkpoint = read_torch_file(path, _CHECKPOINT_FIX, mmap=mmap)
     if _is_training_state(checkpoint):
         raise _training_state_error(path)
     if isinstance(checkpoint, dict) and checkpoint.get("format") == FORMAT:
