@@ -1,7 +1,11 @@
-"""Fixtures shared by the engine tests."""
+"""Fixtures and markers shared by the tests."""
 
 import pytest
 import torch
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gui: opens Scipion's GUI under Xvfb and saves screenshots (pytest -m gui)")
 
 
 @pytest.fixture

@@ -1,0 +1,339 @@
+"""The plugin in Scipion's GUI: the protocol tree (protocols.conf) and every protocol form.
+
+``test_protocols_conf_reaches_every_protocol`` reads protocols.conf with the reader Scipion's
+project window uses (it swallows parse errors into an INFO log line, so a broken file silently
+hides the plugin). The ``gui`` test (``pytest -m gui``) starts its own Xvfb, builds a small real
+project (imported tomograms and coordinates, a trained network, picks), opens it in pyworkflow's
+ProjectWindow in a subprocess (this file run as a script), opens every form of the plugin the way
+the protocol tree does, at the normal and the advanced expert level, and saves a PNG of the project
+window and of every tab of every form into ``$SCIPION_TESTS_OUTPUT/deepict_gui`` (printed).
+Without Xvfb the test is skipped, unless CI=true: then it fails, because CI must run it.
+"""
+
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from pyworkflow.protocol import Protocol
+
+import deepict_scipion.protocols as plugin_protocols
+
+VIEW = "Tomography"
+DEEPICT_SECTION = "DeePiCt"
+#: Where a structural biologist looks for a DeePiCt protocol besides the DeePiCt section.
+EXPECTED_PLACES = {("Particles", "Picking"): {"ProtDeepictPick"},
+                   ("Tomograms", "Segmentation"): {"ProtDeepictSegment2D", "ProtDeepictSegment3D"}}
+SCREEN = "1600x1200x24"
+
+
+def plugin_protocol_classes():
+    """Every protocol class the plugin exports (what Scipion discovers)."""
+    return {name: cls for name, cls in vars(plugin_protocols).items()
+            if inspect.isclass(cls) and issubclass(cls, Protocol)}
+
+
+def visible_protocols(node, path=()):
+    """{(section, ..., group): {protocol class names}} of the visible protocol entries under a tree node."""
+    found = {}
+    for child in node.childs:
+        if not child.visible:
+            continue
+        if child.tag == "protocol":
+            found.setdefault(path, set()).add(child.value)
+        else:
+            for key, values in visible_protocols(child, path + (child.text,)).items():
+                found.setdefault(key, set()).update(values)
+    return found
+
+
+def test_protocols_conf_reaches_every_protocol():
+    import pyworkflow as pw
+    from pyworkflow.gui.project.viewprotocols_extra import ProtocolTreeConfig
+    views = ProtocolTreeConfig.load(pw.Config.getDomain(), os.path.join(pw.Config.SCIPION_LOCAL_CONFIG,
+                                                                        pw.Config.SCIPION_PROTOCOLS))
+    assert VIEW in views, f"no '{VIEW}' view; views: {sorted(views)}"
+    places = visible_protocols(views[VIEW])
+    reachable = set().union(*places.values())
+    missing = set(plugin_protocol_classes()) - reachable
+    assert not missing, f"protocols missing from the {VIEW} view's tree: {sorted(missing)}"
+    assert places.get((DEEPICT_SECTION,), set()) >= set(plugin_protocol_classes())
+    for place, expected in EXPECTED_PLACES.items():
+        assert places.get(place, set()) >= expected, f"{' > '.join(place)} lacks {expected}"
+
+
+#: Sections pyworkflow draws itself (the run header), not as tabs of the form.
+HEADER_SECTIONS = ("General", "Parallelization")
+#: protocol_export.py is owned by the export chain; it still calls addParallelSection without binThreads.
+NOT_YET_COMPUTE_HEADER = {"ProtDeepictExport"}
+
+
+def _unexplainedParams(protocol):
+    """Names of the form's parameters (outside the run header) without help text."""
+    from pyworkflow.protocol.params import Group, Line
+    missing = []
+    for section in protocol.iterDefinitionSections():
+        if section.getLabel() in HEADER_SECTIONS:
+            continue
+        for name, param in section.iterParams():
+            if isinstance(param, Group):
+                missing += [n for n, p in param.iterParams() if not p.help.get()]
+            elif not param.help.get():
+                missing.append(name)  # a Line's own help covers its fields
+    return missing
+
+
+@pytest.mark.parametrize("name", sorted(plugin_protocol_classes()))
+def test_every_form_starts_with_input_and_explains_every_parameter(name):
+    protocol = plugin_protocol_classes()[name]()
+    sections = [s.getLabel() for s in protocol.iterDefinitionSections() if s.getLabel() not in HEADER_SECTIONS]
+    assert sections[0] == "Input", sections
+    assert not _unexplainedParams(protocol), f"{name}: parameters without help: {_unexplainedParams(protocol)}"
+
+
+@pytest.mark.parametrize("name", sorted(plugin_protocol_classes()))
+def test_parallel_protocols_define_the_threads_pyworkflow_reads(name):
+    """pyworkflow logs and submits STEPS_PARALLEL protocols with ``binThreads``; without it the run log says
+    "Cannot get information about MPI/threads (... has no attribute 'binThreads')"."""
+    from pyworkflow.protocol.constants import STEPS_PARALLEL
+    from pyworkflow.protocol.params import BIN_THREADS_PARAM
+    if name in NOT_YET_COMPUTE_HEADER:
+        pytest.xfail("protocol_export.py does not define binThreads yet")
+    protocol = plugin_protocol_classes()[name]()
+    if protocol.stepsExecutionMode == STEPS_PARALLEL:
+        assert hasattr(protocol, BIN_THREADS_PARAM)
+        assert protocol.getBinThreads() == 0  # every usable core unless the user caps it
+        assert protocol._definition.getParam(BIN_THREADS_PARAM).help.get()
+
+
+# ------------------------------------------- the GUI test -------------------------------------------
+
+def _needGuiTools():
+    missing = [tool for tool in ("Xvfb", "import") if shutil.which(tool) is None]
+    if missing:
+        message = f"{', '.join(missing)} not installed (run scripts/gui-deps.sh)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the GUI test: {message}")
+        pytest.skip(message)
+
+
+class VirtualDisplay:
+    """An Xvfb server on a free display number (Xvfb picks it and writes it to a pipe)."""
+
+    def __init__(self, screen=SCREEN):
+        read, write = os.pipe()
+        self.process = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", screen, "-nolisten", "tcp"],
+                                        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(write)
+        with os.fdopen(read) as handle:
+            number = handle.readline().strip()
+        if not number:
+            self.process.kill()
+            raise RuntimeError("Xvfb did not start")
+        self.display = f":{number}"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gui_output():
+    folder = os.path.join(os.environ.get("SCIPION_TESTS_OUTPUT") or os.path.abspath("."), "deepict_gui")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    print(f"\nGUI screenshots: {folder}")
+    return folder
+
+
+def build_small_project():
+    """A real project like the demo's, small: imported tomograms and coordinates, a tiny network, picks."""
+    from pyworkflow.project import Manager
+    from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
+
+    from deepict_scipion.protocols import ProtDeepictPick, ProtDeepictTrain3D
+    from deepict_scipion.tests.test_protocols_3d import TINY_TRAINING, VOXEL, writeTomograms
+
+    manager = Manager()
+    name = "deepict_gui"
+    if manager.hasProject(name):
+        manager.deleteProject(name)
+    project = manager.createProject(name)
+    cwd = os.getcwd()
+    os.chdir(project.path)
+    try:
+        data = os.path.abspath(project.getTmpPath("data"))
+        writeTomograms(data, 2)
+
+        def run(protocol):
+            project.launchProtocol(protocol, wait=True)
+            assert protocol.isFinished(), f"{protocol.getRunName()} failed: {protocol.getErrorMessage()}"
+            return protocol
+
+        tomograms = run(project.newProtocol(ProtImportTomograms, objLabel="tomograms", filesPath=data,
+                                            filesPattern="tomo*.mrc", samplingRate=VOXEL))
+        coordinates = run(project.newProtocol(ProtImportCoordinates3D, objLabel="ribosome annotations",
+                                              filesPath=data, filesPattern="tomo*.txt", boxSize=24,
+                                              importTomograms=tomograms.Tomograms))
+        training = project.newProtocol(ProtDeepictTrain3D, objLabel="train ribosome network",
+                                       inputTomograms=tomograms.Tomograms, classNames="ribosome",
+                                       particleRadii="100", **TINY_TRAINING)
+        training.inputCoordinates.append(coordinates.outputCoordinates)
+        run(training)
+        run(project.newProtocol(ProtDeepictPick, objLabel="pick ribosomes", inputTomograms=tomograms.Tomograms,
+                                inputModel=training.deepictModel, threshold=0.05, minSize=1))
+    finally:
+        os.chdir(cwd)
+    return project.path
+
+
+@pytest.mark.gui
+def test_project_window_and_every_form(gui_output):
+    _needGuiTools()
+    projectPath = build_small_project()
+    display = VirtualDisplay()
+    try:
+        env = dict(os.environ, DISPLAY=display.display)
+        result = subprocess.run([sys.executable, os.path.abspath(__file__), projectPath, gui_output], env=env,
+                                capture_output=True, text=True, timeout=600)
+    finally:
+        display.stop()
+    reportPath = os.path.join(gui_output, "report.json")
+    assert result.returncode == 0 and os.path.exists(reportPath), \
+        f"GUI driver failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    with open(reportPath) as handle:
+        report = json.load(handle)
+    menu = report["menu"]
+    assert DEEPICT_SECTION in menu, f"no DeePiCt section in the protocol tree: {menu}"
+    for name, cls in plugin_protocol_classes().items():
+        assert cls.getClassLabel() in menu[DEEPICT_SECTION], f"{name} is not in the DeePiCt menu: {menu}"
+    assert set(report["forms"]) == set(plugin_protocol_classes())
+    for name, form in report["forms"].items():
+        assert not form["errors"], f"the {name} form opened with errors: {form['errors']}"
+        assert form["tabs"], f"the {name} form has no sections"
+        for png in form["pngs"]:
+            assert os.path.getsize(png) > 1000, png
+    assert not report["errors"], report["errors"]
+    print(f"GUI screenshots: {gui_output} ({sum(len(f['pngs']) for f in report['forms'].values()) + 1} PNGs)")
+
+
+# ------------------------------ the driver (runs in the Xvfb subprocess) ------------------------------
+
+def _screenshot(window, path):
+    """Save the screen area of a Tk toplevel as a PNG (ImageMagick's import of the root window, cropped:
+    without a window manager a toplevel's own X window is not always readable)."""
+    window.update()
+    geometry = f"{window.winfo_width()}x{window.winfo_height()}+{window.winfo_rootx()}+{window.winfo_rooty()}"
+    subprocess.run(["import", "-window", "root", "-crop", geometry, "+repage", path], check=True)
+    return path
+
+
+def _descendants(widget):
+    for child in widget.winfo_children():
+        yield child
+        yield from _descendants(child)
+
+
+def _treeTexts(tree):
+    """{section text: [labels of everything below it]} of the sections of the protocol tree's view."""
+    texts = {}
+    for view in tree.get_children(""):
+        tree.item(view, open=True)
+        for section in tree.get_children(view):
+            below, stack = [], list(tree.get_children(section))
+            while stack:
+                node = stack.pop(0)
+                below.append(tree.item(node, "text"))
+                stack.extend(tree.get_children(node))
+            texts[tree.item(section, "text")] = below
+    return texts
+
+
+def _openSection(tree, text):
+    """Unfold one section of the protocol tree (and its groups), for the screenshot."""
+    for view in tree.get_children(""):
+        for section in tree.get_children(view):
+            if tree.item(section, "text") == text:
+                stack = [section]
+                while stack:
+                    node = stack.pop()
+                    tree.item(node, open=True)
+                    stack.extend(tree.get_children(node))
+
+
+def drive(projectPath, outDir):
+    """Open the project window and every form of the plugin; write PNGs and report.json to outDir."""
+    import logging
+    from tkinter import ttk
+
+    from pyworkflow.gui.project import ProjectWindow  # first: importing form first is circular
+    from pyworkflow.gui import gui as pwgui
+    from pyworkflow.gui.form import FormWindow
+    from pyworkflow.protocol.params import LEVEL_ADVANCED, LEVEL_NORMAL
+
+    errors = []
+
+    class RecordErrors(logging.Handler):
+        def emit(self, record):
+            errors.append(self.format(record))
+
+    logging.getLogger().addHandler(RecordErrors(level=logging.ERROR))
+    dialogs = []
+    pwgui.Window.showError = lambda self, msg, header="Error", exception=None: dialogs.append(f"{header}: {msg}")
+    opened = []
+
+    def showWithoutMainloop(self, center=True, modal=False):
+        # The GUI's FormWindow.show() enters a nested mainloop; here the driver pumps the events itself.
+        # Without a window manager, centring on the project window leaves forms partly off-screen.
+        self.root.geometry("+0+0")
+        self.root.deiconify()
+        self.root.update()
+        opened.append(self)
+
+    FormWindow.show = showWithoutMainloop
+
+    window = ProjectWindow(projectPath)
+    window.root.report_callback_exception = lambda kind, value, trace: errors.append(f"{kind.__name__}: {value}")
+    window.root.geometry("1600x1200+0+0")
+    window.root.deiconify()  # what ProjectWindow.show() does before its mainloop
+    window.root.update()
+    view = window.getViewWidget()
+    menu = _treeTexts(view.protTree)
+    _openSection(view.protTree, DEEPICT_SECTION)
+    window.root.update()
+    _screenshot(window.root, os.path.join(outDir, "project_window.png"))
+
+    forms = {}
+    for name, cls in sorted(plugin_protocol_classes().items()):
+        entry = forms[name] = {"errors": [], "tabs": [], "pngs": []}
+        for level, levelName in ((LEVEL_NORMAL, "normal"), (LEVEL_ADVANCED, "advanced")):
+            before = len(errors) + len(dialogs)
+            try:
+                protocol = window.project.newProtocol(cls)
+                protocol.expertLevel.set(level)
+                view._openProtocolForm(protocol)
+                form = opened.pop()
+                notebooks = [w for w in _descendants(form.root) if isinstance(w, ttk.Notebook)]
+                tabs = notebooks[-1].tabs() if notebooks else []
+                for index, tab in enumerate(tabs):
+                    notebooks[-1].select(tab)
+                    label = notebooks[-1].tab(tab, "text")
+                    if level == LEVEL_NORMAL:
+                        entry["tabs"].append(label)
+                    png = os.path.join(outDir, f"{name}_{levelName}_{index}_{label.replace(' ', '_')}.png")
+                    entry["pngs"].append(_screenshot(form.root, png))
+                form.root.destroy()
+            except Exception as exc:  # recorded: the test names the form that failed
+                entry["errors"].append(f"{levelName}: {type(exc).__name__}: {exc}")
+            entry["errors"] += (errors + dialogs)[before:]
+    report = {"menu": menu, "forms": forms, "errors": errors}
+    with open(os.path.join(outDir, "report.json"), "w") as handle:
+        json.dump(report, handle, indent=1)
+    window.root.destroy()
+
+
+if __name__ == "__main__":
+    drive(*sys.argv[1:3])
