@@ -12,11 +12,16 @@ from .. import export
 DESCRIPTION = """\
 Write picked coordinates in the format of a downstream sub-tomogram averaging program.
 
-Each --coords file (CSV x,y,z with optional 'score' and 'class' columns, or a DeePiCt motl; 0-based
-voxels of its tomogram) is paired with the --tomogram at the same position. The tomogram gives the
-tsId (its file name without extension, or the matching --tomo-name), the size and the voxel size
-(from the MRC header, or --voxel-size). Coordinates outside their tomogram, or picked at another
-voxel size (the '# voxel_size_angstrom' line of the CSV), are refused.
+Each --coords file (CSV x,y,z with optional 'score' and 'class' columns, as `deepict pick` writes
+it, or a DeePiCt motl; 0-based voxels of its tomogram) is paired with the --tomogram at the same
+position. The tomogram gives the tsId (its file name without extension, or the matching --tomo-name),
+the size and the voxel size (from the MRC header, or --voxel-size). Coordinates outside their
+tomogram, or picked at another voxel size (the '# voxel_size_angstrom' line of the CSV), are refused;
+a row repeated verbatim counts once.
+
+Classes: numbers are written as they are; names (ribosome, ...) are numbered 1..K in sorted order
+over all the files, and the map is written beside the export as <output name>.classes.csv
+(number,name) and printed in the summary. Warp files carry no class.
 
 Formats and what --out is:
   relion4  one STAR file, table data_particles: rlnTomoName, rlnTomoParticleId,
@@ -25,23 +30,26 @@ Formats and what --out is:
            rlnRandomSubset, rlnAutopickFigureOfMerit (= score).
   relion5  one STAR file ('# version 50001', data_particles): rlnTomoName,
            rlnCenteredCoordinateX/Y/ZAngst = (x - size/2) * voxel size (RELION 5's centre is
-           size/2 in 0-based voxels, e.g. 32 for 64 voxels, 32.5 for 65), angles 0,
-           rlnClassNumber, rlnAutopickFigureOfMerit. Values are in Å, so --output-pixel-size does
-           not change them.
+           size/2 in 0-based voxels, e.g. 32 for 64 voxels, 32.5 for 65; in Å, so independent of
+           --output-pixel-size), rlnCoordinateX/Y/Z as for relion4 (what Scipion's reliontomo
+           import reads), angles 0, rlnClassNumber, rlnAutopickFigureOfMerit.
   warp     a FOLDER with one <tsId>.star per tomogram: rlnCoordinateX/Y/Z (pixels at the output
            pixel size, 0 = centre of the first voxel), angles 0, rlnMicrographName =
            <tsId>.tomostar, rlnAutopickFigureOfMerit. Use WarpTools ts_export_particles with
            --coords_angpix equal to the output pixel size.
   dynamo   a .tbl file (40 columns: 1 tag, 10 cc = score, 20 tomogram index, 22 class,
            24-26 x y z as 0-based values with no +1, like Scipion's dynamo plugin) and a .doc file
-           beside it mapping each tomogram index to its tomogram path.
+           beside it mapping each tomogram index to its tomogram path. As the .doc points at the
+           given tomograms, the .tbl is in their voxels: another --output-pixel-size is refused.
   motl     DeePiCt 20-column CSV (1 score, 4 index, 8-10 x y z, 20 class); --out is a .csv file
            for a single tomogram, otherwise a folder receiving <tsId>.csv per tomogram.
 
 --output-pixel-size rescales to another sampling (e.g. the unbinned tilt-series pixel size for
 RELION): x_out = x * tomogram voxel size / output pixel size, the convention Scipion applies to
-corner-frame coordinates. Files are written atomically; a multi-file export appears complete or
-not at all. Prints a JSON summary (format, files, particles, tomograms) on stdout.
+corner-frame coordinates. An export appears complete or not at all: it is written beside the output
+first, then swapped in, an earlier export being restored if that fails. A folder output (warp, motl)
+is replaced as a whole, so exports never mix; a folder holding other files is refused. Prints a JSON
+summary (format, files, particles, tomograms, output_pixel_size, classes) on stdout.
 """
 
 EPILOG = """\
