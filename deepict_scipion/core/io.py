@@ -213,7 +213,7 @@ TEMPORARY_SUFFIX = ".part"
 SCRATCH_PREFIX = ".deepict-"
 #: ``<host>-<pid>`` of the process owning a temporary file or scratch folder, inside its name.
 _OWNER = re.compile(r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]+)\.[a-z0-9_]+(?:\.part)?$")
-#: Longest output name kept whole in a temporary name (file names are limited to 255 bytes).
+#: Bytes of the output name kept in a temporary name.
 _NAME_KEEP = 180
 
 
@@ -238,32 +238,30 @@ def _left_by_dead_process(name: str) -> bool:
     except ProcessLookupError:
         return True
     except (PermissionError, OverflowError):
-        return False
+        pass  # another user's process runs under that id
     return False
 
 
-def _remove_stale(candidates) -> None:
-    for stale in candidates:
-        if not _left_by_dead_process(stale.name):
-            continue
-        with contextlib.suppress(OSError):
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale)
-            else:
-                stale.unlink()
-
-
-def remove_stale_temporaries(path) -> None:
-    """Remove the temporary files of ``path`` that killed runs (SIGKILL, power loss) left beside it."""
-    path = Path(path)
+def remove_stale_temporaries(folder) -> None:
+    """Remove the temporary files and scratch folders that killed runs (SIGKILL, power loss) left in ``folder``."""
+    folder = Path(folder)
     with contextlib.suppress(OSError):
-        _remove_stale(path.parent.glob(f".{glob.escape(path.name[:_NAME_KEEP])}.*{TEMPORARY_SUFFIX}"))
+        for stale in [*folder.glob(f".*{TEMPORARY_SUFFIX}"), *folder.glob(f"{SCRATCH_PREFIX}*")]:
+            if not _left_by_dead_process(stale.name):
+                continue
+            with contextlib.suppress(OSError):
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
 
 
 def _create_temporary(path: Path) -> Path:
     """A new empty hidden file beside ``path``, created with the umask's permissions (unlike mkstemp's 0600)."""
+    # File names are limited to 255 bytes: keep the start of a long output name.
+    name = path.name.encode()[:_NAME_KEEP].decode(errors="ignore")
     while True:
-        tmp = path.with_name(f".{path.name[:_NAME_KEEP]}.{_owner_tag()}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
+        tmp = path.with_name(f".{name}.{_owner_tag()}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return tmp
@@ -276,12 +274,12 @@ def atomic_path(path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary file is removed whatever ends the block (errors, KeyboardInterrupt, SystemExit);
-    leftovers of killed earlier runs writing the same ``path`` are removed first. The output gets
-    the permissions of any new file (0666 less the umask).
+    leftovers of killed earlier runs in that folder are removed first. The output gets the
+    permissions of any new file (0666 less the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
+    remove_stale_temporaries(path.parent)
     tmp = None
     try:
         tmp = _create_temporary(path)
@@ -306,8 +304,7 @@ def scratch_directory(beside) -> tempfile.TemporaryDirectory:
     """
     parent = Path(beside).resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        _remove_stale(parent.glob(f"{SCRATCH_PREFIX}*"))
+    remove_stale_temporaries(parent)
     return _ScratchDirectory(prefix=f"{SCRATCH_PREFIX}scratch.{_owner_tag()}.", dir=parent)
 
 

@@ -557,6 +557,8 @@ def test_litter_leftovers_of_killed_runs_are_removed_at_the_next_run(world, tmp_
     stale_part = tmp_path / f".picks.csv.{owner(pid)}.0badc0de.part"
     stale_scratch = tmp_path / f".deepict-scratch.{owner(pid)}.abc123"
     stale_part.write_bytes(b"x" * 1000)
+    stale_other = tmp_path / f".scores.json.{owner(pid)}.1234abcd.part"  # of another output in that folder
+    stale_other.write_bytes(b"{")
     (stale_scratch / "probability.mrc").parent.mkdir()
     (stale_scratch / "probability.mrc").write_bytes(b"x" * 1000)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -567,7 +569,7 @@ def test_litter_leftovers_of_killed_runs_are_removed_at_the_next_run(world, tmp_
         foreign.mkdir()
         code, _, err = run(capsys, *pick_model(world, tmp_path, world.model)[0])
         assert code == 0, err
-        assert not stale_part.exists() and not stale_scratch.exists()
+        assert not stale_part.exists() and not stale_scratch.exists() and not stale_other.exists()
         assert alive.exists() and foreign.exists()
     finally:
         sleeper.kill()
