@@ -442,10 +442,10 @@ def _metadata_voxel_size(path: Path, metadata: dict) -> float | None:
     return value
 
 
-def read_coordinates(path, log=None) -> CoordinateTable:
+def read_coordinates(path) -> CoordinateTable:
     """Read a coordinate CSV (see the module docstring for the accepted layouts).
 
-    ``log`` receives the warning about dropped duplicate rows (default: standard error).
+    Rows repeated verbatim are dropped with a warning on standard error (the Scipion run log).
     """
     path = check_readable(path, "coordinate file")
     metadata = {}
@@ -468,7 +468,7 @@ def read_coordinates(path, log=None) -> CoordinateTable:
     table = _headerless_table(path, fields, voxel_size) if headerless else \
         _table_with_header(path, rows[0][1], fields, voxel_size)
     _check_standard_columns(path, table)
-    return _without_repeated_rows(path, table, [n for n, _ in body], log)
+    return _without_repeated_rows(path, table, [n for n, _ in body])
 
 
 def _table_with_header(path: Path, first: list[str], body: list[list[str]], voxel_size) -> CoordinateTable:
@@ -508,7 +508,7 @@ def _check_standard_columns(path: Path, table: CoordinateTable) -> None:
                              "Give class numbers as whole numbers (1, 2, ...) or class names.")
 
 
-def _without_repeated_rows(path: Path, table: CoordinateTable, line_numbers: list, log) -> CoordinateTable:
+def _without_repeated_rows(path: Path, table: CoordinateTable, line_numbers: list) -> CoordinateTable:
     """Drop rows repeated verbatim (a warning); refuse two different rows at the same position.
 
     A repeated particle would count twice everywhere (recall halves in evaluate, export writes it
@@ -534,8 +534,8 @@ def _without_repeated_rows(path: Path, table: CoordinateTable, line_numbers: lis
     if not dropped:
         return table
     shown = ", ".join(map(str, dropped[:5])) + (", ..." if len(dropped) > 5 else "")
-    (log or (lambda message: print(message, file=sys.stderr)))(
-        f"warning: {path}: {len(dropped)} repeated row(s) (line {shown}) ignored: each particle counts once")
+    print(f"warning: {path}: {len(dropped)} repeated row(s) (line {shown}) ignored: each particle counts once",
+          file=sys.stderr)
     return CoordinateTable(table.xyz[keep], {k: v[keep] for k, v in table.columns.items()}, table.voxel_size)
 
 
