@@ -335,6 +335,30 @@ def ragged_csv(world, tmp):
     return text_file(tmp / "ragged.csv", "x,y,z\n1,2,3\n4,5\n")
 
 
+def model_without_weights(world, tmp):
+    return edited_model(world, tmp / "noweights.pt", lambda payload: payload.pop("state_dict"))
+
+
+def model_from_the_future(world, tmp):
+    return edited_model(world, tmp / "future.pt", lambda payload: payload.update(format_version=99))
+
+
+def truncated_model(world, tmp):
+    data = world.model.read_bytes()
+    (tmp / "half.pt").write_bytes(data[:len(data) // 2])
+    return tmp / "half.pt"
+
+
+def empty_file(world, tmp):
+    (tmp / "empty.pt").write_bytes(b"")
+    return tmp / "empty.pt"
+
+
+def folder_instead_of_file(world, tmp):
+    (tmp / "folder.mrc").mkdir()
+    return tmp / "folder.mrc"
+
+
 def latin1_spectrum(world, tmp):
     return text_file(tmp / "spectrum.tsv", "# measured at 13.48 Å\nfrequency_per_angstrom\tamplitude\n", "latin-1")
 
@@ -359,6 +383,8 @@ REFUSALS = [
     ("crash", model_without_info, pick_model, ["no model description", "again"]),
     ("crash", model_without_info, model_info, ["no model description", "again"]),
     ("crash", model_without_info, import_model, ["no model description", "again"]),
+    ("crash", damaged_gzip, evaluate_gt, ["decompress"]),
+    ("crash", model_without_weights, pick_model, ["weights", "again"]),
     ("silent", anisotropic_tomogram, pick_tomogram, ["13.48, 13.48, 26.96", "resample"]),
     ("silent", anisotropic_tomogram, train_tomogram, ["13.48, 13.48, 26.96", "resample"]),
     ("silent", anisotropic_tomogram, export_tomogram, ["13.48, 13.48, 26.96", "resample"]),
@@ -368,6 +394,7 @@ REFUSALS = [
     ("silent", one_slice_volume, pick_tomogram, ["2D image", "3D tomogram"]),
     ("silent", one_slice_volume, train_tomogram, ["2D image", "3D tomogram"]),
     ("silent", conflicting_duplicates, evaluate_pred, ["same position", "one row per particle"]),
+    ("silent", one_slice_volume, equalize_reference, ["2D image", "3D tomogram"]),
     ("unclear", non_numeric_score, evaluate_pred, ["score", "number"]),
     ("unclear", non_numeric_score, export_coords, ["score", "number"]),
     ("unclear", fractional_class, export_coords, ["class", "whole numbers"]),
@@ -381,6 +408,10 @@ REFUSALS = [
     ("unclear", malicious_plain_pickle, import_model, ["posix.system", "arbitrary code"]),
     ("unclear", malicious_torch_file, pick_model, ["posix.system", "arbitrary code"]),
     ("unclear", malicious_torch_file, model_info, ["posix.system", "arbitrary code"]),
+    ("unclear", truncated_model, pick_model, ["damaged torch file", "train3d"]),
+    ("unclear", empty_file, import_model, ["empty", "trusted source"]),
+    ("unclear", folder_instead_of_file, pick_tomogram, ["folder", "itself"]),
+    ("unclear", folder_instead_of_file, model_info, ["folder", "itself"]),
     ("passes", truncated_mrc, pick_tomogram, ["corrupt or truncated"]),
     ("passes", truncated_mrc, evaluate_mask, ["corrupt or truncated"]),
     ("passes", text_as_mrc, evaluate_mask, ["not a readable MRC"]),
@@ -392,12 +423,11 @@ REFUSALS = [
     ("passes", coords_at_other_voxel_size, train_coords, ["26.96", "scale the coordinates"]),
     ("passes", missing, pick_tomogram, ["not found"]),
     ("passes", missing, evaluate_gt, ["not found"]),
-    ("crash", damaged_gzip, evaluate_gt, ["decompress"]),
     ("passes", ragged_csv, evaluate_gt, ["number of fields"]),
     ("passes", tomogram_without_voxel_size, export_tomogram, ["voxel size", "--voxel-size"]),
     ("passes", model_2d, pick_model, ["2D model", "train3d"]),
+    ("passes", model_from_the_future, pick_model, ["newer", "update"]),
     ("passes", latin1_spectrum, equalize_reference, ["not a readable text spectrum", "spectrum TSV"]),
-    ("silent", one_slice_volume, equalize_reference, ["2D image", "3D tomogram"]),
 ]
 
 
