@@ -185,6 +185,8 @@ def build_small_project():
         run(training)
         run(project.newProtocol(ProtDeepictPick, objLabel="pick ribosomes", inputTomograms=tomograms.Tomograms,
                                 inputModel=training.deepictModel, threshold=0.05, minSize=1))
+        project.getSettings().setProtocolView(VIEW)  # else the first view the plugins happened to load
+        project.saveSettings()
     finally:
         os.chdir(cwd)
     return project.path
@@ -306,29 +308,36 @@ def drive(projectPath, outDir):
     window.root.update()
     _screenshot(window.root, os.path.join(outDir, "project_window.png"))
 
+    def openForm(protocol, prefix, entry):
+        """Open a protocol's form as the protocol tree does; screenshot each tab; record what went wrong."""
+        before = len(errors) + len(dialogs)
+        try:
+            view._openProtocolForm(protocol)
+            form = opened.pop()
+            notebooks = [w for w in _descendants(form.root) if isinstance(w, ttk.Notebook)]
+            tabs = notebooks[-1].tabs() if notebooks else []
+            labels = []
+            for index, tab in enumerate(tabs):
+                notebooks[-1].select(tab)
+                labels.append(notebooks[-1].tab(tab, "text"))
+                png = os.path.join(outDir, f"{prefix}_{index}_{labels[-1].replace(' ', '_')}.png")
+                entry["pngs"].append(_screenshot(form.root, png))
+            form.root.destroy()
+            entry["tabs"] = entry["tabs"] or labels
+        except Exception as exc:  # recorded: the test names the form that failed
+            entry["errors"].append(f"{prefix}: {type(exc).__name__}: {exc}")
+        entry["errors"] += (errors + dialogs)[before:]
+
     forms = {}
     for name, cls in sorted(plugin_protocol_classes().items()):
         entry = forms[name] = {"errors": [], "tabs": [], "pngs": []}
         for level, levelName in ((LEVEL_NORMAL, "normal"), (LEVEL_ADVANCED, "advanced")):
-            before = len(errors) + len(dialogs)
-            try:
-                protocol = window.project.newProtocol(cls)
-                protocol.expertLevel.set(level)
-                view._openProtocolForm(protocol)
-                form = opened.pop()
-                notebooks = [w for w in _descendants(form.root) if isinstance(w, ttk.Notebook)]
-                tabs = notebooks[-1].tabs() if notebooks else []
-                for index, tab in enumerate(tabs):
-                    notebooks[-1].select(tab)
-                    label = notebooks[-1].tab(tab, "text")
-                    if level == LEVEL_NORMAL:
-                        entry["tabs"].append(label)
-                    png = os.path.join(outDir, f"{name}_{levelName}_{index}_{label.replace(' ', '_')}.png")
-                    entry["pngs"].append(_screenshot(form.root, png))
-                form.root.destroy()
-            except Exception as exc:  # recorded: the test names the form that failed
-                entry["errors"].append(f"{levelName}: {type(exc).__name__}: {exc}")
-            entry["errors"] += (errors + dialogs)[before:]
+            protocol = window.project.newProtocol(cls)
+            protocol.expertLevel.set(level)
+            openForm(protocol, f"{name}_{levelName}", entry)
+    for run in window.project.getRuns():  # the finished runs, with their values and inputs filled in
+        if run.getClassName() in forms:
+            openForm(run, f"run{run.getObjId()}_{run.getClassName()}", forms[run.getClassName()])
     report = {"menu": menu, "forms": forms, "errors": errors}
     with open(os.path.join(outDir, "report.json"), "w") as handle:
         json.dump(report, handle, indent=1)
