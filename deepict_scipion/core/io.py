@@ -476,7 +476,8 @@ def _table_with_header(path: Path, first: list[str], body: list[list[str]], voxe
     missing = [c for c in ("x", "y", "z") if c not in header]
     if missing:
         raise InputFileError(path, f"the header {first} lacks the column(s) {', '.join(missing)}",
-                             "Write a header line with x,y,z (0-based voxel coordinates) and the values below it.")
+                             "Write a header line x,y,z (0-based voxel coordinates; fields separated by commas, "
+                             "tabs or spaces, not semicolons) and the values below it.")
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise InputFileError(path, f"the header names the column(s) {', '.join(repeated)} more than once",

@@ -760,7 +760,7 @@ def read_spectrum(path, voxel_size: float | None = None, box_shape: Sequence[int
     if FREQUENCY_COLUMN in header or AMPLITUDE_COLUMN in header:
         missing = [c for c in (FREQUENCY_COLUMN, AMPLITUDE_COLUMN) if c not in header]
         if missing:
-            raise InputFileError(path, f"the header {rows[0][1]} lacks the column(s) {missing}",
+            raise InputFileError(path, f"the header {rows[0][1]} lacks the column(s) {', '.join(missing)}",
                                  f"A DeePiCt-scipion spectrum needs the columns {FREQUENCY_COLUMN} and "
                                  f"{AMPLITUDE_COLUMN}.")
         fi, ai = header.index(FREQUENCY_COLUMN), header.index(AMPLITUDE_COLUMN)
