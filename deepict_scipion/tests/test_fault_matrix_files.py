@@ -40,6 +40,8 @@ VOXEL = 13.48
 INFERENCE = ["--window", "32", "--margin", "4", "--batch-size", "4", "--device", "cpu"]
 TINY_TRAINING = ["--epochs", "1", "--iterations-per-epoch", "1", "--patch-size", "16", "--depth", "1",
                  "--initial-features", "2", "--batch-size", "1", "--device", "cpu", "--radius", "4"]
+#: What an output file holds before a run that must not change it.
+EARLIER_RESULT = b"the result of an earlier run\n"
 #: Words of torch's error text that must never reach the user (it advises loading without weights_only).
 TORCH_ADVICE = ("weights_only", "Weights only load failed", "will likely succeed")
 
@@ -74,7 +76,7 @@ def hidden_leftovers(folder: Path) -> list:
                   if p.name.endswith(io.TEMPORARY_SUFFIX) or p.name.startswith(io.SCRATCH_PREFIX))
 
 
-def assert_refused(code, err, culprit, words, outputs=(), folder=None):
+def assert_refused(code, err, culprit, words, folder=None):
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning")]
     assert code == 2, err
     assert len(lines) == 1, f"expected one error line, got:\n{err}"
@@ -82,8 +84,6 @@ def assert_refused(code, err, culprit, words, outputs=(), folder=None):
     assert Path(culprit).name in lines[0], f"the message does not name {Path(culprit).name}: {lines[0]}"
     for word in words:
         assert word.lower() in lines[0].lower(), f"{word!r} missing from: {lines[0]}"
-    for output in outputs:
-        assert not Path(output).exists(), f"{output} was written although the command failed"
     if folder is not None:
         assert not hidden_leftovers(folder), hidden_leftovers(folder)
 
@@ -437,8 +437,12 @@ def test_refused_with_one_line_naming_the_file_and_the_fix(world, tmp_path, caps
                                                            words):
     path = culprit(world, tmp_path)
     argv, outputs = command(world, tmp_path, path)
+    for output in outputs:  # the result of an earlier run: a refused run must leave it as it was
+        output.write_bytes(EARLIER_RESULT)
     code, _, err = run(capsys, *argv)
-    assert_refused(code, err, path, words, outputs, tmp_path)
+    assert_refused(code, err, path, words, folder=tmp_path)
+    for output in outputs:
+        assert output.read_bytes() == EARLIER_RESULT, f"the refused run changed {output.name}"
     assert not (tmp_path / "pwned").exists(), "a pickled command ran"
 
 
@@ -625,11 +629,13 @@ def wait_for_temporary(child: subprocess.Popen, folder: Path, pattern: str) -> N
 
 
 def test_litter_sigkill_during_pick_is_cleaned_by_the_next_run(world, tmp_path, capsys):
+    (tmp_path / "picks.csv").write_bytes(EARLIER_RESULT)
     child = start_pick(world, tmp_path)
     wait_for_temporary(child, tmp_path, f".probability.mrc.*{io.TEMPORARY_SUFFIX}")
     child.kill()
     child.communicate()
     assert hidden_leftovers(tmp_path), "SIGKILL left nothing: the test did not hit a write"
+    assert (tmp_path / "picks.csv").read_bytes() == EARLIER_RESULT and not (tmp_path / "probability.mrc").exists()
     code, _, err = run(capsys, "pick", "--model", world.model, "--tomogram", world.tomo, "--out",
                        tmp_path / "picks.csv", "--probability-map", tmp_path / "probability.mrc", *INFERENCE)
     assert code == 0, err
