@@ -13,6 +13,8 @@ protocol and imported again by reliontomo.
 import json
 import os
 import shutil
+from contextlib import redirect_stdout
+from io import StringIO
 
 import numpy as np
 import torch
@@ -106,8 +108,6 @@ class TestPickExportRelionChain(BaseTest):
                 *(self.files[name]["tomogram"] for name in NAMES), "--format", fmt, "--out", out]
         if outputPixelSize is not None:
             args += ["--output-pixel-size", str(outputPixelSize)]
-        from contextlib import redirect_stdout
-        from io import StringIO
         printed = StringIO()
         with redirect_stdout(printed):
             run(args)
