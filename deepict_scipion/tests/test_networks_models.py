@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,3 +223,11 @@ def test_malicious_pickles_are_refused_without_running(tmp_path, writer):
 
 def test_errors_are_deepict_errors():
     assert issubclass(InputFileError, DeepictError)
+
+
+def test_models_module_imports_without_torch():
+    """Scipion's import-model form calls model_file_problem in _validate: loading the plugin must not import torch."""
+    code = ("import sys; import deepict_scipion.core.models as m; "
+            "assert callable(m.model_file_problem) and 'torch' not in sys.modules, sorted(sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
