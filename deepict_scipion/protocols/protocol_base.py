@@ -18,6 +18,9 @@ from ..convert import tomogramKey
 SAMPLING_TOLERANCE = 0.01
 #: Relative difference between a model's and a tomogram's voxel size that is still accepted.
 MODEL_SAMPLING_TOLERANCE = 0.05
+THREADS_HELP = ("CPU threads of each deepict job (OMP_NUM_THREADS). 0: every core the job may use; give a number "
+                "when sharing the machine or submitting to a queue (which reserves that many cores): more "
+                "threads than free cores slow PyTorch down many times.")
 
 
 class DeepictJobError(Exception):
@@ -36,20 +39,28 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                        help="GPU to use (one is enough: DeePiCt networks are small).")
 
     def _defineComputeParams(self, form, gpu=True, threads=1):
-        """The form's compute header for protocols that run one step per tomogram (STEPS_PARALLEL): the
-        GPU choice, how many tomograms run at once (Scipion threads) and the engine's CPU threads per job.
+        """The form's compute header: the GPU choice and the engine's CPU threads per job; protocols that
+        run one step per tomogram (STEPS_PARALLEL) also get how many tomograms run at once (Scipion threads).
 
-        pyworkflow reads ``binThreads`` of every STEPS_PARALLEL protocol (run log, queue submission).
+        pyworkflow reads ``binThreads`` of a STEPS_PARALLEL protocol and ``numberOfThreads`` of a serial
+        one (run log, queue submission); 0 lets the engine use every core the job may use.
         """
         if gpu:
             self._defineGpuParams(form)
-        form.addParallelSection(threads=threads, mpi=0)
-        form.addParam(BIN_THREADS_PARAM, params.IntParam, default=0, validators=[params.GE(0)],
-                      label="Threads per tomogram",
-                      help="CPU threads of each deepict job (OMP_NUM_THREADS). 0: every core the job may use. "
-                           "When several tomograms run at once (Scipion threads > 1), give each a share of the "
-                           "cores, e.g. 4 threads x 4 tomograms on 16 cores: more threads than cores slow "
-                           "PyTorch down many times.")
+        if self.modeParallel():
+            form.addParallelSection(threads=threads, mpi=0)
+            form.addParam(BIN_THREADS_PARAM, params.IntParam, default=0, label="Threads per tomogram",
+                          help=THREADS_HELP + " When several tomograms run at once (Scipion threads > 1), give "
+                                              "each a share, e.g. 4 threads x 4 tomograms on 16 cores.")
+        else:
+            form.addParallelSection(threads=0, mpi=0)
+            form.addParam("numberOfThreads", params.IntParam, default=0, label="Threads", help=THREADS_HELP)
+
+    def _engineThreads(self):
+        """The CPU threads the form gives each deepict job (0: every usable core)."""
+        if self.modeParallel():
+            return self.getBinThreads() if hasattr(self, BIN_THREADS_PARAM) else 0
+        return self.numberOfThreads.get() if self.allowThreads else 0
 
     def runDeepict(self, subcommand, args, gpu=False):
         """Run ``deepict <subcommand> <args>`` as a job (locally or through the queue).
@@ -57,10 +68,9 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         When the job fails, the step fails with the engine's own one-line error (``deepict <cmd>: error:
         ...``, read from the run's logs) instead of the shell's exit status.
         """
-        threads = self.getBinThreads() if self.modeParallel() and hasattr(self, BIN_THREADS_PARAM) else 0
         logSizes = self._logSizes()
         try:
-            Plugin.runDeepict(self, subcommand, args, useGpu=gpu and self.useGpu.get(), threads=threads)
+            Plugin.runDeepict(self, subcommand, args, useGpu=gpu and self.useGpu.get(), threads=self._engineThreads())
         except subprocess.CalledProcessError as exc:
             message = self._engineError(subcommand, logSizes)
             if message is None:

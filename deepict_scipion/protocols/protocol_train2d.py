@@ -68,7 +68,7 @@ class ProtDeepictTrain2D(ProtDeepictBase):
                       help="Initial rate; it is halved whenever the validation Dice stalls (after the first half).")
         form.addParam("seed", params.IntParam, default=DEFAULTS.seed, expertLevel=params.LEVEL_ADVANCED,
                       label="Random seed", help="Seed of the weight initialisation, tile sampling and augmentation.")
-        self._defineGpuParams(form)
+        self._defineComputeParams(form)
 
     def _insertAllSteps(self):
         self._insertFunctionStep(self.trainStep, needsGPU=True)

@@ -127,7 +127,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       expertLevel=params.LEVEL_ADVANCED, label="Random seed",
                       help="Seed of the weight initialisation, box sampling and augmentation (same seed, same "
                            "data: the same model on the CPU).")
-        self._defineGpuParams(form)
+        self._defineComputeParams(form)
 
     # ----------------------------------------- steps -----------------------------------------
     def _insertAllSteps(self):

@@ -69,6 +69,7 @@ def test_protocols_conf_reaches_every_protocol():
 HEADER_SECTIONS = ("General", "Parallelization")
 #: protocol_export.py is owned by the export chain; it still calls addParallelSection without binThreads.
 NOT_YET_COMPUTE_HEADER = {"ProtDeepictExport"}
+TRAINING_PROTOCOLS = {"ProtDeepictTrain2D", "ProtDeepictTrain3D"}
 
 
 def _unexplainedParams(protocol):
@@ -95,18 +96,23 @@ def test_every_form_starts_with_input_and_explains_every_parameter(name):
 
 
 @pytest.mark.parametrize("name", sorted(plugin_protocol_classes()))
-def test_parallel_protocols_define_the_threads_pyworkflow_reads(name):
+def test_compute_header_has_the_threads_pyworkflow_reads(name):
     """pyworkflow logs and submits STEPS_PARALLEL protocols with ``binThreads``; without it the run log says
-    "Cannot get information about MPI/threads (... has no attribute 'binThreads')"."""
+    "Cannot get information about MPI/threads (... has no attribute 'binThreads')". Training protocols
+    (serial) offer ``numberOfThreads``. 0, the default, lets the engine use every usable core."""
     from pyworkflow.protocol.constants import STEPS_PARALLEL
     from pyworkflow.protocol.params import BIN_THREADS_PARAM
     if name in NOT_YET_COMPUTE_HEADER:
         pytest.xfail("protocol_export.py does not define binThreads yet")
     protocol = plugin_protocol_classes()[name]()
     if protocol.stepsExecutionMode == STEPS_PARALLEL:
-        assert hasattr(protocol, BIN_THREADS_PARAM)
-        assert protocol.getBinThreads() == 0  # every usable core unless the user caps it
-        assert protocol._definition.getParam(BIN_THREADS_PARAM).help.get()
+        threads = BIN_THREADS_PARAM
+    elif name in TRAINING_PROTOCOLS:
+        threads = "numberOfThreads"
+    else:
+        return  # a cheap serial protocol (import model): nothing to tune
+    assert protocol._definition.getParam(threads).help.get()
+    assert protocol.getBinThreads() == 0 and protocol._engineThreads() == 0
 
 
 # ------------------------------------------- the GUI test -------------------------------------------
