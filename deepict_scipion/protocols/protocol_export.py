@@ -122,7 +122,7 @@ class ProtDeepictExport(ProtDeepictBase):
         form.addSection(label="Formats")
         for fmt, (label, param) in EXPORT_FORMATS.items():
             form.addParam(param, params.BooleanParam, default=True, label=label, help=self._formatHelp(fmt))
-        form.addParallelSection(threads=2, mpi=0)
+        self._defineComputeParams(form, gpu=False, threads=2)
 
     @staticmethod
     def _formatHelp(fmt):

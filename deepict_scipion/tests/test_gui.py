@@ -68,7 +68,6 @@ def test_protocols_conf_reaches_every_protocol():
 #: Sections pyworkflow draws itself (the run header), not as tabs of the form.
 HEADER_SECTIONS = ("General", "Parallelization")
 #: protocol_export.py is owned by the export chain; it still calls addParallelSection without binThreads.
-NOT_YET_COMPUTE_HEADER = {"ProtDeepictExport"}
 TRAINING_PROTOCOLS = {"ProtDeepictTrain2D", "ProtDeepictTrain3D"}
 
 
@@ -102,8 +101,6 @@ def test_compute_header_has_the_threads_pyworkflow_reads(name):
     (serial) offer ``numberOfThreads``. 0, the default, lets the engine use every usable core."""
     from pyworkflow.protocol.constants import STEPS_PARALLEL
     from pyworkflow.protocol.params import BIN_THREADS_PARAM
-    if name in NOT_YET_COMPUTE_HEADER:
-        pytest.xfail("protocol_export.py does not define binThreads yet")
     protocol = plugin_protocol_classes()[name]()
     if protocol.stepsExecutionMode == STEPS_PARALLEL:
         threads = BIN_THREADS_PARAM
