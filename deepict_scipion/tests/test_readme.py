@@ -1,0 +1,125 @@
+"""Every ```python and ```bash block of README.md runs as written, as a new user would run it.
+
+Each block runs in a fresh folder that holds the small synthetic data the README says it expects
+(``tomos/``, ``masks/``, a published-format network), with the repository's ``.venv`` first on PATH,
+no Scipion settings in the environment and an empty HOME: a block that fails fails its test, and
+nothing may land in ``~/ScipionUserData``. The first block (``scripts/demo.sh``, ``scripts/test.sh``)
+would rerun the whole suite and the full demo, so its commands are checked to be what CI and
+test_demo run instead.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deepict_scipion.core.io import CoordinateTable, write_coordinates, write_volume
+from deepict_scipion.core.networks import UNet3D
+from deepict_scipion.core.synthetic import PhantomConfig, make_phantom
+from deepict_scipion.headless import project_folder
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+FENCE = re.compile(r"^```(python|bash)\n(.*?)^```", re.M | re.S)
+BLOCK_TIMEOUT_S = 1200
+#: Small tomograms: the 3D default patch (48) and the 2D default tile (128) fit.
+SHAPE_ZYX = (64, 128, 128)
+VOXEL_SIZE = 13.48
+#: The published DeePiCt ribosome network's layout (IF4, D2, BN), as `deepict import-model` reads it.
+PUBLISHED_NAME = "full_vpp_ribo_model_IF4_D2_BN.pth"
+
+
+def readme_blocks():
+    """(language, code, line number) of every fenced python/bash block, in order."""
+    text = README.read_text()
+    return [(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(text)]
+
+
+BLOCKS = readme_blocks()
+
+
+def commands(code):
+    """The block's command lines, without comments and blank lines."""
+    return [line.split("#")[0].strip() for line in code.splitlines() if line.split("#")[0].strip()]
+
+
+def test_setup_block_runs_what_ci_and_test_demo_run():
+    language, code, _ = BLOCKS[0]
+    assert language == "bash" and commands(code) == ["bash scripts/demo.sh", "bash scripts/test.sh"], code
+    # scripts/test.sh runs this test file among the others: CI runs it.
+    assert re.search(r"^(exec )?bash scripts/test\.sh\b", (ROOT / ".ci" / "run").read_text(), re.M)
+    assert "pytest" in (ROOT / "scripts" / "test.sh").read_text()
+    assert "deepict_scipion/tests" in (ROOT / "scripts" / "test.sh").read_text()
+    # scripts/demo.sh runs the deepict-demo entry point; test_demo runs that same program, shortened.
+    program = re.search(r'^exec \.venv/bin/(\S+) "\$@"$', (ROOT / "scripts" / "demo.sh").read_text(), re.M).group(1)
+    assert f'"{program} = deepict_scipion.demo:main"' in (ROOT / "setup.py").read_text()
+    test_demo = (Path(__file__).parent / "test_demo.py").read_text()
+    assert re.search(rf'^DEMO = os\.path\.join\(os\.path\.dirname\(sys\.executable\), "{program}"\)$', test_demo, re.M)
+
+
+def _write_tomogram(name, seed, tomos, masks):
+    phantom = make_phantom(PhantomConfig(shape_zyx=SHAPE_ZYX, n_ribosomes=12, n_fas=3, n_distractors=10, seed=seed))
+    write_volume(tomos / f"{name}.mrc", phantom.tomogram, VOXEL_SIZE)
+    ribosomes = phantom.coords["ribosome"]
+    write_coordinates(tomos / f"{name}.csv", CoordinateTable(ribosomes, {}, VOXEL_SIZE))
+    np.savetxt(tomos / f"{name}.txt", ribosomes, fmt="%.2f")  # what Scipion's coordinate import reads
+    for mask in ("membrane", "cytosol"):
+        write_volume(masks / f"{name}_{mask}.mrc", phantom.masks[mask], VOXEL_SIZE)
+
+
+@pytest.fixture(scope="module")
+def readme_data(tmp_path_factory):
+    """The files the README's blocks name: tomos/{A,B,T}.{mrc,csv,txt}, masks/*, a published network."""
+    folder = tmp_path_factory.mktemp("readme_data")
+    tomos, masks = folder / "tomos", folder / "masks"
+    tomos.mkdir()
+    masks.mkdir()
+    for seed, name in enumerate(("A", "B", "T")):
+        _write_tomogram(name, seed, tomos, masks)
+    torch.manual_seed(0)
+    network = UNet3D(depth=2, initial_features=4, batch_norm=True)
+    torch.save({"model_state_dict": network.state_dict(), "epoch": 1}, folder / PUBLISHED_NAME)
+    return folder
+
+
+def fresh_user_environment(home):
+    """The tests' environment as a new user has it: no Scipion settings, the .venv's programs first."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("SCIPION_")}
+    environment["HOME"] = str(home)
+    environment["PATH"] = os.path.dirname(sys.executable) + os.pathsep + environment.get("PATH", "")
+    return environment
+
+
+def run_block(language, code, folder, home):
+    program = [sys.executable, "-c", code] if language == "python" else ["bash", "-e", "-o", "pipefail", "-c", code]
+    return subprocess.run(program, cwd=folder, env=fresh_user_environment(home), capture_output=True, text=True,
+                          timeout=BLOCK_TIMEOUT_S)
+
+
+def protocol_errors(folder):
+    """The end of each Scipion protocol's error log under ``folder`` (a failed block names only the command)."""
+    return "".join(f"\n--- {log}:\n" + log.read_text(errors="replace")[-2000:]
+                   for log in sorted(folder.rglob("Runs/*/logs/run.stderr")) if log.stat().st_size)
+
+
+@pytest.mark.parametrize("language, code, line", BLOCKS[1:], ids=[f"line{line}_{language}" for language, _, line in BLOCKS[1:]])
+def test_readme_block_runs_as_written(language, code, line, readme_data, tmp_path):
+    folder, home = tmp_path / "work", tmp_path / "home"
+    shutil.copytree(readme_data, folder)
+    home.mkdir()
+    result = run_block(language, code, folder, home)
+    assert result.returncode == 0, (f"README.md block at line {line} failed:\n" + result.stdout[-3000:] + "\n"
+                                    + result.stderr[-5000:] + protocol_errors(folder))
+    # Scipion's settings and projects stay where the block put them: nothing in ~/ScipionUserData.
+    written = [str(path.relative_to(home)) for path in home.rglob("*")]
+    assert not [path for path in written if "scipion" in path.lower()], written
+    if "scipion_environment(" in code:
+        root = re.search(r'scipion_environment\("([^"]+)"\)', code).group(1)
+        project = re.search(r'createProject\("([^"]+)"\)', code).group(1)
+        assert (Path(project_folder(folder / root, project)) / "project.sqlite").is_file()
