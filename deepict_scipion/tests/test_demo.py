@@ -10,9 +10,9 @@ import re
 import subprocess
 import sys
 
+import pyworkflow as pw
 from pyworkflow.project import Project
 
-import pyworkflow as pw
 from deepict_scipion.demo import PROJECT
 from deepict_scipion.headless import project_folder
 

@@ -108,7 +108,8 @@ def protocol_errors(folder):
                    for log in sorted(folder.rglob("Runs/*/logs/run.stderr")) if log.stat().st_size)
 
 
-@pytest.mark.parametrize("language, code, line", BLOCKS[1:], ids=[f"line{line}_{language}" for language, _, line in BLOCKS[1:]])
+@pytest.mark.parametrize("language, code, line", BLOCKS[1:],
+                         ids=[f"line{line}_{language}" for language, _, line in BLOCKS[1:]])
 def test_readme_block_runs_as_written(language, code, line, readme_data, tmp_path):
     folder, home = tmp_path / "work", tmp_path / "home"
     shutil.copytree(readme_data, folder)
