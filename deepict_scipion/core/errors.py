@@ -21,3 +21,11 @@ class InputFileError(DeepictError):
 
 class ParameterError(DeepictError):
     """A parameter value is out of range or inconsistent with the inputs."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGTERM from a job scheduler): unwinds like Ctrl-C so cleanup code runs."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signum)
