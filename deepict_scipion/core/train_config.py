@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .compartments import DEFAULT_CROP, DEFAULT_SIGMA
@@ -9,6 +10,26 @@ from .errors import ParameterError
 
 #: Names of the training losses (implemented in :mod:`.losses`).
 LOSS_NAMES = ("dice", "generalized_dice", "bce_dice")
+
+
+def check_class_names(names) -> None:
+    """Class names are stored in the model and name its outputs: each must be non-blank and unique."""
+    for name in names:
+        if not str(name).strip():
+            raise ParameterError("a class name is empty: give each class a name (e.g. --class-name ribosome)")
+    if len(set(names)) != len(names):
+        raise ParameterError(f"class names must be unique, got {list(names)}")
+
+
+def check_learning_rate(value) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ParameterError(f"the learning rate must be a number > 0 (e.g. 1e-3), got {value:g}")
+
+
+def _check_at_least(config, names, minimum: int) -> None:
+    for name in names:
+        if getattr(config, name) < minimum:
+            raise ParameterError(f"{name.replace('_', ' ')} must be at least {minimum}, got {getattr(config, name)}")
 
 
 @dataclass
@@ -43,11 +64,19 @@ class TrainConfig:
             raise ParameterError("the validation fraction must be in [0, 0.5)")
         if not 0 <= self.positive_fraction <= 1:
             raise ParameterError("the positive fraction must be in [0, 1]")
-        for name in ("epochs", "iterations_per_epoch", "batch_size", "depth", "initial_features"):
-            if getattr(self, name) < 1:
-                raise ParameterError(f"{name.replace('_', ' ')} must be at least 1")
+        _check_at_least(self, ("epochs", "iterations_per_epoch", "batch_size", "depth", "initial_features",
+                               "patch_size"), 1)
+        _check_at_least(self, ("patience",), 0)
+        for name in ("encoder_dropout", "decoder_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ParameterError(f"the {name.replace('_', ' ')} must be in [0, 1), got {getattr(self, name)}")
+        check_learning_rate(self.learning_rate)
         if self.loss not in LOSS_NAMES:
             raise ParameterError(f"unknown loss '{self.loss}': choose one of {', '.join(LOSS_NAMES)}")
+        check_class_names(self.classes)
+        for name, radius in self.sphere_radius.items():
+            if not (math.isfinite(radius) and radius > 0):
+                raise ParameterError(f"the sphere radius of {name} must be a number > 0, got {radius:g}")
 
 
 @dataclass
@@ -91,3 +120,19 @@ class Train2DConfig:
     val_slices: int = 16                #: at most this many validation slices per validation tomogram
     augment: bool = True
     init: str = "kaiming"               #: weight initialisation: kaiming (He, for ReLU) or torch (torch's default)
+
+    def validate(self) -> None:
+        """The rules the command line and the Scipion form check before any work."""
+        check_class_names([self.class_name])
+        check_learning_rate(self.learning_rate)
+        _check_at_least(self, ("epochs", "tiles_per_epoch", "tile_size", "z_stride", "batch_size", "depth",
+                               "initial_features", "val_slices"), 1)
+        _check_at_least(self, ("patience", "lr_patience", "crop"), 0)
+        if self.warmup_epochs is not None and self.warmup_epochs < 0:
+            raise ParameterError(f"warmup epochs must be at least 0, got {self.warmup_epochs}")
+        if self.loss not in LOSS_NAMES:
+            raise ParameterError(f"unknown loss '{self.loss}': choose one of {', '.join(LOSS_NAMES)}")
+        if self.threshold is not None and not 0 <= self.threshold < 1:
+            raise ParameterError(f"the threshold must lie in [0, 1), not {self.threshold}")
+        if not self.sigma >= 0:
+            raise ParameterError(f"the z smoothing sigma must be >= 0, not {self.sigma}")

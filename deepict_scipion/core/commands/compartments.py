@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ..compartments import DEFAULT_BATCH_SIZE
+from ..errors import ParameterError
+from ..outputs import claimed_outputs
 from ..train_config import LOSS_NAMES, Train2DConfig
+from . import add_device_options, apply_threads, positive_int
 
 # torch and the modules that import it are imported inside the handlers, so that building the
 # parser (every ``deepict`` call) does not pay for torch.
@@ -13,30 +16,12 @@ from ..train_config import LOSS_NAMES, Train2DConfig
 _DEFAULTS = Train2DConfig()
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _device(args):
-    import torch
-
     from ..devices import select_device
 
     device = select_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     return device
-
-
-def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto",
-                        help="where the network runs: auto (a CUDA GPU when one is visible, else the CPU), cpu, "
-                             "cuda or cuda:N (default: %(default)s)")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                        help="CPU threads for torch (default: every core this process may use)")
 
 
 def register(subparsers) -> None:
@@ -54,7 +39,7 @@ def register(subparsers) -> None:
                     "are given, else slices 60-80% of the depth of the only tomogram (an optimistic estimate).\n\n"
                     "OUT receives the best network (highest validation Dice) whenever it improves, with its voxel "
                     "size, class name, tile geometry, post-processing defaults and training history; "
-                    "OUT-stem.last.pt keeps the last state (network + optimizer), so a killed run continues "
+                    "OUT.last.pt keeps the last state (network + optimizer), so a killed run continues "
                     "with --resume. Training stops after --epochs or after --patience epochs without "
                     "improvement (counted after the first half of the epochs). On three 256x256x128 tomograms at "
                     "13.5 Å/voxel the defaults take up to about 15 minutes on two CPU cores: cytosol is learned "
@@ -69,7 +54,7 @@ def register(subparsers) -> None:
                        help="one mask per tomogram, same order, same size and voxel size (MRC or .mrc.gz): 1 = the "
                             "compartment, 0 = elsewhere; or label maps together with --remap")
     train.add_argument("--out", required=True, metavar="MODEL",
-                       help="model file to write (e.g. cytosol2d.pt); the resumable state goes to MODEL-stem.last.pt")
+                       help="model file to write (e.g. cytosol2d.pt); the resumable state goes to MODEL.last.pt")
     train.add_argument("--class-name", default=_DEFAULTS.class_name,
                        help="name of the compartment, stored in the model (default: %(default)s)")
     train.add_argument("--remap", default=None, metavar="MAPPING",
@@ -79,22 +64,22 @@ def register(subparsers) -> None:
     train.add_argument("--val-tomograms", nargs="+", default=[], metavar="MRC",
                        help="which of --tomograms to hold out for validation (path or file name) "
                             "(default: the last one when several are given, else a held-out z range)")
-    train.add_argument("--epochs", type=_positive_int, default=_DEFAULTS.epochs,
+    train.add_argument("--epochs", type=positive_int, default=_DEFAULTS.epochs,
                        help="maximum number of epochs (default: %(default)s)")
-    train.add_argument("--tiles-per-epoch", type=_positive_int, default=_DEFAULTS.tiles_per_epoch,
+    train.add_argument("--tiles-per-epoch", type=positive_int, default=_DEFAULTS.tiles_per_epoch,
                        help="random training tiles per epoch (default: %(default)s)")
     train.add_argument("--patience", type=int, default=_DEFAULTS.patience,
                        help="stop after this many epochs without a better validation Dice; 0 = never "
                             "(default: %(default)s)")
     train.add_argument("--warmup-epochs", type=int, default=None,
                        help="no early stopping and no learning-rate cut before this epoch (default: half of --epochs)")
-    train.add_argument("--tile-size", type=_positive_int, default=_DEFAULTS.tile_size,
+    train.add_argument("--tile-size", type=positive_int, default=_DEFAULTS.tile_size,
                        help="training tile edge in pixels, a multiple of 16 (DeePiCt: 288; default: %(default)s, "
                             "7x cheaper per tile, so many more training steps fit in a CPU budget; prediction "
                             "uses larger tiles)")
-    train.add_argument("--z-stride", type=_positive_int, default=_DEFAULTS.z_stride,
+    train.add_argument("--z-stride", type=positive_int, default=_DEFAULTS.z_stride,
                        help="use every n-th slice for training (default: %(default)s)")
-    train.add_argument("--batch-size", type=_positive_int, default=_DEFAULTS.batch_size,
+    train.add_argument("--batch-size", type=positive_int, default=_DEFAULTS.batch_size,
                        help="tiles per optimisation step (default: %(default)s)")
     train.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate,
                        help="Adam learning rate (DeePiCt: 1e-4 for 50-100 GPU epochs; default: %(default)g)")
@@ -104,9 +89,9 @@ def register(subparsers) -> None:
     train.add_argument("--loss", default=_DEFAULTS.loss, choices=LOSS_NAMES,
                        help="training loss on the logits: bce_dice (binary cross-entropy + Dice, learns fastest), dice "
                             "(DeePiCt's) or generalized_dice (default: %(default)s)")
-    train.add_argument("--depth", type=_positive_int, default=_DEFAULTS.depth,
+    train.add_argument("--depth", type=positive_int, default=_DEFAULTS.depth,
                        help="U-Net resolution levels (DeePiCt: 5; default: %(default)s)")
-    train.add_argument("--initial-features", type=_positive_int, default=_DEFAULTS.initial_features,
+    train.add_argument("--initial-features", type=positive_int, default=_DEFAULTS.initial_features,
                        help="filters of the first level, doubled per level (DeePiCt: 16; default: %(default)s)")
     train.add_argument("--init", default=_DEFAULTS.init, choices=["kaiming", "torch"],
                        help="weight initialisation: kaiming (He; trains much faster without batch norm) or torch's "
@@ -124,9 +109,9 @@ def register(subparsers) -> None:
     train.add_argument("--no-augment", action="store_true",
                        help="do not flip and rotate the training tiles")
     train.add_argument("--resume", action="store_true",
-                       help="continue the interrupted training of OUT from OUT-stem.last.pt (its settings are kept; "
+                       help="continue the interrupted training of OUT from OUT.last.pt (its settings are kept; "
                             "--epochs and --patience may be raised); starts afresh if there is no such file")
-    _add_device(train)
+    add_device_options(train)
     train.set_defaults(handler=run_train2d)
 
     segment = subparsers.add_parser(
@@ -152,24 +137,25 @@ def register(subparsers) -> None:
                               "on its validation data at training; DeePiCt used 0.75)")
     segment.add_argument("--sigma", type=float, default=None,
                          help="Gaussian smoothing along z in slices; 0 = none (default: the model's, usually 5)")
-    segment.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+    segment.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                          help="tiles per network call; larger is faster on a GPU but needs more memory "
                               "(default: %(default)s)")
     segment.add_argument("--z-range", nargs=2, type=int, default=None, metavar=("FIRST", "END"),
                          help="only segment slices FIRST..END-1 (0-based); the others are 0 (default: all slices)")
-    segment.add_argument("--tile-size", type=_positive_int, default=None,
+    segment.add_argument("--tile-size", type=positive_int, default=None,
                          help="prediction tile edge, a multiple of 16 (default: chosen from the model's training tile "
                               "up to 512 px to need the least computation)")
     segment.add_argument("--crop", type=int, default=None,
                          help="rim discarded from every tile, px (default: the model's, usually 48)")
     segment.add_argument("--ignore-voxel-size", action="store_true",
                          help="segment even if the tomogram's voxel size differs from the model's by more than 5%%")
-    _add_device(segment)
+    add_device_options(segment)
     segment.set_defaults(handler=run_segment2d)
 
 
 def run_train2d(args) -> int:
-    from ..train2d import last_checkpoint_path, train_2d
+    from ..train2d import train_2d
+    from ..training_state import state_path
 
     config = Train2DConfig(
         class_name=args.class_name, remap=args.remap, epochs=args.epochs, tiles_per_epoch=args.tiles_per_epoch,
@@ -178,18 +164,26 @@ def run_train2d(args) -> int:
         depth=args.depth, initial_features=args.initial_features, crop=args.crop, threshold=args.threshold,
         sigma=args.sigma, seed=args.seed, device=args.device,
         val_tomograms=list(args.val_tomograms), augment=not args.no_augment, init=args.init)
-    summary = train_2d(args.tomograms, args.masks, args.out, config, resume=args.resume,
-                       log=lambda text: print(text, flush=True), device=_device(args))
-    print(f"model: {summary['model']}  (resumable state: {last_checkpoint_path(args.out)})", flush=True)
+    config.validate()
+    with claimed_outputs(("--out", args.out)):
+        summary = train_2d(args.tomograms, args.masks, args.out, config, resume=args.resume,
+                           log=lambda text: print(text, flush=True), device=_device(args))
+    print(f"model: {summary['model']}  (resumable state: {state_path(args.out)})", flush=True)
     return 0
 
 
 def run_segment2d(args) -> int:
     from ..predict2d import segment_tomogram
 
-    device = _device(args)
-    segment_tomogram(args.model, args.tomogram, args.out, probability_map=args.probability_map,
-                     threshold=args.threshold, sigma=args.sigma, batch_size=args.batch_size, device=device,
-                     z_range=tuple(args.z_range) if args.z_range else None, tile_size=args.tile_size, crop=args.crop,
-                     ignore_voxel_size=args.ignore_voxel_size, log=lambda text: print(text, flush=True))
+    if args.threshold is not None and not 0 <= args.threshold < 1:
+        raise ParameterError(f"--threshold must lie in [0, 1), not {args.threshold:g}")
+    if args.sigma is not None and not args.sigma >= 0:
+        raise ParameterError(f"--sigma must be 0 or more, not {args.sigma:g}")
+    with claimed_outputs(("--out", args.out), ("--probability-map", args.probability_map)):
+        device = _device(args)
+        segment_tomogram(args.model, args.tomogram, args.out, probability_map=args.probability_map,
+                         threshold=args.threshold, sigma=args.sigma, batch_size=args.batch_size, device=device,
+                         z_range=tuple(args.z_range) if args.z_range else None, tile_size=args.tile_size,
+                         crop=args.crop, ignore_voxel_size=args.ignore_voxel_size,
+                         log=lambda text: print(text, flush=True))
     return 0

@@ -9,6 +9,7 @@ import math
 
 from ..errors import ParameterError
 from ..io import atomic_path, read_coordinates, read_volume
+from ..outputs import claimed_outputs
 from .. import metrics
 
 DESCRIPTION = """\
@@ -140,13 +141,14 @@ def run(args) -> int:
     if args.curve and not particle_mode:
         raise ParameterError("--curve writes the particle PR curve; give --pred and --gt too.")
     output = {}
-    if particle_mode:
-        output["particles"] = evaluate_particles(args.pred, args.gt, args.radius, args.curve)
-    if voxel_mode:
-        output["voxels"] = evaluate_voxels(args.pred_mask, args.probability_map, args.gt_mask, args.bins)
-    text = json.dumps(_clean(output), indent=2)
-    if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(text + "\n")
+    with claimed_outputs(("--curve", args.curve), ("--json", args.json)):
+        if particle_mode:
+            output["particles"] = evaluate_particles(args.pred, args.gt, args.radius, args.curve)
+        if voxel_mode:
+            output["voxels"] = evaluate_voxels(args.pred_mask, args.probability_map, args.gt_mask, args.bins)
+        text = json.dumps(_clean(output), indent=2)
+        if args.json:
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(text + "\n")
     print(text)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..io import atomic_path
+from ..outputs import claimed_outputs
 
 
 def register(subparsers) -> None:
@@ -13,7 +14,7 @@ def register(subparsers) -> None:
         description="Print the description stored in a deepict_scipion model file as JSON: kind (2d/3d), "
                     "class names, voxel size (Å), sphere radius per class (voxels and Å), suggested "
                     "post-processing, training history, whether a reference spectrum is stored, and its source.")
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, help="model file (from train3d, train2d or import-model)")
     parser.add_argument("--json", metavar="FILE", help="also write the JSON to this file")
     parser.set_defaults(handler=run_model_info)
 
@@ -32,9 +33,10 @@ def describe(model_path) -> dict:
 
 
 def run_model_info(args) -> int:
-    text = json.dumps(describe(args.model), indent=1)
-    if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(text)
+    with claimed_outputs(("--json", args.json)):
+        text = json.dumps(describe(args.model), indent=1)
+        if args.json:
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(text)
     print(text)
     return 0

@@ -12,7 +12,9 @@ from ..io import check_coordinates_in_volume, read_coordinates, read_volume, req
 from ..labels import mask_targets, sphere_targets
 from ..postprocess import CONTEXT_MODES
 from ..spectrum import DEFAULT_LOWPASS_WIDTH, EQUALIZE_MODES, default_workers, load_reference, radial_spectrum
+from ..outputs import claimed_outputs
 from ..train_config import LOSS_NAMES, TrainConfig
+from . import add_device_options, apply_threads, non_negative_int, positive_int
 
 # Modules that import torch (models, picking, train3d) are imported inside the handlers, so that
 # building the parser (every ``deepict`` call, e.g. ``deepict export``) does not pay for torch.
@@ -30,7 +32,7 @@ examples:
   # tomograms equalized to TS_001 (deepict equalize ... --lowpass-angstrom 40): the model remembers the
   # reference, and 'deepict pick' / 'segment3d' equalize new tomograms to it on the fly
   deepict spectrum --tomogram TS_001.mrc --out ref.tsv
-  deepict train3d --tomograms A_eq.mrc B_eq.mrc --coords A.csv B.csv --radius 8 --out ribo.pt \
+  deepict train3d --tomograms A_eq.mrc B_eq.mrc --coords A.csv B.csv --radius 8 --out ribo.pt \\
                   --spectrum-reference ref.tsv --spectrum-lowpass-angstrom 40
 
 Coordinate CSVs need a header with x,y,z (0-based voxels of that tomogram, x = fastest MRC axis);
@@ -45,11 +47,11 @@ EQUALIZED_TOLERANCE = 0.25
 
 def _add_inference_arguments(parser) -> None:
     group = parser.add_argument_group("inference")
-    group.add_argument("--window", type=int, default=128, help="inference box side in voxels (default 128; "
+    group.add_argument("--window", type=positive_int, default=128, help="inference box side in voxels (default 128; "
                        "larger is faster, must be divisible by 2^depth)")
-    group.add_argument("--margin", type=int, default=12, help="blended margin of each box in voxels (default 12)")
-    group.add_argument("--batch-size", type=int, default=2, help="boxes per forward pass (default 2)")
-    group.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda or cuda:N")
+    group.add_argument("--margin", type=non_negative_int, default=12, help="blended margin of each box in voxels (default 12)")
+    group.add_argument("--batch-size", type=positive_int, default=2, help="boxes per forward pass (default 2)")
+    add_device_options(group)
     group.add_argument("--voxel-size", type=float, help="voxel size of the tomogram in Å (default: its header)")
     group.add_argument("--ignore-voxel-size", action="store_true",
                        help="apply the model even if the tomogram's voxel size differs from the model's")
@@ -85,7 +87,8 @@ def register(subparsers) -> None:
                     "(--coords, --radius) or binary masks (--masks). Every tomogram is normalised with its own "
                     "mean and standard deviation, as at inference.",
         epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train_parser.add_argument("--tomograms", nargs="+", required=True, metavar="MRC")
+    train_parser.add_argument("--tomograms", nargs="+", required=True, metavar="MRC",
+                              help="training tomograms (MRC); a validation slab of each is kept aside (--val-fraction)")
     labels = train_parser.add_mutually_exclusive_group(required=True)
     labels.add_argument("--coords", nargs="+", action="append", metavar="CSV",
                         help="one CSV per tomogram, same order; repeat the option for each further class")
@@ -113,23 +116,30 @@ def register(subparsers) -> None:
     hyper.add_argument("--initial-features", type=int, default=defaults.initial_features,
                        help=f"channels at full resolution (default {defaults.initial_features})")
     hyper.add_argument("--no-batch-norm", action="store_true", help="no batch normalisation")
-    hyper.add_argument("--encoder-dropout", type=float, default=defaults.encoder_dropout)
-    hyper.add_argument("--decoder-dropout", type=float, default=defaults.decoder_dropout)
+    hyper.add_argument("--encoder-dropout", type=float, default=defaults.encoder_dropout,
+                       help="dropout rate in the encoder, in [0, 1) (default %(default)s)")
+    hyper.add_argument("--decoder-dropout", type=float, default=defaults.decoder_dropout,
+                       help="dropout rate in the decoder, in [0, 1) (default %(default)s)")
     hyper.add_argument("--patch-size", type=int, default=defaults.patch_size,
                        help=f"training box side (default {defaults.patch_size})")
-    hyper.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    hyper.add_argument("--epochs", type=int, default=defaults.epochs)
-    hyper.add_argument("--iterations-per-epoch", type=int, default=defaults.iterations_per_epoch)
-    hyper.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    hyper.add_argument("--loss", default=defaults.loss, choices=LOSS_NAMES)
+    hyper.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                       help="training boxes per optimiser step (default %(default)s)")
+    hyper.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                       help="training epochs (default %(default)s); the model of the best validation epoch is kept")
+    hyper.add_argument("--iterations-per-epoch", type=positive_int, default=defaults.iterations_per_epoch,
+                       help="optimiser steps per epoch (default %(default)s)")
+    hyper.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                       help="Adam learning rate, > 0 (default %(default)s)")
+    hyper.add_argument("--loss", default=defaults.loss, choices=LOSS_NAMES, help="training loss (default %(default)s)")
     hyper.add_argument("--positive-fraction", type=float, default=defaults.positive_fraction,
                        help="fraction of boxes centred near a label (default %(default)s)")
     hyper.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
                        help="width fraction (high x) of each tomogram kept for validation; 0 = none")
     hyper.add_argument("--patience", type=int, default=0, help="early stop after N epochs without gain (0: off)")
     hyper.add_argument("--no-augment", action="store_true", help="no flips / rotations / intensity jitter")
-    hyper.add_argument("--seed", type=int, default=0)
-    hyper.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    hyper.add_argument("--seed", type=int, default=0,
+                       help="random seed of initialisation, box sampling and augmentation (default %(default)s)")
+    add_device_options(hyper)
     hyper.add_argument("--resume", action="store_true", help="continue from OUT.last.pt if present")
     train_parser.set_defaults(handler=run_train3d)
 
@@ -139,8 +149,8 @@ def register(subparsers) -> None:
                     "as a CSV (x, y, z 0-based voxels of the tomogram; score = mean probability; size = voxels).",
         epilog="example:\n  deepict pick --model ribo.pt --tomogram T.mrc --out picks.csv --context cytosol.mrc",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    pick_parser.add_argument("--model", required=True)
-    pick_parser.add_argument("--tomogram", required=True)
+    pick_parser.add_argument("--model", required=True, help="3D model file (from train3d or import-model)")
+    pick_parser.add_argument("--tomogram", required=True, help="tomogram (MRC) to pick particles in")
     pick_parser.add_argument("--out", required=True, help="picks CSV to write")
     pick_parser.add_argument("--min-distance", type=float,
                              help="merge picks closer than this (voxels; default: the training sphere radius)")
@@ -153,8 +163,8 @@ def register(subparsers) -> None:
         description="Predict a class probability map and write the binary mask of its clusters (int8 MRC).",
         epilog="example:\n  deepict segment3d --model memb.pt --tomogram T.mrc --out membranes.mrc",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    segment_parser.add_argument("--model", required=True)
-    segment_parser.add_argument("--tomogram", required=True)
+    segment_parser.add_argument("--model", required=True, help="3D model file (from train3d or import-model)")
+    segment_parser.add_argument("--tomogram", required=True, help="tomogram (MRC) to segment")
     segment_parser.add_argument("--out", required=True, help="binary mask MRC to write")
     _add_cluster_arguments(segment_parser, "segment")
     _add_inference_arguments(segment_parser)
@@ -162,11 +172,16 @@ def register(subparsers) -> None:
 
     import_parser = subparsers.add_parser(
         "import-model", help="convert a published DeePiCt 3D checkpoint into our model file",
-        description="Read a DeePiCt .pth checkpoint safely (no pickled code runs) and write a self-describing "
-                    "model file. The checkpoints do not record their voxel size: give it with --voxel-size "
-                    "(the published networks: 13.48 Å).")
-    import_parser.add_argument("checkpoint")
-    import_parser.add_argument("--out", required=True)
+        description="Read a DeePiCt .pth checkpoint safely (no pickled code runs) and write a self-describing\n"
+                    "model file. The checkpoints do not record their voxel size: give it with --voxel-size\n"
+                    "(the published networks: 13.48 Å).",
+        epilog="example:\n  deepict import-model --checkpoint ribo.pth --voxel-size 13.48 --out ribo.pt",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    checkpoint = import_parser.add_mutually_exclusive_group(required=True)
+    checkpoint.add_argument("--checkpoint", metavar="PTH", help="the published DeePiCt 3D checkpoint (.pth) to read")
+    checkpoint.add_argument("checkpoint_path", nargs="?", metavar="PTH",
+                            help="the same, given without --checkpoint (the older form)")
+    import_parser.add_argument("--out", required=True, help="model file to write (e.g. ribo.pt)")
     import_parser.add_argument("--voxel-size", type=float, help="voxel size the network was trained at, in Å")
     import_parser.set_defaults(handler=run_import_model)
 
@@ -175,8 +190,6 @@ def _class_names(args, count: int) -> list:
     names = args.class_name or (["particle"] if count == 1 else [f"class{i + 1}" for i in range(count)])
     if len(names) != count:
         raise ParameterError(f"{count} label set(s) but {len(names)} --class-name value(s): give one name per class")
-    if len(set(names)) != len(names):
-        raise ParameterError(f"class names must be unique, got {names}")
     return names
 
 
@@ -283,14 +296,8 @@ def check_equalized(tomograms, reference, lowpass_angstrom=None, log=print) -> l
 
 
 def run_train3d(args) -> int:
-    from ..train3d import train
     names = _class_names(args, len(args.coords or args.masks))
     radii = _sphere_radii(args, names) if args.coords else []
-    reference, spectrum = _spectrum_reference(args)
-    tomograms = load_training_tomograms(args.tomograms, coords=args.coords, masks=args.masks, radii=radii,
-                                        voxel_size=args.voxel_size)
-    if reference is not None:
-        check_equalized(tomograms, reference, args.spectrum_lowpass_angstrom)
     config = TrainConfig(
         classes=names, depth=args.depth, initial_features=args.initial_features, batch_norm=not args.no_batch_norm,
         encoder_dropout=args.encoder_dropout, decoder_dropout=args.decoder_dropout, patch_size=args.patch_size,
@@ -299,11 +306,24 @@ def run_train3d(args) -> int:
         val_fraction=args.val_fraction, patience=args.patience, augment=not args.no_augment, seed=args.seed,
         device=args.device, label_kind="spheres" if args.coords else "masks",
         sphere_radius=dict(zip(names, radii)) if args.coords else {})
-    info = train(tomograms, config, args.out, resume=args.resume, spectrum=spectrum)
+    config.validate()
+    with claimed_outputs(("--out", args.out)):
+        info = _train3d(args, config, radii)
     best = max((h["val_dice"] or 0 for h in info.history), default=0)
     print(json.dumps({"model": args.out, "classes": info.classes, "epochs": len(info.history),
-                      "best_val_dice": best, "voxel_size": info.voxel_size, "has_spectrum": spectrum is not None}))
+                      "best_val_dice": best, "voxel_size": info.voxel_size, "has_spectrum": info.spectrum is not None}))
     return 0
+
+
+def _train3d(args, config: TrainConfig, radii: list):
+    from ..train3d import train
+    reference, spectrum = _spectrum_reference(args)
+    tomograms = load_training_tomograms(args.tomograms, coords=args.coords, masks=args.masks, radii=radii,
+                                        voxel_size=args.voxel_size)
+    if reference is not None:
+        check_equalized(tomograms, reference, args.spectrum_lowpass_angstrom)
+    apply_threads(args)
+    return train(tomograms, config, args.out, resume=args.resume, spectrum=spectrum)
 
 
 def _inference_options(args):
@@ -314,34 +334,49 @@ def _inference_options(args):
 
 
 def _cluster_parameters(args):
+    """The post-processing parameters, checked before any inference (the engine checks them only afterwards)."""
     from ..models import read_model_info
     from ..picking import resolve_cluster_parameters
-    return resolve_cluster_parameters(
+    if args.class_name is not None and not args.class_name.strip():
+        raise ParameterError("--class-name is empty: give one of the model's classes (deepict model-info lists them)")
+    min_distance = getattr(args, "min_distance", None)  # pick only
+    if min_distance is not None and not min_distance >= 0:
+        raise ParameterError(f"--min-distance must be 0 or more voxels, got {min_distance:g}")
+    parameters = resolve_cluster_parameters(
         read_model_info(args.model), threshold=args.threshold, min_size=args.min_size, max_size=args.max_size,
         connectivity=args.connectivity, border=args.border if len(args.border) == 3 else args.border[0],
         context_mode=args.context_mode, context_distance=args.context_distance)
+    parameters.validate()
+    return parameters
 
 
 def run_pick(args) -> int:
     from ..picking import pick_particles
-    pick_particles(args.model, args.tomogram, args.out, _cluster_parameters(args), class_name=args.class_name,
-                   context_path=args.context, min_distance=args.min_distance, probability_map=args.probability_map,
-                   options=_inference_options(args))
+    parameters = _cluster_parameters(args)
+    with claimed_outputs(("--out", args.out), ("--probability-map", args.probability_map)):
+        apply_threads(args)
+        pick_particles(args.model, args.tomogram, args.out, parameters, class_name=args.class_name,
+                       context_path=args.context, min_distance=args.min_distance,
+                       probability_map=args.probability_map, options=_inference_options(args))
     return 0
 
 
 def run_segment3d(args) -> int:
     from ..picking import segment_structures
-    segment_structures(args.model, args.tomogram, args.out, _cluster_parameters(args), class_name=args.class_name,
-                       context_path=args.context, probability_map=args.probability_map,
-                       options=_inference_options(args))
+    parameters = _cluster_parameters(args)
+    with claimed_outputs(("--out", args.out), ("--probability-map", args.probability_map)):
+        apply_threads(args)
+        segment_structures(args.model, args.tomogram, args.out, parameters, class_name=args.class_name,
+                           context_path=args.context, probability_map=args.probability_map,
+                           options=_inference_options(args))
     return 0
 
 
 def run_import_model(args) -> int:
     from ..models import import_published_checkpoint, save_model
-    network, info = import_published_checkpoint(args.checkpoint, args.voxel_size)
-    save_model(args.out, network, info)
+    with claimed_outputs(("--out", args.out)):
+        network, info = import_published_checkpoint(args.checkpoint or args.checkpoint_path, args.voxel_size)
+        save_model(args.out, network, info)
     print(json.dumps({"model": args.out, "classes": info.classes, "architecture": info.architecture,
                       "voxel_size": info.voxel_size, "source": info.source}))
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputFileError, ParameterError
 from ..io import read_volume, volume_writer
+from ..outputs import claimed_outputs
 from ..spectrum import (DEFAULT_LOWPASS_WIDTH, default_workers, equalize_volume, is_volume_path, load_reference,
                         radial_spectrum, write_spectrum)
 
@@ -141,9 +142,10 @@ def run_spectrum(args) -> int:
     threads = _threads(args)
     if is_volume_path(args.out):
         raise ParameterError(f"--out {args.out} looks like a volume; the spectrum is a table: give a .tsv name.")
-    volume, voxel_size = _tomogram(args.tomogram, args.voxel_size)
-    spectrum = radial_spectrum(volume.data, voxel_size, n_bins=args.bins, workers=threads, source=args.tomogram)
-    write_spectrum(args.out, spectrum)
+    with claimed_outputs(("--out", args.out)):
+        volume, voxel_size = _tomogram(args.tomogram, args.voxel_size)
+        spectrum = radial_spectrum(volume.data, voxel_size, n_bins=args.bins, workers=threads, source=args.tomogram)
+        write_spectrum(args.out, spectrum)
     print(f"deepict spectrum: wrote {args.out} ({len(spectrum)} shells up to {spectrum.max_frequency:.4g} 1/Å, "
           f"{voxel_size:g} Å/voxel)")
     return 0
@@ -157,16 +159,17 @@ def run_equalize(args) -> int:
         raise ParameterError("--out names the input tomogram; write the equalized tomogram to a new file.")
     if args.spectrum_out and is_volume_path(args.spectrum_out):
         raise ParameterError(f"--spectrum-out {args.spectrum_out} looks like a volume; give a .tsv name.")
-    volume, voxel_size = _tomogram(args.tomogram, args.voxel_size)
-    reference = load_reference(args.reference, voxel_size=args.reference_voxel_size, box_shape=args.reference_box,
-                               workers=threads, log=_log)
-    # The output is streamed to disk slab by slab; the file appears (atomically) only on success.
-    with volume_writer(args.out, volume.data.shape, np.float32, voxel_size) as write_slab:
-        result = equalize_volume(volume.data, voxel_size, reference, lowpass_angstrom=args.lowpass_angstrom,
-                                 lowpass_width=args.lowpass_width, write_slab=write_slab, workers=threads,
-                                 source=args.tomogram, log=_log)
-    if args.spectrum_out:
-        write_spectrum(args.spectrum_out, result.output_spectrum)
+    with claimed_outputs(("--out", args.out), ("--spectrum-out", args.spectrum_out)):
+        volume, voxel_size = _tomogram(args.tomogram, args.voxel_size)
+        reference = load_reference(args.reference, voxel_size=args.reference_voxel_size,
+                                   box_shape=args.reference_box, workers=threads, log=_log)
+        # The output is streamed to disk slab by slab; the file appears (atomically) only on success.
+        with volume_writer(args.out, volume.data.shape, np.float32, voxel_size) as write_slab:
+            result = equalize_volume(volume.data, voxel_size, reference, lowpass_angstrom=args.lowpass_angstrom,
+                                     lowpass_width=args.lowpass_width, write_slab=write_slab, workers=threads,
+                                     source=args.tomogram, log=_log)
+        if args.spectrum_out:
+            write_spectrum(args.spectrum_out, result.output_spectrum)
     lowpass = f", low-pass {args.lowpass_angstrom:g} Å" if args.lowpass_angstrom else ""
     print(f"deepict equalize: wrote {args.out} ({voxel_size:g} Å/voxel, reference {args.reference}{lowpass})")
     return 0
