@@ -62,6 +62,8 @@ class ClusterParameters:
             raise ParameterError(f"unknown context mode '{self.context_mode}': use one of {', '.join(CONTEXT_MODES)}")
         if self.context_distance < 0:
             raise ParameterError("the context distance must not be negative")
+        if min(self.border_xyz) < 0:
+            raise ParameterError(f"the border must not be negative, got {self.border_xyz} voxels (x, y, z)")
 
 
 class _UnionFind:
