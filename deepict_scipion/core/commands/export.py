@@ -7,6 +7,7 @@ import json
 
 from ..errors import ParameterError
 from ..io import check_coordinates_in_volume, read_coordinates
+from ..outputs import FILE_OR_FOLDER, claimed_outputs
 from .. import export
 
 DESCRIPTION = """\
@@ -107,7 +108,8 @@ def run(args) -> int:
                 f"{tomogram.voxel_size:g} Å/voxel: pair each coordinate file with the tomogram it was picked on "
                 "(or fix the header with --voxel-size).")
         picks.append(export.PickedTomogram(tomogram, coords))
-    files = export.export_coordinates(args.format, args.out, picks, output_pixel_size=args.output_pixel_size)
+    with claimed_outputs(("--out", args.out, FILE_OR_FOLDER)):
+        files = export.export_coordinates(args.format, args.out, picks, output_pixel_size=args.output_pixel_size)
     classes = export.class_name_map(picks) if export.carries_classes(args.format) else None
     print(json.dumps({"format": args.format, "files": [str(f) for f in files],
                       "particles": int(sum(len(c) for _, c in picks)), "tomograms": len(picks),
