@@ -35,6 +35,8 @@ WRITE_ERROR_ADVICE = {
     errno.EROFS: "write to a writable file system",
     errno.EACCES: "check the permissions or write elsewhere", errno.EPERM: "check the permissions or write elsewhere"}
 CHECK_THE_PATH = "check the path and rerun"
+#: How torch.save's zip writer reports a failed write (a RuntimeError, no errno): "[enforce fail at inline_container.cc]".
+TORCH_WRITE_FAILURE = ("inline_container", "PytorchStreamWriter failed writing")
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -136,6 +138,14 @@ def claimed_outputs(*outputs) -> Iterator[None]:
         except OSError as exc:
             if exc.filename is not None or exc.errno not in WRITE_ERROR_ADVICE or not checked:
                 raise
-            names = ", ".join(f"{option} {target}" for option, target in checked.values())
-            raise ParameterError(f"{names}: writing failed ({os.strerror(exc.errno)}): "
-                                 f"{WRITE_ERROR_ADVICE[exc.errno]}") from None
+            raise _write_failed(checked, os.strerror(exc.errno), WRITE_ERROR_ADVICE[exc.errno]) from None
+        except RuntimeError as exc:
+            if not any(mark in str(exc) for mark in TORCH_WRITE_FAILURE) or not checked:
+                raise
+            raise _write_failed(checked, "the disk is full or a file-size limit was reached",
+                                WRITE_ERROR_ADVICE[errno.ENOSPC]) from None
+
+
+def _write_failed(checked: dict, cause: str, advice: str) -> ParameterError:
+    names = ", ".join(f"{option} {target}" for option, target in checked.values())
+    return ParameterError(f"{names}: writing failed ({cause}): {advice}")

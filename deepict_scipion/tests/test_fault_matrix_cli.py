@@ -162,19 +162,28 @@ def test_crash_export_into_a_folder_under_a_file(world, tmp_path, capsys):
     assert_one_line(code, err, [blocker, "is a file, not a folder"], tmp_path)
 
 
-def test_crash_write_error_during_the_work_is_one_line(world, tmp_path):
-    """A write that fails mid-run (here: a file-size limit, as a full disk would) is one line, exit 2, no litter."""
-    out = tmp_path / "equalized.mrc"
-
+def _limit_file_size(limit: int):
     def limit_file_size():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return limit_file_size
 
-    result = subprocess.run(DEEPICT + ["equalize", "--tomogram", str(world.tomo), "--reference", str(world.tomo),
-                                       "--out", str(out)], capture_output=True, text=True,
-                            preexec_fn=limit_file_size, timeout=300)
-    assert_one_line(result.returncode, result.stderr, [out.name, "File too large"], tmp_path)
-    assert not out.exists()
+
+@pytest.mark.parametrize("command", ["equalize", "train3d"])
+def test_crash_write_error_during_the_work_is_one_line(command, world, tmp_path):
+    """A write that fails mid-run (a file-size limit, as a full disk would) is one line, exit 2, no litter.
+
+    train3d used to end in torch's 'RuntimeError: [enforce fail at inline_container.cc]' traceback.
+    """
+    out = tmp_path / ("equalized.mrc" if command == "equalize" else "model.pt")
+    argv = ["equalize", "--tomogram", world.tomo, "--reference", world.tomo, "--out", out] \
+        if command == "equalize" else train3d_argv(world, out, "--initial-features", "8")
+    result = subprocess.run(DEEPICT + [str(a) for a in argv], capture_output=True, text=True,
+                            preexec_fn=_limit_file_size(8192), timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert_one_line(result.returncode, lines[-1], [out.name, "writing failed" if command == "train3d"
+                                                   else "File too large"], tmp_path)
+    assert "Traceback" not in result.stderr and not out.exists()
 
 
 # --------------------------------------------------------------------------------------------
