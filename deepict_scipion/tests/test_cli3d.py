@@ -43,7 +43,9 @@ def last_json(text: str) -> dict:
 
 
 def test_train3d_writes_a_model(trained_model, capsys):
-    assert trained_model.is_file() and Path(f"{trained_model}.last.pt").is_file()
+    # Beside the model: its resumable training state (named by training_state, whose naming has changed).
+    assert trained_model.is_file() and [p for p in trained_model.parent.iterdir() if p != trained_model
+                                        and p.name.startswith(f"{trained_model.stem}.") and p.suffix == ".pt"]
     info = read_model_info(trained_model)
     assert info.kind == KIND_3D and info.classes == ["ribosome"] and info.voxel_size == pytest.approx(VOXEL)
     assert info.sphere_radius == {"ribosome": 4.0} and len(info.history) == 2
