@@ -35,7 +35,8 @@ WRITE_ERROR_ADVICE = {
     errno.EROFS: "write to a writable file system",
     errno.EACCES: "check the permissions or write elsewhere", errno.EPERM: "check the permissions or write elsewhere"}
 CHECK_THE_PATH = "check the path and rerun"
-#: How torch.save's zip writer reports a failed write (a RuntimeError, no errno): "[enforce fail at inline_container.cc]".
+#: How torch.save's zip writer reports a failed write: a RuntimeError without errno
+#: ("[enforce fail at inline_container.cc] ...").
 TORCH_WRITE_FAILURE = ("inline_container", "PytorchStreamWriter failed writing")
 
 
@@ -115,7 +116,7 @@ def _exclusive_lock(option: str, output: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def claimed_outputs(*outputs) -> Iterator[None]:
-    """Check every ``(option, path[, kind])`` output (``path`` None = not asked for), then lock them while the block runs.
+    """Check every ``(option, path[, kind])`` output (``path`` None: not asked for); lock them while the block runs.
 
     The same path given for two outputs of one run is refused too, as one would overwrite the other.
     A write that fails inside the block without naming its file (a full disk: ``write()`` knows no

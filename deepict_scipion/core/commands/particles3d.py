@@ -49,7 +49,8 @@ def _add_inference_arguments(parser) -> None:
     group = parser.add_argument_group("inference")
     group.add_argument("--window", type=positive_int, default=128, help="inference box side in voxels (default 128; "
                        "larger is faster, must be divisible by 2^depth)")
-    group.add_argument("--margin", type=non_negative_int, default=12, help="blended margin of each box in voxels (default 12)")
+    group.add_argument("--margin", type=non_negative_int, default=12,
+                       help="blended margin of each box in voxels (default 12)")
     group.add_argument("--batch-size", type=positive_int, default=2, help="boxes per forward pass (default 2)")
     add_device_options(group)
     group.add_argument("--voxel-size", type=float, help="voxel size of the tomogram in Å (default: its header)")
