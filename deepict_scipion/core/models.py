@@ -44,6 +44,8 @@ UNREADABLE_ERRORS = (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, E
 FORMAT_VERSION = 1
 KIND_3D = "3d"
 KIND_2D = "2d"
+#: ``ModelInfo.source`` of a network imported from a published DeePiCt checkpoint starts with this.
+PUBLISHED_SOURCE_PREFIX = "DeePiCt checkpoint"
 
 
 @dataclass
@@ -73,6 +75,26 @@ class ModelInfo:
         if name not in self.classes:
             raise ParameterError(f"the model has no class '{name}'; its classes are {self.classes}")
         return self.classes.index(name)
+
+    def spectrum_warning(self) -> str | None:
+        """See :func:`published_spectrum_warning`."""
+        return published_spectrum_warning(self.source, self.spectrum is not None)
+
+
+def published_spectrum_warning(source: str | None, has_spectrum: bool) -> str | None:
+    """Why a model may find almost nothing without saying so, or ``None`` (the one rule for the engine and Scipion).
+
+    The published DeePiCt networks were trained on spectrum-matched data and store no reference
+    spectrum, so nothing equalizes a tomogram for them (the ribosome network: F1 0.12 on a raw
+    simulated tomogram).
+    """
+    if has_spectrum or not (source or "").startswith(PUBLISHED_SOURCE_PREFIX):
+        return None
+    return ("this published DeePiCt network was trained on spectrum-matched tomograms and stores no reference "
+            "spectrum: on other tomograms it finds few or no particles. Equalize the tomograms first to a "
+            "reference of the kind it was trained on ('deepict spectrum --tomogram REFERENCE.mrc --out "
+            "reference.tsv', then 'deepict equalize --tomogram T.mrc --reference reference.tsv --out T_eq.mrc'; "
+            "in Scipion: the DeePiCt equalize protocol) and apply it to the equalized tomograms.")
 
 
 def build_network(info: ModelInfo) -> "torch.nn.Module":
@@ -332,7 +354,8 @@ def import_published_checkpoint(path, voxel_size: float | None) -> tuple["torch.
         postprocess={"threshold": 0.5, "min_size": 100, "max_size": None},
         history=[], training={"epochs": descriptor.get("epochs"), "best_epoch": checkpoint.get("epoch"),
                               "final_loss": checkpoint.get("loss"), "loss": descriptor.get("loss", "Dice")},
-        source=f"DeePiCt checkpoint {path.name} (model_name {descriptor.get('model_name')})")
+        # The checkpoints' own model_name is a generic "model_weights": the file name identifies the network.
+        source=f"{PUBLISHED_SOURCE_PREFIX} {path.name}")
     network = build_network(info)
     try:
         network.load_state_dict(state, strict=True)

@@ -88,6 +88,7 @@ def test_import_published_checkpoint_strict(name):
     assert info.architecture["depth"] == 2 and info.architecture["initial_features"] == features
     assert info.architecture["batch_norm"] is batch_norm
     assert info.voxel_size == pytest.approx(13.48) and info.patch_size == 64 and info.overlap == 12
+    assert info.source == f"{models.PUBLISHED_SOURCE_PREFIX} {name}"  # no generic "(model_name model_weights)"
     # Strict keys: every stored tensor has a home and every parameter was loaded.
     with torch.serialization.safe_globals([(models._DeepictModelDescriptor, models._DESCRIPTOR_PATH)]):
         stored = torch.load(path, map_location="cpu", weights_only=True)["model_state_dict"]
