@@ -59,6 +59,10 @@ class DeepictModel(EMObject):
     def hasSpectrum(self):
         return bool(self._hasSpectrum.get())
 
+    def getSource(self):
+        """Where the network comes from (``ModelInfo.source``: our training, or a published checkpoint)."""
+        return self._source.get()
+
     def setFromInfo(self, info):
         """Fill the fields from the JSON written by ``deepict model-info``."""
         self._kind.set(info["kind"])

@@ -24,7 +24,8 @@ import numpy as np
 
 from .metrics import match_particles
 from .postprocess import ClusterParameters, find_clusters
-from .predict import predict_tomogram
+from .predict import DEFAULT_MARGIN, DEFAULT_WINDOW, predict_tomogram, window_count
+from .progress import Progress
 
 #: Candidate minimum cluster sizes, as fractions of the training sphere's volume.
 SPHERE_FRACTIONS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75)
@@ -48,6 +49,8 @@ def calibrate_min_size(network, slabs: list, radius: float, threshold: float, de
     Returns ``{"min_size", "f1", "candidates": [{"min_size", "f1", "precision", "recall"}, ...]}``.
     """
     found, truths = [], []
+    windows = sum(window_count(data.shape, DEFAULT_WINDOW, DEFAULT_MARGIN) for data, *_ in slabs)
+    progress = Progress("calibrating the minimum cluster size on the validation slabs", windows, "windows", log)
     for data, stats, x_first, points_zyx in slabs:
         truth_xyz = np.asarray(points_zyx, dtype=float).reshape(-1, 3)[:, ::-1]
         truths.append(truth_xyz[truth_xyz[:, 0] >= x_first])
@@ -56,7 +59,8 @@ def calibrate_min_size(network, slabs: list, radius: float, threshold: float, de
         def write(z0, probs, probability=probability):
             probability[:, z0:z0 + probs.shape[1]] = probs
 
-        predict_tomogram(network, data, write, channels=[0], batch_size=2, device=device, stats=stats)
+        predict_tomogram(network, data, write, channels=[0], window=DEFAULT_WINDOW, margin=DEFAULT_MARGIN, batch_size=2,
+                         device=device, stats=stats, progress=progress)
         clusters = find_clusters(probability[0], ClusterParameters(threshold=threshold, min_size=1))
         inside = clusters.xyz[:, 0] >= x_first
         found.append((clusters.xyz[inside], clusters.size[inside]))

@@ -22,7 +22,9 @@ from .errors import InputFileError, ParameterError
 from .io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
 from .models import KIND_3D, ModelInfo, load_model
 from .postprocess import ClusterParameters, Clusters, find_clusters, remove_duplicates
-from .predict import predict_tomogram
+from .predict import predict_tomogram, window_count
+from .progress import Progress
+from .training_state import incomplete_training_warning
 from .spectrum import DEFAULT_LOWPASS_WIDTH, EQUALIZE_MODES, RadialSpectrum, default_workers, equalize_volume
 
 #: Relative voxel-size difference between model and tomogram that is still accepted.
@@ -135,6 +137,9 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
     check_voxel_size(info, options.voxel_size or volume.voxel_size, tomogram_path, model_path,
                      options.ignore_voxel_size, log)
     channel = info.class_index(class_name)
+    for warning in (info.spectrum_warning(), incomplete_training_warning(info.training)):
+        if warning:
+            log(f"warning: {model_path}: {warning}")
     device = select_device(options.device)
     scratch = None
     try:
@@ -147,7 +152,8 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
         with volume_writer(out_path, volume.data.shape, np.float32, voxel_size) as write:
             predict_tomogram(network, volume.data, lambda z0, probs: write(z0, probs[0]), channels=[channel],
                              window=options.window, margin=options.margin, batch_size=options.batch_size,
-                             device=device)
+                             device=device, progress=Progress(f"predicting {Path(tomogram_path).name}", window_count(
+                                 volume.data.shape, options.window, options.margin), "windows", log))
     finally:
         if scratch is not None:
             del volume  # release the memory map of the temporary file before deleting it

@@ -24,6 +24,7 @@ import torch
 from .devices import memory_format
 from .errors import ParameterError
 from .io import read_slab, volume_mean_std
+from .progress import Progress
 
 
 def window_starts(length: int, window: int, margin: int) -> list:
@@ -57,6 +58,14 @@ def blending_profile(window: int, margin: int) -> np.ndarray:
     return np.clip((distance_to_edge + 1) / (margin + 1), 1e-3, 1.0) if margin else np.ones(window, np.float32)
 
 
+def window_count(shape, window: int, margin: int) -> int:
+    """How many boxes :func:`predict_tomogram` runs over a volume of ``shape`` (for progress reports)."""
+    return int(np.prod([len(window_starts(n, window, margin)) for n in shape]))
+
+
+#: The inference box and its blended margin (voxels) unless the caller chooses others.
+DEFAULT_WINDOW, DEFAULT_MARGIN = 128, 12
+
 #: z slices normalised and written per call of ``write`` (bounds the temporary output array).
 WRITE_SLICES = 16
 
@@ -77,15 +86,16 @@ def axis_weights(length: int, starts: list, window: int, margin: int, profile: n
 
 
 def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable[[int, np.ndarray], None],
-                     channels: list | None = None, window: int = 128, margin: int = 12,
+                     channels: list | None = None, window: int = DEFAULT_WINDOW, margin: int = DEFAULT_MARGIN,
                      batch_size: int = 4, device: torch.device | None = None,
-                     stats: tuple | None = None) -> None:
+                     stats: tuple | None = None, progress: Progress | None = None) -> None:
     """Predict class probabilities for a (z, y, x) volume and pass them to ``write(z0, probs)``.
 
     ``probs`` is (len(channels), nz, Y, X) float32 in [0, 1]; slabs arrive in increasing z and
     together cover the volume exactly once. ``channels`` selects output channels (default all).
     ``stats`` = (mean, std) overrides the tomogram's own normalisation. On the CPU the network's
     weights are switched to the channels-last memory layout (in place; results are unchanged).
+    ``progress`` is advanced by one per box (see :func:`window_count`).
     """
     device = device or torch.device("cpu")
     divisor = 2 ** getattr(network, "depth", 0)
@@ -132,6 +142,8 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
                 weighted = (torch.sigmoid(logits.float()) * box_weight).contiguous().cpu().numpy()
             for (y0, x0), box in zip(chunk, weighted):
                 _accumulate(accumulated, box, y0 - margin, x0 - margin)
+            if progress is not None:
+                progress.advance(len(chunk))
         del slab
         # Real z slices below the next row's reach are final.
         final_z = (starts[0][row + 1] - margin) if row + 1 < len(starts[0]) else nz

@@ -27,6 +27,8 @@ from .devices import select_device
 from .errors import ParameterError
 from .io import read_slab, read_volume, slices_per_chunk, volume_writer
 from .models import KIND_2D, ModelInfo, load_model
+from .progress import Progress
+from .training_state import incomplete_training_warning
 
 
 #: Probability volumes larger than this are kept in a temporary file rather than in memory.
@@ -202,6 +204,9 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
     warning = check_voxel_size(volume.voxel_size, info.voxel_size, tomogram, ignore=ignore_voxel_size)
     if warning:
         log(f"warning: {warning}")
+    unfinished = incomplete_training_warning(info.training)
+    if unfinished:
+        log(f"warning: {model if isinstance(model, (str, os.PathLike)) else 'the model'}: {unfinished}")
     voxel_size = volume.voxel_size or info.voxel_size or 1.0
     z0, z1 = (0, shape[0]) if z_range is None else (int(z_range[0]), int(z_range[1]))
     if not 0 <= z0 < z1 <= shape[0]:
@@ -238,16 +243,12 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
                 write_probability = stack.enter_context(volume_writer(probability_map, shape, np.float32, voxel_size))
                 for z in list(range(0, z0)) + list(range(z1, shape[0])):
                     write_probability(z, zeros)
-            next_report = time.time() + 30
-            for done, (z, prob) in enumerate(predict_slices(network, slices(), tile_size, crop, batch_size, device),
-                                              start=1):
+            progress = Progress(f"segmenting {Path(tomogram).name}", count, "slices", log)
+            for z, prob in predict_slices(network, slices(), tile_size, crop, batch_size, device):
                 store.write(z - z0, prob)
                 if write_probability is not None:
                     write_probability(z, prob[None])
-                if time.time() >= next_report and done < count:
-                    elapsed = time.time() - started
-                    log(f"  {done}/{count} slices, {elapsed:.0f} s, ETA {elapsed / done * (count - done):.0f} s")
-                    next_report = time.time() + 30
+                progress.advance()
             with volume_writer(out, shape, np.int8, voxel_size) as write_mask:
                 empty = np.zeros((1,) + shape[1:], dtype=np.int8)
                 for z in list(range(0, z0)) + list(range(z1, shape[0])):

@@ -20,17 +20,15 @@ What DeePiCt's 2D training does, with its defects removed:
   z range (60-80 % of the depth, with a gap of ``z_stride`` slices to the training
   slices), which gives an optimistic estimate;
 - the best network (highest validation Dice) is written to ``out`` whenever it improves; the
-  last state (network, optimizer, history) to ``<out stem>.last.pt`` after every epoch, so that a
-  killed run continues with ``resume=True``; early stopping after ``patience`` epochs
+  last state (network, optimizer, history) to ``<out>.last.pt`` after every epoch, so that a
+  killed run continues with ``resume=True`` (see :mod:`.training_state`); early stopping after ``patience`` epochs
   without improvement; every epoch's random draws depend only on (seed, epoch), so a resumed
   run draws what the uninterrupted run would have.
 """
 
 from __future__ import annotations
 
-import pickle
 import time
-import zipfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -43,26 +41,19 @@ from .compartments import (DEFAULT_THRESHOLD, VOXEL_SIZE_TOLERANCE, auto_tile_si
                            check_tile_geometry, format_remap, normalized_slices, parse_remap, tomogram_zscore)
 from .devices import select_device
 from .errors import InputFileError, ParameterError
-from .io import atomic_path, read_volume
+from .io import read_volume
 from .losses import get_loss
 from .models import KIND_2D, ModelInfo, build_network, load_model, save_model
 from .predict2d import predict_array
+from .progress import Progress, format_duration
 from .train_config import Train2DConfig
-
-CHECKPOINT_FORMAT = "deepict_scipion-train2d-checkpoint"
-CHECKPOINT_VERSION = 1
+from .training_state import COMPLETE, read_state, state_path, state_to_resume, write_state
 
 #: The learning rate is halved on plateaus down to ``learning_rate / LR_MIN_DIVISOR``.
 LR_MIN_DIVISOR = 32
 
 #: Fraction of the depth held out for validation when only one tomogram is given.
 SINGLE_TOMOGRAM_VALIDATION = (0.6, 0.8)
-
-
-def last_checkpoint_path(out) -> Path:
-    """Where the resumable last state of a training writing ``out`` lives (``m2d.pt`` -> ``m2d.last.pt``)."""
-    out = Path(out)
-    return out.with_name(f"{out.stem if out.suffix else out.name}.last.pt")
 
 
 @dataclass
@@ -125,6 +116,7 @@ def _load_pairs(tomograms, masks, config: Train2DConfig, log) -> tuple[list[_Sli
     val_index = _validation_indices(list(tomograms), list(config.val_tomograms or []))
     voxel_sizes = []
     train, val = [], []
+    loading = Progress("reading the training tomograms and masks", len(tomograms), "tomograms", log)
     for index, (tomo_path, mask_path) in enumerate(zip(tomograms, masks)):
         tomogram = read_volume(tomo_path)
         mask_volume = read_volume(mask_path)
@@ -158,6 +150,7 @@ def _load_pairs(tomograms, masks, config: Train2DConfig, log) -> tuple[list[_Sli
                 target.append(_Slices(name, normalized_slices(tomogram.data, mean, std, z_list),
                                       np.ascontiguousarray(labels[z_list]), list(z_list)))
         del labels
+        loading.advance()
     known = [v for v in voxel_sizes if v]
     voxel_size = float(np.median(known)) if known else None
     for path, size in zip(tomograms, voxel_sizes):
@@ -285,42 +278,23 @@ def _model_info(config: Train2DConfig, voxel_size, history, training, threshold=
         history=list(history), training=dict(training))
 
 
-def _format_seconds(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _read_checkpoint(path: Path) -> dict:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputFileError(path, f"is not a readable training checkpoint ({str(exc).splitlines()[0]})",
-                             "Delete it and train again without --resume.") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise InputFileError(path, "is not a 2D training checkpoint", "Delete it and train again without --resume.")
-    return checkpoint
-
-
 def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume: bool = False,
              log: Callable[[str], None] | None = print, device: torch.device | None = None) -> dict:
     """Train a 2D U-Net on ``tomograms`` + binary ``masks``; write the best model to ``out``.
 
     ``device`` (an already chosen torch device) overrides ``config.device``. With ``resume``,
-    continue from ``<out stem>.last.pt`` (architecture, tiles, learning rate and the other
+    continue from ``<out>.last.pt`` (architecture, tiles, learning rate and the other
     training settings come from the checkpoint; ``epochs`` and ``patience`` from ``config``).
     Returns a summary dict.
     """
     log = log or (lambda _text: None)
     config = replace(config or Train2DConfig())
     out = Path(out)
-    checkpoint_path = last_checkpoint_path(out)
+    checkpoint_path = state_path(out)
     checkpoint = None
     if resume:
-        if checkpoint_path.is_file():
-            checkpoint = _read_checkpoint(checkpoint_path)
+        if state_to_resume(out, log):
+            checkpoint = read_state(checkpoint_path, KIND_2D)
             stored = checkpoint["config"]
             names = [Path(p).name for p in tomograms]
             if stored.get("tomogram_names") != names:
@@ -329,9 +303,7 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
             known = {f.name for f in fields(Train2DConfig)} - {"epochs", "patience", "device"}
             kept = {k: v for k, v in stored["settings"].items() if k in known}
             config = replace(config, **kept)
-            log(f"resuming from {checkpoint_path} after epoch {checkpoint['epoch']}")
-        else:
-            log(f"no checkpoint {checkpoint_path} to resume from: starting a new training")
+            log(f"resuming from {checkpoint_path} after epoch {checkpoint['epoch']} of {config.epochs}")
     _check_config(config)
     torch.manual_seed(config.seed)
     device = torch.device(device) if device is not None else select_device(config.device)
@@ -386,6 +358,8 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
         network.train()
         losses = []
         remaining = config.tiles_per_epoch
+        # Silent unless the epoch takes longer than a progress interval.
+        tiles = Progress(f"epoch {epoch}/{config.epochs}", config.tiles_per_epoch, "tiles", log, first_line=False)
         while remaining > 0:
             count = min(config.batch_size, remaining)
             remaining -= count
@@ -400,6 +374,7 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()) * count)
+            tiles.advance(count)
         train_loss = sum(losses) / config.tiles_per_epoch
         val_dice, val_threshold, val_loss = _validate(network, val, config, device)
         seconds = time.time() - tick
@@ -414,24 +389,24 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
         improved = val_dice > best_dice + 1e-4
         if improved:
             best_dice, best_epoch, best_threshold, bad_epochs = val_dice, epoch, val_threshold, 0
-            training_now = dict(training, best_epoch=best_epoch, best_val_dice=best_dice, epochs_run=epoch)
+            training_now = dict(training, best_epoch=best_epoch, best_val_dice=best_dice, epochs_run=epoch,
+                                **{COMPLETE: False})
             save_model(out, network, _model_info(config, voxel_size, history, training_now, best_threshold))
         elif not warm:
             bad_epochs += 1
-        payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "epoch": epoch,
+        payload = {"epoch": epoch,
                    "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                    "best_dice": best_dice, "best_epoch": best_epoch,
                    "best_threshold": best_threshold, "bad_epochs": bad_epochs, "history": history,
                    "seconds": previous_seconds + (time.time() - started),
                    "config": {"settings": settings, "tomogram_names": training["tomogram_names"]}}
-        with atomic_path(checkpoint_path) as tmp:
-            torch.save(payload, tmp)
+        write_state(checkpoint_path, KIND_2D, payload)
         mean_time = sum(epoch_times) / len(epoch_times)
         eta = mean_time * (config.epochs - epoch)
         log(f"epoch {epoch}/{config.epochs}  loss {train_loss:.4f}  val Dice {val_dice:.4f} (threshold "
             f"{val_threshold:.2f}){' *' if improved else '  '} best {best_dice:.4f} @ epoch {best_epoch}  "
-            f"lr {learning_rate:.2g}  {seconds:.1f} s  ETA {_format_seconds(eta)}")
+            f"lr {learning_rate:.2g}  {seconds:.1f} s  ETA {format_duration(eta)}")
         if config.patience > 0 and bad_epochs >= config.patience and epoch < config.epochs:
             stopped_early = True
             log(f"stopping early: no validation improvement for {config.patience} epochs")
@@ -441,16 +416,16 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
     best_network, _ = load_model(out, kind=KIND_2D)
     total_seconds = previous_seconds + (time.time() - started)
     training.update(best_epoch=best_epoch, best_val_dice=best_dice, epochs_run=epoch, stopped_early=bool(stopped_early),
-                    seconds=round(total_seconds, 1), remap=format_remap(parse_remap(config.remap)))
+                    seconds=round(total_seconds, 1), remap=format_remap(parse_remap(config.remap)), **{COMPLETE: True})
     info = _model_info(config, voxel_size, history, training, best_threshold)
     save_model(out, best_network, info)
     log(f"wrote {out}: best validation Dice {best_dice:.4f} at epoch {best_epoch} of {epoch}, mask threshold "
         f"{info.postprocess['threshold']:g}{' (calibrated on validation)' if config.threshold is None else ''} "
-        f"({_format_seconds(total_seconds)})")
+        f"({format_duration(total_seconds)})")
     return {"model": str(out), "checkpoint": str(checkpoint_path), "epochs_run": epoch, "best_epoch": best_epoch,
             "best_val_dice": best_dice, "threshold": info.postprocess["threshold"],
             "stopped_early": bool(stopped_early), "seconds": total_seconds,
             "history": history, "voxel_size": voxel_size}
 
 
-__all__ = ["Train2DConfig", "train_2d", "last_checkpoint_path"]
+__all__ = ["Train2DConfig", "train_2d"]

@@ -14,13 +14,13 @@ How training works, and why:
 * **Minimum cluster size** — after training, one-class particle models choose the minimum size
   of a pick's cluster on the validation slabs (:mod:`.calibrate`); it becomes the model's default.
 * **Checkpoints** — every epoch the full training state goes to ``<out>.last.pt`` (resume from
-  it after a kill) and the model with the best validation Dice to ``<out>``, both atomically.
+  it after a kill) and the model with the best validation Dice to ``<out>``, both atomically; the
+  model is marked complete only after the calibration (see :mod:`.training_state`).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,12 +31,13 @@ import torch
 from .calibrate import calibrate_min_size, sphere_volume
 from .devices import memory_format, select_device
 from .errors import InputFileError, ParameterError
-from .io import atomic_path, volume_mean_std
+from .io import volume_mean_std
 from .losses import get_loss
+from .models import KIND_3D, ModelInfo, build_network, load_model, save_model
+from .progress import Progress, format_duration, print_line
 from .train_config import TrainConfig
-from .models import KIND_3D, UNREADABLE_ERRORS, ModelInfo, build_network, load_model, save_model
-
-CHECKPOINT_FORMAT = "deepict_scipion-training-state"
+from .training_state import COMPLETE, read_state, state_to_resume, write_state
+from .training_state import state_path as training_state_path
 
 
 @dataclass
@@ -53,11 +54,11 @@ class TrainingTomogram:
 class PatchSampler:
     """Draws training boxes (with labels) from the training part of each tomogram."""
 
-    def __init__(self, tomograms: list, config: TrainConfig, rng: np.random.Generator):
+    def __init__(self, tomograms: list, config: TrainConfig, rng: np.random.Generator, stats: list):
         self.tomograms = tomograms
         self.config = config
         self.rng = rng
-        self.stats = [volume_mean_std(t.data) for t in tomograms]
+        self.stats = stats  # (mean, std) per tomogram
         self.train_width = [_train_width(t.data.shape[2], config) for t in tomograms]
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +150,7 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     ``spectrum``: the reference spectrum the training tomograms were equalized to, stored as
     ``ModelInfo.spectrum`` (see :func:`~deepict_scipion.core.picking.spectrum_record`).
     """
-    log = log or (lambda message: print(message, file=sys.stdout, flush=True))
+    log = log or print_line
     config.validate()
     loss_fn = get_loss(config.loss)
     if not tomograms:
@@ -161,10 +162,17 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     for t in tomograms:
         if not t.targets.any():
             raise InputFileError(t.name, "has no labelled voxel", "Give coordinates or a non-empty mask for it.")
-    tomograms = [TrainingTomogram(t.name, *pad_to_patch(t.data, t.targets, config.patch_size),
-                                  t.label_points_zyx, t.voxel_size) for t in tomograms]
+    # Padding and the z-score statistics read every voxel: tens of seconds on big tomograms.
+    preparing = Progress("preparing the training tomograms", len(tomograms), "tomograms", log)
+    padded, stats = [], []
+    for t in tomograms:
+        padded.append(TrainingTomogram(t.name, *pad_to_patch(t.data, t.targets, config.patch_size),
+                                       t.label_points_zyx, t.voxel_size))
+        stats.append(volume_mean_std(padded[-1].data))
+        preparing.advance()
+    tomograms = padded
     out_path = Path(out_path)
-    state_path = Path(f"{out_path}.last.pt")
+    state_path = training_state_path(out_path)
     device = select_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -176,20 +184,21 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
                       "encoder_dropout": config.encoder_dropout, "decoder_dropout": config.decoder_dropout},
         voxel_size=voxel_sizes.pop() if voxel_sizes else None, patch_size=config.patch_size, overlap=12,
         label_kind=config.label_kind, sphere_radius=dict(config.sphere_radius),
-        postprocess=_default_postprocess(config), spectrum=spectrum, training=asdict(config))
+        postprocess=_default_postprocess(config), spectrum=spectrum, training={**asdict(config), COMPLETE: False})
     layout = memory_format(device)
     network = build_network(info).to(device=device, memory_format=layout)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.learning_rate / 20)
     start_epoch, best_dice = 0, -1.0
-    if resume and state_path.is_file():
+    if resume and state_to_resume(out_path, log):
         start_epoch, best_dice, rng = _restore(state_path, info, network, optimizer, scheduler)
         # The saved schedule ends at the saved epoch count: stretch it to this run's count, so that
         # resuming with more epochs keeps annealing instead of restarting the cosine (a warm restart).
         scheduler.T_max = config.epochs
-        log(f"resuming from {state_path} after epoch {start_epoch}")
+        log(f"resuming from {state_path} after epoch {start_epoch} of {config.epochs}"
+            + (": every epoch is done, only the final calibration runs" if start_epoch >= config.epochs else ""))
 
-    sampler = PatchSampler(tomograms, config, rng)
+    sampler = PatchSampler(tomograms, config, rng, stats)
     val_boxes = validation_boxes(tomograms, config)
     if not val_boxes:
         log("no validation slab (tomograms too small or val_fraction 0): the last epoch's model is kept")
@@ -199,6 +208,9 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
         network.train()
         losses = []
         learning_rate = optimizer.param_groups[0]["lr"]  # the rate used in this epoch
+        # Silent unless the epoch takes longer than a progress interval.
+        batches = Progress(f"epoch {epoch + 1}/{config.epochs}", config.iterations_per_epoch, "batches", log,
+                           first_line=False)
         for _ in range(config.iterations_per_epoch):
             inputs, targets = sampler.sample()
             optimizer.zero_grad(set_to_none=True)
@@ -207,6 +219,7 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+            batches.advance()
         scheduler.step()
         val_dice = validation_dice(network, tomograms, sampler.stats, val_boxes, config, device) if val_boxes else None
         seconds = time.time() - started
@@ -224,7 +237,7 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
         remaining = (config.epochs - epoch - 1) * seconds
         log(f"epoch {epoch + 1}/{config.epochs}  loss {np.mean(losses):.4f}  "
             f"val_dice {'n/a' if val_dice is None else f'{val_dice:.4f}'}{' *' if improved else ''}  "
-            f"{seconds:.1f} s  ETA {_duration(remaining)}")
+            f"{seconds:.1f} s  ETA {format_duration(remaining)}")
         if config.patience and epochs_without_gain >= config.patience:
             log(f"early stop: validation Dice did not improve for {config.patience} epochs")
             break
@@ -236,6 +249,7 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     if calibration:
         best_info.postprocess["min_size"] = calibration["min_size"]
         best_info.training["min_size_calibration"] = calibration
+    best_info.training[COMPLETE] = True
     save_model(out_path, best_network, best_info)
     return best_info
 
@@ -290,21 +304,14 @@ def _default_postprocess(config: TrainConfig) -> dict:
 
 
 def _save_state(path: Path, info, network, optimizer, scheduler, epoch, best_dice, rng) -> None:
-    state = {"format": CHECKPOINT_FORMAT, "info": asdict(info), "epoch": epoch, "best_dice": best_dice,
-             "state_dict": network.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "rng": rng.bit_generator.state,
-             "torch_rng": torch.get_rng_state()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    write_state(path, KIND_3D, {"info": asdict(info), "epoch": epoch, "best_dice": best_dice,
+                                "state_dict": network.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(), "rng": rng.bit_generator.state,
+                                "torch_rng": torch.get_rng_state()})
 
 
 def _restore(path: Path, info: ModelInfo, network, optimizer, scheduler):
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except UNREADABLE_ERRORS as exc:
-        raise InputFileError(path, "is not a readable training state", "Delete it or train without --resume.") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise InputFileError(path, "is not a deepict_scipion training state", "Delete it or train without --resume.")
+    state = read_state(path, KIND_3D)
     saved = state["info"]
     if saved["classes"] != info.classes or saved["architecture"] != info.architecture:
         raise InputFileError(path, "was saved for another architecture or other classes",
@@ -318,8 +325,3 @@ def _restore(path: Path, info: ModelInfo, network, optimizer, scheduler):
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
     return int(state["epoch"]), float(state["best_dice"]), rng
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"

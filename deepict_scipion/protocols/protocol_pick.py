@@ -10,6 +10,7 @@ from tomo.protocols import ProtTomoPicking
 
 from ..convert import appendPicks, newTomoMask, readPicks, tomogramsByKey
 from ..core.errors import DeepictError
+from ..core.models import published_spectrum_warning
 from ..core.postprocess import CONTEXT_MODES, ClusterParameters
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
@@ -284,6 +285,10 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         summary = ProtTomoPicking._summary(self)
         if self.isFinished():
             summary.append(f"Class '{self._className()}' picked with {self.inputModel.get()}.")
+        model = self.inputModel.get()
+        warning = model and published_spectrum_warning(model.getSource(), model.hasSpectrum())
+        if warning:
+            summary.append(f"Warning: {warning}")
         return summary
 
     def _methods(self):

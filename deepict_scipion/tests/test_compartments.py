@@ -18,7 +18,8 @@ from deepict_scipion.core.io import read_volume, write_volume
 from deepict_scipion.core.models import ModelInfo, read_model_info, save_model
 from deepict_scipion.core.networks import UNet3D
 from deepict_scipion.core.predict2d import predict_slices, segment_tomogram
-from deepict_scipion.core.train2d import last_checkpoint_path, train_2d
+from deepict_scipion.core.train2d import train_2d
+from deepict_scipion.core.training_state import COMPLETE, state_path
 from deepict_scipion.core.train_config import Train2DConfig
 
 VOXEL = 13.48
@@ -212,16 +213,21 @@ def test_resume_continues_the_epoch_count(data, tmp_path):
     config = tiny_config(epochs=2, tiles_per_epoch=16)
     first = train_2d([paths["t0"], paths["t1"]], [paths["m0"], paths["m1"]], out, config, log=None, device=CPU)
     assert first["epochs_run"] == 2
-    checkpoint_path = last_checkpoint_path(out)
-    assert checkpoint_path.name == "resume.last.pt"
+    checkpoint_path = state_path(out)
+    assert checkpoint_path.name == "resume.pt.last.pt"  # the name 3D trainings use too
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    assert checkpoint["epoch"] == 2 and "optimizer" in checkpoint
+    assert checkpoint["epoch"] == 2 and "optimizer" in checkpoint and checkpoint["kind"] == "2d"
+    assert read_model_info(out).training[COMPLETE] is True
+    # A state under the name 2D trainings used before is still resumed from (and renamed).
+    checkpoint_path.rename(tmp_path / "resume.last.pt")
     logs = []
     second = train_2d([paths["t0"], paths["t1"]], [paths["m0"], paths["m1"]], out,
                       tiny_config(epochs=3, tiles_per_epoch=16), resume=True, log=logs.append, device=CPU)
     assert second["epochs_run"] == 3
-    assert any("resuming" in line for line in logs)
-    assert [line.split()[1] for line in logs if line.startswith("epoch ")] == ["3/3"]
+    assert any("resuming" in line for line in logs) and any("renamed" in line for line in logs)
+    assert checkpoint_path.is_file() and not (tmp_path / "resume.last.pt").exists()
+    assert [line.split()[1] for line in logs if line.startswith("epoch ") and "ETA" in line and "val Dice" in line] \
+        == ["3/3"]
     assert [h["epoch"] for h in read_model_info(out).history] == [1, 2, 3]
     with pytest.raises(ParameterError, match="trained on"):
         train_2d([paths["t1"], paths["t0"]], [paths["m1"], paths["m0"]], out, config, resume=True, log=None, device=CPU)

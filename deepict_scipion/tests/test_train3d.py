@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from deepict_scipion.core import train3d
+from deepict_scipion.core.cli import main
 from deepict_scipion.core.commands.particles3d import load_training_tomograms
 from deepict_scipion.core.errors import DeepictError, InputFileError, ParameterError
 from deepict_scipion.core.io import CoordinateTable, write_coordinates, write_volume
 from deepict_scipion.core.labels import paint_spheres, sphere_offsets, sphere_targets
-from deepict_scipion.core.models import KIND_3D, load_model
+from deepict_scipion.core.models import KIND_3D, load_model, read_model_info
 from deepict_scipion.core.synthetic import PhantomConfig, make_phantom, write_phantom
 from deepict_scipion.core.train3d import TrainConfig, augment, train
+from deepict_scipion.core.training_state import COMPLETE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -55,6 +58,7 @@ def test_tiny_training_writes_model_and_state_then_resumes(phantom_files, tmp_pa
     assert all(h["val_dice"] is not None for h in info.history)  # the high-x slab is validation
     assert any("minimum cluster size" in m for m in messages)  # calibrated there, or said why not
     network, saved = load_model(out, kind=KIND_3D)
+    assert saved.training[COMPLETE] is True
     assert saved.classes == ["ribosome"] and saved.voxel_size == pytest.approx(VOXEL)
     assert saved.sphere_radius == {"ribosome": 4.0} and len(saved.history) == 2
     assert saved.architecture["depth"] == 1 and saved.architecture["initial_features"] == 2
@@ -80,6 +84,35 @@ def test_tiny_training_writes_model_and_state_then_resumes(phantom_files, tmp_pa
         train(tomograms, tiny_config(), tmp_path / "broken.pt", resume=True, log=messages.append)
     with pytest.raises(InputFileError, match="ribo.pt.last.pt"):
         train(tomograms, tiny_config(epochs=5, initial_features=4), out, resume=True, log=messages.append)
+
+
+def test_a_run_killed_in_the_calibration_leaves_a_model_marked_unfinished(phantom_files, tmp_path, monkeypatch,
+                                                                           capsys):
+    tomograms = load_training_tomograms([phantom_files["tomogram"]], coords=[[phantom_files["ribosome"]]],
+                                        radii=[4.0])
+    out, messages = tmp_path / "ribo.pt", []
+    # A resume without a state says that it starts afresh (a run killed in epoch 1 leaves none).
+    real_calibration = train3d.calibrate_min_size
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train3d, "calibrate_min_size", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(tomograms, tiny_config(), out, resume=True, log=messages.append)
+    assert any("no training state" in m and "starting a new training" in m for m in messages)
+    assert read_model_info(out).training[COMPLETE] is False
+    # Picking with it says so.
+    assert main(["pick", "--model", str(out), "--tomogram", phantom_files["tomogram"], "--out",
+                 str(tmp_path / "picks.csv"), "--window", "16", "--margin", "4", "--device", "cpu"]) == 0
+    assert "did not finish" in capsys.readouterr().out
+    # Resuming only runs what was left: the calibration.
+    monkeypatch.setattr(train3d, "calibrate_min_size", real_calibration)
+    messages.clear()
+    info = train(tomograms, tiny_config(), out, resume=True, log=messages.append)
+    assert any("every epoch is done, only the final calibration runs" in m for m in messages)
+    assert not any(m.startswith("epoch ") for m in messages) and len(info.history) == 2
+    assert read_model_info(out).training[COMPLETE] is True
 
 
 def test_training_without_validation_slab_and_tomogram_smaller_than_a_patch(tmp_path):
