@@ -191,7 +191,10 @@ def test_trained_model_separates_the_compartment(data, trained, tmp_path):
     assert result["tile_size"] % 4 == 0
     # a z range leaves the other slices empty
     partial = tmp_path / "partial.mrc"
-    segment_tomogram(out, paths["t2"], partial, z_range=(5, 15), device=CPU, log=None)
+    logs = []
+    segment_tomogram(out, paths["t2"], partial, z_range=(5, 15), device=CPU, log=logs.append)
+    assert any(line.startswith("segmenting t2.mrc: 1/10 slices (10%)") and "ETA" in line for line in logs)
+    assert "segmenting t2.mrc: 10/10 slices (100%)" in "\n".join(logs)
     data_partial = read_volume(partial).data
     assert not data_partial[:5].any() and not data_partial[15:].any() and data_partial[5:15].any()
 

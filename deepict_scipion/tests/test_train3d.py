@@ -57,6 +57,7 @@ def test_tiny_training_writes_model_and_state_then_resumes(phantom_files, tmp_pa
     assert all(math.isfinite(h["loss"]) for h in info.history)
     assert all(h["val_dice"] is not None for h in info.history)  # the high-x slab is validation
     assert any("minimum cluster size" in m for m in messages)  # calibrated there, or said why not
+    assert messages[0].startswith("preparing the training tomograms: 1/1 tomograms (100%)")
     network, saved = load_model(out, kind=KIND_3D)
     assert saved.training[COMPLETE] is True
     assert saved.classes == ["ribosome"] and saved.voxel_size == pytest.approx(VOXEL)
