@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pyworkflow.tests import BaseTest, setupTestProject
 
 from deepict_scipion.core.cli import main
 from deepict_scipion.core.io import write_volume
 from deepict_scipion.core.models import (KIND_3D, PUBLISHED_SOURCE_PREFIX, ModelInfo, build_network,
                                          import_published_checkpoint, published_spectrum_warning, save_model)
 from deepict_scipion.core.progress import Progress, format_duration
+from deepict_scipion.protocols import ProtDeepictImportModel, ProtDeepictPick
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -116,3 +118,32 @@ def test_imported_published_checkpoints_carry_the_warning():
     for checkpoint in checkpoints:
         _, info = import_published_checkpoint(checkpoint, VOXEL)
         assert info.spectrum_warning(), checkpoint
+
+
+class TestPickSummaryWarnsAboutPublishedNetworks(BaseTest):
+    """The pick protocol's summary carries the same warning, for a model imported in a real project."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.folder = Path(cls.proj.getTmpPath("models")).resolve()
+        cls.folder.mkdir(parents=True, exist_ok=True)
+
+    def summaryWith(self, model_file: Path, **import_parameters) -> str:
+        imported = self.newProtocol(ProtDeepictImportModel, modelFile=str(model_file), **import_parameters)
+        self.launchProtocol(imported)
+        pick = self.newProtocol(ProtDeepictPick, inputModel=imported.deepictModel)
+        return "\n".join(pick._summary())
+
+    def test_a_model_that_looks_imported_from_the_published_set(self):
+        published = tiny_model(self.folder / "published.pt", source=f"{PUBLISHED_SOURCE_PREFIX} ribo.pth")
+        summary = self.summaryWith(published)
+        self.assertIn("Warning: this published DeePiCt network", summary)
+        self.assertIn("deepict equalize", summary)
+        self.assertNotIn("published DeePiCt network", self.summaryWith(tiny_model(self.folder / "ours.pt")))
+
+    def test_the_published_ribosome_network(self):
+        checkpoint = PUBLISHED / "ribosomeModel.pth"
+        if not checkpoint.is_file():
+            self.skipTest(f"{checkpoint} is not available")
+        self.assertIn("spectrum-matched", self.summaryWith(checkpoint, voxelSize=VOXEL))
