@@ -11,6 +11,7 @@ from ..errors import InputFileError, ParameterError
 from ..io import check_coordinates_in_volume, read_coordinates, read_volume, require_voxel_size
 from ..labels import mask_targets, sphere_targets
 from ..postprocess import CONTEXT_MODES
+from ..progress import Progress
 from ..spectrum import DEFAULT_LOWPASS_WIDTH, EQUALIZE_MODES, default_workers, load_reference, radial_spectrum
 from ..outputs import claimed_outputs
 from ..train_config import LOSS_NAMES, TrainConfig
@@ -204,6 +205,8 @@ def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None,
                                  f"{len(files)} label file(s) for a class ({', '.join(map(str, files))}): "
                                  "give one label file per tomogram, in the same order")
     tomograms = []
+    progress = Progress("reading the training tomograms and building their targets", len(tomogram_paths),
+                        "tomograms")
     for index, path in enumerate(tomogram_paths):
         volume = read_volume(path)
         size = require_voxel_size(volume, voxel_size)
@@ -223,6 +226,7 @@ def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None,
             rng = np.random.default_rng(index)
             label_points = foreground[rng.permutation(len(foreground))[:200000]]
         tomograms.append(TrainingTomogram(str(path), data, targets, label_points, size))
+        progress.advance()
     return tomograms
 
 
