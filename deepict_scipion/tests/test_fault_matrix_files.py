@@ -642,7 +642,6 @@ def test_litter_sigkill_during_pick_is_cleaned_by_the_next_run(world, tmp_path, 
     assert not hidden_leftovers(tmp_path)
 
 
-@pytest.mark.xfail(reason="needs cli.main to turn SIGTERM into an exception (H5, core/cli.py)", strict=False)
 def test_litter_sigterm_during_pick_leaves_nothing(world, tmp_path):
     child = start_pick(world, tmp_path)
     wait_for_temporary(child, tmp_path, f".probability.mrc.*{io.TEMPORARY_SUFFIX}")
