@@ -21,40 +21,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from deepict_scipion.core import __version__, io, outputs
 from deepict_scipion.core.cli import build_parser, main
 from deepict_scipion.core.io import read_coordinates
-from deepict_scipion.core.synthetic import PhantomConfig, make_phantom, write_phantom
+from tiny_world import TINY_TRAINING, make_tiny_world, run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 INFERENCE = ["--window", "32", "--margin", "4", "--batch-size", "4", "--device", "cpu"]
-TINY_TRAINING = ["--epochs", "1", "--iterations-per-epoch", "1", "--patch-size", "16", "--depth", "1",
-                 "--initial-features", "2", "--batch-size", "1", "--device", "cpu", "--radius", "4"]
 EARLIER_RESULT = b"the result of an earlier run\n"
 DEEPICT = [sys.executable, "-m", "deepict_scipion.core.cli"]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("world")
-    phantom = make_phantom(PhantomConfig(shape_zyx=(32, 48, 48), seed=4, n_ribosomes=6, n_fas=1, n_distractors=1,
-                                         n_vesicles=0, n_sheets=0))
-    paths = write_phantom(phantom, folder, "tomo")
-    model = folder / "ribo.pt"
-    assert main(["train3d", "--tomograms", paths["tomogram"], "--coords", paths["ribosome"], "--out", str(model)]
-                + TINY_TRAINING) == 0
-    return SimpleNamespace(folder=folder, tomo=Path(paths["tomogram"]), coords=Path(paths["ribosome"]), model=model)
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return make_tiny_world(tmp_path_factory.mktemp("world"))
 
 
 def litter(folder) -> list:

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import mrcfile
 import numpy as np
@@ -29,17 +28,14 @@ import pytest
 import torch
 
 from deepict_scipion.core import io
-from deepict_scipion.core.cli import main
 from deepict_scipion.core.io import atomic_path, read_coordinates, read_volume, volume_writer, write_volume
 from deepict_scipion.core.models import model_file_problem, read_model_info
-from deepict_scipion.core.synthetic import PhantomConfig, make_phantom, write_phantom
+from tiny_world import TINY_TRAINING, make_tiny_world, run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 VOXEL = 13.48
 INFERENCE = ["--window", "32", "--margin", "4", "--batch-size", "4", "--device", "cpu"]
-TINY_TRAINING = ["--epochs", "1", "--iterations-per-epoch", "1", "--patch-size", "16", "--depth", "1",
-                 "--initial-features", "2", "--batch-size", "1", "--device", "cpu", "--radius", "4"]
 #: What an output file holds before a run that must not change it.
 EARLIER_RESULT = b"the result of an earlier run\n"
 #: Words of torch's error text that must never reach the user (it advises loading without weights_only).
@@ -52,23 +48,7 @@ TORCH_ADVICE = ("weights_only", "Weights only load failed", "will likely succeed
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("world")
-    phantom = make_phantom(PhantomConfig(shape_zyx=(32, 48, 48), seed=3, n_ribosomes=6, n_fas=1, n_distractors=1,
-                                         n_vesicles=0, n_sheets=0))
-    paths = write_phantom(phantom, folder, "tomo")
-    model = folder / "ribo.pt"
-    assert main(["train3d", "--tomograms", str(paths["tomogram"]), "--coords", str(paths["ribosome"]),
-                 "--out", str(model)] + TINY_TRAINING) == 0
-    state = next(p for p in folder.iterdir() if p != model and p.name.startswith("ribo.") and p.suffix == ".pt")
-    return SimpleNamespace(folder=folder, tomo=Path(paths["tomogram"]), gt=Path(paths["ribosome"]), model=model,
-                           state=state, truth=read_coordinates(paths["ribosome"]).xyz)
-
-
-def run(capsys, *argv):
-    """Run ``deepict argv``; returns (exit code, stdout, stderr). A bug would raise here (a traceback)."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return make_tiny_world(tmp_path_factory.mktemp("world"))
 
 
 def hidden_leftovers(folder: Path) -> list:
@@ -148,11 +128,11 @@ def tomogram_like(world, path: Path, **header) -> Path:
 # --------------------------------------------------------------------------------------------
 
 def evaluate_gt(world, tmp, gt):
-    return ["evaluate", "--pred", world.gt, "--gt", gt, "--json", tmp / "scores.json"], [tmp / "scores.json"]
+    return ["evaluate", "--pred", world.coords, "--gt", gt, "--json", tmp / "scores.json"], [tmp / "scores.json"]
 
 
 def evaluate_pred(world, tmp, pred):
-    return ["evaluate", "--pred", pred, "--gt", world.gt, "--json", tmp / "scores.json"], [tmp / "scores.json"]
+    return ["evaluate", "--pred", pred, "--gt", world.coords, "--json", tmp / "scores.json"], [tmp / "scores.json"]
 
 
 def export_coords(world, tmp, coords):
@@ -161,7 +141,7 @@ def export_coords(world, tmp, coords):
 
 
 def export_tomogram(world, tmp, tomogram):
-    return ["export", "--coords", world.gt, "--tomogram", tomogram, "--format", "relion4",
+    return ["export", "--coords", world.coords, "--tomogram", tomogram, "--format", "relion4",
             "--out", tmp / "particles.star"], [tmp / "particles.star"]
 
 
@@ -171,7 +151,7 @@ def train_coords(world, tmp, coords):
 
 
 def train_tomogram(world, tmp, tomogram):
-    return ["train3d", "--tomograms", tomogram, "--coords", world.gt, "--out", tmp / "m.pt"] + TINY_TRAINING, \
+    return ["train3d", "--tomograms", tomogram, "--coords", world.coords, "--out", tmp / "m.pt"] + TINY_TRAINING, \
         [tmp / "m.pt"]
 
 
@@ -461,7 +441,7 @@ def test_unclear_bom_and_quoted_headers_are_read(world, tmp_path, capsys, varian
     header = '"x","y","z"' if "quoted" in variant else "x,y,z"
     text = ("\ufeff" if "bom" in variant else "") + csv_rows(world.truth, header)
     table = text_file(tmp_path / f"{variant}.csv", text)
-    scores, _ = particle_scores(capsys, table, world.gt)
+    scores, _ = particle_scores(capsys, table, world.coords)
     assert scores["n_pred"] == len(world.truth) and scores["recall"] == 1.0
     code, out, err = run(capsys, *export_coords(world, tmp_path, table)[0])
     assert code == 0 and json.loads(out)["particles"] == len(world.truth), err
@@ -492,7 +472,7 @@ def test_silent_repeated_rows_count_once_in_every_command(world, tmp_path, capsy
 def test_silent_header_without_voxel_size_is_used_with_the_given_one(world, tmp_path, capsys):
     tomogram = tomogram_without_voxel_size(world, tmp_path)
     model = tmp_path / "given.pt"
-    code, _, err = run(capsys, "train3d", "--tomograms", tomogram, "--coords", world.gt, "--out", model,
+    code, _, err = run(capsys, "train3d", "--tomograms", tomogram, "--coords", world.coords, "--out", model,
                        "--voxel-size", VOXEL, *TINY_TRAINING)
     assert code == 0, err
     assert read_model_info(model).voxel_size == pytest.approx(VOXEL)
@@ -667,18 +647,18 @@ def umask(request):
 def test_umask_every_output_gets_the_permissions_of_a_new_file(world, tmp_path, capsys, umask):
     out = tmp_path / "out"
     steps = [
-        ["train3d", "--tomograms", world.tomo, "--coords", world.gt, "--out", out / "model.pt", *TINY_TRAINING],
+        ["train3d", "--tomograms", world.tomo, "--coords", world.coords, "--out", out / "model.pt", *TINY_TRAINING],
         ["pick", "--model", out / "model.pt", "--tomogram", world.tomo, "--out", out / "picks.csv",
          "--probability-map", out / "probability.mrc", *INFERENCE],
         ["segment3d", "--model", out / "model.pt", "--tomogram", world.tomo, "--out", out / "mask.mrc", *INFERENCE],
         ["import-model", out / "model.pt", "--out", out / "imported.pt"],
         ["model-info", "--model", out / "model.pt", "--json", out / "info.json"],
-        ["export", "--coords", world.gt, "--tomogram", world.tomo, "--format", "relion4", "--out",
+        ["export", "--coords", world.coords, "--tomogram", world.tomo, "--format", "relion4", "--out",
          out / "particles.star"],
-        ["export", "--coords", world.gt, "--tomogram", world.tomo, "--format", "warp", "--out", out / "warp"],
+        ["export", "--coords", world.coords, "--tomogram", world.tomo, "--format", "warp", "--out", out / "warp"],
         ["spectrum", "--tomogram", world.tomo, "--out", out / "spectrum.tsv"],
         ["equalize", "--tomogram", world.tomo, "--reference", out / "spectrum.tsv", "--out", out / "equalized.mrc"],
-        ["evaluate", "--pred", out / "picks.csv", "--gt", world.gt, "--json", out / "scores.json",
+        ["evaluate", "--pred", out / "picks.csv", "--gt", world.coords, "--json", out / "scores.json",
          "--curve", out / "curve.csv"],
     ]
     for argv in steps:
