@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -25,7 +24,7 @@ from .compartments import (DEFAULT_BATCH_SIZE, DEFAULT_CROP, DEFAULT_SIGMA, DEFA
                            tile_starts, tomogram_zscore)
 from .devices import select_device
 from .errors import ParameterError
-from .io import read_slab, read_volume, slices_per_chunk, volume_writer
+from .io import read_slab, read_volume, scratch_directory, slices_per_chunk, volume_writer
 from .models import KIND_2D, ModelInfo, load_model
 from .progress import Progress
 from .training_state import incomplete_training_warning
@@ -116,22 +115,22 @@ def predict_array(network: torch.nn.Module, normalized: np.ndarray, tile: int, c
 
 
 class _SliceStore:
-    """A float32 (z, y, x) scratch volume: in memory when small, else a temporary raw file.
+    """A float32 (z, y, x) scratch volume: in memory when small, else a raw file in a scratch folder
+    beside the output (``io.scratch_directory``, so the next run removes what a killed run left).
 
     The file is accessed with ordinary reads and writes (no memory map), so a tomogram larger
     than RAM needs memory for one slab only; it is deleted by :meth:`close`.
     """
 
-    def __init__(self, shape, directory=None):
+    def __init__(self, shape, beside):
         self.shape = tuple(int(s) for s in shape)
         self.plane = self.shape[1] * self.shape[2]
-        self.array = self.handle = self.name = None
+        self.array = self.handle = self.scratch = None
         if int(np.prod(self.shape)) * 4 <= IN_MEMORY_LIMIT_BYTES:
             self.array = np.zeros(self.shape, dtype=np.float32)
         else:
-            handle, self.name = tempfile.mkstemp(prefix=".deepict_probability.", suffix=".raw", dir=directory)
-            os.close(handle)
-            self.handle = open(self.name, "w+b")
+            self.scratch = scratch_directory(beside)
+            self.handle = open(Path(self.scratch.name) / "probability.raw", "w+b")
             self.handle.truncate(int(np.prod(self.shape)) * 4)
 
     def write(self, z: int, image: np.ndarray) -> None:
@@ -156,8 +155,7 @@ class _SliceStore:
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
-            with contextlib.suppress(OSError):
-                os.unlink(self.name)
+            self.scratch.cleanup()
             self.handle = None
 
 
@@ -235,7 +233,7 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
     count = z1 - z0
     zeros = np.zeros((1,) + shape[1:], dtype=np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
-    store = _SliceStore((count,) + shape[1:], out.parent)
+    store = _SliceStore((count,) + shape[1:], out)
     try:
         with contextlib.ExitStack() as stack:
             write_probability = None

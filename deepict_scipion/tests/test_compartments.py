@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from deepict_scipion.core import cli, compartments, predict2d
+from deepict_scipion.core import cli, compartments, io, predict2d
 from deepict_scipion.core.compartments import (auto_tile_size, binary_mask, parse_remap, remap_labels,
                                                smooth_and_threshold, smooth_and_threshold_slabs, tile_starts)
 from deepict_scipion.core.errors import InputFileError, ParameterError
@@ -208,6 +208,19 @@ def test_big_volume_path_streams_through_a_temporary_file(data, trained, tmp_pat
     segment_tomogram(trained[0], paths["t2"], streamed, device=CPU, log=None)
     np.testing.assert_array_equal(read_volume(streamed).data, read_volume(in_memory).data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.mrc", "streamed.mrc"]  # scratch file removed
+
+
+def test_big_volume_scratch_names_its_owner_so_a_killed_run_is_cleaned_up(tmp_path, monkeypatch):
+    """SIGKILL leaves the streamed probabilities behind: they must sit in a scratch folder that names its
+    owner (host and pid), which the next write into that folder removes once the owner is dead."""
+    monkeypatch.setattr(predict2d, "IN_MEMORY_LIMIT_BYTES", 0)
+    store = predict2d._SliceStore((4, 8, 8), tmp_path / "cytosol.mrc")
+    store.write(1, np.ones((8, 8), np.float32))
+    (scratch,) = tmp_path.iterdir()
+    assert scratch.name.startswith(io.SCRATCH_PREFIX) and io._owner_tag() in scratch.name
+    np.testing.assert_array_equal(store.read(1, 2)[0], 1)
+    store.close()
+    assert not any(tmp_path.iterdir())
 
 
 def test_resume_continues_the_epoch_count(data, tmp_path):
