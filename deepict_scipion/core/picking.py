@@ -107,7 +107,7 @@ def _equalize_to_model(info: ModelInfo, model_path, tomogram, voxel_size: float,
 
 
 def check_voxel_size(info: ModelInfo, tomogram_voxel_size: float | None, tomogram_path, model_path,
-                     ignore: bool = False, log=print) -> None:
+                     ignore: bool = False) -> None:
     """Refuse a tomogram whose voxel size differs from the model's by more than 5 %, or is unknown on either side."""
     if ignore:
         return
@@ -135,7 +135,7 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
     volume = read_volume(tomogram_path)
     voxel_size = options.voxel_size or volume.voxel_size or info.voxel_size or 1.0
     check_voxel_size(info, options.voxel_size or volume.voxel_size, tomogram_path, model_path,
-                     options.ignore_voxel_size, log)
+                     options.ignore_voxel_size)
     channel = info.class_index(class_name)
     for warning in (info.spectrum_warning(), incomplete_training_warning(info.training)):
         if warning:
