@@ -1,11 +1,15 @@
-"""deepict_scipion: DeePiCt (Deep Picker in Context) in PyTorch, as a Scipion plugin and a command line."""
+"""scipion-em-deepict-torch: DeePiCt as a Scipion plugin (protocols, viewers, demo).
+
+The plugin imports no torch: it writes job files and runs the engine (``engine/``, the
+``deepict-engine`` distribution) as a command, in Scipion's Python or in an environment of its own.
+"""
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 version = {}
-exec(Path("deepict_scipion/core/__init__.py").read_text(), version)
+exec(Path("engine/deepict/__init__.py").read_text(), version)
 
 setup(
     name="scipion-em-deepict-torch",
@@ -15,12 +19,11 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=find_packages(exclude=["benchmarks"]),
+    packages=find_packages(include=["deepict_scipion", "deepict_scipion.*"]),
     package_data={"deepict_scipion": ["protocols.conf"]},
     install_requires=[
-        "torch>=2.1",
+        f"deepict-engine=={version['__version__']}",
         "numpy>=1.24",
-        "scipy>=1.10",
         "mrcfile>=1.4",
         "emtable>=0.0.14",
         "scipion-pyworkflow>=3.11",
@@ -30,9 +33,6 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "pyworkflow.plugin": ["deepict_scipion = deepict_scipion"],
-        "console_scripts": [
-            "deepict = deepict_scipion.core.cli:main",
-            "deepict-demo = deepict_scipion.demo:main",
-        ],
+        "console_scripts": ["deepict-demo = deepict_scipion.demo:main"],
     },
 )

@@ -11,7 +11,7 @@ defocus_000/001 (other imaging domain, same models) and reports:
   other thresholds (to justify the default);
 - the segmentation time of each 256x256x128 tomogram;
 - ``defocus_00N_equalized``: the defocus tomograms spectrum-equalized to vpp_000's radial amplitude
-  spectrum (:mod:`deepict_scipion.core.spectrum`, DeePiCt's remedy for a domain change) before
+  spectrum (:mod:`deepict.spectrum`, DeePiCt's remedy for a domain change) before
   segmenting with the same models (the ground truth is the defocus tomogram's).
 
 Then it writes a random-noise 928x928x464 int8 tomogram (13.48 Å) and times ``deepict segment2d``
@@ -49,7 +49,7 @@ BIG_SHAPE = (464, 928, 928)  # z, y, x
 def _context_picking(model: Path, work: Path) -> dict:
     """Ribosome F1 on vpp_003 without context and with the predicted / true cytosol ('intersection')."""
     true_cytosol = work / "vpp_003_true_cytosol.mrc"
-    from deepict_scipion.core.io import read_volume, write_volume
+    from deepict.io import read_volume, write_volume
     truth = read_volume(DATA / "vpp_003_cytosol.mrc.gz")
     write_volume(true_cytosol, np.asarray(truth.data), truth.voxel_size)
     contexts = {"no_context": [], "predicted_cytosol": ["--context", work / "vpp_003_cytosol.mrc"],
@@ -94,13 +94,13 @@ def main(argv=None) -> int:
     import torch
     from scipy.ndimage import gaussian_filter1d
 
-    from deepict_scipion.core.io import read_volume, write_volume
-    from deepict_scipion.core.metrics import voxel_auprc, voxel_f1
-    from deepict_scipion.core.models import read_model_info
-    from deepict_scipion.core.predict2d import segment_tomogram
-    from deepict_scipion.core.spectrum import equalize, radial_spectrum
-    from deepict_scipion.core.train2d import train_2d
-    from deepict_scipion.core.train_config import Train2DConfig
+    from deepict.io import read_volume, write_volume
+    from deepict.evaluate.metrics import voxel_auprc, voxel_f1
+    from deepict.nn.model_files import read_model_info
+    from deepict.infer.slices2d import segment_tomogram
+    from deepict.spectrum import equalize, radial_spectrum
+    from deepict.train.train2d import train_2d
+    from deepict.train.config import Train2DConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -37,11 +37,11 @@ from common import PUBLISHED, deepict_measured, write_noise_tomogram
 
 import torch  # noqa: E402
 
-from deepict_scipion.core.devices import cpu_threads  # noqa: E402
-from deepict_scipion.core.losses import get_loss  # noqa: E402
-from deepict_scipion.core.models import KIND_3D, ModelInfo, import_published_checkpoint, save_model  # noqa: E402
-from deepict_scipion.core.networks import UNet3D  # noqa: E402
-from deepict_scipion.core.picking import InferenceOptions, predict_to_file  # noqa: E402
+from deepict.nn.devices import cpu_threads  # noqa: E402
+from deepict.nn.losses import get_loss  # noqa: E402
+from deepict.nn.model_files import KIND_3D, ModelInfo, import_published_checkpoint, save_model  # noqa: E402
+from deepict.nn.networks import UNet3D  # noqa: E402
+from deepict.infer.picking import InferenceOptions, predict_to_file  # noqa: E402
 
 PUBLISHED_RIBOSOME = PUBLISHED / "ribosomeModel.pth"
 VOXEL_SIZE = 13.48

@@ -25,8 +25,8 @@ import numpy as np
 
 from common import DEV, deepict_measured, write_noise_tomogram
 
-from deepict_scipion.core import spectrum as sp  # noqa: E402
-from deepict_scipion.core.io import read_volume  # noqa: E402
+from deepict import spectrum as sp  # noqa: E402
+from deepict.io import read_volume  # noqa: E402
 
 VOXEL_SIZE = 13.48
 TIME_TARGET_S = 90.0

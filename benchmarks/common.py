@@ -27,7 +27,7 @@ _MEASURED_CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 start = time.perf_counter()
-from deepict_scipion.core.cli import build_parser, main
+from deepict.cli.main import build_parser, main
 build_parser()
 startup = time.perf_counter() - start
 start = time.perf_counter()
@@ -44,7 +44,7 @@ def deepict(*args, log: str | None = None) -> str:
     """Run ``deepict ARGS`` (this checkout) and return its stdout; exit with its stderr on failure.
 
     With ``log``, a line with the elapsed time and ``log`` goes to stderr (progress of long runs)."""
-    command = [sys.executable, "-m", "deepict_scipion.core.cli", *map(str, args)]
+    command = [sys.executable, "-m", "deepict.cli.main", *map(str, args)]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode:
@@ -74,7 +74,7 @@ def deepict_measured(*args, threads: int | None = None) -> dict:
 
 def write_noise_tomogram(path: Path, shape_zyx, voxel_size: float, dtype=np.float32, seed: int = 0) -> None:
     """Gaussian noise (int8: clipped to ±40) written 16 slices at a time, so memory stays small."""
-    from deepict_scipion.core.io import volume_writer
+    from deepict.io import volume_writer
 
     rng = np.random.default_rng(seed)
     with volume_writer(path, tuple(shape_zyx), dtype, voxel_size) as write:

@@ -1,7 +1,7 @@
 """deepict_scipion: DeePiCt (Deep Picker in Context) in PyTorch, as a Scipion plugin.
 
 The Scipion layer (this package, ``protocols``, ``viewers``) is thin: protocols validate their
-inputs, write the files the engine needs and run the ``deepict`` command (``deepict_scipion.core``)
+inputs, write the files the engine needs and run the ``deepict`` command (``deepict``)
 through ``runJob``, so every heavy step can be sent to a cluster queue by Scipion's host
 configuration. The engine needs only numpy, scipy, mrcfile and torch.
 
@@ -16,7 +16,7 @@ how Scipion's plugin discovery (``Domain.registerPlugin``: ``module.Plugin()``) 
 import os
 import sys
 
-from .core import __version__
+from deepict import __version__
 
 _logo = ""
 _references = ["deTeresaTrueba2023"]
@@ -44,7 +44,7 @@ def _define_plugin():
     from pyworkflow.utils import Environ
 
     class Plugin(pwem.Plugin):
-        """Runs the engine with ``DEEPICT_PYTHON -m deepict_scipion.core.cli``.
+        """Runs the engine with ``DEEPICT_PYTHON -m deepict``.
 
         By default the engine runs in Scipion's own Python (it is installed with the plugin). A
         site that keeps torch in another environment sets ``DEEPICT_ENV_ACTIVATION`` (e.g.
@@ -75,7 +75,7 @@ def _define_plugin():
             prefix = f"{activation} && " if activation else ""
             # Under a queue the scheduler assigns the GPUs; otherwise Scipion fills in %(GPU)s.
             gpus = "CUDA_VISIBLE_DEVICES=%(GPU)s " if useGpu and not useQueue else ""
-            return f"{prefix}{gpus}{cls.getVar(DEEPICT_PYTHON)} -m deepict_scipion.core.cli"
+            return f"{prefix}{gpus}{cls.getVar(DEEPICT_PYTHON)} -m deepict"
 
         @classmethod
         def runDeepict(cls, protocol, subcommand, args, useGpu=False, threads=0):

@@ -10,7 +10,7 @@ import numpy as np
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.objects import Coordinate3D, TomoMask
 
-from .core.io import CoordinateTable, read_coordinates, write_coordinates
+from deepict.io import CoordinateTable, read_coordinates, write_coordinates
 
 
 def tomogramKey(tomo):

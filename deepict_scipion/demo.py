@@ -104,8 +104,8 @@ def write_data(folder, count, seed):
     """Synthetic tomograms; coordinates of the training ones as ``<name>.txt`` (x y z, 0-based voxels)."""
     import numpy as np
 
-    from .core.io import write_volume
-    from .core.synthetic import PhantomConfig, make_phantom
+    from deepict.io import write_volume
+    from deepict.synthetic import PhantomConfig, make_phantom
     train, test = os.path.join(folder, "train"), os.path.join(folder, "test")
     os.makedirs(train, exist_ok=True)
     os.makedirs(test, exist_ok=True)
@@ -128,7 +128,7 @@ def run_project(args):
     from tomo.constants import BOTTOM_LEFT_CORNER
     from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
 
-    from .core.metrics import match_particles
+    from deepict.evaluate.metrics import match_particles
     from .protocols import ProtDeepictPick, ProtDeepictTrain3D
     logging.basicConfig(level=logging.WARNING)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv with torch (CPU build, installed first so nothing pulls a CUDA build), the Scipion
-# packages and this plugin (editable, so Scipion discovers it through its entry point).
+# packages, the engine and this plugin (editable, so Scipion discovers it through its entry point).
 # Versions come from constraints.txt (what the test suite passed with); to move to newer releases:
 #   UPGRADE=1 bash scripts/setup.sh && bash scripts/test.sh && .venv/bin/pip freeze --exclude-editable > constraints.txt
 set -euo pipefail
@@ -17,6 +17,6 @@ pip_install "torch==2.13.0"
 step "2/3 Scipion (pyworkflow, pwem, tomo, reliontomo, app), mrcfile, emtable, pytest"
 pip_install "${pins[@]}" scipion-pyworkflow scipion-em scipion-em-tomo scipion-em-reliontomo scipion-app \
     mrcfile emtable pytest
-step "3/3 this plugin (editable)"
-pip_install --no-deps -e .
-.venv/bin/python -c "import torch, pyworkflow, pwem, tomo, reliontomo, deepict_scipion.core.cli; print('environment ready: torch', torch.__version__)"
+step "3/3 the engine (engine/, package deepict) and the plugin (deepict_scipion), both editable"
+pip_install --no-deps -e engine -e .
+.venv/bin/python -c "import torch, pyworkflow, pwem, tomo, reliontomo, deepict.cli.main, deepict_scipion; print('environment ready: torch', torch.__version__)"

@@ -121,7 +121,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
                                         f"--voxel-size {tomo.getSamplingRate()}")
         elif self._isOriginalSpectrum():
             # Index units -> physical frequency (a small table, no voxel work).
-            from ..core.spectrum import read_spectrum, write_spectrum
+            from deepict.spectrum import read_spectrum, write_spectrum
             write_spectrum(out, read_spectrum(self.referenceFile.get(), self.referenceVoxelSize.get(),
                                               self._referenceBox()))
         else:

@@ -11,8 +11,8 @@ from pyworkflow.protocol import params
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 
 from ..convert import tomogramKey
-from ..core.io import write_coordinates
-from ..core.metrics import auprc
+from deepict.io import write_coordinates
+from deepict.evaluate.metrics import auprc
 from .protocol_base import ProtDeepictBase, _baseName
 from .protocol_export import coordinateGroups, coordinateSetErrors
 

@@ -10,8 +10,8 @@ from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.constants import BOTTOM_LEFT_CORNER
 
 from ..convert import tomogramKey
-from ..core.export import class_map_path
-from ..core.io import CoordinateTable, write_coordinates
+from deepict.formats import class_map_path
+from deepict.io import CoordinateTable, write_coordinates
 from .protocol_base import ProtDeepictBase
 
 #: Export formats of ``deepict export``, with the form label and the protocol parameter selecting them.

@@ -62,7 +62,7 @@ class ProtDeepictImportModel(ProtDeepictBase):
                     "published networks)."]
         # The engine's own reader, cheap (tensors memory-mapped) and safe (no pickled code runs); torch is
         # imported only now, not when Scipion loads the plugin.
-        from ..core.models import model_file_problem
+        from deepict.nn.model_files import model_file_problem
         problem = model_file_problem(path)
         return [problem] if problem else []
 

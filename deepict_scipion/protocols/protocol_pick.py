@@ -9,9 +9,9 @@ from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
 from tomo.protocols import ProtTomoPicking
 
 from ..convert import appendPicks, newTomoMask, readPicks, tomogramsByKey
-from ..core.errors import DeepictError
-from ..core.models import published_spectrum_warning
-from ..core.postprocess import CONTEXT_MODES, ClusterParameters
+from deepict.errors import DeepictError
+from deepict.nn.model_files import published_spectrum_warning
+from deepict.infer.clusters import CONTEXT_MODES, ClusterParameters
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
 from .protocol_equalize import equalizedReference

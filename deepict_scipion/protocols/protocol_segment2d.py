@@ -8,7 +8,7 @@ from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.objects import SetOfTomoMasks
 
 from ..convert import newTomoMask, tomogramsByKey
-from ..core.compartments import DEFAULT_BATCH_SIZE
+from deepict.infer.compartments import DEFAULT_BATCH_SIZE
 from .protocol_base import ProtDeepictBase
 
 

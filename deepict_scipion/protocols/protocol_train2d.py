@@ -6,7 +6,7 @@ from pyworkflow import BETA
 from pyworkflow.protocol import params
 
 from ..convert import tomogramsByKey
-from ..core.train_config import Train2DConfig
+from deepict.train.config import Train2DConfig
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
 from .protocol_train3d import splitList

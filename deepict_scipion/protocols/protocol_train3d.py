@@ -7,8 +7,8 @@ from pyworkflow import BETA
 from pyworkflow.protocol import params
 
 from ..convert import coordinatesByKey, tomogramsByKey, writeCoordinatesCsv
-from ..core.errors import DeepictError
-from ..core.train_config import TrainConfig
+from deepict.errors import DeepictError
+from deepict.train.config import TrainConfig
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
 from .protocol_equalize import SPECTRUM_COLUMNS, equalizedReference, spectrumFileHeader

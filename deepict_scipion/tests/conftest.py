@@ -1,20 +1,14 @@
-"""Fixtures and markers shared by the tests."""
+"""pytest setup of the plugin's tests: a private headless Scipion environment, set before anything
+imports pyworkflow (which reads its configuration once, when first imported)."""
 
-import pytest
-import torch
+import os
+import tempfile
+
+from deepict_scipion.headless import scipion_environment
+
+os.environ.update(scipion_environment(
+    os.environ.get("DEEPICT_TEST_ROOT") or tempfile.mkdtemp(prefix="deepict-scipion-tests-")))
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gui: opens Scipion's GUI under Xvfb and saves screenshots (pytest -m gui)")
-
-
-@pytest.fixture
-def one_torch_thread():
-    """One torch thread: the networks in the engine tests are tiny, and on a shared machine a busy
-    core makes a multi-threaded pool spin; OMP_NUM_THREADS also keeps the engine's device choice at 1."""
-    previous = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        torch.set_num_threads(1)
-        yield
-    torch.set_num_threads(previous)

@@ -11,7 +11,7 @@ import sys
 
 NO_SCIPION = """
 import sys
-import deepict_scipion, deepict_scipion.headless, deepict_scipion.core.cli, deepict_scipion.demo
+import deepict_scipion, deepict_scipion.headless, deepict.cli.main, deepict_scipion.demo
 loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('pyworkflow', 'pwem', 'tomo'))
 assert not loaded, loaded
 """
@@ -29,7 +29,7 @@ instance = module._pluginInstance
 assert instance.getName() == "deepict_scipion", instance.getName()
 assert os.path.samefile(instance.getPath(), os.path.dirname(deepict_scipion.__file__))
 assert module.Plugin.getVar("DEEPICT_PYTHON") == sys.executable
-assert module.Plugin.getProgram(useGpu=False).endswith("-m deepict_scipion.core.cli")
+assert module.Plugin.getProgram(useGpu=False).endswith("-m deepict.cli.main")
 
 protocols = Domain.getProtocols()
 for name in ("ProtDeepictTrain3D", "ProtDeepictPick", "ProtDeepictSegment3D", "ProtDeepictImportModel",

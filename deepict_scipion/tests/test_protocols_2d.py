@@ -7,8 +7,8 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
 
-from deepict_scipion.core.io import read_volume, write_volume
-from deepict_scipion.core.synthetic import PhantomConfig, make_phantom
+from deepict.io import read_volume, write_volume
+from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.protocols import (ProtDeepictPick, ProtDeepictSegment2D, ProtDeepictTrain2D,
                                        ProtDeepictTrain3D)
 

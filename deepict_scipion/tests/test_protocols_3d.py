@@ -13,8 +13,8 @@ from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
 
 from deepict_scipion.convert import coordinatesByKey
-from deepict_scipion.core.io import read_volume, write_volume
-from deepict_scipion.core.synthetic import PhantomConfig, make_phantom
+from deepict.io import read_volume, write_volume
+from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.protocols import (ProtDeepictImportModel, ProtDeepictPick, ProtDeepictSegment3D,
                                        ProtDeepictTrain3D)
 
@@ -187,7 +187,7 @@ class TestDeepict3DProtocols(BaseTest):
         """A random torch file, a 2D model and a negative voxel size are refused before the run."""
         import torch
 
-        from deepict_scipion.core.models import ModelInfo, build_network, save_model
+        from deepict.nn.model_files import ModelInfo, build_network, save_model
         folder = os.path.abspath(self.proj.getTmpPath("models"))
         os.makedirs(folder, exist_ok=True)
         randomFile = os.path.join(folder, "random.pt")

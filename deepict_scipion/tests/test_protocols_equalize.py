@@ -16,9 +16,9 @@ from tomo.objects import SetOfTomograms
 from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
 
 from deepict_scipion.convert import tomogramsByKey
-from deepict_scipion.core.io import read_volume, write_volume
-from deepict_scipion.core.spectrum import read_spectrum
-from deepict_scipion.core.synthetic import PhantomConfig, make_phantom
+from deepict.io import read_volume, write_volume
+from deepict.spectrum import read_spectrum
+from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.protocols import ProtDeepictEqualize, ProtDeepictPick, ProtDeepictTrain3D
 from deepict_scipion.protocols.protocol_equalize import equalizedReference
 from deepict_scipion.viewers.viewer_spectrum import DeepictSpectrumViewer, plotEqualizationSpectra
@@ -48,16 +48,16 @@ class TestEqualizationHelpers(unittest.TestCase):
     """The engine pieces behind the protocols (no project, no training)."""
 
     def setUp(self):
-        from deepict_scipion.core.spectrum import radial_spectrum
+        from deepict.spectrum import radial_spectrum
         self.phantoms = [make_phantom(PhantomConfig(shape_zyx=SHAPE, n_ribosomes=4, n_fas=0, n_distractors=0,
                                                     n_organelles=0, n_vesicles=1, n_sheets=0, seed=s, **extra))
                          for s, extra in enumerate([{}, {"lowpass": 0.08, "noise_lowpass": 0.1}])]
         self.reference = radial_spectrum(self.phantoms[0].tomogram, VOXEL)
 
     def test_spectrum_record_round_trip_and_equalize_modes(self):
-        from deepict_scipion.core.errors import ParameterError
-        from deepict_scipion.core.models import ModelInfo
-        from deepict_scipion.core.picking import model_reference_spectrum, should_equalize, spectrum_record
+        from deepict.errors import ParameterError
+        from deepict.nn.model_files import ModelInfo
+        from deepict.infer.picking import model_reference_spectrum, should_equalize, spectrum_record
         record = spectrum_record(self.reference, LOWPASS, source="ref.tsv")
         json.dumps(record)  # plain data only
         info = ModelInfo(kind="3d", classes=["ribosome"], architecture={}, voxel_size=VOXEL, patch_size=32,
@@ -73,9 +73,9 @@ class TestEqualizationHelpers(unittest.TestCase):
             should_equalize(info, "on", "m.pt")
 
     def test_train3d_reports_tomograms_that_are_not_equalized(self):
-        from deepict_scipion.core.commands.particles3d import check_equalized
-        from deepict_scipion.core.spectrum import equalize
-        from deepict_scipion.core.train3d import TrainingTomogram
+        from deepict.cli.particles3d import check_equalized
+        from deepict.spectrum import equalize
+        from deepict.train.train3d import TrainingTomogram
         other = self.phantoms[1].tomogram
         tomograms = [TrainingTomogram("raw", other, None, None, VOXEL),
                      TrainingTomogram("equalized", equalize(other, VOXEL, self.reference, LOWPASS, log=None),
@@ -85,7 +85,7 @@ class TestEqualizationHelpers(unittest.TestCase):
         self.assertIn("does not look equalized", messages[0])
 
     def test_train3d_refuses_a_low_pass_without_reference(self):
-        from deepict_scipion.core.cli import main
+        from deepict.cli.main import main
         self.assertEqual(main(["train3d", "--tomograms", "a.mrc", "--coords", "a.csv", "--radius", "8",
                                "--out", "m.pt", "--spectrum-lowpass-angstrom", "40"]), 2)
 
@@ -168,7 +168,7 @@ class TestDeepictEqualizeProtocols(BaseTest):
         self.assertTrue(model.hasSpectrum())
         info = json.load(open(self.train._modelInfoPath()))
         self.assertTrue(info["has_spectrum"])
-        from deepict_scipion.core.models import read_model_info
+        from deepict.nn.model_files import read_model_info
         stored = read_model_info(model.getFileName()).spectrum
         reference = read_spectrum(self.equalize.referenceSpectrum.getFileName())
         np.testing.assert_allclose(stored["frequency"], reference.frequency, rtol=1e-6)

@@ -17,8 +17,8 @@ from tomo.protocols import ProtExportCoordinates3D, ProtImportCoordinates3D, Pro
     ProtImportTomomasks
 
 from deepict_scipion.convert import coordinatesByKey
-from deepict_scipion.core.export import FORMATS, TomogramInfo, read_exported
-from deepict_scipion.core.io import write_volume
+from deepict.formats import FORMATS, TomogramInfo, read_exported
+from deepict.io import write_volume
 from deepict_scipion.objects import DeepictModel
 from deepict_scipion.protocols import ProtDeepictEvaluate, ProtDeepictExport
 from deepict_scipion.protocols.protocol_evaluate import MODE_VOXELS, pooledCurve
@@ -244,7 +244,7 @@ class TestDeepictExportEvaluate(BaseTest):
                                 numberOfThreads=2)
         self.launchProtocol(prot)
         evaluation = prot.loadEvaluation()
-        from deepict_scipion.core.io import read_volume
+        from deepict.io import read_volume
         tp = fp = fn = 0
         for name in NAMES:
             gt = read_volume(os.path.join(self.folders["gt_masks"], f"{name}.mrc")).data != 0

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from deepict_scipion.core.io import CoordinateTable, write_coordinates, write_volume
-from deepict_scipion.core.networks import UNet3D
-from deepict_scipion.core.synthetic import PhantomConfig, make_phantom
+from deepict.io import CoordinateTable, write_coordinates, write_volume
+from deepict.nn.networks import UNet3D
+from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.headless import project_folder
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,10 +23,10 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from tomo.protocols import ProtImportTomograms
 
 from deepict_scipion.convert import coordinatesByKey
-from deepict_scipion.core import export
-from deepict_scipion.core.cli import main
-from deepict_scipion.core.io import read_coordinates
-from deepict_scipion.core.synthetic import PhantomConfig, make_phantom, write_phantom
+from deepict import formats as export
+from deepict.cli.main import main
+from deepict.io import read_coordinates
+from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
 from deepict_scipion.protocols import ProtDeepictExport
 
 VOXEL = 13.48

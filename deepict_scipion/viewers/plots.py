@@ -25,7 +25,7 @@ from matplotlib.collections import EllipseCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..core.io import read_volume
+from deepict.io import read_volume
 
 #: Colours of classes 1, 2, ... (matplotlib's tab10 without the grey).
 CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",

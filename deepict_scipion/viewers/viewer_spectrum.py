@@ -13,7 +13,7 @@ PNG_NAME = "spectra.png"
 
 def _readSpectrum(path):
     # Only a small table; the spectrum module needs numpy and scipy, no torch.
-    from ..core.spectrum import read_spectrum
+    from deepict.spectrum import read_spectrum
     return read_spectrum(path)
 
 

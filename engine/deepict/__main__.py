@@ -1,0 +1,5 @@
+"""``python -m deepict``: the ``deepict`` command."""
+
+from deepict.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``deepict`` command line (:mod:`.main`): one module per family of subcommands."""

@@ -1,0 +1,154 @@
+"""``deepict evaluate``: particle precision/recall/F1/AUPRC and voxel F1/AUPRC, printed as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+
+from deepict.errors import ParameterError
+from deepict.io import atomic_path, read_coordinates, read_volume
+from deepict.io.outputs import claimed_outputs
+from deepict.evaluate import metrics
+
+DESCRIPTION = """\
+Compare predictions with ground truth and print the scores as JSON on stdout.
+
+Particle mode (--pred with --gt): predicted and true positions (CSV x,y,z with optional score
+column, or DeePiCt 20-column motl; 0-based voxels of the same tomogram) are matched one to one
+within --radius voxels. Predictions are processed by descending score (file order when there is no
+score column), each taking the nearest unmatched truth within the radius; a second pick on an
+already matched particle is a false positive. Reports TP/FP/FN, precision, recall, F1 of the whole
+list, and AUPRC (trapezoid of precision over recall over the score threshold, starting at recall 0)
+with the best F1 and its score threshold.
+
+Voxel mode: --pred-mask with --gt-mask gives the voxel F1 (Dice) of two binary masks (nonzero =
+foreground); --probability-map with --gt-mask gives the voxel AUPRC of a probability map, computed
+from --bins histogram bins slab by slab (works on tomograms larger than memory). All volumes must
+have the same shape.
+
+Modes can be combined in one call. When nothing is to be found and nothing is predicted
+(empty lists, empty masks) the scores are 1; otherwise 0/0 counts as 0.
+"""
+
+EPILOG = """\
+examples:
+  deepict evaluate --pred picks.csv --gt truth.csv --radius 10
+  deepict evaluate --pred picks.csv --gt truth.csv --json scores.json --curve pr_curve.csv
+  deepict evaluate --pred-mask membranes.mrc --gt-mask membranes_gt.mrc
+  deepict evaluate --probability-map probs.mrc --gt-mask membranes_gt.mrc --bins 2000
+
+JSON keys: "particles" {radius, n_pred, n_true, tp, fp, fn, precision, recall, f1, auprc, max_f1,
+max_f1_threshold, max_f1_n_kept, ranking}; "voxels" {dice / f1, tp, fp, fn, tn, precision, recall}
+and/or {auprc, max_f1, max_f1_threshold, bins}. Exit status 2 on bad input.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="precision / recall / F1 / AUPRC of picks, voxel F1 and AUPRC of masks",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    particles = parser.add_argument_group("particle picking")
+    particles.add_argument("--pred", metavar="CSV", help="predicted coordinates (x,y,z[,score]; or a motl)")
+    particles.add_argument("--gt", metavar="CSV", help="ground-truth coordinates of the same tomogram")
+    particles.add_argument("--radius", type=float, default=10.0, metavar="VOXELS",
+                           help="tolerance radius in voxels of that tomogram (default: 10, as DeePiCt)")
+    particles.add_argument("--curve", metavar="CSV",
+                           help="also write the PR curve (threshold, n_kept, tp, fp, precision, recall, f1)")
+    voxels = parser.add_argument_group("segmentation (voxels)")
+    voxels.add_argument("--pred-mask", metavar="MRC", help="predicted binary mask (nonzero = foreground)")
+    voxels.add_argument("--probability-map", metavar="MRC", help="predicted probability map (any score map)")
+    voxels.add_argument("--gt-mask", metavar="MRC", help="ground-truth binary mask (nonzero = foreground)")
+    voxels.add_argument("--bins", type=int, default=metrics.DEFAULT_BINS,
+                        help=f"histogram bins for the voxel AUPRC (default: {metrics.DEFAULT_BINS})")
+    parser.add_argument("--json", metavar="PATH", help="also write the JSON result to this file")
+    parser.set_defaults(handler=run)
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _same_voxel_size(a, b, what: str) -> None:
+    if a and b and abs(a - b) > 1e-3 * max(a, b):
+        raise ParameterError(f"{what} refer to different voxel sizes ({a:g} vs {b:g} Å); "
+                             "evaluate lists/volumes of the same tomogram sampling.")
+
+
+def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None) -> dict:
+    pred = read_coordinates(pred_path)
+    truth = read_coordinates(gt_path)
+    _same_voxel_size(pred.voxel_size, truth.voxel_size, f"{pred_path} and {gt_path}")
+    scores = None
+    if "score" in pred.columns:
+        try:
+            scores = pred.columns["score"].astype(float)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{pred_path}: the score column holds values that are not numbers.") from None
+    match = metrics.match_particles(pred.xyz, truth.xyz, radius=radius, scores=scores)
+    curve = metrics.precision_recall_curve(pred.xyz, scores, truth.xyz, radius, match=match)
+    if curve_path:
+        fields = ["threshold", "n_kept", "tp", "fp", "precision", "recall", "f1"]
+        with atomic_path(curve_path) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            for row in curve.rows():
+                writer.writerow(row)
+    result = match.summary()
+    result.update(curve.summary())
+    result["ranking"] = "score" if scores is not None else "file order"
+    return result
+
+
+def evaluate_voxels(pred_mask_path, probability_path, gt_mask_path, bins: int) -> dict:
+    truth = read_volume(gt_mask_path)
+    result = {}
+    if pred_mask_path:
+        pred = read_volume(pred_mask_path)
+        _same_voxel_size(pred.voxel_size, truth.voxel_size, f"{pred_mask_path} and {gt_mask_path}")
+        counts = metrics.voxel_counts(pred.data, truth.data)
+        result.update(counts.summary())
+        result["dice"] = counts.f1
+    if probability_path:
+        probability = read_volume(probability_path)
+        _same_voxel_size(probability.voxel_size, truth.voxel_size, f"{probability_path} and {gt_mask_path}")
+        curve = metrics.voxel_pr_curve(probability.data, truth.data, bins=bins)
+        summary = curve.summary()
+        summary.pop("max_f1_n_kept")
+        result.update(summary)
+        result["bins"] = int(bins)
+    return result
+
+
+def run(args) -> int:
+    particle_mode = bool(args.pred or args.gt)
+    voxel_mode = bool(args.pred_mask or args.probability_map or args.gt_mask)
+    if not particle_mode and not voxel_mode:
+        raise ParameterError("Nothing to evaluate: give --pred and --gt, and/or --gt-mask with "
+                             "--pred-mask or --probability-map.")
+    if particle_mode and not (args.pred and args.gt):
+        raise ParameterError("Particle evaluation needs both --pred and --gt.")
+    if voxel_mode and not (args.gt_mask and (args.pred_mask or args.probability_map)):
+        raise ParameterError("Voxel evaluation needs --gt-mask together with --pred-mask and/or --probability-map.")
+    if args.curve and not particle_mode:
+        raise ParameterError("--curve writes the particle PR curve; give --pred and --gt too.")
+    output = {}
+    with claimed_outputs(("--curve", args.curve), ("--json", args.json)):
+        if particle_mode:
+            output["particles"] = evaluate_particles(args.pred, args.gt, args.radius, args.curve)
+        if voxel_mode:
+            output["voxels"] = evaluate_voxels(args.pred_mask, args.probability_map, args.gt_mask, args.bins)
+        text = json.dumps(_clean(output), indent=2)
+        if args.json:
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(text + "\n")
+    print(text)
+    return 0

@@ -1,0 +1,117 @@
+"""``deepict export``: picks to RELION 4 / RELION 5 / Warp / Dynamo / DeePiCt motl files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from deepict.errors import ParameterError
+from deepict.io import check_coordinates_in_volume, read_coordinates
+from deepict.io.outputs import FILE_OR_FOLDER, claimed_outputs
+from deepict import formats as export
+
+DESCRIPTION = """\
+Write picked coordinates in the format of a downstream sub-tomogram averaging program.
+
+Each --coords file (CSV x,y,z with optional 'score' and 'class' columns, as `deepict pick` writes
+it, or a DeePiCt motl; 0-based voxels of its tomogram) is paired with the --tomogram at the same
+position. The tomogram gives the tsId (its file name without extension, or the matching --tomo-name),
+the size and the voxel size (from the MRC header, or --voxel-size). Coordinates outside their
+tomogram, or picked at another voxel size (the '# voxel_size_angstrom' line of the CSV), are refused;
+a row repeated verbatim counts once.
+
+Classes: numbers are written as they are; names (ribosome, ...) are numbered 1..K in sorted order
+over all the files, and the map is written beside the export as <output name>.classes.csv
+(number,name) and printed in the summary. Warp files carry no class.
+
+Formats and what --out is:
+  relion4  one STAR file, table data_particles: rlnTomoName, rlnTomoParticleId,
+           rlnTomoManifoldIndex, rlnCoordinateX/Y/Z (pixels at the output pixel size, 0-based,
+           no +1 as in Scipion's reliontomo), origins and angles 0, rlnClassNumber,
+           rlnRandomSubset, rlnAutopickFigureOfMerit (= score).
+  relion5  one STAR file ('# version 50001', data_particles): rlnTomoName,
+           rlnCenteredCoordinateX/Y/ZAngst = (x - size/2) * voxel size (RELION 5's centre is
+           size/2 in 0-based voxels, e.g. 32 for 64 voxels, 32.5 for 65; in Å, so independent of
+           --output-pixel-size), rlnCoordinateX/Y/Z as for relion4 (what Scipion's reliontomo
+           import reads), angles 0, rlnClassNumber, rlnAutopickFigureOfMerit.
+  warp     a FOLDER with one <tsId>.star per tomogram: rlnCoordinateX/Y/Z (pixels at the output
+           pixel size, 0 = centre of the first voxel), angles 0, rlnMicrographName =
+           <tsId>.tomostar, rlnAutopickFigureOfMerit. Use WarpTools ts_export_particles with
+           --coords_angpix equal to the output pixel size.
+  dynamo   a .tbl file (40 columns: 1 tag, 10 cc = score, 20 tomogram index, 22 class,
+           24-26 x y z as 0-based values with no +1, like Scipion's dynamo plugin) and a .doc file
+           beside it mapping each tomogram index to its tomogram path. As the .doc points at the
+           given tomograms, the .tbl is in their voxels: another --output-pixel-size is refused.
+  motl     DeePiCt 20-column CSV (1 score, 4 index, 8-10 x y z, 20 class); --out is a .csv file
+           for a single tomogram, otherwise a folder receiving <tsId>.csv per tomogram.
+
+--output-pixel-size rescales to another sampling (e.g. the unbinned tilt-series pixel size for
+RELION): x_out = x * tomogram voxel size / output pixel size, the convention Scipion applies to
+corner-frame coordinates. An export appears complete or not at all: it is written beside the output
+first, then swapped in, an earlier export being restored if that fails. A folder output (warp, motl)
+is replaced as a whole, so exports never mix; a folder holding other files is refused. Prints a JSON
+summary (format, files, particles, tomograms, output_pixel_size, classes) on stdout.
+"""
+
+EPILOG = """\
+examples:
+  deepict export --coords TS_01_picks.csv --tomogram TS_01.mrc --format relion4 \\
+      --output-pixel-size 3.37 --out particles.star
+  deepict export --coords a.csv b.csv --tomogram a.mrc b.mrc --format warp --out warp_particles/
+  deepict export --coords picks.csv --tomogram tomo_bin4.mrc --tomo-name TS_01 --format dynamo \\
+      --out particles.tbl
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write picks for RELION 4/5, Warp, Dynamo or as a DeePiCt motl",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--coords", action="extend", nargs="+", required=True, metavar="CSV",
+                        help="coordinate file(s), one per tomogram (repeat the option or list several)")
+    parser.add_argument("--tomogram", action="extend", nargs="+", required=True, metavar="MRC",
+                        help="tomogram(s) the coordinates refer to, in the same order as --coords")
+    parser.add_argument("--format", required=True, choices=export.FORMATS, help="output format (see above)")
+    parser.add_argument("--out", required=True, metavar="PATH",
+                        help="output file (relion4, relion5, dynamo .tbl, single-tomogram motl .csv) "
+                             "or folder (warp, multi-tomogram motl)")
+    parser.add_argument("--output-pixel-size", type=float, metavar="Å",
+                        help="pixel size of the written coordinates (default: each tomogram's voxel size)")
+    parser.add_argument("--tomo-name", action="extend", nargs="+", metavar="TSID",
+                        help="tsId per tomogram (default: the tomogram file name without extension)")
+    parser.add_argument("--voxel-size", type=float, metavar="Å",
+                        help="voxel size of the tomograms when their MRC headers hold none (or are wrong)")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    if len(args.coords) != len(args.tomogram):
+        raise ParameterError(
+            f"{len(args.coords)} coordinate file(s) but {len(args.tomogram)} tomogram(s): give one --tomogram per "
+            "--coords file, in the same order.")
+    names = args.tomo_name or [None] * len(args.tomogram)
+    if len(names) != len(args.tomogram):
+        raise ParameterError(f"{len(names)} --tomo-name value(s) for {len(args.tomogram)} tomogram(s); "
+                             "give one name per tomogram or none.")
+    if args.voxel_size is not None and not args.voxel_size > 0:
+        raise ParameterError(f"--voxel-size must be > 0 Å, got {args.voxel_size}.")
+    export.check_output_pixel_size(args.output_pixel_size)
+    picks = []
+    for coords_path, tomogram_path, name in zip(args.coords, args.tomogram, names):
+        tomogram = export.TomogramInfo.from_volume(tomogram_path, name=name, voxel_size=args.voxel_size)
+        coords = read_coordinates(coords_path)
+        check_coordinates_in_volume(coords.xyz, tomogram.shape_zyx, coords_path)
+        if coords.voxel_size and abs(coords.voxel_size - tomogram.voxel_size) > \
+                export.VOXEL_SIZE_RTOL * tomogram.voxel_size:
+            raise ParameterError(
+                f"{coords_path} was picked at {coords.voxel_size:g} Å/voxel but {tomogram_path} has "
+                f"{tomogram.voxel_size:g} Å/voxel: pair each coordinate file with the tomogram it was picked on "
+                "(or fix the header with --voxel-size).")
+        picks.append(export.PickedTomogram(tomogram, coords))
+    with claimed_outputs(("--out", args.out, FILE_OR_FOLDER)):
+        files = export.export_coordinates(args.format, args.out, picks, output_pixel_size=args.output_pixel_size)
+    classes = export.class_name_map(picks) if export.carries_classes(args.format) else None
+    print(json.dumps({"format": args.format, "files": [str(f) for f in files],
+                      "particles": int(sum(len(c) for _, c in picks)), "tomograms": len(picks),
+                      "output_pixel_size": args.output_pixel_size, "classes": classes}, indent=2))
+    return 0

@@ -1,0 +1,101 @@
+"""The ``deepict`` command: one subcommand per processing step.
+
+Subcommands live in the modules named by ``COMMAND_MODULES``, one per family; each module has a
+``register(subparsers)`` function that adds its parsers and sets ``handler`` (a function taking the
+parsed arguments and returning an exit code). Errors a user can fix (:class:`DeepictError`) and
+errors of the file system (a full disk, a vanished folder: ``OSError``) are printed as one clear
+line and exit with status 2. Ctrl-C and SIGTERM (what job schedulers send) interrupt the run
+cleanly: the atomic writers remove their temporary files, one line is printed, and the exit status
+is 128 + the signal number. A closed standard output (``deepict evaluate ... | head``) ends quietly.
+Anything else is a bug and shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import threading
+
+from deepict import __version__
+from deepict.errors import DeepictError, Interrupted
+from deepict.io.outputs import CHECK_THE_PATH, WRITE_ERROR_ADVICE
+
+
+#: Modules of :mod:`deepict.cli` that register subcommands (in this order in ``deepict --help``).
+COMMAND_MODULES = ("compartments", "evaluate", "export", "model_info", "particles3d", "spectrum")
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """A usage error is one line pointing at the help, not the whole usage block (subcommands inherit this)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        prog="deepict",
+        description="DeePiCt for cryo-electron tomography: spectrum equalization, 2D compartment "
+                    "segmentation, 3D particle picking and structure segmentation, evaluation and export. "
+                    "Coordinates are 0-based voxels (x = fastest MRC axis) of the tomogram they refer to.")
+    parser.add_argument("--version", action="version", version=f"deepict {__version__}",
+                        help="print the version and exit")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                       help="the step to run ('deepict COMMAND --help' explains it)")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"deepict.cli.{name}").register(subparsers)
+    return parser
+
+
+def _interrupt(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``OSError`` as one line: the file(s), what errno means and what to do."""
+    files = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    meaning = os.strerror(exc.errno) if exc.errno else str(exc)
+    advice = WRITE_ERROR_ADVICE.get(exc.errno, CHECK_THE_PATH)
+    return f"{files + ': ' if files else ''}{meaning}: {advice}"
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, later writes (and the flush at exit) must not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    # Signal handlers can only be set in the main thread (an embedding program may call main elsewhere).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    try:
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()
+        return code
+    except DeepictError as exc:
+        print(f"deepict {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError) and exc.filename is None:
+            _silence_stdout()
+            return 128 + signal.SIGPIPE
+        print(f"deepict {args.command}: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"deepict {args.command}: interrupted by {signal.Signals(signum).name}; "
+              "outputs not yet complete were not written", file=sys.stderr)
+        return 128 + signum
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

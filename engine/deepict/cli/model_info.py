@@ -1,0 +1,42 @@
+"""``deepict model-info``: what a model file holds, as JSON (used by the Scipion protocols)."""
+
+from __future__ import annotations
+
+import json
+
+from deepict.io import atomic_path
+from deepict.io.outputs import claimed_outputs
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "model-info", help="describe a model file (kind, classes, voxel size, history) as JSON",
+        description="Print the description stored in a deepict_scipion model file as JSON: kind (2d/3d), "
+                    "class names, voxel size (Å), sphere radius per class (voxels and Å), suggested "
+                    "post-processing, training history, whether a reference spectrum is stored, and its source.")
+    parser.add_argument("--model", required=True, help="model file (from train3d, train2d or import-model)")
+    parser.add_argument("--json", metavar="FILE", help="also write the JSON to this file")
+    parser.set_defaults(handler=run_model_info)
+
+
+def describe(model_path) -> dict:
+    """A JSON-ready description of a model file."""
+    from deepict.nn.model_files import read_model_info  # torch is imported only when the command runs
+    info = read_model_info(model_path)
+    voxel = info.voxel_size or 0.0
+    return {"model": str(model_path), "kind": info.kind, "classes": info.classes, "voxel_size": info.voxel_size,
+            "architecture": info.architecture, "patch_size": info.patch_size, "label_kind": info.label_kind,
+            "sphere_radius": info.sphere_radius,
+            "sphere_radius_angstrom": {c: r * voxel for c, r in info.sphere_radius.items()} if voxel else {},
+            "postprocess": info.postprocess, "has_spectrum": info.spectrum is not None,
+            "history": info.history, "source": info.source, "version": info.version}
+
+
+def run_model_info(args) -> int:
+    with claimed_outputs(("--json", args.json)):
+        text = json.dumps(describe(args.model), indent=1)
+        if args.json:
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(text)
+    print(text)
+    return 0

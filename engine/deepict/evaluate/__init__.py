@@ -1,0 +1,1 @@
+"""Evaluation against ground truth: particle F1 within a distance, voxel F1 (Dice), precision-recall curves."""

@@ -1,0 +1,253 @@
+"""Applying a trained 3D model to a tomogram: particle picking and structure segmentation.
+
+Both run the sliding-window prediction (:mod:`.predict`) streaming the class probability map to
+disk, then cluster it (:mod:`.postprocess`) slab by slab, so memory stays bounded for any
+tomogram size. The probability map is kept only when asked for.
+
+A model trained on spectrum-equalized tomograms stores its reference spectrum
+(``ModelInfo.spectrum``, see :func:`spectrum_record`); the tomogram is then equalized to it on the
+fly before prediction (``InferenceOptions.equalize``: ``auto`` = when the model has a spectrum),
+streamed to a temporary file next to the output that is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepict.nn.devices import select_device
+from deepict.errors import InputFileError, ParameterError
+from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
+from deepict.nn.model_files import KIND_3D, ModelInfo, load_model
+from deepict.infer.clusters import ClusterParameters, Clusters, find_clusters, remove_duplicates
+from deepict.infer.sliding_window import predict_tomogram, window_count
+from deepict.progress import Progress
+from deepict.train.state import incomplete_training_warning
+from deepict.spectrum import DEFAULT_LOWPASS_WIDTH, EQUALIZE_MODES, RadialSpectrum, default_workers, equalize_volume
+
+#: Relative voxel-size difference between model and tomogram that is still accepted.
+VOXEL_SIZE_TOLERANCE = 0.05
+#: ``auto``: equalize when the model stores a reference spectrum; ``on``: always (error if it has
+#: none); ``off``: never (the tomogram is used as given, e.g. when it is already equalized).
+
+
+@dataclass
+class InferenceOptions:
+    window: int = 128
+    margin: int = 12
+    batch_size: int = 2
+    device: str = "auto"
+    voxel_size: float | None = None
+    ignore_voxel_size: bool = False
+    equalize: str = "auto"
+
+
+# --------------------------------------------------------------------------------------------
+# The reference spectrum stored in a model
+# --------------------------------------------------------------------------------------------
+
+def spectrum_record(spectrum: RadialSpectrum, lowpass_angstrom: float | None = None,
+                    lowpass_width: float = DEFAULT_LOWPASS_WIDTH, source: str | None = None) -> dict:
+    """``ModelInfo.spectrum`` (plain data) for a reference spectrum the training tomograms were equalized to.
+
+    ``lowpass_angstrom`` / ``lowpass_width`` are the low-pass applied with that equalization; the
+    same low-pass is applied when a tomogram is equalized on the fly at inference.
+    """
+    return {"frequency": [float(f) for f in spectrum.frequency],
+            "amplitude": [float(a) for a in spectrum.amplitude],
+            "voxel_size": spectrum.voxel_size,
+            "lowpass_angstrom": None if lowpass_angstrom is None else float(lowpass_angstrom),
+            "lowpass_width": float(lowpass_width),
+            "source": source or spectrum.metadata.get("file") or spectrum.metadata.get("source")}
+
+
+def model_reference_spectrum(info: ModelInfo, model_path=None) -> RadialSpectrum | None:
+    """The reference spectrum stored in a model (``None`` if it has none)."""
+    record = info.spectrum
+    if record is None:
+        return None
+    try:
+        return RadialSpectrum(record["frequency"], record["amplitude"], record.get("voxel_size"),
+                              {"source": f"reference spectrum of {model_path}"})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputFileError(model_path or "model", f"holds a damaged reference spectrum ({exc})",
+                             "Train the model again with --spectrum-reference, or use --equalize off.") from None
+
+
+def should_equalize(info: ModelInfo, mode: str, model_path=None) -> bool:
+    """Whether a tomogram is equalized to the model's spectrum before prediction (see EQUALIZE_MODES)."""
+    if mode not in EQUALIZE_MODES:
+        raise ParameterError(f"--equalize must be one of {', '.join(EQUALIZE_MODES)}, got {mode!r}")
+    if mode == "off":
+        return False
+    if info.spectrum is None:
+        if mode == "on":
+            raise ParameterError(
+                f"--equalize on: the model {model_path} stores no reference spectrum (it was trained without "
+                "--spectrum-reference). Equalize the tomogram yourself with 'deepict equalize', or use "
+                "--equalize auto or off.")
+        return False
+    return True
+
+
+def _equalize_to_model(info: ModelInfo, model_path, tomogram, voxel_size: float, tomogram_path, out_path,
+                       log) -> None:
+    """Stream the tomogram equalized to the model's reference spectrum (and low-pass) to ``out_path``."""
+    reference = model_reference_spectrum(info, model_path)
+    record = info.spectrum
+    lowpass = record.get("lowpass_angstrom")
+    with volume_writer(out_path, tomogram.shape, np.float32, voxel_size) as write_slab:
+        equalize_volume(tomogram, voxel_size, reference, lowpass_angstrom=lowpass,
+                        lowpass_width=record.get("lowpass_width") or DEFAULT_LOWPASS_WIDTH, write_slab=write_slab,
+                        workers=default_workers(), source=tomogram_path, log=lambda m: log(f"note: {m}"))
+    log(f"equalized {tomogram_path} to the model's reference spectrum"
+        + (f" (low-pass {lowpass:g} Å)" if lowpass else ""))
+
+
+def check_voxel_size(info: ModelInfo, tomogram_voxel_size: float | None, tomogram_path, model_path,
+                     ignore: bool = False) -> None:
+    """Refuse a tomogram whose voxel size differs from the model's by more than 5 %, or is unknown on either side."""
+    if ignore:
+        return
+    if not info.voxel_size:
+        raise InputFileError(model_path, "records no voxel size (its training tomograms had none in their headers)",
+                             "Train it again with --voxel-size, or apply it anyway with --ignore-voxel-size if "
+                             "you know the tomogram has the training sampling.")
+    if not tomogram_voxel_size:
+        raise InputFileError(tomogram_path, "has no voxel size in its header (0 Å)",
+                             f"Give it with --voxel-size (the model was trained at {info.voxel_size:g} Å), or fix "
+                             "the header.")
+    if abs(tomogram_voxel_size - info.voxel_size) > VOXEL_SIZE_TOLERANCE * info.voxel_size:
+        factor = info.voxel_size / tomogram_voxel_size
+        raise InputFileError(
+            tomogram_path, f"has voxel size {tomogram_voxel_size:g} Å but the model {model_path} was trained at "
+                           f"{info.voxel_size:g} Å",
+            f"Bin or rescale the tomogram by {factor:.3g} to {info.voxel_size:g} Å/voxel (or train a model at "
+            f"{tomogram_voxel_size:g} Å); override with --ignore-voxel-size only if the header is wrong.")
+
+
+def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None, options: InferenceOptions,
+                    log=print) -> tuple[ModelInfo, float]:
+    """Write the probability map of one class of a 3D model for a tomogram; returns (info, voxel size)."""
+    network, info = load_model(model_path, kind=KIND_3D)
+    volume = read_volume(tomogram_path)
+    voxel_size = options.voxel_size or volume.voxel_size or info.voxel_size or 1.0
+    check_voxel_size(info, options.voxel_size or volume.voxel_size, tomogram_path, model_path,
+                     options.ignore_voxel_size)
+    channel = info.class_index(class_name)
+    for warning in (info.spectrum_warning(), incomplete_training_warning(info.training)):
+        if warning:
+            log(f"warning: {model_path}: {warning}")
+    device = select_device(options.device)
+    scratch = None
+    try:
+        if should_equalize(info, options.equalize, model_path):
+            # Next to the output (same file system, cleaned up even on errors), not in /tmp.
+            scratch = scratch_directory(out_path)
+            equalized = Path(scratch.name) / "equalized.mrc"
+            _equalize_to_model(info, model_path, volume.data, voxel_size, tomogram_path, equalized, log)
+            volume = read_volume(equalized, check_finite=False)
+        with volume_writer(out_path, volume.data.shape, np.float32, voxel_size) as write:
+            predict_tomogram(network, volume.data, lambda z0, probs: write(z0, probs[0]), channels=[channel],
+                             window=options.window, margin=options.margin, batch_size=options.batch_size,
+                             device=device, progress=Progress(f"predicting {Path(tomogram_path).name}", window_count(
+                                 volume.data.shape, options.window, options.margin), "windows", log))
+    finally:
+        if scratch is not None:
+            del volume  # release the memory map of the temporary file before deleting it
+            scratch.cleanup()
+    return info, voxel_size
+
+
+def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=None, voxel_size=None) -> Clusters:
+    probability = read_volume(map_path).data
+    context = None
+    if context_path:
+        context_volume = read_volume(context_path)
+        if context_volume.data.shape != probability.shape:
+            raise InputFileError(context_path, f"has shape (z, y, x) {context_volume.data.shape} but the tomogram "
+                                               f"has {probability.shape}",
+                                 "Give a context mask made on this tomogram, at the same binning.")
+        context = context_volume.data
+    if mask_out is None:
+        return find_clusters(probability, params, context)
+    with volume_writer(mask_out, probability.shape, np.int8, voxel_size) as write:
+        return find_clusters(probability, params, context, keep_mask_writer=write)
+
+
+def _map_path(probability_map, out_path):
+    if probability_map:
+        return Path(probability_map), None
+    scratch = scratch_directory(out_path)
+    return Path(scratch.name) / "probability.mrc", scratch
+
+
+def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters | None = None,
+                   class_name: str | None = None, context_path=None, min_distance: float | None = None,
+                   probability_map=None, options: InferenceOptions | None = None, log=print) -> CoordinateTable:
+    """Pick particles of one class; writes a CSV (x, y, z, score, size, class) with the voxel size."""
+    options = options or InferenceOptions()
+    Path(out_csv).resolve().parent.mkdir(parents=True, exist_ok=True)
+    map_path, scratch = _map_path(probability_map, out_csv)
+    try:
+        info, voxel_size = predict_to_file(model_path, tomogram_path, map_path, class_name, options, log)
+        params = params or ClusterParameters(**_model_defaults(info))
+        clusters = _cluster_map(map_path, params, context_path)
+    finally:
+        if scratch:
+            scratch.cleanup()
+    name = info.classes[info.class_index(class_name)]
+    keep = remove_duplicates(clusters.xyz, clusters.mean_probability,
+                             min_distance if min_distance is not None else _default_min_distance(info, name))
+    table = CoordinateTable(clusters.xyz[keep], {"score": clusters.mean_probability[keep],
+                                                 "size": clusters.size[keep],
+                                                 "class": np.array([name] * len(keep), dtype=object)}, voxel_size)
+    write_coordinates(out_csv, table)
+    log(f"{len(table)} {name} particle(s) picked in {tomogram_path} -> {out_csv}")
+    return table
+
+
+def segment_structures(model_path, tomogram_path, out_mask, params: ClusterParameters | None = None,
+                       class_name: str | None = None, context_path=None, probability_map=None,
+                       options: InferenceOptions | None = None, log=print) -> Clusters:
+    """Segment a structure class (membranes, NPC, filaments) into a binary int8 mask."""
+    options = options or InferenceOptions()
+    Path(out_mask).resolve().parent.mkdir(parents=True, exist_ok=True)
+    map_path, scratch = _map_path(probability_map, out_mask)
+    try:
+        info, voxel_size = predict_to_file(model_path, tomogram_path, map_path, class_name, options, log)
+        params = params or ClusterParameters(**_model_defaults(info))
+        clusters = _cluster_map(map_path, params, context_path, mask_out=out_mask, voxel_size=voxel_size)
+    finally:
+        if scratch:
+            scratch.cleanup()
+    log(f"{len(clusters)} segment(s), {int(clusters.size.sum())} voxels in {tomogram_path} -> {out_mask}")
+    return clusters
+
+
+def _model_defaults(info: ModelInfo) -> dict:
+    defaults = {"threshold": 0.5, "min_size": 1, "max_size": None}
+    defaults.update({k: v for k, v in info.postprocess.items() if k in defaults})
+    return defaults
+
+
+def _default_min_distance(info: ModelInfo, class_name: str) -> float:
+    """Two picks closer than one particle radius are one particle (when the radius is known)."""
+    return float(info.sphere_radius.get(class_name, 0.0))
+
+
+def resolve_cluster_parameters(info: ModelInfo, threshold=None, min_size=None, max_size=None, connectivity=1,
+                               border=0, context_mode="intersection", context_distance=0.0) -> ClusterParameters:
+    """Cluster parameters: explicit values, else the model's suggested defaults."""
+    defaults = _model_defaults(info)
+    border_xyz = tuple(border) if isinstance(border, (list, tuple)) else (border,) * 3
+    if len(border_xyz) != 3:
+        raise ParameterError("give the border as one value or three (x y z)")
+    return ClusterParameters(
+        threshold=defaults["threshold"] if threshold is None else threshold,
+        min_size=defaults["min_size"] if min_size is None else min_size,
+        max_size=defaults["max_size"] if max_size is None else max_size,
+        connectivity=connectivity, border_xyz=border_xyz, context_mode=context_mode,
+        context_distance=context_distance)

@@ -1,0 +1,186 @@
+"""Sliding-window 3D inference that streams a probability map to disk.
+
+The tomogram is reflect-padded by ``margin`` voxels on every side and covered by ``window``³
+boxes whose cores (the box minus ``margin`` on each side) tile every voxel: no voxel is left
+uncovered, whatever the tomogram's shape (tomograms smaller than a box included). Overlapping
+predictions are blended with weights that are 1 in a box's core and fall off linearly over its
+margin, where a convolutional network sees the least context.
+
+Boxes are processed one z row at a time, in batches; finished z slices are written to the output
+as soon as no later row can touch them, so memory holds one row of boxes, never the whole map.
+The boxes form a grid and their weights are products of 1D profiles, so the normalising weight of
+a voxel is a product of three 1D sums (no weight volume is kept). On the CPU the network runs in
+the channels-last layout, which oneDNN's 3D convolutions need to avoid layout conversions.
+The inference box may be larger than the training patch: the networks are fully convolutional.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from deepict.nn.devices import memory_format
+from deepict.errors import ParameterError
+from deepict.io import read_slab, volume_mean_std
+from deepict.progress import Progress
+
+
+def window_starts(length: int, window: int, margin: int) -> list:
+    """Starts (in padded coordinates) of boxes whose cores cover ``length`` voxels.
+
+    The padded axis is ``max(length + 2 margin, window)`` long; the core of a box starting at
+    ``s`` covers real voxels ``[s, s + window - 2 margin)``.
+    """
+    step = window - 2 * margin
+    if step < 1:
+        raise ParameterError(f"the inference box ({window}) must be larger than twice the margin ({margin})")
+    padded = max(length + 2 * margin, window)
+    starts = list(range(0, padded - window + 1, step))
+    if starts[-1] != padded - window:
+        starts.append(padded - window)
+    return starts
+
+
+def reflect_indices(indices: np.ndarray, length: int) -> np.ndarray:
+    """Map indices outside [0, length) back inside by mirror reflection (no edge repeat)."""
+    if length == 1:
+        return np.zeros_like(indices)
+    period = 2 * (length - 1)
+    indices = np.mod(indices, period)
+    return np.where(indices >= length, period - indices, indices)
+
+
+def blending_profile(window: int, margin: int) -> np.ndarray:
+    """1D weights: 1 in the core, a linear ramp over the margin, never exactly 0."""
+    distance_to_edge = np.minimum(np.arange(window), np.arange(window)[::-1]).astype(np.float32)
+    return np.clip((distance_to_edge + 1) / (margin + 1), 1e-3, 1.0) if margin else np.ones(window, np.float32)
+
+
+def window_count(shape, window: int, margin: int) -> int:
+    """How many boxes :func:`predict_tomogram` runs over a volume of ``shape`` (for progress reports)."""
+    return int(np.prod([len(window_starts(n, window, margin)) for n in shape]))
+
+
+#: The inference box and its blended margin (voxels) unless the caller chooses others.
+DEFAULT_WINDOW, DEFAULT_MARGIN = 128, 12
+
+#: z slices normalised and written per call of ``write`` (bounds the temporary output array).
+WRITE_SLICES = 16
+
+
+def axis_weights(length: int, starts: list, window: int, margin: int, profile: np.ndarray) -> np.ndarray:
+    """Sum, at each real voxel of one axis, of the blending profiles of the boxes along that axis.
+
+    The boxes form a grid (every combination of the z, y and x starts), and a box's weight is the
+    product of three 1D profiles, so the total weight of a voxel is the product of three such sums:
+    no weight volume has to be accumulated.
+    """
+    total = np.zeros(length, np.float64)
+    for start in starts:
+        first = start - margin  # real coordinate of the box's first voxel
+        lo, hi = max(0, first), min(length, first + window)
+        total[lo:hi] += profile[lo - first:hi - first]
+    return total.astype(np.float32)
+
+
+def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable[[int, np.ndarray], None],
+                     channels: list | None = None, window: int = DEFAULT_WINDOW, margin: int = DEFAULT_MARGIN,
+                     batch_size: int = 4, device: torch.device | None = None,
+                     stats: tuple | None = None, progress: Progress | None = None) -> None:
+    """Predict class probabilities for a (z, y, x) volume and pass them to ``write(z0, probs)``.
+
+    ``probs`` is (len(channels), nz, Y, X) float32 in [0, 1]; slabs arrive in increasing z and
+    together cover the volume exactly once. ``channels`` selects output channels (default all).
+    ``stats`` = (mean, std) overrides the tomogram's own normalisation. On the CPU the network's
+    weights are switched to the channels-last memory layout (in place; results are unchanged).
+    ``progress`` is advanced by one per box (see :func:`window_count`).
+    """
+    device = device or torch.device("cpu")
+    divisor = 2 ** getattr(network, "depth", 0)
+    if window % divisor:
+        raise ParameterError(f"the inference box ({window}) must be divisible by {divisor} for this network")
+    if batch_size < 1:
+        raise ParameterError(f"the batch size must be at least 1, got {batch_size}")
+    layout = memory_format(device)
+    network = network.to(device=device, memory_format=layout).eval()
+    mean, std = stats or volume_mean_std(data)
+    std = std if std > 0 else 1.0
+    nz, ny, nx = data.shape
+    starts = [window_starts(n, window, margin) for n in (nz, ny, nx)]
+    padded_y, padded_x = (starts[1][-1] + window, starts[2][-1] + window)
+    y_index = reflect_indices(np.arange(padded_y) - margin, ny)
+    x_index = reflect_indices(np.arange(padded_x) - margin, nx)
+    profile = blending_profile(window, margin)
+    box_weight = torch.from_numpy(profile[:, None, None] * profile[None, :, None] * profile[None, None, :]).to(device)
+    weight_z = axis_weights(nz, starts[0], window, margin, profile)
+    weight_yx = axis_weights(ny, starts[1], window, margin, profile)[:, None] * \
+        axis_weights(nx, starts[2], window, margin, profile)[None, :]
+    boxes = [(y0, x0) for y0 in starts[1] for x0 in starts[2]]
+    chunks = [boxes[i:i + batch_size] for i in range(0, len(boxes), batch_size)]
+    if batch_size > 1 and len(chunks) > 1 and len(chunks[-1]) == 1:
+        # A lone box would run PyTorch's slow single-sample CPU convolution path: join it to the previous batch.
+        chunks[-2:] = [chunks[-2] + chunks[-1]]
+
+    channels = list(range(network.out_conv.out_channels)) if channels is None else list(channels)
+    # Rolling accumulator of weighted probabilities over real z in [buffer_z0, buffer_z0 + window).
+    accumulated = np.zeros((len(channels), window, ny, nx), np.float32)
+    buffer_z0 = starts[0][0] - margin
+    written = 0
+    for row, z_start in enumerate(starts[0]):
+        _shift_down(accumulated, (z_start - margin) - buffer_z0)
+        buffer_z0 = z_start - margin
+        slab = _padded_slab(data, z_start - margin, window, y_index, x_index)
+        slab -= mean
+        slab /= std
+        for chunk in chunks:
+            batch = np.stack([slab[:, y0:y0 + window, x0:x0 + window] for y0, x0 in chunk])[:, None]
+            with torch.inference_mode():
+                inputs = torch.from_numpy(batch).to(device).contiguous(memory_format=layout)
+                logits = network(inputs)[:, channels]
+                weighted = (torch.sigmoid(logits.float()) * box_weight).contiguous().cpu().numpy()
+            for (y0, x0), box in zip(chunk, weighted):
+                _accumulate(accumulated, box, y0 - margin, x0 - margin)
+            if progress is not None:
+                progress.advance(len(chunk))
+        del slab
+        # Real z slices below the next row's reach are final.
+        final_z = (starts[0][row + 1] - margin) if row + 1 < len(starts[0]) else nz
+        for z0 in range(written, min(final_z, nz), WRITE_SLICES):
+            z1 = min(final_z, nz, z0 + WRITE_SLICES)
+            probabilities = accumulated[:, z0 - buffer_z0:z1 - buffer_z0] / weight_yx
+            probabilities /= weight_z[z0:z1, None, None]
+            write(z0, probabilities)
+        written = max(written, min(final_z, nz))
+
+
+def _shift_down(accumulated: np.ndarray, shift: int) -> None:
+    """Move the rolling buffer ``shift`` slices down (in place, no temporary copy); zero the freed top."""
+    if shift <= 0:
+        return
+    window = accumulated.shape[1]
+    keep = max(0, window - shift)
+    for i in range(0, keep, shift):  # non-overlapping chunks, copied in increasing order
+        n = min(shift, keep - i)
+        accumulated[:, i:i + n] = accumulated[:, i + shift:i + shift + n]
+    accumulated[:, keep:] = 0
+
+
+def _padded_slab(data: np.ndarray, z_first: int, window: int, y_index: np.ndarray, x_index: np.ndarray) -> np.ndarray:
+    """Real slices ``z_first .. z_first + window`` (mirrored at the ends), padded in y and x, as float32."""
+    z_real = reflect_indices(np.arange(z_first, z_first + window), data.shape[0])
+    slab = np.empty((window, len(y_index), len(x_index)), np.float32)
+    for i, z in enumerate(z_real):  # plane by plane: no second copy of the slab in memory
+        slab[i] = read_slab(data, int(z), int(z) + 1)[0][y_index][:, x_index]
+    return slab
+
+
+def _accumulate(accumulated, weighted_probability, y0: int, x0: int) -> None:
+    """Add one weighted box (whose origin is at real y0, x0, possibly negative) into the accumulator."""
+    _, _, ny, nx = accumulated.shape
+    window = weighted_probability.shape[-1]
+    ys, xs = slice(max(0, y0), min(ny, y0 + window)), slice(max(0, x0), min(nx, x0 + window))
+    by, bx = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
+    # z: the box spans the whole buffer (the buffer starts at this row's first real z).
+    accumulated[:, :, ys, xs] += weighted_probability[:, :, by, bx]

@@ -1,0 +1,1 @@
+"""Training: labels, hyper-parameters, the training loops, their saved state and post-processing calibration."""

@@ -1,0 +1,87 @@
+"""The resumable state of a training (3D and 2D alike): where it lives, how it is written and read back,
+and how a model file says whether its training finished.
+
+* **Name**: a training writing ``OUT`` keeps its full state (network, optimizer, history) in
+  ``OUT.last.pt`` after every epoch (``model.pt`` -> ``model.pt.last.pt``). Before, 2D trainings used
+  ``OUT-stem.last.pt``; a resume that finds only that name renames it and goes on.
+* **Completion**: every model file a training writes records ``training["complete"]``: ``False`` while
+  epochs run (the best epoch so far), ``True`` only once the training has finished, including the 3D
+  calibration of the minimum cluster size. A killed run therefore never leaves a model that looks finished.
+* **Resume** continues after the last finished epoch; a run killed before its first epoch ended left
+  no state, and resume says so and starts afresh. With every epoch done it only finishes the training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from deepict.errors import InputFileError
+from deepict.io import atomic_path
+
+STATE_SUFFIX = ".last.pt"
+STATE_FORMAT = "deepict_scipion-training-state"
+#: 2: the state says whether it is 3D or 2D; 2D states were "deepict_scipion-train2d-checkpoint" version 1.
+STATE_VERSION = 2
+_LEGACY_FORMATS = {"3d": (STATE_FORMAT, None), "2d": ("deepict_scipion-train2d-checkpoint", 1)}
+#: ``ModelInfo.training`` key: ``False`` while a training runs, ``True`` once it finished.
+COMPLETE = "complete"
+_FRESH = "Delete it and train again without --resume."
+
+
+def state_path(out) -> Path:
+    """Where the resumable state of a training writing ``out`` lives: ``OUT.last.pt``."""
+    return Path(f"{out}{STATE_SUFFIX}")
+
+
+def _legacy_state_path(out) -> Path:
+    """The name 2D trainings used before: ``OUT-stem.last.pt``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem if out.suffix else out.name}{STATE_SUFFIX}")
+
+
+def state_to_resume(out, log: Callable[[str], None]) -> Path | None:
+    """The state ``--resume`` continues a training writing ``out`` from (``None``: start afresh, said in ``log``)."""
+    path, legacy = state_path(out), _legacy_state_path(out)
+    if not path.is_file() and legacy != path and legacy.is_file():
+        os.replace(legacy, path)
+        log(f"renamed the training state {legacy} to {path} (the name every training uses now)")
+    if path.is_file():
+        return path
+    log(f"--resume: no training state {path} (a run stopped before its first epoch ended leaves none): "
+        "starting a new training")
+    return None
+
+
+def write_state(path: Path, kind: str, state: dict) -> None:
+    """Write a training state atomically (``kind``: ``3d`` or ``2d``)."""
+    import torch
+    with atomic_path(path) as tmp:
+        torch.save({"format": STATE_FORMAT, "format_version": STATE_VERSION, "kind": kind, **state}, tmp)
+
+
+def read_state(path: Path, kind: str) -> dict:
+    """A training state of a ``kind`` training written by :func:`write_state` (or by the former writers)."""
+    from deepict.nn.model_files import read_torch_file
+    state = read_torch_file(path, _FRESH)
+    if not isinstance(state, dict):
+        raise InputFileError(path, "is not a deepict_scipion training state", _FRESH)
+    if state.get("format") == STATE_FORMAT and state.get("format_version") == STATE_VERSION:
+        if state.get("kind") != kind:
+            raise InputFileError(path, f"is the state of a {state.get('kind')} training, not of a {kind} one", _FRESH)
+        return state
+    if (state.get("format"), state.get("format_version")) == _LEGACY_FORMATS[kind]:
+        return state
+    if state.get("format") == STATE_FORMAT and isinstance(state.get("format_version"), int) \
+            and state["format_version"] > STATE_VERSION:
+        raise InputFileError(path, "was written by a newer deepict_scipion", "Update the deepict_scipion plugin.")
+    raise InputFileError(path, f"is not a deepict_scipion {kind} training state", _FRESH)
+
+
+def incomplete_training_warning(training: dict) -> str | None:
+    """What to say about a model whose training did not finish (``None`` when it did, or it does not say)."""
+    if training.get(COMPLETE) is not False:
+        return None
+    return ("its training did not finish (the run was stopped; a 3D particle model then also lacks its calibrated "
+            "minimum cluster size): run the same training again with --resume to finish it")

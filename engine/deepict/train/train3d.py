@@ -1,0 +1,327 @@
+"""Training the 3D U-Net on annotated tomograms (particle spheres or structure masks).
+
+How training works, and why:
+
+* **Normalisation** — each tomogram is z-scored with its own whole-volume mean and standard
+  deviation, exactly as at inference (the original normalised training boxes differently).
+* **Patches** — each sample is a ``patch_size``³ box; a fraction ``positive_fraction`` of them is
+  centred near a labelled voxel (a particle centre, or a voxel of a structure mask) so that rare
+  particles are seen, the rest are drawn uniformly so that background is seen too.
+* **Augmentation that applies** — every sample is flipped along each axis at random, rotated by a
+  random multiple of 90° about z, and its intensities are jittered (gain, offset, noise).
+* **Validation** — a slab at the high-x end of every tomogram (``val_fraction`` of its width) is
+  never used for training; validation Dice is measured on a fixed grid of boxes in it.
+* **Minimum cluster size** — after training, one-class particle models choose the minimum size
+  of a pick's cluster on the validation slabs (:mod:`.calibrate`); it becomes the model's default.
+* **Checkpoints** — every epoch the full training state goes to ``<out>.last.pt`` (resume from
+  it after a kill) and the model with the best validation Dice to ``<out>``, both atomically; the
+  model is marked complete only after the calibration (see :mod:`.training_state`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepict.train.calibrate import calibrate_min_size, sphere_volume
+from deepict.nn.devices import memory_format, select_device
+from deepict.errors import InputFileError, ParameterError
+from deepict.io import volume_mean_std
+from deepict.nn.losses import get_loss
+from deepict.nn.model_files import KIND_3D, ModelInfo, build_network, load_model, save_model
+from deepict.progress import Progress, format_duration, print_line
+from deepict.train.config import TrainConfig
+from deepict.train.state import COMPLETE, read_state, state_to_resume, write_state
+from deepict.train.state import state_path as training_state_path
+
+
+@dataclass
+class TrainingTomogram:
+    """One annotated tomogram: voxels (z, y, x), targets (C, z, y, x) and where the labels are."""
+
+    name: str
+    data: np.ndarray
+    targets: np.ndarray
+    label_points_zyx: np.ndarray
+    voxel_size: float | None
+
+
+class PatchSampler:
+    """Draws training boxes (with labels) from the training part of each tomogram."""
+
+    def __init__(self, tomograms: list, config: TrainConfig, rng: np.random.Generator, stats: list):
+        self.tomograms = tomograms
+        self.config = config
+        self.rng = rng
+        self.stats = stats  # (mean, std) per tomogram
+        self.train_width = [_train_width(t.data.shape[2], config) for t in tomograms]
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """One batch: inputs (B, 1, P, P, P) float32 and targets (B, C, P, P, P) float32."""
+        p, batch = self.config.patch_size, self.config.batch_size
+        inputs = np.empty((batch, 1, p, p, p), np.float32)
+        targets = np.empty((batch, len(self.config.classes), p, p, p), np.float32)
+        for i in range(batch):
+            index = int(self.rng.integers(len(self.tomograms)))
+            tomo = self.tomograms[index]
+            limits = np.array(tomo.data.shape[:2] + (self.train_width[index],))
+            origin = self._origin(tomo, limits)
+            box = tuple(slice(o, o + p) for o in origin)
+            mean, std = self.stats[index]
+            image = (np.asarray(tomo.data[box], np.float32) - mean) / std
+            label = tomo.targets[(slice(None),) + box].astype(np.float32)
+            if self.config.augment:
+                image, label = augment(image, label, self.rng)
+            inputs[i, 0], targets[i] = image, label
+        return inputs, targets
+
+    def _origin(self, tomo: TrainingTomogram, limits: np.ndarray) -> np.ndarray:
+        p = self.config.patch_size
+        high = np.maximum(limits - p, 0)
+        points = tomo.label_points_zyx
+        points = points[points[:, 2] < limits[2]] if len(points) else points
+        if len(points) and self.rng.random() < self.config.positive_fraction:
+            point = points[self.rng.integers(len(points))]
+            # The labelled voxel lands anywhere in the central half of the box.
+            origin = point - self.rng.integers(p // 4, p - p // 4, size=3)
+        else:
+            origin = self.rng.integers(0, high + 1)
+        return np.clip(origin, 0, high).astype(int)
+
+
+def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips along z, y, x, a random multiple of 90° about z, and intensity jitter."""
+    for axis in range(3):
+        if rng.random() < 0.5:
+            image, label = np.flip(image, axis), np.flip(label, axis + 1)
+    turns = int(rng.integers(4))
+    image, label = np.rot90(image, turns, axes=(1, 2)), np.rot90(label, turns, axes=(2, 3))
+    gain, offset, noise = rng.uniform(0.85, 1.15), rng.uniform(-0.15, 0.15), rng.uniform(0, 0.15)
+    image = image * gain + offset + rng.normal(0, noise, image.shape).astype(np.float32)
+    return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(label)
+
+
+def _train_width(width_x: int, config: TrainConfig) -> int:
+    """Voxels along x used for training; the rest (high x) is the validation slab."""
+    if config.val_fraction <= 0:
+        return width_x
+    val_width = max(config.patch_size, int(round(config.val_fraction * width_x)))
+    return width_x - val_width if width_x - val_width >= config.patch_size else width_x
+
+
+def validation_boxes(tomograms: list, config: TrainConfig, max_per_tomogram: int = 12) -> list:
+    """A fixed list of (tomogram index, origin) boxes inside the validation slabs."""
+    p = config.patch_size
+    boxes = []
+    for index, tomo in enumerate(tomograms):
+        z, y, x = tomo.data.shape
+        x_start = _train_width(x, config)
+        if x_start == x:
+            continue
+        grid = [(oz, oy, ox) for oz in _grid_starts(z, p) for oy in _grid_starts(y, p)
+                for ox in _grid_starts(x - x_start, p, offset=x_start)]
+        chosen = np.random.default_rng(index).permutation(len(grid))[:max_per_tomogram]
+        boxes += [(index, grid[i]) for i in sorted(chosen)]
+    return boxes
+
+
+def _grid_starts(length: int, size: int, offset: int = 0) -> list:
+    count = max(1, math.ceil(length / size))
+    return sorted({offset + min(i * size, length - size) for i in range(count)})
+
+
+def pad_to_patch(data: np.ndarray, targets: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reflect-pad a tomogram (and zero-pad its targets) that is smaller than one patch along an axis."""
+    pad = [(0, max(0, patch - s)) for s in data.shape]
+    if not any(after for _, after in pad):
+        return data, targets
+    return np.pad(np.asarray(data), pad, mode="reflect"), np.pad(targets, [(0, 0)] + pad)
+
+
+def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, log=None,
+          spectrum: dict | None = None) -> ModelInfo:
+    """Train a 3D U-Net and write the best model to ``out_path`` (see the module docstring).
+
+    ``spectrum``: the reference spectrum the training tomograms were equalized to, stored as
+    ``ModelInfo.spectrum`` (see :func:`~deepict.infer.picking.spectrum_record`).
+    """
+    log = log or print_line
+    config.validate()
+    loss_fn = get_loss(config.loss)
+    if not tomograms:
+        raise ParameterError("no training tomograms were given")
+    voxel_sizes = {round(t.voxel_size, 3) for t in tomograms if t.voxel_size}
+    if len(voxel_sizes) > 1:
+        raise ParameterError(f"the training tomograms have different voxel sizes {sorted(voxel_sizes)} Å: "
+                             "bin or rescale them to one voxel size first")
+    for t in tomograms:
+        if not t.targets.any():
+            raise InputFileError(t.name, "has no labelled voxel", "Give coordinates or a non-empty mask for it.")
+    # Padding and the z-score statistics read every voxel: tens of seconds on big tomograms.
+    preparing = Progress("preparing the training tomograms", len(tomograms), "tomograms", log)
+    padded, stats = [], []
+    for t in tomograms:
+        padded.append(TrainingTomogram(t.name, *pad_to_patch(t.data, t.targets, config.patch_size),
+                                       t.label_points_zyx, t.voxel_size))
+        stats.append(volume_mean_std(padded[-1].data))
+        preparing.advance()
+    tomograms = padded
+    out_path = Path(out_path)
+    state_path = training_state_path(out_path)
+    device = select_device(config.device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    info = ModelInfo(
+        kind=KIND_3D, classes=list(config.classes),
+        architecture={"depth": config.depth, "initial_features": config.initial_features,
+                      "out_channels": len(config.classes), "batch_norm": config.batch_norm,
+                      "encoder_dropout": config.encoder_dropout, "decoder_dropout": config.decoder_dropout},
+        voxel_size=voxel_sizes.pop() if voxel_sizes else None, patch_size=config.patch_size, overlap=12,
+        label_kind=config.label_kind, sphere_radius=dict(config.sphere_radius),
+        postprocess=_default_postprocess(config), spectrum=spectrum, training={**asdict(config), COMPLETE: False})
+    layout = memory_format(device)
+    network = build_network(info).to(device=device, memory_format=layout)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.learning_rate / 20)
+    start_epoch, best_dice = 0, -1.0
+    if resume and state_to_resume(out_path, log):
+        start_epoch, best_dice, rng = _restore(state_path, info, network, optimizer, scheduler)
+        # The saved schedule ends at the saved epoch count: stretch it to this run's count, so that
+        # resuming with more epochs keeps annealing instead of restarting the cosine (a warm restart).
+        scheduler.T_max = config.epochs
+        log(f"resuming from {state_path} after epoch {start_epoch} of {config.epochs}"
+            + (": every epoch is done, only the final calibration runs" if start_epoch >= config.epochs else ""))
+
+    sampler = PatchSampler(tomograms, config, rng, stats)
+    val_boxes = validation_boxes(tomograms, config)
+    if not val_boxes:
+        log("no validation slab (tomograms too small or val_fraction 0): the last epoch's model is kept")
+    epochs_without_gain = 0
+    for epoch in range(start_epoch, config.epochs):
+        started = time.time()
+        network.train()
+        losses = []
+        learning_rate = optimizer.param_groups[0]["lr"]  # the rate used in this epoch
+        # Silent unless the epoch takes longer than a progress interval.
+        batches = Progress(f"epoch {epoch + 1}/{config.epochs}", config.iterations_per_epoch, "batches", log,
+                           first_line=False)
+        for _ in range(config.iterations_per_epoch):
+            inputs, targets = sampler.sample()
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(network(torch.from_numpy(inputs).to(device).contiguous(memory_format=layout)),
+                           torch.from_numpy(targets).to(device))
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            batches.advance()
+        scheduler.step()
+        val_dice = validation_dice(network, tomograms, sampler.stats, val_boxes, config, device) if val_boxes else None
+        seconds = time.time() - started
+        info.history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_dice": val_dice,
+                             "seconds": round(seconds, 2), "lr": learning_rate})
+        improved = val_dice is None or val_dice > best_dice
+        if improved:
+            best_dice = val_dice if val_dice is not None else best_dice
+            info.training["best_epoch"] = epoch + 1
+            save_model(out_path, network, info)
+            epochs_without_gain = 0
+        else:
+            epochs_without_gain += 1
+        _save_state(state_path, info, network, optimizer, scheduler, epoch + 1, best_dice, sampler.rng)
+        remaining = (config.epochs - epoch - 1) * seconds
+        log(f"epoch {epoch + 1}/{config.epochs}  loss {np.mean(losses):.4f}  "
+            f"val_dice {'n/a' if val_dice is None else f'{val_dice:.4f}'}{' *' if improved else ''}  "
+            f"{seconds:.1f} s  ETA {format_duration(remaining)}")
+        if config.patience and epochs_without_gain >= config.patience:
+            log(f"early stop: validation Dice did not improve for {config.patience} epochs")
+            break
+    # The best model file carries the whole history, not only the epochs up to the best one.
+    best_network, best_info = load_model(out_path, kind=KIND_3D)
+    best_info.history = info.history
+    calibration = _calibrate_postprocess(best_network.to(device), tomograms, sampler.stats, config, best_info,
+                                         device, log)
+    if calibration:
+        best_info.postprocess["min_size"] = calibration["min_size"]
+        best_info.training["min_size_calibration"] = calibration
+    best_info.training[COMPLETE] = True
+    save_model(out_path, best_network, best_info)
+    return best_info
+
+
+def _calibrate_postprocess(network, tomograms, stats, config: TrainConfig, info: ModelInfo, device, log):
+    """Choose the minimum cluster size of a one-class particle model on its validation slabs
+    (see :mod:`.calibrate`); ``None`` for structure or multi-class models, or without slabs."""
+    if config.label_kind != "spheres" or len(config.classes) != 1 or not config.sphere_radius:
+        return None
+    radius = float(min(config.sphere_radius.values()))
+    slabs = []
+    for tomo, tomo_stats in zip(tomograms, stats):
+        width = tomo.data.shape[2]
+        x_start = _train_width(width, config)
+        if x_start == width:
+            continue
+        # A little training data on the low-x side, so that the slab's edge is predicted with context.
+        x0 = max(0, x_start - int(math.ceil(radius)))
+        points = tomo.label_points_zyx[tomo.label_points_zyx[:, 2] >= x0] - (0, 0, x0)
+        slabs.append((tomo.data[:, :, x0:], tomo_stats, x_start - x0 + radius, points))
+    if not slabs:
+        return None
+    return calibrate_min_size(network, slabs, radius, info.postprocess["threshold"], device, log)
+
+
+def validation_dice(network, tomograms, stats, boxes, config: TrainConfig, device) -> float:
+    """Mean over classes of the Dice of thresholded (p > 0.5) predictions on the validation boxes."""
+    network.eval()
+    p = config.patch_size
+    channels = len(config.classes)
+    intersection, total = np.zeros(channels), np.zeros(channels)
+    with torch.inference_mode():
+        for index, origin in boxes:
+            box = tuple(slice(o, o + p) for o in origin)
+            mean, std = stats[index]
+            image = (np.asarray(tomograms[index].data[box], np.float32) - mean) / std
+            inputs = torch.from_numpy(image)[None, None].to(device).contiguous(memory_format=memory_format(device))
+            prediction = network(inputs)[0].cpu().numpy() > 0
+            truth = tomograms[index].targets[(slice(None),) + box] > 0
+            intersection += (prediction & truth).reshape(channels, -1).sum(1)
+            total += prediction.reshape(channels, -1).sum(1) + truth.reshape(channels, -1).sum(1)
+    return float(np.mean(np.where(total > 0, 2 * intersection / np.maximum(total, 1), 1.0)))
+
+
+def _default_postprocess(config: TrainConfig) -> dict:
+    if config.label_kind == "spheres" and config.sphere_radius:
+        smallest = min(config.sphere_radius.values())
+        # Until calibrated (calibrate.py), or where it cannot be: a particle must fill half a training sphere;
+        # smaller blobs are mostly noise (on the demo, 0.15 -> 0.5 sphere volumes raised F1 from 0.70 to 0.85).
+        return {"threshold": 0.5, "min_size": max(5, int(0.5 * sphere_volume(smallest))), "max_size": None}
+    return {"threshold": 0.5, "min_size": 50, "max_size": None}
+
+
+def _save_state(path: Path, info, network, optimizer, scheduler, epoch, best_dice, rng) -> None:
+    write_state(path, KIND_3D, {"info": asdict(info), "epoch": epoch, "best_dice": best_dice,
+                                "state_dict": network.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(), "rng": rng.bit_generator.state,
+                                "torch_rng": torch.get_rng_state()})
+
+
+def _restore(path: Path, info: ModelInfo, network, optimizer, scheduler):
+    state = read_state(path, KIND_3D)
+    saved = state["info"]
+    if saved["classes"] != info.classes or saved["architecture"] != info.architecture:
+        raise InputFileError(path, "was saved for another architecture or other classes",
+                             "Resume with the same parameters, or delete it to start afresh.")
+    network.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    info.history[:] = saved["history"]
+    info.training.update(best_epoch=saved["training"].get("best_epoch"))
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    return int(state["epoch"]), float(state["best_dice"]), rng

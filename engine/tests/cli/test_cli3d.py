@@ -1,0 +1,141 @@
+"""End-to-end test of the 3D commands (``deepict train3d / pick / segment3d / import-model``) on a tiny phantom."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepict.cli.main import main
+from deepict.io import read_coordinates, read_volume, write_volume
+from deepict.nn.model_files import KIND_3D, load_model, read_model_info
+from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
+from tiny_world import PUBLISHED
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+VOXEL = 13.48
+INFERENCE = ["--window", "32", "--margin", "4", "--batch-size", "4", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def phantom_files(tmp_path_factory):
+    phantom = make_phantom(PhantomConfig(shape_zyx=(32, 48, 48), seed=2, n_ribosomes=5, n_fas=1, n_distractors=2,
+                                         n_vesicles=1, n_sheets=0))
+    return write_phantom(phantom, tmp_path_factory.mktemp("phantom"), "tomo")
+
+
+@pytest.fixture(scope="module")
+def trained_model(phantom_files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "ribo.pt"
+    code = main(["train3d", "--tomograms", phantom_files["tomogram"], "--coords", phantom_files["ribosome"],
+                 "--class-name", "ribosome", "--radius", "4", "--out", str(out), "--epochs", "2",
+                 "--iterations-per-epoch", "2", "--patch-size", "16", "--depth", "1", "--initial-features", "2",
+                 "--batch-size", "2", "--device", "cpu"])
+    assert code == 0
+    return out
+
+
+def last_json(text: str) -> dict:
+    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+
+
+def test_train3d_writes_a_model(trained_model, capsys):
+    # Beside the model: its resumable training state (named by training_state, whose naming has changed).
+    assert trained_model.is_file() and [p for p in trained_model.parent.iterdir() if p != trained_model
+                                        and p.name.startswith(f"{trained_model.stem}.") and p.suffix == ".pt"]
+    info = read_model_info(trained_model)
+    assert info.kind == KIND_3D and info.classes == ["ribosome"] and info.voxel_size == pytest.approx(VOXEL)
+    assert info.sphere_radius == {"ribosome": 4.0} and len(info.history) == 2
+
+
+def test_pick_and_segment3d(trained_model, phantom_files, tmp_path, capsys):
+    picks = tmp_path / "picks.csv"
+    probability = tmp_path / "probability.mrc"
+    code = main(["pick", "--model", str(trained_model), "--tomogram", phantom_files["tomogram"], "--out", str(picks),
+                 "--threshold", "0.3", "--min-size", "1", "--probability-map", str(probability)] + INFERENCE)
+    assert code == 0
+    table = read_coordinates(picks)
+    assert table.voxel_size == pytest.approx(VOXEL)
+    assert {"score", "size", "class"} <= set(table.columns)
+    assert np.all((table.xyz >= 0) & (table.xyz <= np.array([47, 47, 31])))
+    probabilities = read_volume(probability)
+    assert probabilities.data.shape == (32, 48, 48) and probabilities.voxel_size == pytest.approx(VOXEL)
+    assert 0 <= probabilities.data.min() and probabilities.data.max() <= 1
+    assert "particle(s) picked" in capsys.readouterr().out
+
+    mask = tmp_path / "mask.mrc"
+    code = main(["segment3d", "--model", str(trained_model), "--tomogram", phantom_files["tomogram"],
+                 "--out", str(mask), "--threshold", "0.3", "--min-size", "1", "--border", "2", "1", "0"] + INFERENCE)
+    assert code == 0
+    segmented = read_volume(mask)
+    assert segmented.data.shape == (32, 48, 48) and segmented.data.dtype == np.int8
+    expected = np.asarray(probabilities.data) > 0.3
+    expected[:, :, :2] = expected[:, :, -2:] = False
+    expected[:, :1] = expected[:, -1:] = False
+    np.testing.assert_array_equal(segmented.data.astype(bool), expected)  # min size 1: every cluster is kept
+    assert not list(tmp_path.glob(".deepict-*")), "the scratch folder of the probability map was left behind"
+
+
+def test_import_published_model_and_pick(phantom_files, tmp_path, capsys):
+    checkpoint = PUBLISHED / "ribosomeModel.pth"
+    if not checkpoint.is_file():
+        pytest.skip(f"{checkpoint} is not available")
+    model = tmp_path / "published_ribo.pt"
+    assert main(["import-model", str(checkpoint), "--out", str(model), "--voxel-size", str(VOXEL)]) == 0
+    report = last_json(capsys.readouterr().out)
+    assert report["classes"] == ["ribo"] and report["voxel_size"] == pytest.approx(VOXEL)
+    network, info = load_model(model, kind=KIND_3D)
+    assert sum(p.numel() for p in network.parameters()) == 21_453
+    picks = tmp_path / "picks.csv"
+    code = main(["pick", "--model", str(model), "--tomogram", phantom_files["tomogram"], "--out", str(picks)]
+                + INFERENCE)
+    assert code == 0 and picks.is_file()
+    assert len(read_coordinates(picks)) >= 0
+
+
+def test_import_model_without_voxel_size_fails_cleanly(tmp_path, capsys):
+    checkpoint = PUBLISHED / "ribosomeModel.pth"
+    if not checkpoint.is_file():
+        pytest.skip(f"{checkpoint} is not available")
+    assert main(["import-model", str(checkpoint), "--out", str(tmp_path / "m.pt")]) == 2
+    error = capsys.readouterr().err
+    assert "deepict import-model: error:" in error and "--voxel-size" in error
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_wrong_voxel_size_is_refused(trained_model, phantom_files, tmp_path, capsys):
+    data = read_volume(phantom_files["tomogram"]).data
+    other = tmp_path / "bin2.mrc"
+    write_volume(other, np.asarray(data), VOXEL / 2)
+    picks = tmp_path / "picks.csv"
+    code = main(["pick", "--model", str(trained_model), "--tomogram", str(other), "--out", str(picks)] + INFERENCE)
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "deepict pick: error:" in error and "bin2.mrc" in error and "6.74" in error and "13.48" in error
+    assert not picks.exists()
+    # --ignore-voxel-size overrides the check.
+    assert main(["pick", "--model", str(trained_model), "--tomogram", str(other), "--out", str(picks),
+                 "--ignore-voxel-size"] + INFERENCE) == 0
+
+
+def test_bad_inputs_exit_with_code_2(trained_model, phantom_files, tmp_path, capsys):
+    missing = tmp_path / "missing.mrc"
+    assert main(["pick", "--model", str(trained_model), "--tomogram", str(missing),
+                 "--out", str(tmp_path / "p.csv")] + INFERENCE) == 2
+    assert "missing.mrc" in capsys.readouterr().err
+    assert main(["train3d", "--tomograms", phantom_files["tomogram"], phantom_files["tomogram"],
+                 "--coords", phantom_files["ribosome"], "--radius", "4", "--out", str(tmp_path / "m.pt")]) == 2
+    assert "tomo_ribosome.csv" in capsys.readouterr().err
+    # A model file that is not a model, and a 3D command given a non-3D file.
+    fake = tmp_path / "fake.pt"
+    fake.write_text("hello")
+    assert main(["pick", "--model", str(fake), "--tomogram", phantom_files["tomogram"],
+                 "--out", str(tmp_path / "p.csv")] + INFERENCE) == 2
+    assert "fake.pt" in capsys.readouterr().err
+    # A window the network cannot take.
+    assert main(["pick", "--model", str(trained_model), "--tomogram", phantom_files["tomogram"],
+                 "--out", str(tmp_path / "p.csv"), "--window", "8", "--margin", "4", "--device", "cpu"]) == 2
+    assert "margin" in capsys.readouterr().err

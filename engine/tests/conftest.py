@@ -1,0 +1,22 @@
+"""Fixtures shared by the engine's tests (no Scipion here: these run in the engine's own environment)."""
+
+import os
+import sys
+
+import pytest
+import torch
+
+# Test modules in the subfolders import the shared helpers (tiny_world) from this folder.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: the networks in the engine tests are tiny, and on a shared machine a busy
+    core makes a multi-threaded pool spin; OMP_NUM_THREADS also keeps the engine's device choice at 1."""
+    previous = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(previous)

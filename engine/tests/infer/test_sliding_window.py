@@ -1,0 +1,230 @@
+"""Tests of the sliding-window 3D inference (deepict.infer.sliding_window): tiny networks, fast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepict.errors import ParameterError
+from deepict.io import read_volume, write_volume
+from deepict.nn.networks import UNet3D
+from deepict.infer.sliding_window import (axis_weights, blending_profile, predict_tomogram, reflect_indices,
+                                          window_starts)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def covered(length: int, window: int, margin: int) -> np.ndarray:
+    """How many box cores cover each real voxel."""
+    count = np.zeros(length, int)
+    for start in window_starts(length, window, margin):
+        count[max(0, start):min(length, start + window - 2 * margin)] += 1
+    return count
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("length", [1, 2, 5, 7, 9, 15, 16, 17, 31, 37, 47, 48, 49, 61, 96, 130])
+@pytest.mark.parametrize("window, margin", [(32, 4), (16, 4), (24, 0), (64, 12)])
+def test_window_starts_cover_every_voxel(length, window, margin):
+    starts = window_starts(length, window, margin)
+    padded = max(length + 2 * margin, window)
+    assert starts == sorted(set(starts)) and starts[0] == 0
+    assert starts[-1] == padded - window  # the last box ends exactly at the end of the padded axis
+    assert all(0 <= s <= padded - window for s in starts)
+    assert (covered(length, window, margin) >= 1).all()
+    step = window - 2 * margin
+    assert len(starts) == max(1, -(-length // step))  # no more boxes than needed
+
+
+@pytest.mark.parametrize("window, margin, multiple", [(32, 4, 1), (32, 4, 3), (16, 4, 5), (64, 12, 2)])
+def test_window_starts_exact_multiples_tile_without_overlap(window, margin, multiple):
+    step = window - 2 * margin
+    length = multiple * step
+    assert window_starts(length, window, margin) == [k * step for k in range(multiple)]
+    assert (covered(length, window, margin) == 1).all()
+
+
+def test_window_starts_smaller_than_box():
+    assert window_starts(5, 32, 4) == [0]  # a single box; the rest is reflection
+    assert window_starts(1, 16, 2) == [0]
+
+
+def test_window_must_exceed_twice_the_margin():
+    with pytest.raises(ParameterError, match="margin"):
+        window_starts(10, 24, 12)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 7, 10])
+def test_reflect_indices_match_numpy_reflect(length):
+    values = np.arange(length)
+    for pad in range(0, 3 * length + 2):
+        expected = np.pad(values, pad, mode="reflect") if length > 1 else np.zeros(length + 2 * pad, int)
+        assert np.array_equal(values[reflect_indices(np.arange(-pad, length + pad), length)], expected), pad
+
+
+def test_blending_profile():
+    profile = blending_profile(32, 4)
+    assert profile.shape == (32,) and profile.min() > 0 and profile.max() == 1.0
+    assert np.all(profile[4:28] == 1.0)
+    assert np.allclose(profile, profile[::-1])
+    assert np.all(np.diff(profile[:5]) > 0)
+    assert np.array_equal(blending_profile(16, 0), np.ones(16, np.float32))
+
+
+def test_axis_weights_multiply_to_the_summed_box_weights():
+    shape, window, margin = (9, 30, 21), 16, 3
+    profile = blending_profile(window, margin)
+    starts = [window_starts(n, window, margin) for n in shape]
+    total = np.zeros(shape)
+    box = profile[:, None, None] * profile[None, :, None] * profile[None, None, :]
+    for z0 in starts[0]:
+        for y0 in starts[1]:
+            for x0 in starts[2]:
+                padded = np.zeros(tuple(s + 2 * window for s in shape))
+                padded[z0 - margin + window:z0 - margin + 2 * window, y0 - margin + window:y0 - margin + 2 * window,
+                       x0 - margin + window:x0 - margin + 2 * window] += box
+                total += padded[window:-window, window:-window, window:-window]
+    weights = [axis_weights(n, st, window, margin, profile) for n, st in zip(shape, starts)]
+    np.testing.assert_allclose(weights[0][:, None, None] * weights[1][None, :, None] * weights[2][None, None, :],
+                               total, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+# --------------------------------------------------------------------------------------------
+
+class Recorder:
+    """Collects ``write(z0, probs)`` calls and checks that they arrive in order, each slice once."""
+
+    def __init__(self, shape_zyx, channels: int):
+        self.result = np.full((channels,) + tuple(shape_zyx), np.nan, np.float32)
+        self.written = np.zeros(shape_zyx[0], int)
+        self.next_z = 0
+
+    def __call__(self, z0, probabilities):
+        assert z0 == self.next_z, "slabs must arrive in increasing z without gaps"
+        assert probabilities.dtype == np.float32
+        assert probabilities.shape[0] == self.result.shape[0] and probabilities.shape[2:] == self.result.shape[2:]
+        z1 = z0 + probabilities.shape[1]
+        self.written[z0:z1] += 1
+        self.result[:, z0:z1] = probabilities
+        self.next_z = z1
+
+
+def tiny_unet(seed=0, out_channels=1):
+    torch.manual_seed(seed)
+    return UNet3D(depth=1, initial_features=2, out_channels=out_channels, batch_norm=True).eval()
+
+
+@pytest.mark.parametrize("shape, window, margin, batch_size", [
+    ((5, 7, 9), 16, 4, 2),
+    ((37, 130, 61), 24, 4, 3),
+    ((16, 16, 16), 16, 0, 1),
+    ((1, 40, 3), 16, 2, 4),
+])
+def test_predict_tomogram_writes_each_slice_once(shape, window, margin, batch_size):
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=shape).astype(np.float32)
+    recorder = Recorder(shape, 2)
+    predict_tomogram(tiny_unet(out_channels=2), data, recorder, window=window, margin=margin, batch_size=batch_size)
+    assert (recorder.written == 1).all()
+    assert np.isfinite(recorder.result).all()
+    assert recorder.result.min() >= 0 and recorder.result.max() <= 1
+
+
+def reference_prediction(network, data, window, margin):
+    """Straightforward blending on the whole reflect-padded volume (no rolling buffer, no streaming)."""
+    starts = [window_starts(n, window, margin) for n in data.shape]
+    index = [reflect_indices(np.arange(st[-1] + window) - margin, n) for n, st in zip(data.shape, starts)]
+    padded = (data[np.ix_(*index)] - data.mean(dtype=np.float64)) / data.std(dtype=np.float64)
+    profile = blending_profile(window, margin)
+    box_weight = profile[:, None, None] * profile[None, :, None] * profile[None, None, :]
+    total, weights = np.zeros((2,) + padded.shape), np.zeros(padded.shape)
+    for z0 in starts[0]:
+        for y0 in starts[1]:
+            for x0 in starts[2]:
+                where = (slice(z0, z0 + window), slice(y0, y0 + window), slice(x0, x0 + window))
+                box = torch.from_numpy(padded[where].astype(np.float32))[None, None]
+                with torch.no_grad():
+                    total[(slice(None),) + where] += torch.sigmoid(network(box))[0].numpy() * box_weight
+                weights[where] += box_weight
+    core = tuple(slice(margin, margin + n) for n in data.shape)
+    return (total[(slice(None),) + core] / weights[core]).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape, window, margin, batch_size", [
+    ((37, 50, 45), 16, 4, 3),
+    ((7, 9, 11), 16, 2, 3),
+    ((40, 20, 24), 24, 6, 3),
+    ((10, 40, 40), 16, 4, 2),  # 25 boxes per row: the lone last box joins the previous batch
+])
+def test_streamed_prediction_equals_whole_volume_blending(shape, window, margin, batch_size):
+    data = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+    network = tiny_unet(seed=1, out_channels=2)
+    expected = reference_prediction(network, data, window, margin)
+    recorder = Recorder(shape, 2)
+    predict_tomogram(network, data, recorder, window=window, margin=margin, batch_size=batch_size)
+    np.testing.assert_allclose(recorder.result, expected, atol=1e-5)
+
+
+class PointwiseNet(torch.nn.Module):
+    """A 1x1x1 convolution: no spatial context, so blending must reproduce the plain result exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.out_conv = torch.nn.Conv3d(1, 2, kernel_size=1)
+        with torch.no_grad():
+            self.out_conv.weight[:] = torch.tensor([1.5, -0.7]).view(2, 1, 1, 1, 1)
+            self.out_conv.bias[:] = torch.tensor([0.2, -0.1])
+
+    def forward(self, x):
+        return self.out_conv(x)
+
+
+@pytest.mark.parametrize("shape, window, margin", [((37, 50, 45), 16, 4), ((9, 33, 20), 24, 8), ((5, 7, 9), 32, 4)])
+def test_blending_equals_a_single_window_for_a_pointwise_network(shape, window, margin):
+    rng = np.random.default_rng(2)
+    data = (3 + 2 * rng.normal(size=shape)).astype(np.float32)
+    network = PointwiseNet()
+    recorder = Recorder(shape, 1)
+    predict_tomogram(network, data, recorder, channels=[1], window=window, margin=margin, batch_size=4)
+    normalised = (data - data.mean(dtype=np.float64)) / data.std(dtype=np.float64)
+    with torch.no_grad():
+        expected = torch.sigmoid(network(torch.from_numpy(normalised.astype(np.float32))[None, None]))[0, 1:]
+    assert (recorder.written == 1).all()
+    np.testing.assert_allclose(recorder.result, expected.numpy(), atol=1e-4)
+
+
+def test_predict_from_a_memory_mapped_file_with_given_stats(tmp_path):
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(21, 18, 26)).astype(np.float32)
+    write_volume(tmp_path / "t.mrc", data, 13.48)
+    mapped = read_volume(tmp_path / "t.mrc").data
+    network = PointwiseNet()
+    from_file, in_memory = Recorder(data.shape, 2), Recorder(data.shape, 2)
+    predict_tomogram(network, mapped, from_file, window=16, margin=4, stats=(0.5, 2.0))
+    predict_tomogram(network, data, in_memory, window=16, margin=4, stats=(0.5, 2.0))
+    np.testing.assert_array_equal(from_file.result, in_memory.result)
+    with torch.no_grad():
+        expected = torch.sigmoid(network(torch.from_numpy((data - 0.5) / 2.0)[None, None]))[0].numpy()
+    np.testing.assert_allclose(from_file.result, expected, atol=1e-4)
+
+
+def test_constant_tomogram_does_not_divide_by_zero():
+    data = np.full((6, 10, 12), 7.0, np.float32)
+    recorder = Recorder(data.shape, 1)
+    predict_tomogram(tiny_unet(), data, recorder, window=16, margin=2)
+    assert np.isfinite(recorder.result).all()
+
+
+def test_window_not_divisible_by_the_network_depth_and_bad_batch_size_are_refused():
+    with pytest.raises(ParameterError, match="divisible"):
+        predict_tomogram(UNet3D(depth=2, initial_features=2), np.zeros((4, 4, 4), np.float32),
+                         lambda z0, p: None, window=18, margin=2)
+    with pytest.raises(ParameterError, match="batch size"):
+        predict_tomogram(UNet3D(depth=2, initial_features=2), np.zeros((4, 4, 4), np.float32),
+                         lambda z0, p: None, window=16, margin=2, batch_size=0)

@@ -1,0 +1,259 @@
+"""Tests of 3D training (deepict.train.train3d, labels, and the train3d input checks): tiny and fast."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepict.train import train3d
+from deepict.cli.main import main
+from deepict.cli.particles3d import load_training_tomograms
+from deepict.errors import DeepictError, InputFileError, ParameterError
+from deepict.io import CoordinateTable, write_coordinates, write_volume
+from deepict.train.labels import paint_spheres, sphere_offsets, sphere_targets
+from deepict.nn.model_files import KIND_3D, load_model, read_model_info
+from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
+from deepict.train.train3d import TrainConfig, augment, train
+from deepict.train.state import COMPLETE
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+VOXEL = 13.48
+SHAPE = (32, 48, 48)
+
+
+@pytest.fixture(scope="module")
+def phantom_files(tmp_path_factory):
+    phantom = make_phantom(PhantomConfig(shape_zyx=SHAPE, seed=1, n_ribosomes=5, n_fas=1, n_distractors=2,
+                                         n_vesicles=1, n_sheets=0))
+    assert len(phantom.coords["ribosome"]) >= 2
+    return write_phantom(phantom, tmp_path_factory.mktemp("phantom"), "tomo")
+
+
+def tiny_config(**changes) -> TrainConfig:
+    values = dict(classes=["ribosome"], depth=1, initial_features=2, patch_size=16, batch_size=2, epochs=2,
+                  iterations_per_epoch=2, device="cpu", sphere_radius={"ribosome": 4.0}, val_fraction=0.34)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+# --------------------------------------------------------------------------------------------
+# Training and resuming
+# --------------------------------------------------------------------------------------------
+
+def test_tiny_training_writes_model_and_state_then_resumes(phantom_files, tmp_path):
+    tomograms = load_training_tomograms([phantom_files["tomogram"]], coords=[[phantom_files["ribosome"]]],
+                                        radii=[4.0])
+    assert tomograms[0].voxel_size == pytest.approx(VOXEL) and tomograms[0].targets.shape == (1,) + SHAPE
+    out = tmp_path / "ribo.pt"
+    messages = []
+    info = train(tomograms, tiny_config(), out, log=messages.append)
+    assert out.is_file() and (tmp_path / "ribo.pt.last.pt").is_file()
+    assert not list(tmp_path.glob("*.part"))
+    assert [h["epoch"] for h in info.history] == [1, 2]
+    assert all(math.isfinite(h["loss"]) for h in info.history)
+    assert all(h["val_dice"] is not None for h in info.history)  # the high-x slab is validation
+    assert any("minimum cluster size" in m for m in messages)  # calibrated there, or said why not
+    assert messages[0].startswith("preparing the training tomograms: 1/1 tomograms (100%)")
+    network, saved = load_model(out, kind=KIND_3D)
+    assert saved.training[COMPLETE] is True
+    assert saved.classes == ["ribosome"] and saved.voxel_size == pytest.approx(VOXEL)
+    assert saved.sphere_radius == {"ribosome": 4.0} and len(saved.history) == 2
+    assert saved.architecture["depth"] == 1 and saved.architecture["initial_features"] == 2
+    state = torch.load(tmp_path / "ribo.pt.last.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == 2
+
+    # Raise the epoch count and resume: the history continues from epoch 3.
+    lrs_before = [h["lr"] for h in info.history]
+    resumed = train(tomograms, tiny_config(epochs=4), out, resume=True, log=messages.append)
+    assert any("resuming" in m for m in messages)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert [h["lr"] for h in resumed.history[:2]] == lrs_before
+    # The learning rate keeps decreasing after the resume (no warm restart of the schedule).
+    lrs = [h["lr"] for h in resumed.history]
+    assert lrs[0] == pytest.approx(1e-3)  # the rate used in epoch 1
+    assert all(b <= a + 1e-12 for a, b in zip(lrs, lrs[1:])), lrs
+    assert len(load_model(out)[1].history) == 4
+    assert torch.load(tmp_path / "ribo.pt.last.pt", map_location="cpu", weights_only=True)["epoch"] == 4
+
+    # A damaged state file, or one for another architecture, is refused with the state file's name.
+    (tmp_path / "broken.pt.last.pt").write_bytes(b"hello")
+    with pytest.raises(InputFileError, match="broken.pt.last.pt"):
+        train(tomograms, tiny_config(), tmp_path / "broken.pt", resume=True, log=messages.append)
+    with pytest.raises(InputFileError, match="ribo.pt.last.pt"):
+        train(tomograms, tiny_config(epochs=5, initial_features=4), out, resume=True, log=messages.append)
+
+
+def test_a_run_killed_in_the_calibration_leaves_a_model_marked_unfinished(phantom_files, tmp_path, monkeypatch,
+                                                                           capsys):
+    tomograms = load_training_tomograms([phantom_files["tomogram"]], coords=[[phantom_files["ribosome"]]],
+                                        radii=[4.0])
+    out, messages = tmp_path / "ribo.pt", []
+    # A resume without a state says that it starts afresh (a run killed in epoch 1 leaves none).
+    real_calibration = train3d.calibrate_min_size
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train3d, "calibrate_min_size", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(tomograms, tiny_config(), out, resume=True, log=messages.append)
+    assert any("no training state" in m and "starting a new training" in m for m in messages)
+    assert read_model_info(out).training[COMPLETE] is False
+    # Picking with it says so.
+    assert main(["pick", "--model", str(out), "--tomogram", phantom_files["tomogram"], "--out",
+                 str(tmp_path / "picks.csv"), "--window", "16", "--margin", "4", "--device", "cpu"]) == 0
+    assert "did not finish" in capsys.readouterr().out
+    # Resuming only runs what was left: the calibration.
+    monkeypatch.setattr(train3d, "calibrate_min_size", real_calibration)
+    messages.clear()
+    info = train(tomograms, tiny_config(), out, resume=True, log=messages.append)
+    assert any("every epoch is done, only the final calibration runs" in m for m in messages)
+    assert not any(m.startswith("epoch ") for m in messages) and len(info.history) == 2
+    assert read_model_info(out).training[COMPLETE] is True
+
+
+def test_training_without_validation_slab_and_tomogram_smaller_than_a_patch(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(10, 20, 12)).astype(np.float32)
+    write_volume(tmp_path / "small.mrc", data, VOXEL)
+    write_coordinates(tmp_path / "small.csv", CoordinateTable([[5, 10, 4]], {}, VOXEL))
+    tomograms = load_training_tomograms([tmp_path / "small.mrc"], coords=[[tmp_path / "small.csv"]], radii=[3.0])
+    info = train(tomograms, tiny_config(epochs=1, val_fraction=0.0), tmp_path / "m.pt", log=lambda m: None)
+    assert len(info.history) == 1 and info.history[0]["val_dice"] is None
+    assert (tmp_path / "m.pt").is_file()
+
+
+def test_training_config_is_validated():
+    with pytest.raises(ParameterError, match="divisible"):
+        tiny_config(depth=3, patch_size=20).validate()
+    with pytest.raises(ParameterError):
+        tiny_config(epochs=0).validate()
+    with pytest.raises(ParameterError, match="loss"):
+        tiny_config(loss="focal").validate()
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentation
+# --------------------------------------------------------------------------------------------
+
+def test_augmentation_changes_the_patch_but_keeps_labels_aligned():
+    rng = np.random.default_rng(0)
+    # Values far from 0 so that the intensity jitter (gain, offset, noise) cannot change their sign.
+    image = np.where(rng.random((12, 16, 16)) < 0.3, 2.0, -2.0).astype(np.float32)
+    label = np.stack([image > 0, image < 0]).astype(np.float32)  # two classes
+    changed = 0
+    for seed in range(12):
+        new_image, new_label = augment(image, label, np.random.default_rng(seed))
+        assert new_image.shape == image.shape and new_label.shape == label.shape
+        assert new_image.dtype == np.float32 and new_image.flags.c_contiguous and new_label.flags.c_contiguous
+        np.testing.assert_array_equal(new_label[0], new_image > 0)
+        np.testing.assert_array_equal(new_label[1], new_image < 0)
+        assert new_label.sum() == label.sum()  # a permutation of the voxels
+        assert not np.array_equal(new_image, image)  # intensities always change
+        changed += not np.array_equal(new_label, label)
+    assert changed >= 8  # geometric transforms almost always move the voxels
+
+
+def test_augmentation_keeps_z_and_only_rotates_in_plane():
+    image = np.zeros((8, 10, 10), np.float32)
+    image[1, 2, 3] = 5.0
+    label = (image > 0)[None].astype(np.uint8)
+    for seed in range(20):
+        new_image, new_label = augment(image, label, np.random.default_rng(seed))
+        z, y, x = np.argwhere(new_label[0])[0]
+        assert z in (1, 6)  # z flipped or not, never swapped with y or x
+        assert {y, x} <= {2, 3, 6, 7}
+
+
+# --------------------------------------------------------------------------------------------
+# Sphere labels
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("radius", [1.0, 2.5, 4.0, 8.0])
+def test_paint_spheres_matches_the_analytic_ball(radius):
+    size = 2 * int(radius) + 5
+    target = np.zeros((size, size, size), np.uint8)
+    centre = size // 2
+    paint_spheres(target, np.array([[centre, centre, centre]]), radius)
+    z, y, x = np.indices(target.shape)
+    ball = (z - centre) ** 2 + (y - centre) ** 2 + (x - centre) ** 2 <= radius ** 2
+    np.testing.assert_array_equal(target.astype(bool), ball)
+    assert len(sphere_offsets(radius)) == ball.sum()
+    if radius >= 4:
+        assert ball.sum() == pytest.approx(4 / 3 * math.pi * radius ** 3, rel=0.05)
+
+
+def test_paint_spheres_clips_at_the_border_and_rounds_coordinates():
+    target = np.zeros((10, 12, 14), np.uint8)
+    paint_spheres(target, np.array([[0.4, 11.2, 9.6]]), 3.0)  # centre (z 10, y 11, x 0): partly outside
+    z, y, x = np.indices(target.shape)
+    ball = (z - 10) ** 2 + (y - 11) ** 2 + (x - 0) ** 2 <= 9
+    np.testing.assert_array_equal(target.astype(bool), ball)
+    targets = sphere_targets((10, 12, 14), [np.array([[3, 3, 3]]), np.zeros((0, 3))], [2.0, 2.0])
+    assert targets.shape == (2, 10, 12, 14) and targets.dtype == np.uint8
+    assert targets[0].sum() == len(sphere_offsets(2.0)) and targets[1].sum() == 0
+    with pytest.raises(ParameterError):
+        paint_spheres(target, np.array([[1, 1, 1]]), 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: clear errors naming the file
+# --------------------------------------------------------------------------------------------
+
+def test_mismatched_numbers_of_tomograms_and_coordinate_files(phantom_files):
+    with pytest.raises(ParameterError) as caught:
+        load_training_tomograms([phantom_files["tomogram"], phantom_files["tomogram"]],
+                                coords=[[phantom_files["ribosome"]]], radii=[4.0])
+    assert isinstance(caught.value, DeepictError)
+    assert "tomo_ribosome.csv" in str(caught.value) and "2 tomogram(s)" in str(caught.value)
+
+
+def test_coordinates_outside_the_tomogram(phantom_files, tmp_path):
+    path = tmp_path / "outside.csv"
+    write_coordinates(path, CoordinateTable([[10, 10, 10], [10, 10, 40]], {}, VOXEL))  # z = 40 >= 32
+    with pytest.raises(InputFileError, match="outside the tomogram") as caught:
+        load_training_tomograms([phantom_files["tomogram"]], coords=[[path]], radii=[4.0])
+    assert "outside.csv" in str(caught.value)
+
+
+def test_coordinates_at_another_voxel_size(phantom_files, tmp_path):
+    path = tmp_path / "bin2.csv"
+    write_coordinates(path, CoordinateTable([[10, 10, 10]], {}, VOXEL / 2))
+    with pytest.raises(InputFileError, match="Å/voxel") as caught:
+        load_training_tomograms([phantom_files["tomogram"]], coords=[[path]], radii=[4.0])
+    assert "bin2.csv" in str(caught.value)
+
+
+def test_nan_tomogram(phantom_files, tmp_path):
+    data = np.zeros(SHAPE, np.float32)
+    data[20, 3, 4] = np.nan
+    write_volume(tmp_path / "nan.mrc", data, VOXEL)
+    with pytest.raises(InputFileError, match="NaN") as caught:
+        load_training_tomograms([tmp_path / "nan.mrc"], coords=[[phantom_files["ribosome"]]], radii=[4.0])
+    assert "nan.mrc" in str(caught.value)
+
+
+def test_truncated_mrc(phantom_files, tmp_path):
+    source = open(phantom_files["tomogram"], "rb").read()
+    path = tmp_path / "truncated.mrc"
+    path.write_bytes(source[:len(source) - 4096])
+    with pytest.raises(InputFileError) as caught:
+        load_training_tomograms([path], coords=[[phantom_files["ribosome"]]], radii=[4.0])
+    assert "truncated.mrc" in str(caught.value)
+    header_only = tmp_path / "header_only.mrc"
+    header_only.write_bytes(source[:100])
+    with pytest.raises(InputFileError, match="header_only.mrc"):
+        load_training_tomograms([header_only], coords=[[phantom_files["ribosome"]]], radii=[4.0])
+
+
+def test_empty_labels_are_refused(tmp_path):
+    write_volume(tmp_path / "t.mrc", np.random.default_rng(0).normal(size=(16, 16, 16)).astype(np.float32), VOXEL)
+    write_coordinates(tmp_path / "none.csv", CoordinateTable(np.zeros((0, 3)), {}, VOXEL))
+    tomograms = load_training_tomograms([tmp_path / "t.mrc"], coords=[[tmp_path / "none.csv"]], radii=[3.0])
+    with pytest.raises(InputFileError, match="no labelled voxel") as caught:
+        train(tomograms, tiny_config(), tmp_path / "m.pt", log=lambda m: None)
+    assert "t.mrc" in str(caught.value)
