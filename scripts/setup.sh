@@ -18,5 +18,5 @@ step "2/3 Scipion (pyworkflow, pwem, tomo, reliontomo, app), mrcfile, emtable, p
 pip_install "${pins[@]}" scipion-pyworkflow scipion-em scipion-em-tomo scipion-em-reliontomo scipion-app \
     mrcfile emtable pytest
 step "3/3 the engine (engine/, package deepict) and the plugin (deepict_scipion), both editable"
-pip_install --no-deps -e engine -e .
+pip_install --no-deps -e ./engine -e .
 .venv/bin/python -c "import torch, pyworkflow, pwem, tomo, reliontomo, deepict.cli.main, deepict_scipion; print('environment ready: torch', torch.__version__)"
