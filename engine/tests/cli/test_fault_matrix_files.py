@@ -563,7 +563,7 @@ def dead_pid() -> int:
 
 
 def owner(pid) -> str:
-    return f"{io._host()}-{pid}"
+    return f"{io.files._host()}-{pid}"
 
 
 def test_litter_leftovers_of_killed_runs_are_removed_at_the_next_run(world, tmp_path, capsys):

@@ -220,7 +220,7 @@ def test_big_volume_scratch_names_its_owner_so_a_killed_run_is_cleaned_up(tmp_pa
     store = predict2d._SliceStore((4, 8, 8), tmp_path / "cytosol.mrc")
     store.write(1, np.ones((8, 8), np.float32))
     (scratch,) = tmp_path.iterdir()
-    assert scratch.name.startswith(io.SCRATCH_PREFIX) and io._owner_tag() in scratch.name
+    assert scratch.name.startswith(io.SCRATCH_PREFIX) and io.files._owner_tag() in scratch.name
     np.testing.assert_array_equal(store.read(1, 2)[0], 1)
     store.close()
     assert not any(tmp_path.iterdir())

@@ -1,0 +1,73 @@
+"""The rules and names that several stages of the engine and the Scipion plugin share, each in one place.
+
+Plain Python (no numpy, no torch), so that the plugin's forms and protocols can import it.
+"""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------------------------
+# Voxel sizes (Å)
+# --------------------------------------------------------------------------------------------
+
+#: Relative difference up to which two voxel sizes are the same sampling, written with different
+#: rounding (13.48 vs 13.5 Å). Files that describe one tomogram (its mask, its coordinates, picks
+#: and their ground truth, an export and its tomograms, a spectrum and its tomogram) must agree
+#: within it; any rescaling (binning, resampling) is far larger.
+SAME_VOXEL_SIZE_TOLERANCE = 0.01
+
+#: Relative difference between a tomogram's voxel size and the one a model was trained at (or
+#: between the tomograms of one training) still accepted: structures look alike at scales 5 % apart.
+MODEL_VOXEL_SIZE_TOLERANCE = 0.05
+
+
+def voxel_size_difference(size: float, reference: float) -> float:
+    """``|size - reference| / reference``: how far ``size`` lies from ``reference``, as a fraction."""
+    return abs(size - reference) / reference
+
+
+def voxel_sizes_differ(a: float | None, b: float | None) -> bool:
+    """Whether two voxel sizes are both known (not ``None``/0) and not the same sampling."""
+    return bool(a and b) and abs(a - b) > SAME_VOXEL_SIZE_TOLERANCE * max(a, b)
+
+
+def fits_model_voxel_size(size: float, model_size: float) -> bool:
+    """Whether a tomogram of voxel ``size`` may be given to a model trained at ``model_size``."""
+    return voxel_size_difference(size, model_size) <= MODEL_VOXEL_SIZE_TOLERANCE
+
+
+# --------------------------------------------------------------------------------------------
+# Coordinate tables and spectrum tables
+# --------------------------------------------------------------------------------------------
+
+#: Columns of a coordinate table holding a particle's position (0-based voxels, x = fastest MRC axis).
+POSITION_COLUMNS = ("x", "y", "z")
+#: Optional column of a coordinate table: the particle's score (picks are ranked by it).
+SCORE_COLUMN = "score"
+#: Optional column of a coordinate table: the particle's class (a whole number or a name).
+CLASS_COLUMN = "class"
+#: Metadata key of the voxel size in the ``# key: value`` comments of coordinate and spectrum tables.
+VOXEL_SIZE_KEY = "voxel_size_angstrom"
+
+#: Header of a spectrum TSV (``deepict spectrum``): physical frequency in 1/Å, mean Fourier amplitude.
+SPECTRUM_FREQUENCY_COLUMN = "frequency_per_angstrom"
+SPECTRUM_AMPLITUDE_COLUMN = "amplitude"
+SPECTRUM_COLUMNS = (SPECTRUM_FREQUENCY_COLUMN, SPECTRUM_AMPLITUDE_COLUMN)
+
+# --------------------------------------------------------------------------------------------
+# Choices of the commands and forms
+# --------------------------------------------------------------------------------------------
+
+#: How a 3D model's picks are kept near a context mask (``--context-mode``; the first is the default).
+CONTEXT_MODES = ("intersection", "contact", "colocalization")
+#: When ``deepict pick``/``segment3d`` equalize a tomogram to the model's stored spectrum first:
+#: ``auto`` when the model has one, ``on`` always (an error without one), ``off`` never.
+EQUALIZE_MODES = ("auto", "on", "off")
+#: Training losses, sorted (the Scipion forms store the index of the chosen one).
+LOSS_NAMES = ("bce_dice", "dice", "generalized_dice")
+
+# --------------------------------------------------------------------------------------------
+# Reading volumes
+# --------------------------------------------------------------------------------------------
+
+#: How many z slices are read at once when scanning a (memory-mapped) volume.
+SLAB_SLICES = 32
