@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from deepict.conventions import voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.io import check_coordinates_in_volume, read_coordinates
 from deepict.io.outputs import FILE_OR_FOLDER, claimed_outputs
@@ -101,8 +102,7 @@ def run(args) -> int:
         tomogram = export.TomogramInfo.from_volume(tomogram_path, name=name, voxel_size=args.voxel_size)
         coords = read_coordinates(coords_path)
         check_coordinates_in_volume(coords.xyz, tomogram.shape_zyx, coords_path)
-        if coords.voxel_size and abs(coords.voxel_size - tomogram.voxel_size) > \
-                export.VOXEL_SIZE_RTOL * tomogram.voxel_size:
+        if voxel_sizes_differ(coords.voxel_size, tomogram.voxel_size):
             raise ParameterError(
                 f"{coords_path} was picked at {coords.voxel_size:g} Å/voxel but {tomogram_path} has "
                 f"{tomogram.voxel_size:g} Å/voxel: pair each coordinate file with the tomogram it was picked on "

@@ -9,6 +9,7 @@ import pytest
 from emtable import Table
 
 from deepict import formats as export
+from deepict.formats import staging, star
 from deepict.cli.main import main
 from deepict.errors import InputFileError, ParameterError
 from deepict.formats import PickedTomogram, TomogramInfo
@@ -208,7 +209,7 @@ def test_reading_back_with_unknown_tomogram_fails(tmp_path):
 
 def test_failed_multi_file_export_leaves_nothing(tmp_path, monkeypatch):
     picks = _picks()
-    real = export._write_star
+    real = star.write_star
     calls = []
 
     def failing(handle, *args):
@@ -217,7 +218,7 @@ def test_failed_multi_file_export_leaves_nothing(tmp_path, monkeypatch):
             raise OSError("disk full")
         return real(handle, *args)
 
-    monkeypatch.setattr(export, "_write_star", failing)
+    monkeypatch.setattr(star, "write_star", failing)
     with pytest.raises(OSError):
         export.write_warp(tmp_path / "warp", picks)
     assert not any(tmp_path.iterdir())
@@ -232,7 +233,7 @@ def test_failed_export_keeps_the_previous_file(tmp_path, monkeypatch):
         handle.write("half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(export, "_write_star", failing)
+    monkeypatch.setattr(star, "write_star", failing)
     with pytest.raises(OSError):
         export.write_relion4(path, _picks(seed=1))
     assert path.read_text() == before
@@ -447,7 +448,7 @@ def test_warp_export_replaces_an_earlier_one_instead_of_mixing(tmp_path):
 
 
 def _failing_rename(monkeypatch, fails_on):
-    """os.rename in export failing once: the first move of the new export onto the path named ``fails_on``."""
+    """os.rename in the export's staging failing once: the first move of the new export onto the path named ``fails_on``."""
     real = os.rename
     failed = []
 
@@ -457,7 +458,7 @@ def _failing_rename(monkeypatch, fails_on):
             raise OSError("simulated failure")
         return real(source, destination)
 
-    monkeypatch.setattr(export.os, "rename", rename)
+    monkeypatch.setattr(staging.os, "rename", rename)
 
 
 def test_failed_warp_swap_keeps_the_earlier_export_whole(tmp_path, monkeypatch):

@@ -1,0 +1,144 @@
+"""RELION 4 and RELION 5 particle STAR files (one file for all tomograms).
+
+RELION 4 (``relion4``, one file, table ``particles``)
+    ``rlnCoordinateX/Y/Z`` = rescaled corner-frame pixels with no +1 (as reliontomo's
+    ``convert40_tomo`` writes them); ``rlnTomoParticleId`` 1..N over the whole file,
+    ``rlnTomoManifoldIndex`` = ``rlnClassNumber`` = class (Scipion puts the group id there),
+    ``rlnRandomSubset`` alternating 1/2, origins and angles 0, ``rlnAutopickFigureOfMerit`` = score.
+
+RELION 5 (``relion5``, one file, ``# version 50001`` then table ``particles``)
+    ``rlnCenteredCoordinateX/Y/ZAngst = (x - size_x / 2) * voxel_size``, with ``x`` the 0-based
+    voxel index and ``size_x`` the tomogram size in voxels: RELION 5's tomogram centre is
+    ``w0 / 2.0`` (float division, ``TomogramSet::loadTomogram``), i.e. voxel index 32 of a 64-voxel
+    axis and 32.5 of a 65-voxel axis. Being in Å, these do not depend on the output pixel size;
+    they assume RELION's ``rlnTomoSizeX/Y/Z`` (bin 1) equals the tomogram size times its binning.
+    RELION 5 uses them. Also ``rlnCoordinateX/Y/Z`` in output pixels, as for RELION 4: Scipion's
+    RELION 5 reader (``convert50_tomo.Reader.gen3dCoordFromStarRow``, used by reliontomo's "import
+    3D coordinates from a star file") reads only those, as ``BOTTOM_LEFT_CORNER`` values times
+    (coordinates' sampling rate / tomograms' sampling rate), and would put every particle at 0
+    without them. No ``rlnTomoParticleId`` column, so Scipion's reader treats the file as RELION 5.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from deepict.errors import InputFileError
+from deepict.formats.classes import class_name_map, class_numbers
+from deepict.formats.picks import (PickedTomogram, TomogramInfo, check_output_pixel_size, check_picks, scale_factor,
+                                   score_values, table_from)
+from deepict.formats.staging import write_single_file
+from deepict.formats.star import read_star, star_text
+from deepict.io import CoordinateTable
+
+RELION4_COLUMNS = [
+    "rlnTomoName", "rlnTomoParticleId", "rlnTomoManifoldIndex",
+    "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
+    "rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst",
+    "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi",
+    "rlnClassNumber", "rlnRandomSubset", "rlnAutopickFigureOfMerit"]
+
+RELION5_COLUMNS = [
+    "rlnTomoName",
+    "rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst",
+    "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
+    "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi",
+    "rlnClassNumber", "rlnAutopickFigureOfMerit"]
+
+RELION5_VERSION_COMMENT = "# version 50001"
+
+
+def _check_known_names(path, tomograms: Sequence[TomogramInfo], rows: dict) -> None:
+    unknown = sorted(set(rows) - {t.name for t in tomograms})
+    if unknown:
+        raise InputFileError(path, f"holds particles of tomogram(s) {unknown} that were not given",
+                             "Give the matching TomogramInfo for every rlnTomoName in the file.")
+
+
+def relion4_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[tuple]:
+    rows = []
+    particle_id = 0
+    checked = check_picks(picks)
+    names = class_name_map(checked)
+    for tomogram, coords in checked:
+        factor = scale_factor(tomogram, output_pixel_size)
+        xyz = coords.xyz * factor
+        for (x, y, z), score, cls in zip(xyz, score_values(coords), class_numbers(coords, names)):
+            particle_id += 1
+            rows.append((tomogram.name, particle_id, int(cls), float(x), float(y), float(z), 0.0, 0.0, 0.0,
+                         0.0, 0.0, 0.0, int(cls), 1 + (particle_id - 1) % 2, float(score)))
+    return rows
+
+
+def write_relion4(path, picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[Path]:
+    """RELION 4 particles STAR (table ``particles``); coordinates in output pixels."""
+    rows = relion4_rows(picks, output_pixel_size)
+    return write_single_file(path, "RELION 4", star_text("particles", RELION4_COLUMNS, rows), picks)
+
+
+def read_relion4(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Optional[float] = None
+                 ) -> list[CoordinateTable]:
+    """Read a RELION 4 particles STAR back into tomogram voxels, one table per ``tomograms`` entry."""
+    table = read_star(Path(path), "particles", ["rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"])
+    grouped: dict = {}
+    for row in table:
+        grouped.setdefault(str(row.rlnTomoName), []).append(
+            ((row.rlnCoordinateX, row.rlnCoordinateY, row.rlnCoordinateZ),
+             row.get("rlnAutopickFigureOfMerit", 0.0), row.get("rlnClassNumber", 1)))
+    _check_known_names(path, tomograms, grouped)
+    out = []
+    for tomogram in tomograms:
+        entries = grouped.get(tomogram.name, [])
+        factor = scale_factor(tomogram, output_pixel_size)
+        xyz = np.array([e[0] for e in entries], dtype=np.float64).reshape(-1, 3) / factor
+        out.append(table_from(tomogram, xyz, [e[1] for e in entries], [e[2] for e in entries]))
+    return out
+
+
+def relion5_centre(tomogram: TomogramInfo) -> np.ndarray:
+    """RELION 5's tomogram centre in 0-based voxel indices (x, y, z): ``size / 2`` (float)."""
+    return np.asarray(tomogram.shape, dtype=np.float64) / 2.0
+
+
+def relion5_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[tuple]:
+    rows = []
+    checked = check_picks(picks)
+    names = class_name_map(checked)
+    for tomogram, coords in checked:
+        centred = (coords.xyz - relion5_centre(tomogram)) * tomogram.voxel_size
+        pixels = coords.xyz * scale_factor(tomogram, output_pixel_size)
+        for angst, pixel, score, cls in zip(centred, pixels, score_values(coords), class_numbers(coords, names)):
+            rows.append((tomogram.name, *map(float, angst), *map(float, pixel), 0.0, 0.0, 0.0, int(cls),
+                         float(score)))
+    return rows
+
+
+def write_relion5(path, picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[Path]:
+    """RELION 5 particles STAR: ``rlnCenteredCoordinate*Angst`` and ``rlnCoordinate*`` in output pixels."""
+    rows = relion5_rows(picks, output_pixel_size)
+    text = star_text("particles", RELION5_COLUMNS, rows, header=f"\n{RELION5_VERSION_COMMENT}\n")
+    return write_single_file(path, "RELION 5", text, picks)
+
+
+def read_relion5(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Optional[float] = None
+                 ) -> list[CoordinateTable]:
+    """Read a RELION 5 particles STAR (centred Å) back into 0-based tomogram voxels."""
+    check_output_pixel_size(output_pixel_size)
+    table = read_star(Path(path), "particles", ["rlnTomoName", "rlnCenteredCoordinateXAngst",
+                                                 "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst"])
+    grouped: dict = {}
+    for row in table:
+        grouped.setdefault(str(row.rlnTomoName), []).append(
+            ((row.rlnCenteredCoordinateXAngst, row.rlnCenteredCoordinateYAngst, row.rlnCenteredCoordinateZAngst),
+             row.get("rlnAutopickFigureOfMerit", 0.0), row.get("rlnClassNumber", 1)))
+    _check_known_names(path, tomograms, grouped)
+    out = []
+    for tomogram in tomograms:
+        entries = grouped.get(tomogram.name, [])
+        angst = np.array([e[0] for e in entries], dtype=np.float64).reshape(-1, 3)
+        xyz = angst / tomogram.voxel_size + relion5_centre(tomogram)
+        out.append(table_from(tomogram, xyz, [e[1] for e in entries], [e[2] for e in entries]))
+    return out
