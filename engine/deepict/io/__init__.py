@@ -15,7 +15,7 @@ from deepict.io.volumes import (ISOTROPY_TOLERANCE, READ_CHUNK_VOXELS, SUPPORTED
                                 volume_mean_std, volume_writer, write_volume)
 
 __all__ = ["CoordinateTable", "ISOTROPY_TOLERANCE", "READ_CHUNK_VOXELS", "SCRATCH_PREFIX", "SLAB_SLICES",
-           "SUPPORTED_DTYPES", "TEMPORARY_SUFFIX", "VOXEL_SIZE_KEY", "Volume", "atomic_path", "check_coordinates_in_volume",
-           "check_finite_volume", "check_readable", "iter_slabs", "read_coordinates", "read_slab", "read_volume",
-           "remove_stale_temporaries", "require_voxel_size", "scratch_directory", "slices_per_chunk",
-           "volume_mean_std", "volume_writer", "write_coordinates", "write_volume"]
+           "SUPPORTED_DTYPES", "TEMPORARY_SUFFIX", "VOXEL_SIZE_KEY", "Volume", "atomic_path",
+           "check_coordinates_in_volume", "check_finite_volume", "check_readable", "iter_slabs", "read_coordinates",
+           "read_slab", "read_volume", "remove_stale_temporaries", "require_voxel_size", "scratch_directory",
+           "slices_per_chunk", "volume_mean_std", "volume_writer", "write_coordinates", "write_volume"]
