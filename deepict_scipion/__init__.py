@@ -1,9 +1,11 @@
 """deepict_scipion: DeePiCt (Deep Picker in Context) in PyTorch, as a Scipion plugin.
 
 The Scipion layer (this package, ``protocols``, ``viewers``) is thin: protocols validate their
-inputs, write the files the engine needs and run the ``deepict`` command (``deepict``)
+inputs, write the files the engine needs and run the engine's command (``python -m deepict``)
 through ``runJob``, so every heavy step can be sent to a cluster queue by Scipion's host
-configuration. The engine needs only numpy, scipy, mrcfile and torch.
+configuration. The engine (the ``deepict-engine`` distribution) needs numpy, scipy, mrcfile,
+emtable and, to run a network, torch: Scipion's own Python needs no torch when the engine runs in
+the environment ``scipion3 installb deepict`` makes (see ``Plugin.defineBinaries``).
 
 Importing this package imports nothing from Scipion: pyworkflow reads its configuration from the
 environment once, when first imported, so the engine, the ``deepict`` command and
@@ -14,6 +16,7 @@ how Scipion's plugin discovery (``Domain.registerPlugin``: ``module.Plugin()``) 
 """
 
 import os
+import shlex
 import sys
 
 from deepict import __version__
@@ -22,8 +25,38 @@ _logo = ""
 _references = ["deTeresaTrueba2023"]
 
 #: Environment variables of the plugin (``scipion3 config -p deepict_scipion`` shows them).
+DEEPICT_HOME = "DEEPICT_HOME"
+DEEPICT_TORCH_BUILD = "DEEPICT_TORCH_BUILD"
 DEEPICT_PYTHON = "DEEPICT_PYTHON"
 DEEPICT_ENV_ACTIVATION = "DEEPICT_ENV_ACTIVATION"
+
+#: The binary package ``scipion3 installb deepict`` installs: a Python environment with torch and the
+#: engine, in ``<EM_ROOT>/deepict-<version>`` (Scipion names a package's folder ``<name>-<version>``).
+BINARY = "deepict"
+#: The environment's python, relative to its folder.
+ENVIRONMENT_PYTHON = os.path.join("venv", "bin", "python")
+#: Flag files of the install steps (Scipion skips a step whose flag exists).
+TORCH_INSTALLED = "TORCH_INSTALLED"
+ENGINE_INSTALLED = "ENGINE_INSTALLED"
+#: PyTorch's wheel index; a build tag (cpu, cu118, cu121, ...) names one of its folders.
+TORCH_INDEX = "https://download.pytorch.org/whl"
+
+
+def engineSource():
+    """The engine's source folder when the plugin runs from a source checkout (it lies beside the plugin
+    there), else ``None`` (a plugin installed from the package index)."""
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine")
+    return source if os.path.isfile(os.path.join(source, "setup.py")) else None
+
+
+def engineRequirement():
+    """What the environment's pip installs for the engine, torch extra included: the checkout's engine,
+    editable so that it stays the plugin's version as the checkout changes, else the release of the
+    plugin's version from the index."""
+    source = engineSource()
+    if source:
+        return f"-e {shlex.quote(source + '[torch]')}"
+    return shlex.quote(f"deepict-engine[torch]=={__version__}")
 
 #: Subcommands that have no --device option.
 CPU_ONLY_COMMANDS = ("import-model", "model-info", "evaluate", "export", "spectrum", "equalize")
@@ -41,41 +74,67 @@ def _define_plugin():
     # Defined here, not in a submodule: Scipion takes the plugin's name and folder from the class's
     # module (pyworkflow.plugin.Plugin.getName / getPath), which must be this package.
     import pwem
+    from pyworkflow.config import VarTypes
     from pyworkflow.utils import Environ
 
     class Plugin(pwem.Plugin):
-        """Runs the engine with ``DEEPICT_PYTHON -m deepict``.
+        """Runs the engine with ``PYTHON -m deepict``, PYTHON being (the first that applies):
 
-        By default the engine runs in Scipion's own Python (it is installed with the plugin). A
-        site that keeps torch in another environment sets ``DEEPICT_ENV_ACTIVATION`` (e.g.
-        ``conda activate deepict``) and ``DEEPICT_PYTHON`` (that environment's python).
+        1. ``DEEPICT_PYTHON``, when set (in the environment or Scipion's configuration);
+        2. the python of the environment ``scipion3 installb deepict`` made (``DEEPICT_HOME/venv``),
+           when it exists: torch (the build ``DEEPICT_TORCH_BUILD`` names) and the engine;
+        3. ``python`` of the environment ``DEEPICT_ENV_ACTIVATION`` activates (e.g. ``conda activate
+           deepict``), when that is set;
+        4. Scipion's own Python, where the engine is a dependency of the plugin (how CI runs it).
         """
 
         __qualname__ = "Plugin"  # logs and reprs name it deepict_scipion.Plugin
         _url = "https://github.com/ZauggGroup/DeePiCt"
         _supportedVersions = [__version__]
+        _homeVar = DEEPICT_HOME
 
         @classmethod
         def _defineVariables(cls):
-            cls._defineVar(DEEPICT_PYTHON, sys.executable)
-            cls._defineVar(DEEPICT_ENV_ACTIVATION, "")
+            cls._defineEmVar(DEEPICT_HOME, f"{BINARY}-{__version__}", var_type=VarTypes.FOLDER,
+                             description="Folder of the engine's environment that 'scipion3 installb deepict' "
+                                         "makes (venv/ inside).")
+            cls._defineVar(DEEPICT_TORCH_BUILD, "", var_type=VarTypes.STRING,
+                           description="The torch build 'scipion3 installb deepict' installs: cpu, or a CUDA "
+                                       "build of PyTorch's index (cu118, cu121, cu124, ...); empty: the package "
+                                       "index's default build (CUDA on Linux x86-64).")
+            cls._defineVar(DEEPICT_PYTHON, "", var_type=VarTypes.PATH,
+                           description="The python that runs the engine; empty: the installed environment's, "
+                                       "else python of DEEPICT_ENV_ACTIVATION, else Scipion's own.")
+            cls._defineVar(DEEPICT_ENV_ACTIVATION, "", var_type=VarTypes.STRING,
+                           description="Command that activates an engine environment of the site's own, "
+                                       "e.g. 'conda activate deepict'; empty: none.")
+
+        @classmethod
+        def getEnginePython(cls):
+            """The python that runs the engine (see the class docstring for the order)."""
+            if cls.getVar(DEEPICT_PYTHON):
+                return cls.getVar(DEEPICT_PYTHON)
+            installed = cls.getHome(ENVIRONMENT_PYTHON)
+            if os.path.exists(installed):
+                return installed
+            return "python" if cls.getVar(DEEPICT_ENV_ACTIVATION) else sys.executable
 
         @classmethod
         def getEnviron(cls):
             environ = Environ(os.environ)
-            # Scipion's PYTHONPATH must not leak into a separate engine environment.
-            if cls.getVar(DEEPICT_ENV_ACTIVATION):
+            # Scipion's PYTHONPATH must not leak into an engine environment of its own.
+            if cls.getVar(DEEPICT_ENV_ACTIVATION) or cls.getEnginePython() != sys.executable:
                 environ.pop("PYTHONPATH", None)
             return environ
 
         @classmethod
         def getProgram(cls, useGpu=True, useQueue=False):
-            """The ``deepict`` command line, with environment activation and GPU selection."""
+            """The engine's command line, with environment activation and GPU selection."""
             activation = cls.getVar(DEEPICT_ENV_ACTIVATION)
             prefix = f"{activation} && " if activation else ""
             # Under a queue the scheduler assigns the GPUs; otherwise Scipion fills in %(GPU)s.
             gpus = "CUDA_VISIBLE_DEVICES=%(GPU)s " if useGpu and not useQueue else ""
-            return f"{prefix}{gpus}{cls.getVar(DEEPICT_PYTHON)} -m deepict"
+            return f"{prefix}{gpus}{shlex.quote(cls.getEnginePython())} -m deepict"
 
         @classmethod
         def runDeepict(cls, protocol, subcommand, args, useGpu=False, threads=0):
@@ -92,6 +151,24 @@ def _define_plugin():
 
         @classmethod
         def defineBinaries(cls, env):
-            """Nothing to install: the engine is a Python dependency of the plugin."""
+            """``scipion3 installb deepict``: an environment of the engine's own in ``DEEPICT_HOME``, a venv
+            of Scipion's Python with torch (the build ``DEEPICT_TORCH_BUILD`` names) and the engine.
+
+            Installed with the plugin (``default``), as Scipion does for the tools whose heavy
+            dependencies must not enter its own Python. Each step runs in the package folder and touches
+            its flag, so a failed install resumes at the failed step; a new torch build needs a new
+            environment (``scipion3 uninstallb deepict-<version>``, then ``installb``).
+            """
+            python = shlex.quote(ENVIRONMENT_PYTHON)
+            build = cls.getVar(DEEPICT_TORCH_BUILD)
+            torchIndex = f" --index-url {TORCH_INDEX}/{shlex.quote(build)}" if build else ""
+            isolated = "env -u PYTHONPATH"  # Scipion's own packages must not satisfy the environment's needs
+            commands = [
+                (f"{isolated} {shlex.quote(env.getPython())} -m venv venv", ENVIRONMENT_PYTHON),
+                (f"{isolated} {python} -m pip install{torchIndex} torch && touch {TORCH_INSTALLED}", TORCH_INSTALLED),
+                (f"{isolated} {python} -m pip install {engineRequirement()} && "
+                 f"{isolated} {python} -m deepict --version && touch {ENGINE_INSTALLED}", ENGINE_INSTALLED),
+            ]
+            env.addPackage(BINARY, version=__version__, tar="void.tgz", commands=commands, default=True)
 
     return Plugin

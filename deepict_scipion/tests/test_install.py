@@ -1,6 +1,11 @@
 """The install a new user runs (``scripts/setup.sh``): reproducible and not silent (issue 9, defects 7 and 11)."""
 
+import ast
+import os
 import re
+import shlex
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -57,3 +62,122 @@ def test_the_environment_matches_the_pins():
 def test_setup_shows_pips_progress(line):
     """A fresh install takes minutes: pip's per-package lines stay visible (no -q)."""
     assert not re.search(r"\s-q\b", line), line
+
+
+# ------------------------------- the engine's own environment (scipion3 installb deepict) ---------------------------
+
+def _requirements(setup_py):
+    """The install_requires and extras_require of a setup.py, as written (read with ast, not run)."""
+    call = next(node for node in ast.walk(ast.parse(setup_py.read_text()))
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup")
+    keywords = {k.arg: k.value for k in call.keywords}
+    requires = [ast.unparse(v).strip("'\"f") for v in keywords["install_requires"].elts]
+    extras = ast.literal_eval(keywords["extras_require"]) if "extras_require" in keywords else {}
+    return requires, extras
+
+
+def _names(requirements):
+    return {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in requirements}
+
+
+def test_scipions_python_needs_no_torch():
+    """The plugin needs the engine without torch; the engine asks for torch only as an extra (the site
+    chooses the build), so a Scipion Python without torch can hold both."""
+    plugin, _ = _requirements(ROOT / "setup.py")
+    engine, extras = _requirements(ROOT / "engine" / "setup.py")
+    assert "torch" not in _names(plugin) and "deepict-engine" in _names(plugin)
+    assert _names(engine) == {"numpy", "scipy", "mrcfile", "emtable"}
+    assert "torch" in _names(extras["torch"])
+
+
+@pytest.fixture
+def plugin(monkeypatch):
+    """The Plugin class with its variables as a fresh site has them (nothing set); tests may change them."""
+    from pwem import Domain
+    plugin = Domain.getPlugins()["deepict_scipion"].Plugin  # registered: its variables are defined
+    for name in ("DEEPICT_HOME", "DEEPICT_TORCH_BUILD", "DEEPICT_PYTHON", "DEEPICT_ENV_ACTIVATION"):
+        assert name in plugin._vars, name  # defined, so `scipion3 config -p deepict_scipion` shows it
+        monkeypatch.setitem(plugin._vars, name, plugin._vars[name])  # restored after the test
+    return plugin
+
+
+def _install_commands(plugin):
+    """{target path: command} of the deepict package, from an Environment built the way `scipion3 installb` does."""
+    from scipion.install.funcs import Environment
+    env = Environment()
+    env.setDefault(False)
+    plugin.defineBinaries(env)
+    from deepict import __version__
+    target = env.getTarget(f"deepict-{__version__}")
+    assert env.getTarget("deepict") is target and target.isDefault()  # `installb deepict`; installed with the plugin
+    return {tuple(command._targets): command._cmd for command in target.getCommands()
+            if isinstance(command._cmd, str)}, target
+
+
+def test_installb_makes_the_environment_where_the_plugin_looks_for_it(plugin):
+    assert not plugin.getVar("DEEPICT_PYTHON") and not plugin.getVar("DEEPICT_TORCH_BUILD")
+    commands, target = _install_commands(plugin)
+    # The environment lies in Scipion's EM folder, which DEEPICT_HOME names by default.
+    from pwem import Config
+    assert target.targetPath == plugin.getHome() == os.path.join(Config.EM_ROOT, target.getName())
+    steps = [command for targets, command in commands.items()
+             if targets and targets[0].startswith(target.targetPath + os.sep)]  # download and mkdir come first
+    venv, torch_step, engine_step = steps
+    assert f"{sys.executable} -m venv venv" in venv
+    assert (plugin.getHome("venv", "bin", "python"),) in commands  # the python getEnginePython runs
+    assert torch_step.endswith("pip install torch && touch TORCH_INSTALLED")  # the index's default build
+    # This checkout: its own engine, editable, with the torch extra; then the engine must start.
+    assert f"pip install -e {shlex.quote(str(ROOT / 'engine') + '[torch]')} &&" in engine_step
+    assert "venv/bin/python -m deepict --version && touch ENGINE_INSTALLED" in engine_step
+    assert all(step.startswith("env -u PYTHONPATH ") for step in steps)
+
+
+def test_installb_takes_the_torch_build_and_the_released_engine(plugin, monkeypatch):
+    import deepict_scipion
+    from deepict import __version__
+    plugin._vars["DEEPICT_TORCH_BUILD"] = "cu121"
+    monkeypatch.setattr(deepict_scipion, "engineSource", lambda: None)  # a plugin installed from the index
+    commands, _ = _install_commands(plugin)
+    text = "\n".join(commands.values())
+    assert "pip install --index-url https://download.pytorch.org/whl/cu121 torch &&" in text
+    assert f"pip install 'deepict-engine[torch]=={__version__}' &&" in text
+
+
+def test_the_venv_step_runs(plugin, tmp_path):
+    """The first step, run as Scipion runs it (a shell in the package folder); the others need the network."""
+    commands, _ = _install_commands(plugin)
+    venv = next(command for command in commands.values() if "-m venv" in command)
+    folder = tmp_path / "package"
+    folder.mkdir()
+    subprocess.run(venv, shell=True, cwd=folder, check=True, timeout=300)
+    assert (folder / "venv" / "bin" / "python").exists()
+    probe = subprocess.run([str(folder / "venv" / "bin" / "python"), "-c", "import sys; print(sys.prefix)"],
+                           capture_output=True, text=True, check=True)
+    assert Path(probe.stdout.strip()) == folder / "venv"
+
+
+def test_engine_python_in_each_setting(plugin, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONPATH", "/scipion/site-packages")
+    plugin._vars["DEEPICT_HOME"] = str(tmp_path / "deepict-home")
+    quoted = shlex.quote(sys.executable)
+    # Nothing installed, nothing set: Scipion's own Python (how CI runs), GPUs chosen by Scipion unless queued.
+    assert plugin.getProgram(useGpu=True) == f"CUDA_VISIBLE_DEVICES=%(GPU)s {quoted} -m deepict"
+    assert plugin.getProgram(useGpu=True, useQueue=True) == f"{quoted} -m deepict"
+    assert plugin.getProgram(useGpu=False) == f"{quoted} -m deepict"
+    # A site's own conda environment, without DEEPICT_PYTHON: python of that environment.
+    plugin._vars["DEEPICT_ENV_ACTIVATION"] = "conda activate deepict"
+    assert plugin.getProgram(useGpu=False) == "conda activate deepict && python -m deepict"
+    assert "PYTHONPATH" not in plugin.getEnviron()
+    plugin._vars["DEEPICT_ENV_ACTIVATION"] = ""
+    assert "PYTHONPATH" in plugin.getEnviron()  # the engine shares Scipion's Python
+    # The environment installb made: its python, and Scipion's PYTHONPATH stays out.
+    installed = Path(plugin.getHome("venv", "bin", "python"))
+    installed.parent.mkdir(parents=True)
+    installed.touch()
+    assert plugin.getEnginePython() == str(installed)
+    assert plugin.getProgram(useGpu=False) == f"{installed} -m deepict"
+    assert "PYTHONPATH" not in plugin.getEnviron()
+    # DEEPICT_PYTHON, when set, wins over everything.
+    plugin._vars["DEEPICT_PYTHON"] = "/opt/deepict env/bin/python"
+    assert plugin.getProgram(useGpu=False) == "'/opt/deepict env/bin/python' -m deepict"
+

@@ -28,8 +28,9 @@ assert issubclass(module.Plugin, pwem.Plugin) and module.Plugin is deepict_scipi
 instance = module._pluginInstance
 assert instance.getName() == "deepict_scipion", instance.getName()
 assert os.path.samefile(instance.getPath(), os.path.dirname(deepict_scipion.__file__))
-assert module.Plugin.getVar("DEEPICT_PYTHON") == sys.executable
-assert module.Plugin.getProgram(useGpu=False).endswith("-m deepict.cli.main")
+# No engine environment is installed in the tests' Scipion setup: the engine runs in this Python.
+assert module.Plugin.getEnginePython() == sys.executable
+assert module.Plugin.getProgram(useGpu=False) == f"{sys.executable} -m deepict"
 
 protocols = Domain.getProtocols()
 for name in ("ProtDeepictTrain3D", "ProtDeepictPick", "ProtDeepictSegment3D", "ProtDeepictImportModel",
