@@ -58,9 +58,6 @@ def engineRequirement():
         return f"-e {shlex.quote(source + '[torch]')}"
     return shlex.quote(f"deepict-engine[torch]=={__version__}")
 
-#: Subcommands that have no --device option.
-CPU_ONLY_COMMANDS = ("import-model", "model-info", "evaluate", "export", "spectrum", "equalize")
-
 
 def __getattr__(name):
     if name != "Plugin":
@@ -140,13 +137,14 @@ def _define_plugin():
         def runDeepict(cls, protocol, subcommand, args, useGpu=False, threads=0):
             """Run one ``deepict`` subcommand as a job of ``protocol`` (local, or through the queue).
 
+            ``args``: usually ``--job "FILE"``, a job file whose device the protocol chose
+            (``deepict.jobs.set_device``); ``useGpu`` makes Scipion's GPUs visible to the job.
             ``threads`` > 0 caps the engine's CPU threads (OMP_NUM_THREADS); 0 lets it use every usable core.
             """
-            device = "" if subcommand in CPU_ONLY_COMMANDS else (" --device auto" if useGpu else " --device cpu")
             environ = cls.getEnviron()
             if threads > 0:
                 environ["OMP_NUM_THREADS"] = str(threads)
-            protocol.runJob(cls.getProgram(useGpu, protocol.useQueue()), f"{subcommand} {args}{device}",
+            protocol.runJob(cls.getProgram(useGpu, protocol.useQueue()), f"{subcommand} {args}",
                             env=environ, numberOfMpi=1)
 
         @classmethod

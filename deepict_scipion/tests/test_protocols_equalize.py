@@ -15,12 +15,11 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from tomo.objects import SetOfTomograms
 from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
 
-from deepict_scipion.convert import tomogramsByKey
+from deepict_scipion.convert import equalizedReference, tomogramsByKey
 from deepict.io import read_volume, write_volume
 from deepict.spectrum import read_spectrum
 from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.protocols import ProtDeepictEqualize, ProtDeepictPick, ProtDeepictTrain3D
-from deepict_scipion.protocols.protocol_equalize import equalizedReference
 from deepict_scipion.viewers.viewer_spectrum import DeepictSpectrumViewer, plotEqualizationSpectra
 
 VOXEL = 13.48
@@ -73,7 +72,7 @@ class TestEqualizationHelpers(unittest.TestCase):
             should_equalize(info, "on", "m.pt")
 
     def test_train3d_reports_tomograms_that_are_not_equalized(self):
-        from deepict.cli.particles3d import check_equalized
+        from deepict.train.data3d import check_equalized
         from deepict.spectrum import equalize
         from deepict.train.train3d import TrainingTomogram
         other = self.phantoms[1].tomogram

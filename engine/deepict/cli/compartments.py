@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import argparse
 
-from deepict.infer.compartments import DEFAULT_BATCH_SIZE
 from deepict.errors import ParameterError
 from deepict.io.outputs import claimed_outputs
-from deepict.train.config import LOSS_NAMES, Train2DConfig
-from deepict.cli.options import add_device_options, apply_threads, positive_int
+from deepict.jobs import Segment2DJob, Train2DJob
+from deepict.cli.options import add_command, add_device_options, add_parameter, apply_threads, positive_int
 
 # torch and the modules that import it are imported inside the handlers, so that building the
 # parser (every ``deepict`` call) does not pay for torch.
 
-_DEFAULTS = Train2DConfig()
 
-
-def _device(args):
+def _device(job):
+    """The torch device of ``job`` (its threads applied)."""
     from deepict.nn.devices import select_device
 
-    device = select_device(args.device)
-    apply_threads(args)
+    device = select_device(job.training.device if isinstance(job, Train2DJob) else job.device)
+    apply_threads(job.threads)
     return device
 
 
 def register(subparsers) -> None:
-    train = subparsers.add_parser(
-        "train2d", formatter_class=argparse.RawDescriptionHelpFormatter,
+    train = add_command(
+        subparsers, Train2DJob, run_train2d, formatter_class=argparse.RawDescriptionHelpFormatter,
         help="train the 2D U-Net to segment a compartment (cytosol, organelles) from tomograms + masks",
         description="Train DeePiCt's 2D U-Net (5 levels, 16-256 filters, slice by slice) to segment one compartment, "
                     "e.g. the cytosol or the organelles, from tomograms and their binary masks (or label maps with "
@@ -41,81 +39,42 @@ def register(subparsers) -> None:
                     "size, class name, tile geometry, post-processing defaults and training history; "
                     "OUT.last.pt keeps the last state (network + optimizer), so a killed run continues "
                     "with --resume. Training stops after --epochs or after --patience epochs without "
-                    "improvement (counted after the first half of the epochs). On three 256x256x128 tomograms at "
-                    "13.5 Å/voxel the defaults take up to about 15 minutes on two CPU cores: cytosol is learned "
-                    "within 20 epochs (AUPRC 0.98), organelles need about 100 (AUPRC 0.95).",
+                    "improvement (counted after the first half of the epochs): compact compartments such as the "
+                    "cytosol stop early, organelles need many more epochs (the README's table gives timings).",
         epilog="example:\n  deepict train2d --tomograms A.mrc B.mrc C.mrc --masks A_cytosol.mrc B_cytosol.mrc "
                "C_cytosol.mrc.gz --class-name cytosol --out cytosol2d.pt\n"
                "  deepict train2d --tomograms A.mrc --masks A_labels.mrc --remap '2,3,5:1' --class-name organelles "
                "--out organelles2d.pt")
-    train.add_argument("--tomograms", nargs="+", required=True, metavar="MRC",
-                       help="training tomograms (MRC), all at the same voxel size")
-    train.add_argument("--masks", nargs="+", required=True, metavar="MRC",
-                       help="one mask per tomogram, same order, same size and voxel size (MRC or .mrc.gz): 1 = the "
-                            "compartment, 0 = elsewhere; or label maps together with --remap")
-    train.add_argument("--out", required=True, metavar="MODEL",
-                       help="model file to write (e.g. cytosol2d.pt); the resumable state goes to MODEL.last.pt")
-    train.add_argument("--class-name", default=_DEFAULTS.class_name,
-                       help="name of the compartment, stored in the model (default: %(default)s)")
-    train.add_argument("--remap", default=None, metavar="MAPPING",
-                       help="turn label maps into 0/1 masks: '.:1' = every non-zero label -> 1; '2,3,5:1' = labels "
-                            "2, 3 and 5 -> 1, all others 0; '1:0,12:0,.:1' = labels 1 and 12 -> 0, every other "
-                            "non-zero label -> 1 (default: the masks are already 0/1)")
-    train.add_argument("--val-tomograms", nargs="+", default=[], metavar="MRC",
-                       help="which of --tomograms to hold out for validation (path or file name) "
-                            "(default: the last one when several are given, else a held-out z range)")
-    train.add_argument("--epochs", type=positive_int, default=_DEFAULTS.epochs,
-                       help="maximum number of epochs (default: %(default)s)")
-    train.add_argument("--tiles-per-epoch", type=positive_int, default=_DEFAULTS.tiles_per_epoch,
-                       help="random training tiles per epoch (default: %(default)s)")
-    train.add_argument("--patience", type=int, default=_DEFAULTS.patience,
-                       help="stop after this many epochs without a better validation Dice; 0 = never "
-                            "(default: %(default)s)")
-    train.add_argument("--warmup-epochs", type=int, default=None,
-                       help="no early stopping and no learning-rate cut before this epoch (default: half of --epochs)")
-    train.add_argument("--tile-size", type=positive_int, default=_DEFAULTS.tile_size,
-                       help="training tile edge in pixels, a multiple of 16 (DeePiCt: 288; default: %(default)s, "
-                            "7x cheaper per tile, so many more training steps fit in a CPU budget; prediction "
-                            "uses larger tiles)")
-    train.add_argument("--z-stride", type=positive_int, default=_DEFAULTS.z_stride,
-                       help="use every n-th slice for training (default: %(default)s)")
-    train.add_argument("--batch-size", type=positive_int, default=_DEFAULTS.batch_size,
-                       help="tiles per optimisation step (default: %(default)s)")
-    train.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate,
-                       help="Adam learning rate (DeePiCt: 1e-4 for 50-100 GPU epochs; default: %(default)g)")
-    train.add_argument("--lr-patience", type=int, default=_DEFAULTS.lr_patience,
-                       help="halve the learning rate after this many epochs without a better validation Dice "
-                            "(down to 1/32 of it); 0 = constant (default: %(default)s)")
-    train.add_argument("--loss", default=_DEFAULTS.loss, choices=LOSS_NAMES,
-                       help="training loss on the logits: bce_dice (binary cross-entropy + Dice, learns fastest), dice "
-                            "(DeePiCt's) or generalized_dice (default: %(default)s)")
-    train.add_argument("--depth", type=positive_int, default=_DEFAULTS.depth,
-                       help="U-Net resolution levels (DeePiCt: 5; default: %(default)s)")
-    train.add_argument("--initial-features", type=positive_int, default=_DEFAULTS.initial_features,
-                       help="filters of the first level, doubled per level (DeePiCt: 16; default: %(default)s)")
-    train.add_argument("--init", default=_DEFAULTS.init, choices=["kaiming", "torch"],
-                       help="weight initialisation: kaiming (He; trains much faster without batch norm) or torch's "
-                            "default (default: %(default)s)")
-    train.add_argument("--crop", type=int, default=_DEFAULTS.crop,
-                       help="rim (px) discarded from every tile at prediction, stored in the model "
-                            "(default: %(default)s)")
-    train.add_argument("--threshold", type=float, default=None,
-                       help="mask threshold stored in the model as segment2d's default (DeePiCt: 0.75; default: the "
-                            "threshold in 0.05..0.95 that maximises the validation Dice after z smoothing)")
-    train.add_argument("--sigma", type=float, default=_DEFAULTS.sigma,
-                       help="default z smoothing (Gaussian sigma in slices) stored in the model (default: %(default)s)")
-    train.add_argument("--seed", type=int, default=_DEFAULTS.seed,
-                       help="random seed: same seed, data and settings give the same tiles (default: %(default)s)")
-    train.add_argument("--no-augment", action="store_true",
-                       help="do not flip and rotate the training tiles")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the interrupted training of OUT from OUT.last.pt (its settings are kept; "
-                            "--epochs and --patience may be raised); starts afresh if there is no such file")
-    add_device_options(train)
-    train.set_defaults(handler=run_train2d)
+    add_parameter(train, Train2DJob, "tomograms", "--tomograms", nargs="+", metavar="MRC")
+    add_parameter(train, Train2DJob, "masks", "--masks", nargs="+", metavar="MRC")
+    add_parameter(train, Train2DJob, "out", "--out", metavar="MODEL")
+    add_parameter(train, Train2DJob, "training.class_name", "--class-name")
+    add_parameter(train, Train2DJob, "training.remap", "--remap", metavar="MAPPING")
+    add_parameter(train, Train2DJob, "training.val_tomograms", "--val-tomograms", nargs="+", metavar="MRC")
+    add_parameter(train, Train2DJob, "training.epochs", "--epochs", type=positive_int)
+    add_parameter(train, Train2DJob, "training.tiles_per_epoch", "--tiles-per-epoch", type=positive_int)
+    add_parameter(train, Train2DJob, "training.patience", "--patience", type=int)
+    add_parameter(train, Train2DJob, "training.warmup_epochs", "--warmup-epochs", type=int)
+    add_parameter(train, Train2DJob, "training.tile_size", "--tile-size", type=positive_int)
+    add_parameter(train, Train2DJob, "training.z_stride", "--z-stride", type=positive_int)
+    add_parameter(train, Train2DJob, "training.batch_size", "--batch-size", type=positive_int)
+    add_parameter(train, Train2DJob, "training.learning_rate", "--learning-rate", type=float)
+    add_parameter(train, Train2DJob, "training.lr_patience", "--lr-patience", type=int)
+    add_parameter(train, Train2DJob, "training.loss", "--loss")
+    add_parameter(train, Train2DJob, "training.depth", "--depth", type=positive_int)
+    add_parameter(train, Train2DJob, "training.initial_features", "--initial-features", type=positive_int)
+    add_parameter(train, Train2DJob, "training.init", "--init")
+    add_parameter(train, Train2DJob, "training.crop", "--crop", type=int)
+    add_parameter(train, Train2DJob, "training.threshold", "--threshold", type=float)
+    add_parameter(train, Train2DJob, "training.sigma", "--sigma", type=float)
+    add_parameter(train, Train2DJob, "training.seed", "--seed", type=int)
+    add_parameter(train, Train2DJob, "training.augment", "--no-augment", action="store_false",
+                  help="do not flip and rotate the training tiles")
+    add_parameter(train, Train2DJob, "resume", "--resume", action="store_true")
+    add_device_options(train, Train2DJob)
 
-    segment = subparsers.add_parser(
-        "segment2d", formatter_class=argparse.RawDescriptionHelpFormatter,
+    segment = add_command(
+        subparsers, Segment2DJob, run_segment2d, formatter_class=argparse.RawDescriptionHelpFormatter,
         help="segment a compartment (cytosol, organelles) in a tomogram with a trained 2D U-Net",
         description="Segment a tomogram with a model from 'deepict train2d'. The tomogram is z-scored as a whole; "
                     "every slice (or --z-range) is cut into overlapping tiles whose rims (--crop, from the model) "
@@ -127,63 +86,46 @@ def register(subparsers) -> None:
                     "first, or pass --ignore-voxel-size if the header is wrong.",
         epilog="example:\n  deepict segment2d --model cytosol2d.pt --tomogram T.mrc --out T_cytosol.mrc "
                "--probability-map T_cytosol_prob.mrc")
-    segment.add_argument("--model", required=True, help="2D model file from 'deepict train2d'")
-    segment.add_argument("--tomogram", required=True, help="tomogram to segment (MRC)")
-    segment.add_argument("--out", required=True, metavar="MRC", help="binary mask to write (int8 MRC, 1 = compartment)")
-    segment.add_argument("--probability-map", default=None, metavar="MRC",
-                         help="also write the unsmoothed per-voxel probabilities (float32 MRC)")
-    segment.add_argument("--threshold", type=float, default=None,
-                         help="probability threshold after smoothing, in [0, 1) (default: the model's, calibrated "
-                              "on its validation data at training; DeePiCt used 0.75)")
-    segment.add_argument("--sigma", type=float, default=None,
-                         help="Gaussian smoothing along z in slices; 0 = none (default: the model's, usually 5)")
-    segment.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
-                         help="tiles per network call; larger is faster on a GPU but needs more memory "
-                              "(default: %(default)s)")
-    segment.add_argument("--z-range", nargs=2, type=int, default=None, metavar=("FIRST", "END"),
-                         help="only segment slices FIRST..END-1 (0-based); the others are 0 (default: all slices)")
-    segment.add_argument("--tile-size", type=positive_int, default=None,
-                         help="prediction tile edge, a multiple of 16 (default: chosen from the model's training tile "
-                              "up to 512 px to need the least computation)")
-    segment.add_argument("--crop", type=int, default=None,
-                         help="rim discarded from every tile, px (default: the model's, usually 48)")
-    segment.add_argument("--ignore-voxel-size", action="store_true",
-                         help="segment even if the tomogram's voxel size differs from the model's by more than 5%%")
-    add_device_options(segment)
-    segment.set_defaults(handler=run_segment2d)
+    add_parameter(segment, Segment2DJob, "model", "--model")
+    add_parameter(segment, Segment2DJob, "tomogram", "--tomogram")
+    add_parameter(segment, Segment2DJob, "out", "--out", metavar="MRC")
+    add_parameter(segment, Segment2DJob, "probability_map", "--probability-map", metavar="MRC")
+    add_parameter(segment, Segment2DJob, "threshold", "--threshold", type=float)
+    add_parameter(segment, Segment2DJob, "sigma", "--sigma", type=float)
+    add_parameter(segment, Segment2DJob, "batch_size", "--batch-size", type=positive_int)
+    add_parameter(segment, Segment2DJob, "z_range", "--z-range", nargs=2, type=int, metavar=("FIRST", "END"))
+    add_parameter(segment, Segment2DJob, "tile_size", "--tile-size", type=positive_int)
+    add_parameter(segment, Segment2DJob, "crop", "--crop", type=int)
+    add_parameter(segment, Segment2DJob, "ignore_voxel_size", "--ignore-voxel-size", action="store_true")
+    add_device_options(segment, Segment2DJob)
 
 
-def run_train2d(args) -> int:
+def run_train2d(job: Train2DJob) -> int:
     from deepict.train.train2d import train_2d
     from deepict.train.state import state_path
 
-    config = Train2DConfig(
-        class_name=args.class_name, remap=args.remap, epochs=args.epochs, tiles_per_epoch=args.tiles_per_epoch,
-        patience=args.patience, warmup_epochs=args.warmup_epochs, tile_size=args.tile_size, z_stride=args.z_stride,
-        batch_size=args.batch_size, learning_rate=args.learning_rate, lr_patience=args.lr_patience, loss=args.loss,
-        depth=args.depth, initial_features=args.initial_features, crop=args.crop, threshold=args.threshold,
-        sigma=args.sigma, seed=args.seed, device=args.device,
-        val_tomograms=list(args.val_tomograms), augment=not args.no_augment, init=args.init)
-    config.validate()
-    with claimed_outputs(("--out", args.out)):
-        summary = train_2d(args.tomograms, args.masks, args.out, config, resume=args.resume,
-                           log=lambda text: print(text, flush=True), device=_device(args))
-    print(f"model: {summary['model']}  (resumable state: {state_path(args.out)})", flush=True)
+    job.training.validate()
+    with claimed_outputs(("--out", job.out)):
+        summary = train_2d(job.tomograms, job.masks, job.out, job.training, resume=job.resume,
+                           log=lambda text: print(text, flush=True), device=_device(job))
+    print(f"model: {summary['model']}  (resumable state: {state_path(job.out)})", flush=True)
     return 0
 
 
-def run_segment2d(args) -> int:
+def run_segment2d(job: Segment2DJob) -> int:
     from deepict.infer.slices2d import segment_tomogram
 
-    if args.threshold is not None and not 0 <= args.threshold < 1:
-        raise ParameterError(f"--threshold must lie in [0, 1), not {args.threshold:g}")
-    if args.sigma is not None and not args.sigma >= 0:
-        raise ParameterError(f"--sigma must be 0 or more, not {args.sigma:g}")
-    with claimed_outputs(("--out", args.out), ("--probability-map", args.probability_map)):
-        device = _device(args)
-        segment_tomogram(args.model, args.tomogram, args.out, probability_map=args.probability_map,
-                         threshold=args.threshold, sigma=args.sigma, batch_size=args.batch_size, device=device,
-                         z_range=tuple(args.z_range) if args.z_range else None, tile_size=args.tile_size,
-                         crop=args.crop, ignore_voxel_size=args.ignore_voxel_size,
+    if job.threshold is not None and not 0 <= job.threshold < 1:
+        raise ParameterError(f"--threshold must lie in [0, 1), not {job.threshold:g}")
+    if job.sigma is not None and not job.sigma >= 0:
+        raise ParameterError(f"--sigma must be 0 or more, not {job.sigma:g}")
+    if job.z_range is not None and len(job.z_range) != 2:
+        raise ParameterError(f"--z-range takes two slice numbers (FIRST END), not {len(job.z_range)}")
+    with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
+        device = _device(job)
+        segment_tomogram(job.model, job.tomogram, job.out, probability_map=job.probability_map,
+                         threshold=job.threshold, sigma=job.sigma, batch_size=job.batch_size, device=device,
+                         z_range=tuple(job.z_range) if job.z_range else None, tile_size=job.tile_size,
+                         crop=job.crop, ignore_voxel_size=job.ignore_voxel_size,
                          log=lambda text: print(text, flush=True))
     return 0

@@ -10,6 +10,8 @@ import math
 from deepict.errors import ParameterError
 from deepict.io import atomic_path, read_coordinates, read_volume
 from deepict.io.outputs import claimed_outputs
+from deepict.jobs import EvaluateJob
+from deepict.cli.options import add_command, add_parameter
 from deepict.evaluate import metrics
 
 DESCRIPTION = """\
@@ -46,24 +48,20 @@ and/or {auprc, max_f1, max_f1_threshold, bins}. Exit status 2 on bad input.
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "evaluate", help="precision / recall / F1 / AUPRC of picks, voxel F1 and AUPRC of masks",
+    parser = add_command(
+        subparsers, EvaluateJob, run, help="precision / recall / F1 / AUPRC of picks, voxel F1 and AUPRC of masks",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     particles = parser.add_argument_group("particle picking")
-    particles.add_argument("--pred", metavar="CSV", help="predicted coordinates (x,y,z[,score]; or a motl)")
-    particles.add_argument("--gt", metavar="CSV", help="ground-truth coordinates of the same tomogram")
-    particles.add_argument("--radius", type=float, default=10.0, metavar="VOXELS",
-                           help="tolerance radius in voxels of that tomogram (default: 10, as DeePiCt)")
-    particles.add_argument("--curve", metavar="CSV",
-                           help="also write the PR curve (threshold, n_kept, tp, fp, precision, recall, f1)")
+    add_parameter(particles, EvaluateJob, "pred", "--pred", metavar="CSV")
+    add_parameter(particles, EvaluateJob, "gt", "--gt", metavar="CSV")
+    add_parameter(particles, EvaluateJob, "radius", "--radius", type=float, metavar="VOXELS")
+    add_parameter(particles, EvaluateJob, "curve", "--curve", metavar="CSV")
     voxels = parser.add_argument_group("segmentation (voxels)")
-    voxels.add_argument("--pred-mask", metavar="MRC", help="predicted binary mask (nonzero = foreground)")
-    voxels.add_argument("--probability-map", metavar="MRC", help="predicted probability map (any score map)")
-    voxels.add_argument("--gt-mask", metavar="MRC", help="ground-truth binary mask (nonzero = foreground)")
-    voxels.add_argument("--bins", type=int, default=metrics.DEFAULT_BINS,
-                        help=f"histogram bins for the voxel AUPRC (default: {metrics.DEFAULT_BINS})")
-    parser.add_argument("--json", metavar="PATH", help="also write the JSON result to this file")
-    parser.set_defaults(handler=run)
+    add_parameter(voxels, EvaluateJob, "pred_mask", "--pred-mask", metavar="MRC")
+    add_parameter(voxels, EvaluateJob, "probability_map", "--probability-map", metavar="MRC")
+    add_parameter(voxels, EvaluateJob, "gt_mask", "--gt-mask", metavar="MRC")
+    add_parameter(voxels, EvaluateJob, "bins", "--bins", type=int)
+    add_parameter(parser, EvaluateJob, "json", "--json", metavar="PATH")
 
 
 def _clean(value):
@@ -128,27 +126,27 @@ def evaluate_voxels(pred_mask_path, probability_path, gt_mask_path, bins: int) -
     return result
 
 
-def run(args) -> int:
-    particle_mode = bool(args.pred or args.gt)
-    voxel_mode = bool(args.pred_mask or args.probability_map or args.gt_mask)
+def run(job: EvaluateJob) -> int:
+    particle_mode = bool(job.pred or job.gt)
+    voxel_mode = bool(job.pred_mask or job.probability_map or job.gt_mask)
     if not particle_mode and not voxel_mode:
         raise ParameterError("Nothing to evaluate: give --pred and --gt, and/or --gt-mask with "
                              "--pred-mask or --probability-map.")
-    if particle_mode and not (args.pred and args.gt):
+    if particle_mode and not (job.pred and job.gt):
         raise ParameterError("Particle evaluation needs both --pred and --gt.")
-    if voxel_mode and not (args.gt_mask and (args.pred_mask or args.probability_map)):
+    if voxel_mode and not (job.gt_mask and (job.pred_mask or job.probability_map)):
         raise ParameterError("Voxel evaluation needs --gt-mask together with --pred-mask and/or --probability-map.")
-    if args.curve and not particle_mode:
+    if job.curve and not particle_mode:
         raise ParameterError("--curve writes the particle PR curve; give --pred and --gt too.")
     output = {}
-    with claimed_outputs(("--curve", args.curve), ("--json", args.json)):
+    with claimed_outputs(("--curve", job.curve), ("--json", job.json)):
         if particle_mode:
-            output["particles"] = evaluate_particles(args.pred, args.gt, args.radius, args.curve)
+            output["particles"] = evaluate_particles(job.pred, job.gt, job.radius, job.curve)
         if voxel_mode:
-            output["voxels"] = evaluate_voxels(args.pred_mask, args.probability_map, args.gt_mask, args.bins)
+            output["voxels"] = evaluate_voxels(job.pred_mask, job.probability_map, job.gt_mask, job.bins)
         text = json.dumps(_clean(output), indent=2)
-        if args.json:
-            with atomic_path(args.json) as tmp:
+        if job.json:
+            with atomic_path(job.json) as tmp:
                 tmp.write_text(text + "\n")
     print(text)
     return 0

@@ -10,6 +10,8 @@ from deepict.errors import ParameterError
 from deepict.io import check_coordinates_in_volume, read_coordinates
 from deepict.io.outputs import FILE_OR_FOLDER, claimed_outputs
 from deepict import formats as export
+from deepict.jobs import ExportJob
+from deepict.cli.options import add_command, add_parameter
 
 DESCRIPTION = """\
 Write picked coordinates in the format of a downstream sub-tomogram averaging program.
@@ -65,41 +67,33 @@ examples:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "export", help="write picks for RELION 4/5, Warp, Dynamo or as a DeePiCt motl",
+    parser = add_command(
+        subparsers, ExportJob, run, help="write picks for RELION 4/5, Warp, Dynamo or as a DeePiCt motl",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--coords", action="extend", nargs="+", required=True, metavar="CSV",
-                        help="coordinate file(s), one per tomogram (repeat the option or list several)")
-    parser.add_argument("--tomogram", action="extend", nargs="+", required=True, metavar="MRC",
-                        help="tomogram(s) the coordinates refer to, in the same order as --coords")
-    parser.add_argument("--format", required=True, choices=export.FORMATS, help="output format (see above)")
-    parser.add_argument("--out", required=True, metavar="PATH",
-                        help="output file (relion4, relion5, dynamo .tbl, single-tomogram motl .csv) "
-                             "or folder (warp, multi-tomogram motl)")
-    parser.add_argument("--output-pixel-size", type=float, metavar="Å",
-                        help="pixel size of the written coordinates (default: each tomogram's voxel size)")
-    parser.add_argument("--tomo-name", action="extend", nargs="+", metavar="TSID",
-                        help="tsId per tomogram (default: the tomogram file name without extension)")
-    parser.add_argument("--voxel-size", type=float, metavar="Å",
-                        help="voxel size of the tomograms when their MRC headers hold none (or are wrong)")
-    parser.set_defaults(handler=run)
+    add_parameter(parser, ExportJob, "coords", "--coords", action="extend", nargs="+", metavar="CSV")
+    add_parameter(parser, ExportJob, "tomogram", "--tomogram", action="extend", nargs="+", metavar="MRC")
+    add_parameter(parser, ExportJob, "format", "--format")
+    add_parameter(parser, ExportJob, "out", "--out", metavar="PATH")
+    add_parameter(parser, ExportJob, "output_pixel_size", "--output-pixel-size", type=float, metavar="Å")
+    add_parameter(parser, ExportJob, "tomo_name", "--tomo-name", action="extend", nargs="+", metavar="TSID")
+    add_parameter(parser, ExportJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
 
 
-def run(args) -> int:
-    if len(args.coords) != len(args.tomogram):
+def run(job: ExportJob) -> int:
+    if len(job.coords) != len(job.tomogram):
         raise ParameterError(
-            f"{len(args.coords)} coordinate file(s) but {len(args.tomogram)} tomogram(s): give one --tomogram per "
+            f"{len(job.coords)} coordinate file(s) but {len(job.tomogram)} tomogram(s): give one --tomogram per "
             "--coords file, in the same order.")
-    names = args.tomo_name or [None] * len(args.tomogram)
-    if len(names) != len(args.tomogram):
-        raise ParameterError(f"{len(names)} --tomo-name value(s) for {len(args.tomogram)} tomogram(s); "
+    names = job.tomo_name or [None] * len(job.tomogram)
+    if len(names) != len(job.tomogram):
+        raise ParameterError(f"{len(names)} --tomo-name value(s) for {len(job.tomogram)} tomogram(s); "
                              "give one name per tomogram or none.")
-    if args.voxel_size is not None and not args.voxel_size > 0:
-        raise ParameterError(f"--voxel-size must be > 0 Å, got {args.voxel_size}.")
-    export.check_output_pixel_size(args.output_pixel_size)
+    if job.voxel_size is not None and not job.voxel_size > 0:
+        raise ParameterError(f"--voxel-size must be > 0 Å, got {job.voxel_size}.")
+    export.check_output_pixel_size(job.output_pixel_size)
     picks = []
-    for coords_path, tomogram_path, name in zip(args.coords, args.tomogram, names):
-        tomogram = export.TomogramInfo.from_volume(tomogram_path, name=name, voxel_size=args.voxel_size)
+    for coords_path, tomogram_path, name in zip(job.coords, job.tomogram, names):
+        tomogram = export.TomogramInfo.from_volume(tomogram_path, name=name, voxel_size=job.voxel_size)
         coords = read_coordinates(coords_path)
         check_coordinates_in_volume(coords.xyz, tomogram.shape_zyx, coords_path)
         if voxel_sizes_differ(coords.voxel_size, tomogram.voxel_size):
@@ -108,10 +102,10 @@ def run(args) -> int:
                 f"{tomogram.voxel_size:g} Å/voxel: pair each coordinate file with the tomogram it was picked on "
                 "(or fix the header with --voxel-size).")
         picks.append(export.PickedTomogram(tomogram, coords))
-    with claimed_outputs(("--out", args.out, FILE_OR_FOLDER)):
-        files = export.export_coordinates(args.format, args.out, picks, output_pixel_size=args.output_pixel_size)
-    classes = export.class_name_map(picks) if export.carries_classes(args.format) else None
-    print(json.dumps({"format": args.format, "files": [str(f) for f in files],
+    with claimed_outputs(("--out", job.out, FILE_OR_FOLDER)):
+        files = export.export_coordinates(job.format, job.out, picks, output_pixel_size=job.output_pixel_size)
+    classes = export.class_name_map(picks) if export.carries_classes(job.format) else None
+    print(json.dumps({"format": job.format, "files": [str(f) for f in files],
                       "particles": int(sum(len(c) for _, c in picks)), "tomograms": len(picks),
-                      "output_pixel_size": args.output_pixel_size, "classes": classes}, indent=2))
+                      "output_pixel_size": job.output_pixel_size, "classes": classes}, indent=2))
     return 0

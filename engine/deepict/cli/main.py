@@ -29,10 +29,44 @@ COMMAND_MODULES = ("compartments", "evaluate", "export", "model_info", "particle
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """A usage error is one line pointing at the help, not the whole usage block (subcommands inherit this)."""
+    """A usage error is one line pointing at the help, not the whole usage block (subcommands inherit this).
+
+    A subcommand given ``--job FILE`` takes no other option: the file holds them all, so the
+    options it would otherwise require are not asked for.
+    """
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        if args is None or "--job" not in self._option_string_actions or not _names_job(args):
+            return super().parse_known_args(args, namespace)
+        if _without_job(args) and not {"-h", "--help"} & set(args):
+            self.error("--job FILE holds every parameter of the step: give either --job or options, not both")
+        required = [action for action in self._actions if action.required]
+        groups = [group for group in self._mutually_exclusive_groups if group.required]
+        try:
+            for item in required + groups:
+                item.required = False
+            return super().parse_known_args(args, namespace)
+        finally:
+            for item in required + groups:
+                item.required = True
+
+
+def _names_job(args) -> bool:
+    return any(arg == "--job" or arg.startswith("--job=") for arg in args)
+
+
+def _without_job(args) -> list:
+    """The command-line words other than ``--job FILE``."""
+    args = list(args)
+    for index, arg in enumerate(args):
+        if arg.startswith("--job="):
+            return args[:index] + args[index + 1:]
+        if arg == "--job":
+            return args[:index] + args[index + 2:]
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:

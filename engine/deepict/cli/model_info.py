@@ -6,17 +6,19 @@ import json
 
 from deepict.io import atomic_path
 from deepict.io.outputs import claimed_outputs
+from deepict.jobs import ModelInfoJob
+from deepict.cli.options import add_command, add_parameter
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "model-info", help="describe a model file (kind, classes, voxel size, history) as JSON",
+    parser = add_command(
+        subparsers, ModelInfoJob, run_model_info,
+        help="describe a model file (kind, classes, voxel size, history) as JSON",
         description="Print the description stored in a deepict_scipion model file as JSON: kind (2d/3d), "
                     "class names, voxel size (Å), sphere radius per class (voxels and Å), suggested "
                     "post-processing, training history, whether a reference spectrum is stored, and its source.")
-    parser.add_argument("--model", required=True, help="model file (from train3d, train2d or import-model)")
-    parser.add_argument("--json", metavar="FILE", help="also write the JSON to this file")
-    parser.set_defaults(handler=run_model_info)
+    add_parameter(parser, ModelInfoJob, "model", "--model")
+    add_parameter(parser, ModelInfoJob, "json", "--json", metavar="FILE")
 
 
 def describe(model_path) -> dict:
@@ -32,11 +34,11 @@ def describe(model_path) -> dict:
             "history": info.history, "source": info.source, "version": info.version}
 
 
-def run_model_info(args) -> int:
-    with claimed_outputs(("--json", args.json)):
-        text = json.dumps(describe(args.model), indent=1)
-        if args.json:
-            with atomic_path(args.json) as tmp:
+def run_model_info(job: ModelInfoJob) -> int:
+    with claimed_outputs(("--json", job.json)):
+        text = json.dumps(describe(job.model), indent=1)
+        if job.json:
+            with atomic_path(job.json) as tmp:
                 tmp.write_text(text)
     print(text)
     return 0

@@ -1,10 +1,30 @@
-"""What the subcommand modules of the ``deepict`` command line share: argument types and the
-``--device`` / ``--threads`` options of the torch commands.
+"""What the subcommand modules of the ``deepict`` command line share: one subcommand per job class,
+options built from the job's parameters, ``--job FILE``, argument types and the ``--device`` /
+``--threads`` options of the torch commands.
+
+Every subcommand runs the same way: its options (or its ``--job`` file) give a job
+(:mod:`deepict.jobs`), and the subcommand's ``run(job)`` does the step. An option's default, help
+and choices are those of its job parameter; the option sets the parameter at its path (its
+``dest``, e.g. ``training.epochs``).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
+from dataclasses import MISSING
+
+from deepict.jobs import device_path, read_job
+from deepict.parameters import (choices_of, default_of, field_default, has_default, help_of, nested_class,
+                                parameter_fields)
+
+JOB_HELP = ("run the job in this file (JSON, as the Scipion protocols write it: see deepict.jobs) instead of taking "
+            "the options below; give either --job or options, not both")
+#: Actions whose argparse default must stay None (they add to it).
+_ACCUMULATING = ("append", "extend")
+#: Actions of options that take no value.
+_FLAGS = ("store_true", "store_false")
 
 
 def positive_int(text: str) -> int:
@@ -21,17 +41,71 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def add_device_options(parser) -> None:
+def add_command(subparsers, job_class: type, run, to_job=None, **parser_options) -> argparse.ArgumentParser:
+    """The subcommand of ``job_class``: its options or its ``--job`` file give a job for ``run(job)``.
+
+    ``to_job(args)`` builds the job from the options when they do not map one to one to its
+    parameters (default: :func:`job_from_options`).
+    """
+    parser = subparsers.add_parser(job_class.step, **parser_options)
+    parser.add_argument("--job", metavar="JOB.json", help=JOB_HELP)
+    to_job = to_job or functools.partial(job_from_options, job_class)
+    parser.set_defaults(handler=functools.partial(_run_command, job_class, run, to_job))
+    return parser
+
+
+def _run_command(job_class: type, run, to_job, args) -> int:
+    return run(read_job(args.job, job_class) if args.job else to_job(args))
+
+
+def add_parameter(parser, job_class: type, path: str, *flags, **options) -> argparse.Action:
+    """Add the option ``flags`` that sets the job parameter at ``path``.
+
+    Its default, help and choices are the parameter's unless given in ``options``; a parameter
+    without a default is a required option.
+    """
+    default = default_of(job_class, path)
+    if default is MISSING:
+        options.setdefault("required", True)
+    elif options.get("action") not in _ACCUMULATING:
+        options.setdefault("default", default)
+    options.setdefault("help", help_of(job_class, path))
+    if choices_of(job_class, path) is not None:
+        options.setdefault("choices", choices_of(job_class, path))
+    elif options.get("action") not in _FLAGS:
+        options.setdefault("metavar", flags[0].lstrip("-").replace("-", "_").upper())  # not the dest's path
+    return parser.add_argument(*flags, dest=path, **options)
+
+
+def job_from_options(job_class: type, args, prefix: str = "", **given):
+    """The job the parsed options ``args`` describe; ``given``: values of top-level parameters set otherwise.
+
+    An option left out (``None``) keeps its parameter's default.
+    """
+    values = {}
+    for field in parameter_fields(job_class):
+        path = prefix + field.name
+        inner = nested_class(job_class, field)
+        if field.name in given:
+            values[field.name] = given[field.name]
+        elif inner is not None:
+            values[field.name] = job_from_options(inner, args, path + ".")
+        elif hasattr(args, path):
+            value = getattr(args, path)
+            if value is None and has_default(field) and field_default(field) is not None:
+                continue
+            values[field.name] = copy.deepcopy(value)
+    return job_class(**values)
+
+
+def add_device_options(parser, job_class: type) -> None:
     """``--device`` and ``--threads`` of a command that runs a network."""
-    parser.add_argument("--device", default="auto",
-                        help="where the network runs: auto (a CUDA GPU when one is visible, else the CPU), cpu, "
-                             "cuda or cuda:N (default: %(default)s)")
-    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                        help="CPU threads for torch (default: every core this process may use)")
+    add_parameter(parser, job_class, device_path(job_class), "--device")
+    add_parameter(parser, job_class, "threads", "--threads", type=positive_int, metavar="N")
 
 
-def apply_threads(args) -> None:
-    """Cap torch's CPU threads at ``--threads`` (imports torch: call it in a handler)."""
-    if args.threads:
+def apply_threads(threads) -> None:
+    """Cap torch's CPU threads at ``threads`` (imports torch: call it in a handler)."""
+    if threads:
         import torch
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)

@@ -15,7 +15,9 @@ import numpy as np
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import read_volume, volume_writer
 from deepict.io.outputs import claimed_outputs
-from deepict.spectrum import (DEFAULT_LOWPASS_WIDTH, default_workers, equalize_volume, is_volume_path, load_reference,
+from deepict.jobs import EqualizeJob, SpectrumJob
+from deepict.cli.options import add_command, add_parameter
+from deepict.spectrum import (default_workers, equalize_volume, is_volume_path, load_reference,
                         radial_spectrum, write_spectrum)
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -65,57 +67,39 @@ examples:
 
 
 def register(subparsers) -> None:
-    spectrum = subparsers.add_parser(
-        "spectrum", help="measure a tomogram's radial amplitude spectrum (TSV)",
+    spectrum = add_command(
+        subparsers, SpectrumJob, run_spectrum, help="measure a tomogram's radial amplitude spectrum (TSV)",
         description=SPECTRUM_DESCRIPTION, epilog=SPECTRUM_EPILOG, formatter_class=_FORMATTER)
-    spectrum.add_argument("--tomogram", required=True, metavar="T.mrc", help="tomogram (MRC) to measure")
-    spectrum.add_argument("--out", required=True, metavar="SPEC.tsv", help="spectrum table to write (atomically)")
-    spectrum.add_argument("--voxel-size", type=float, metavar="Å",
-                          help="voxel size in Å (default: from the MRC header; required if the header has none)")
-    spectrum.add_argument("--bins", type=int, metavar="N",
-                          help="number of frequency shells up to the corner of the Fourier box (default: shells "
-                               "1 / (longest side × voxel size) wide)")
-    _add_threads(spectrum)
-    spectrum.set_defaults(handler=run_spectrum)
+    add_parameter(spectrum, SpectrumJob, "tomogram", "--tomogram", metavar="T.mrc")
+    add_parameter(spectrum, SpectrumJob, "out", "--out", metavar="SPEC.tsv")
+    add_parameter(spectrum, SpectrumJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
+    add_parameter(spectrum, SpectrumJob, "bins", "--bins", type=int, metavar="N")
+    add_parameter(spectrum, SpectrumJob, "threads", "--threads", type=int, metavar="N")
 
-    equalize = subparsers.add_parser(
-        "equalize", help="match a tomogram's amplitude spectrum to a reference (spectrum equalization)",
+    equalize = add_command(
+        subparsers, EqualizeJob, run_equalize,
+        help="match a tomogram's amplitude spectrum to a reference (spectrum equalization)",
         description=EQUALIZE_DESCRIPTION, epilog=EQUALIZE_EPILOG, formatter_class=_FORMATTER)
-    equalize.add_argument("--tomogram", required=True, metavar="T.mrc", help="tomogram (MRC) to equalize")
-    equalize.add_argument("--reference", required=True, metavar="R.mrc|SPEC.tsv",
-                          help="reference tomogram or spectrum table (see above)")
-    equalize.add_argument("--out", required=True, metavar="E.mrc",
-                          help="equalized tomogram to write (float32 MRC, mean 0, std 1; written atomically)")
-    equalize.add_argument("--voxel-size", type=float, metavar="Å",
-                          help="voxel size of --tomogram in Å (default: from its MRC header)")
-    equalize.add_argument("--lowpass-angstrom", type=float, metavar="Å",
-                          help="also low-pass the result: gain 0.5 at this resolution in Å (sigmoid). Must be at "
-                               "least 2 × the voxel size (Nyquist). Default: no low-pass")
-    equalize.add_argument("--lowpass-width", type=float, default=DEFAULT_LOWPASS_WIDTH, metavar="FRACTION",
-                          help="10–90%% transition width of the low-pass as a fraction of its cut-off frequency, "
-                               "in (0, 1] (default %(default)s: gain 0.9 at 0.95 and 0.1 at 1.05 × the cut-off "
-                               "frequency)")
-    equalize.add_argument("--reference-voxel-size", type=float, metavar="Å",
-                          help="voxel size in Å of the reference: required for an original DeePiCt TSV; for a "
-                               "reference tomogram it overrides the header")
-    equalize.add_argument("--reference-box", type=int, nargs=3, metavar=("NX", "NY", "NZ"),
-                          help="box size in voxels of the tomogram an original DeePiCt TSV was extracted from "
-                               "(required for that format; the order does not matter)")
-    equalize.add_argument("--spectrum-out", metavar="SPEC.tsv",
-                          help="also write the spectrum of the equalized tomogram (TSV)")
-    _add_threads(equalize)
-    equalize.set_defaults(handler=run_equalize)
+    add_parameter(equalize, EqualizeJob, "tomogram", "--tomogram", metavar="T.mrc")
+    add_parameter(equalize, EqualizeJob, "reference", "--reference", metavar="R.mrc|SPEC.tsv")
+    add_parameter(equalize, EqualizeJob, "out", "--out", metavar="E.mrc")
+    add_parameter(equalize, EqualizeJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
+    add_parameter(equalize, EqualizeJob, "lowpass_angstrom", "--lowpass-angstrom", type=float, metavar="Å")
+    add_parameter(equalize, EqualizeJob, "lowpass_width", "--lowpass-width", type=float, metavar="FRACTION")
+    add_parameter(equalize, EqualizeJob, "reference_voxel_size", "--reference-voxel-size", type=float, metavar="Å")
+    add_parameter(equalize, EqualizeJob, "reference_box", "--reference-box", type=int, nargs=3,
+                  metavar=("NX", "NY", "NZ"))
+    add_parameter(equalize, EqualizeJob, "spectrum_out", "--spectrum-out", metavar="SPEC.tsv")
+    add_parameter(equalize, EqualizeJob, "threads", "--threads", type=int, metavar="N")
 
 
-def _add_threads(parser) -> None:
-    parser.add_argument("--threads", type=int, default=default_workers(), metavar="N",
-                        help="FFT threads (default %(default)s)")
-
-
-def _threads(args) -> int:
-    if args.threads < 1:
-        raise ParameterError(f"--threads must be at least 1, got {args.threads}.")
-    return args.threads
+def _threads(job) -> int:
+    """The FFT threads of ``job``: every usable core unless it says otherwise."""
+    if job.threads is None:
+        return default_workers()
+    if job.threads < 1:
+        raise ParameterError(f"--threads must be at least 1, got {job.threads}.")
+    return job.threads
 
 
 def _tomogram(path, voxel_size):
@@ -138,38 +122,40 @@ def _same_file(a, b) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
-def run_spectrum(args) -> int:
-    threads = _threads(args)
-    if is_volume_path(args.out):
-        raise ParameterError(f"--out {args.out} looks like a volume; the spectrum is a table: give a .tsv name.")
-    with claimed_outputs(("--out", args.out)):
-        volume, voxel_size = _tomogram(args.tomogram, args.voxel_size)
-        spectrum = radial_spectrum(volume.data, voxel_size, n_bins=args.bins, workers=threads, source=args.tomogram)
-        write_spectrum(args.out, spectrum)
-    print(f"deepict spectrum: wrote {args.out} ({len(spectrum)} shells up to {spectrum.max_frequency:.4g} 1/Å, "
+def run_spectrum(job: SpectrumJob) -> int:
+    threads = _threads(job)
+    if is_volume_path(job.out):
+        raise ParameterError(f"--out {job.out} looks like a volume; the spectrum is a table: give a .tsv name.")
+    with claimed_outputs(("--out", job.out)):
+        volume, voxel_size = _tomogram(job.tomogram, job.voxel_size)
+        spectrum = radial_spectrum(volume.data, voxel_size, n_bins=job.bins, workers=threads, source=job.tomogram)
+        write_spectrum(job.out, spectrum)
+    print(f"deepict spectrum: wrote {job.out} ({len(spectrum)} shells up to {spectrum.max_frequency:.4g} 1/Å, "
           f"{voxel_size:g} Å/voxel)")
     return 0
 
 
-def run_equalize(args) -> int:
-    threads = _threads(args)
-    if not is_volume_path(args.out):
-        raise ParameterError(f"--out {args.out}: the equalized tomogram is written as MRC; give a name ending in .mrc.")
-    if Path(args.out).exists() and Path(args.tomogram).exists() and _same_file(args.out, args.tomogram):
+def run_equalize(job: EqualizeJob) -> int:
+    threads = _threads(job)
+    if job.reference_box is not None and len(job.reference_box) != 3:
+        raise ParameterError(f"--reference-box takes three sizes (NX NY NZ), not {len(job.reference_box)}.")
+    if not is_volume_path(job.out):
+        raise ParameterError(f"--out {job.out}: the equalized tomogram is written as MRC; give a name ending in .mrc.")
+    if Path(job.out).exists() and Path(job.tomogram).exists() and _same_file(job.out, job.tomogram):
         raise ParameterError("--out names the input tomogram; write the equalized tomogram to a new file.")
-    if args.spectrum_out and is_volume_path(args.spectrum_out):
-        raise ParameterError(f"--spectrum-out {args.spectrum_out} looks like a volume; give a .tsv name.")
-    with claimed_outputs(("--out", args.out), ("--spectrum-out", args.spectrum_out)):
-        volume, voxel_size = _tomogram(args.tomogram, args.voxel_size)
-        reference = load_reference(args.reference, voxel_size=args.reference_voxel_size,
-                                   box_shape=args.reference_box, workers=threads, log=_log)
+    if job.spectrum_out and is_volume_path(job.spectrum_out):
+        raise ParameterError(f"--spectrum-out {job.spectrum_out} looks like a volume; give a .tsv name.")
+    with claimed_outputs(("--out", job.out), ("--spectrum-out", job.spectrum_out)):
+        volume, voxel_size = _tomogram(job.tomogram, job.voxel_size)
+        reference = load_reference(job.reference, voxel_size=job.reference_voxel_size,
+                                   box_shape=job.reference_box, workers=threads, log=_log)
         # The output is streamed to disk slab by slab; the file appears (atomically) only on success.
-        with volume_writer(args.out, volume.data.shape, np.float32, voxel_size) as write_slab:
-            result = equalize_volume(volume.data, voxel_size, reference, lowpass_angstrom=args.lowpass_angstrom,
-                                     lowpass_width=args.lowpass_width, write_slab=write_slab, workers=threads,
-                                     source=args.tomogram, log=_log)
-        if args.spectrum_out:
-            write_spectrum(args.spectrum_out, result.output_spectrum)
-    lowpass = f", low-pass {args.lowpass_angstrom:g} Å" if args.lowpass_angstrom else ""
-    print(f"deepict equalize: wrote {args.out} ({voxel_size:g} Å/voxel, reference {args.reference}{lowpass})")
+        with volume_writer(job.out, volume.data.shape, np.float32, voxel_size) as write_slab:
+            result = equalize_volume(volume.data, voxel_size, reference, lowpass_angstrom=job.lowpass_angstrom,
+                                     lowpass_width=job.lowpass_width, write_slab=write_slab, workers=threads,
+                                     source=job.tomogram, log=_log)
+        if job.spectrum_out:
+            write_spectrum(job.spectrum_out, result.output_spectrum)
+    lowpass = f", low-pass {job.lowpass_angstrom:g} Å" if job.lowpass_angstrom else ""
+    print(f"deepict equalize: wrote {job.out} ({voxel_size:g} Å/voxel, reference {job.reference}{lowpass})")
     return 0

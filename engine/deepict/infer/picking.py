@@ -1,7 +1,7 @@
 """Applying a trained 3D model to a tomogram: particle picking and structure segmentation.
 
-Both run the sliding-window prediction (:mod:`.predict`) streaming the class probability map to
-disk, then cluster it (:mod:`.postprocess`) slab by slab, so memory stays bounded for any
+Both run the sliding-window prediction (:mod:`.sliding_window`) streaming the class probability map
+to disk, then cluster it (:mod:`.clusters`) slab by slab, so memory stays bounded for any
 tomogram size. The probability map is kept only when asked for.
 
 A model trained on spectrum-equalized tomograms stores its reference spectrum
@@ -12,36 +12,23 @@ streamed to a temporary file next to the output that is deleted afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from deepict.conventions import EQUALIZE_MODES
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
 from deepict.nn.model_files import KIND_3D, ModelInfo, load_model
 from deepict.infer.clusters import ClusterParameters, Clusters, find_clusters, remove_duplicates
 from deepict.infer.sliding_window import predict_tomogram, window_count
+from deepict.infer.voxel_size import check_model_voxel_size
+from deepict.jobs import InferenceOptions  # declared with the pick and segment3d jobs
 from deepict.progress import Progress
 from deepict.train.state import incomplete_training_warning
-from deepict.spectrum import DEFAULT_LOWPASS_WIDTH, EQUALIZE_MODES, RadialSpectrum, default_workers, equalize_volume
+from deepict.spectrum import DEFAULT_LOWPASS_WIDTH, RadialSpectrum, default_workers, equalize_volume
 
-#: Relative voxel-size difference between model and tomogram that is still accepted.
-VOXEL_SIZE_TOLERANCE = 0.05
-#: ``auto``: equalize when the model stores a reference spectrum; ``on``: always (error if it has
-#: none); ``off``: never (the tomogram is used as given, e.g. when it is already equalized).
-
-
-@dataclass
-class InferenceOptions:
-    window: int = 128
-    margin: int = 12
-    batch_size: int = 2
-    device: str = "auto"
-    voxel_size: float | None = None
-    ignore_voxel_size: bool = False
-    equalize: str = "auto"
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,36 +93,14 @@ def _equalize_to_model(info: ModelInfo, model_path, tomogram, voxel_size: float,
         + (f" (low-pass {lowpass:g} Å)" if lowpass else ""))
 
 
-def check_voxel_size(info: ModelInfo, tomogram_voxel_size: float | None, tomogram_path, model_path,
-                     ignore: bool = False) -> None:
-    """Refuse a tomogram whose voxel size differs from the model's by more than 5 %, or is unknown on either side."""
-    if ignore:
-        return
-    if not info.voxel_size:
-        raise InputFileError(model_path, "records no voxel size (its training tomograms had none in their headers)",
-                             "Train it again with --voxel-size, or apply it anyway with --ignore-voxel-size if "
-                             "you know the tomogram has the training sampling.")
-    if not tomogram_voxel_size:
-        raise InputFileError(tomogram_path, "has no voxel size in its header (0 Å)",
-                             f"Give it with --voxel-size (the model was trained at {info.voxel_size:g} Å), or fix "
-                             "the header.")
-    if abs(tomogram_voxel_size - info.voxel_size) > VOXEL_SIZE_TOLERANCE * info.voxel_size:
-        factor = info.voxel_size / tomogram_voxel_size
-        raise InputFileError(
-            tomogram_path, f"has voxel size {tomogram_voxel_size:g} Å but the model {model_path} was trained at "
-                           f"{info.voxel_size:g} Å",
-            f"Bin or rescale the tomogram by {factor:.3g} to {info.voxel_size:g} Å/voxel (or train a model at "
-            f"{tomogram_voxel_size:g} Å); override with --ignore-voxel-size only if the header is wrong.")
-
-
 def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None, options: InferenceOptions,
                     log=print) -> tuple[ModelInfo, float]:
     """Write the probability map of one class of a 3D model for a tomogram; returns (info, voxel size)."""
     network, info = load_model(model_path, kind=KIND_3D)
     volume = read_volume(tomogram_path)
     voxel_size = options.voxel_size or volume.voxel_size or info.voxel_size or 1.0
-    check_voxel_size(info, options.voxel_size or volume.voxel_size, tomogram_path, model_path,
-                     options.ignore_voxel_size)
+    check_model_voxel_size(options.voxel_size or volume.voxel_size, info.voxel_size, tomogram_path, model_path,
+                           ignore=options.ignore_voxel_size)
     channel = info.class_index(class_name)
     for warning in (info.spectrum_warning(), incomplete_training_warning(info.training)):
         if warning:

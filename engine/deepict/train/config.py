@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from deepict.infer.compartments import DEFAULT_CROP, DEFAULT_SIGMA
 from deepict.errors import ParameterError
+from deepict.parameters import device_parameter, parameter
 
 #: Names of the training losses (implemented in :mod:`.losses`).
 LOSS_NAMES = ("dice", "generalized_dice", "bce_dice")
@@ -36,26 +37,29 @@ def _check_at_least(config, names, minimum: int) -> None:
 class TrainConfig:
     """Hyper-parameters of 3D training (defaults chosen for CPU-friendly particle picking)."""
 
-    classes: list
-    depth: int = 3
-    initial_features: int = 8
-    batch_norm: bool = True
-    encoder_dropout: float = 0.0
-    decoder_dropout: float = 0.1
-    patch_size: int = 48
-    batch_size: int = 4
-    epochs: int = 40
-    iterations_per_epoch: int = 25
-    learning_rate: float = 1e-3
-    loss: str = "bce_dice"
-    positive_fraction: float = 0.7
-    val_fraction: float = 0.2
-    patience: int = 0
-    augment: bool = True
-    seed: int = 0
-    device: str = "auto"
-    label_kind: str = "spheres"
-    sphere_radius: dict = field(default_factory=dict)
+    classes: list = parameter(factory=list, help="name of each class (default: particle, or class1, class2, ...)")
+    depth: int = parameter(3, help="pooling levels (default %(default)s)")
+    initial_features: int = parameter(8, help="channels at full resolution (default %(default)s)")
+    batch_norm: bool = parameter(True, help="batch normalisation (default: on)")
+    encoder_dropout: float = parameter(0.0, help="dropout rate in the encoder, in [0, 1) (default %(default)s)")
+    decoder_dropout: float = parameter(0.1, help="dropout rate in the decoder, in [0, 1) (default %(default)s)")
+    patch_size: int = parameter(48, help="training box side (default %(default)s)")
+    batch_size: int = parameter(4, help="training boxes per optimiser step (default %(default)s)")
+    epochs: int = parameter(40, help="training epochs (default %(default)s); the model of the best validation "
+                                     "epoch is kept")
+    iterations_per_epoch: int = parameter(25, help="optimiser steps per epoch (default %(default)s)")
+    learning_rate: float = parameter(1e-3, help="Adam learning rate, > 0 (default %(default)s)")
+    loss: str = parameter("bce_dice", choices=LOSS_NAMES, help="training loss (default %(default)s)")
+    positive_fraction: float = parameter(0.7, help="fraction of boxes centred near a label (default %(default)s)")
+    val_fraction: float = parameter(0.2, help="width fraction (high x) of each tomogram kept for validation; "
+                                              "0 = none (default %(default)s)")
+    patience: int = parameter(0, help="early stop after N epochs without gain (0: off)")
+    augment: bool = parameter(True, help="flips / rotations / intensity jitter of the training boxes (default: on)")
+    seed: int = parameter(0, help="random seed of initialisation, box sampling and augmentation "
+                                  "(default %(default)s)")
+    device: str = device_parameter()
+    label_kind: str = parameter("spheres", derived=True, help="spheres (from coordinates) or masks")
+    sphere_radius: dict = parameter(factory=dict, derived=True, help="sphere radius of each class in voxels")
 
     def validate(self) -> None:
         if self.patch_size % 2 ** self.depth:
@@ -81,45 +85,62 @@ class TrainConfig:
 
 @dataclass
 class Train2DConfig:
-    """Training parameters (plain data; stored in the model file and the checkpoint).
+    """Parameters of 2D training (plain data; stored in the model file and the checkpoint).
 
-    The defaults are chosen for a few minutes of CPU on a few 256x256x128 tomograms at 13.5 Å
-    (320 optimiser steps of 8 tiles): 128 px tiles cost 2.4x less per step than 192 px and 7.5x
-    less than DeePiCt's 288 px tiles (depth-5, 16-filter U-Net), so far more steps fit in the
-    budget; prediction uses larger tiles anyway (:func:`.compartments.auto_tile_size`). Measured
-    on the simulated VPP tomograms after 240 steps, binary cross-entropy + Dice at a learning rate
-    of 1e-3 learned fastest (validation AUPRC cytosol 0.90, organelles 0.43) and stably; pure Dice
-    (DeePiCt's loss) reached 0.86 / about 0.4 at 3e-4 and sometimes collapsed to an empty
-    prediction at 1e-3; 192 px tiles (batch 4, same cost) learned organelles far slower (0.11).
-    Organelles need long training: with 20 epochs (and early stopping) their AUPRC on vpp_003 was
-    0.19, with 100 epochs 0.95 (validation Dice still creeping up at epoch 97; 17 CPU minutes on
-    three tomograms). 256 px tiles learned no faster per CPU second. Cytosol reached AUPRC 0.98
-    within 20 epochs; early stopping (counted after the first half of the epochs) ends such runs.
+    The defaults are chosen for a few minutes of CPU on a few tomograms: small tiles cost far less
+    per step than DeePiCt's 288 px ones, so many more steps fit in the budget, and prediction uses
+    larger tiles anyway (:func:`.compartments.auto_tile_size`); binary cross-entropy + Dice at a
+    learning rate of 1e-3 learned fastest and stably, whereas pure Dice (DeePiCt's loss) sometimes
+    collapsed to an empty prediction. Organelles need long training; compact compartments such as
+    the cytosol stop early (early stopping is counted after the first half of the epochs).
     """
 
-    class_name: str = "compartment"
-    remap: str | None = None            #: label remapping (see :func:`.compartments.parse_remap`)
-    epochs: int = 100                   #: organelles need them (see above); compact compartments stop early
-    tiles_per_epoch: int = 128
-    patience: int = 15                  #: epochs without validation improvement before stopping (0 = never)
-    warmup_epochs: int | None = None    #: no early stop or learning-rate cut before; None = half of ``epochs``
-    tile_size: int = 128                #: DeePiCt: 288; see the note above on the CPU budget
-    z_stride: int = 5
-    batch_size: int = 8
-    learning_rate: float = 1e-3         #: DeePiCt: 1e-4 (for 50-100 epochs on a GPU)
-    lr_patience: int = 2                #: halve the learning rate after this many stalled epochs (0 = never)
-    loss: str = "bce_dice"              #: DeePiCt: dice
-    depth: int = 5
-    initial_features: int = 16
-    crop: int = DEFAULT_CROP            #: rim discarded from every tile at prediction
-    threshold: float | None = None      #: mask threshold stored in the model; None = calibrated on validation
-    sigma: float = DEFAULT_SIGMA
-    seed: int = 0
-    device: str = "auto"
-    val_tomograms: list = field(default_factory=list)
-    val_slices: int = 16                #: at most this many validation slices per validation tomogram
-    augment: bool = True
-    init: str = "kaiming"               #: weight initialisation: kaiming (He, for ReLU) or torch (torch's default)
+    class_name: str = parameter("compartment", help="name of the compartment, stored in the model "
+                                                     "(default: %(default)s)")
+    remap: str | None = parameter(None, help="turn label maps into 0/1 masks: '.:1' = every non-zero label -> 1; "
+                                             "'2,3,5:1' = labels 2, 3 and 5 -> 1, all others 0; '1:0,12:0,.:1' = "
+                                             "labels 1 and 12 -> 0, every other non-zero label -> 1 (default: the "
+                                             "masks are already 0/1)")
+    epochs: int = parameter(100, help="maximum number of epochs (default: %(default)s)")
+    tiles_per_epoch: int = parameter(128, help="random training tiles per epoch (default: %(default)s)")
+    patience: int = parameter(15, help="stop after this many epochs without a better validation Dice; 0 = never "
+                                       "(default: %(default)s)")
+    warmup_epochs: int | None = parameter(None, help="no early stopping and no learning-rate cut before this epoch "
+                                                     "(default: half of the epochs)")
+    tile_size: int = parameter(128, help="training tile edge in pixels, a multiple of 16 (DeePiCt: 288; default: "
+                                         "%(default)s, much cheaper per tile, so many more training steps fit in a "
+                                         "CPU budget; prediction uses larger tiles)")
+    z_stride: int = parameter(5, help="use every n-th slice for training (default: %(default)s)")
+    batch_size: int = parameter(8, help="tiles per optimisation step (default: %(default)s)")
+    learning_rate: float = parameter(1e-3, help="Adam learning rate (DeePiCt: 1e-4 for 50-100 GPU epochs; "
+                                                "default: %(default)g)")
+    lr_patience: int = parameter(2, help="halve the learning rate after this many epochs without a better "
+                                         "validation Dice (down to 1/32 of it); 0 = constant (default: %(default)s)")
+    loss: str = parameter("bce_dice", choices=LOSS_NAMES,
+                          help="training loss on the logits: bce_dice (binary cross-entropy + Dice, learns fastest), "
+                               "dice (DeePiCt's) or generalized_dice (default: %(default)s)")
+    depth: int = parameter(5, help="U-Net resolution levels (DeePiCt: 5; default: %(default)s)")
+    initial_features: int = parameter(16, help="filters of the first level, doubled per level (DeePiCt: 16; "
+                                               "default: %(default)s)")
+    crop: int = parameter(DEFAULT_CROP, help="rim (px) discarded from every tile at prediction, stored in the model "
+                                             "(default: %(default)s)")
+    threshold: float | None = parameter(None, help="mask threshold stored in the model as segment2d's default "
+                                                   "(DeePiCt: 0.75; default: the threshold in 0.05..0.95 that "
+                                                   "maximises the validation Dice after z smoothing)")
+    sigma: float = parameter(DEFAULT_SIGMA, help="default z smoothing (Gaussian sigma in slices) stored in the model "
+                                                 "(default: %(default)s)")
+    seed: int = parameter(0, help="random seed: same seed, data and settings give the same tiles "
+                                  "(default: %(default)s)")
+    device: str = device_parameter()
+    val_tomograms: list = parameter(factory=list, help="which of the training tomograms to hold out for validation "
+                                                       "(path or file name) (default: the last one when several are "
+                                                       "given, else a held-out z range)")
+    val_slices: int = parameter(16, help="at most this many validation slices per validation tomogram "
+                                         "(default: %(default)s)")
+    augment: bool = parameter(True, help="flip and rotate the training tiles (default: on)")
+    init: str = parameter("kaiming", choices=("kaiming", "torch"),
+                          help="weight initialisation: kaiming (He; trains much faster without batch norm) or "
+                               "torch's default (default: %(default)s)")
 
     def validate(self) -> None:
         """The rules the command line and the Scipion form check before any work."""

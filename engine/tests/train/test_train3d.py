@@ -10,7 +10,7 @@ import torch
 
 from deepict.train import train3d
 from deepict.cli.main import main
-from deepict.cli.particles3d import load_training_tomograms
+from deepict.train.data3d import load_training_tomograms
 from deepict.errors import DeepictError, InputFileError, ParameterError
 from deepict.io import CoordinateTable, write_coordinates, write_volume
 from deepict.train.labels import paint_spheres, sphere_offsets, sphere_targets

@@ -1,0 +1,128 @@
+"""A parameter is declared once: its default, its help text and its choices live in its dataclass field.
+
+The ``deepict`` options and the Scipion forms read them from there (:func:`default_of`,
+:func:`option_help`, :func:`choices_of`). A parameter is named by its path in a job:
+``"epochs"``, or ``"training.epochs"`` for a field of a nested dataclass. Help texts may say
+``%(default)s`` (argparse's notation); :func:`option_help` fills it in for the forms.
+
+Plain Python (no numpy, no torch): the Scipion plugin imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import MISSING
+
+HELP = "help"
+CHOICES = "choices"
+#: Metadata flag of a field the step computes from its inputs (not a value of its job).
+DERIVED = "derived"
+
+#: Where a network runs; every step with a ``device`` parameter runs one.
+DEVICE_HELP = ("where the network runs: auto (a CUDA GPU when one is visible, else the CPU), cpu, cuda or "
+               "cuda:N (default: %(default)s)")
+#: CPU threads of torch in a step that runs a network.
+TORCH_THREADS_HELP = "CPU threads for torch (default: every core this process may use)"
+
+
+def parameter(default=MISSING, *, help: str, factory=MISSING, choices=None, derived: bool = False):
+    """A dataclass field with its help text (and its allowed values, if only some are).
+
+    Give ``default`` for an immutable default, ``factory`` for a list or dict, neither for a
+    required value. ``derived``: the step computes the value itself (from other parameters).
+    """
+    metadata = {HELP: help, DERIVED: derived}
+    if choices is not None:
+        metadata[CHOICES] = tuple(choices)
+    return dataclasses.field(default=default, default_factory=factory, metadata=metadata)
+
+
+def device_parameter():
+    """The ``device`` parameter of a step that runs a network."""
+    return parameter("auto", help=DEVICE_HELP)
+
+
+def threads_parameter():
+    """The ``threads`` parameter (torch's CPU threads) of a step that runs a network."""
+    return parameter(None, help=TORCH_THREADS_HELP)
+
+
+def is_derived(field: dataclasses.Field) -> bool:
+    return bool(field.metadata.get(DERIVED))
+
+
+def has_default(field: dataclasses.Field) -> bool:
+    return field.default is not MISSING or field.default_factory is not MISSING
+
+
+def field_default(field: dataclasses.Field):
+    """The default of ``field`` (a fresh object for a factory); ``MISSING`` when the value is required."""
+    return field.default_factory() if field.default_factory is not MISSING else field.default
+
+
+def nested_class(owner: type, field: dataclasses.Field):
+    """The dataclass a field holds (a group of parameters), or ``None`` for a plain value."""
+    kind = typing.get_type_hints(owner)[field.name]
+    return kind if dataclasses.is_dataclass(kind) else None
+
+
+def parameter_fields(cls: type) -> list:
+    """The fields of ``cls`` that a job gives (derived ones excluded)."""
+    return [f for f in dataclasses.fields(cls) if f.init and not is_derived(f)]
+
+
+def parameter_paths(cls: type, prefix: str = "") -> list:
+    """Paths of every plain parameter of ``cls``, nested groups flattened (``training.epochs``)."""
+    paths = []
+    for field in parameter_fields(cls):
+        inner = nested_class(cls, field)
+        paths += parameter_paths(inner, f"{prefix}{field.name}.") if inner else [prefix + field.name]
+    return paths
+
+
+def field_at(cls: type, path: str) -> dataclasses.Field:
+    """The field of ``cls`` at ``path`` (``"training.epochs"``)."""
+    *groups, name = path.split(".")
+    for group in groups:
+        cls = nested_class(cls, _field(cls, group))
+    return _field(cls, name)
+
+
+def _field(cls: type, name: str) -> dataclasses.Field:
+    for field in dataclasses.fields(cls):
+        if field.name == name:
+            return field
+    raise KeyError(f"{cls.__name__} has no parameter '{name}'")
+
+
+def default_of(cls: type, path: str):
+    """The default of the parameter at ``path`` (``MISSING`` when it must be given).
+
+    A group's own default (a job's ``training`` group) decides the defaults of its fields.
+    """
+    *groups, name = path.split(".")
+    value = None
+    for depth, group in enumerate(groups):
+        field = _field(cls, group)
+        value = field_default(field) if depth == 0 else getattr(value, group)
+        cls = nested_class(cls, field)
+    if value is not None and hasattr(value, name):
+        return getattr(value, name)
+    return field_default(_field(cls, name))
+
+
+def help_of(cls: type, path: str) -> str:
+    """The help text of the parameter at ``path`` as declared (argparse's ``%(default)s`` notation)."""
+    return field_at(cls, path).metadata[HELP]
+
+
+def option_help(cls: type, path: str) -> str:
+    """The help text of the parameter at ``path`` with its default filled in (for the Scipion forms)."""
+    default = default_of(cls, path)
+    return help_of(cls, path) % {"default": None if default is MISSING else default}
+
+
+def choices_of(cls: type, path: str):
+    """The allowed values of the parameter at ``path`` (``None``: any value of its type)."""
+    return field_at(cls, path).metadata.get(CHOICES)
