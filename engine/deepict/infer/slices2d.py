@@ -2,10 +2,11 @@
 
 Every z slice (or a chosen z range) is z-scored with the whole tomogram's statistics,
 reflect-padded by the discarded rim, cut into overlapping tiles whose cores cover every
-pixel (any slice size, including slices smaller than a tile and far wider than DeePiCt's
-fixed 5x5 grid allowed), predicted in batches without gradients, and the cores are averaged
-where they overlap. Probabilities are streamed to a scratch volume (a temporary file for big tomograms), then smoothed
-along z with a 1D Gaussian and thresholded into a 0/1 mask (:func:`.compartments.smooth_and_threshold`).
+pixel (:mod:`.tiling`; any slice size, including slices smaller than a tile and far wider than
+DeePiCt's fixed 5x5 grid allowed), predicted in batches without gradients, and the cores are averaged
+where they overlap. Probabilities are streamed to a scratch volume (a temporary file for big
+tomograms), then smoothed along z with a 1D Gaussian and thresholded into a 0/1 mask
+(:func:`.smoothing.smooth_and_threshold_slabs`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from deepict.infer.compartments import (DEFAULT_BATCH_SIZE, DEFAULT_CROP, DEFAULT_SIGMA, DEFAULT_THRESHOLD, auto_tile_size,
-                           check_tile_geometry, check_voxel_size, pad_for_tiles, smooth_and_threshold_slabs,
-                           tile_starts, tomogram_zscore)
+from deepict.infer.compartments import DEFAULT_BATCH_SIZE, DEFAULT_CROP, DEFAULT_SIGMA, DEFAULT_THRESHOLD
+from deepict.infer.normalization import tomogram_zscore
+from deepict.infer.smoothing import smooth_and_threshold_slabs
+from deepict.infer.tiling import auto_tile_size, box_starts, check_tile_geometry, pad_for_tiles
+from deepict.infer.voxel_size import check_model_voxel_size
 from deepict.nn.devices import select_device
 from deepict.errors import ParameterError
 from deepict.io import read_slab, read_volume, scratch_directory, slices_per_chunk, volume_writer
@@ -76,7 +79,7 @@ def predict_slices(network: torch.nn.Module, slices: Iterable[tuple[object, np.n
             if image.ndim != 2:
                 raise ParameterError(f"expected 2D slices, got shape {image.shape}")
             if geometry is None:
-                ys, xs = tile_starts(image.shape[0], tile, crop), tile_starts(image.shape[1], tile, crop)
+                ys, xs = box_starts(image.shape[0], tile, crop), box_starts(image.shape[1], tile, crop)
                 count = np.zeros(image.shape, dtype=np.float32)
                 for y0 in ys:
                     for x0 in xs:
@@ -199,7 +202,8 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
     volume = read_volume(tomogram)  # also refuses NaN / infinite voxels
     data = volume.data
     shape = tuple(int(s) for s in data.shape)
-    warning = check_voxel_size(volume.voxel_size, info.voxel_size, tomogram, ignore=ignore_voxel_size)
+    warning = check_model_voxel_size(volume.voxel_size, info.voxel_size, tomogram, ignore=ignore_voxel_size,
+                                     refuse_unknown=False)
     if warning:
         log(f"warning: {warning}")
     unfinished = incomplete_training_warning(info.training)

@@ -1,10 +1,10 @@
 """Sliding-window 3D inference that streams a probability map to disk.
 
 The tomogram is reflect-padded by ``margin`` voxels on every side and covered by ``window``³
-boxes whose cores (the box minus ``margin`` on each side) tile every voxel: no voxel is left
-uncovered, whatever the tomogram's shape (tomograms smaller than a box included). Overlapping
-predictions are blended with weights that are 1 in a box's core and fall off linearly over its
-margin, where a convolutional network sees the least context.
+boxes whose cores (the box minus ``margin`` on each side) tile every voxel (:mod:`.tiling`): no
+voxel is left uncovered, whatever the tomogram's shape (tomograms smaller than a box included).
+Overlapping predictions are blended with weights that are 1 in a box's core and fall off linearly
+over its margin, where a convolutional network sees the least context.
 
 Boxes are processed one z row at a time, in batches; finished z slices are written to the output
 as soon as no later row can touch them, so memory holds one row of boxes, never the whole map.
@@ -23,33 +23,9 @@ import torch
 
 from deepict.nn.devices import memory_format
 from deepict.errors import ParameterError
+from deepict.infer.tiling import box_count, box_starts, padded_indices, reflect_indices
 from deepict.io import read_slab, volume_mean_std
 from deepict.progress import Progress
-
-
-def window_starts(length: int, window: int, margin: int) -> list:
-    """Starts (in padded coordinates) of boxes whose cores cover ``length`` voxels.
-
-    The padded axis is ``max(length + 2 margin, window)`` long; the core of a box starting at
-    ``s`` covers real voxels ``[s, s + window - 2 margin)``.
-    """
-    step = window - 2 * margin
-    if step < 1:
-        raise ParameterError(f"the inference box ({window}) must be larger than twice the margin ({margin})")
-    padded = max(length + 2 * margin, window)
-    starts = list(range(0, padded - window + 1, step))
-    if starts[-1] != padded - window:
-        starts.append(padded - window)
-    return starts
-
-
-def reflect_indices(indices: np.ndarray, length: int) -> np.ndarray:
-    """Map indices outside [0, length) back inside by mirror reflection (no edge repeat)."""
-    if length == 1:
-        return np.zeros_like(indices)
-    period = 2 * (length - 1)
-    indices = np.mod(indices, period)
-    return np.where(indices >= length, period - indices, indices)
 
 
 def blending_profile(window: int, margin: int) -> np.ndarray:
@@ -60,7 +36,7 @@ def blending_profile(window: int, margin: int) -> np.ndarray:
 
 def window_count(shape, window: int, margin: int) -> int:
     """How many boxes :func:`predict_tomogram` runs over a volume of ``shape`` (for progress reports)."""
-    return int(np.prod([len(window_starts(n, window, margin)) for n in shape]))
+    return box_count(shape, window, margin)
 
 
 #: The inference box and its blended margin (voxels) unless the caller chooses others.
@@ -108,10 +84,8 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
     mean, std = stats or volume_mean_std(data)
     std = std if std > 0 else 1.0
     nz, ny, nx = data.shape
-    starts = [window_starts(n, window, margin) for n in (nz, ny, nx)]
-    padded_y, padded_x = (starts[1][-1] + window, starts[2][-1] + window)
-    y_index = reflect_indices(np.arange(padded_y) - margin, ny)
-    x_index = reflect_indices(np.arange(padded_x) - margin, nx)
+    starts = [box_starts(n, window, margin) for n in (nz, ny, nx)]
+    y_index, x_index = padded_indices(ny, window, margin), padded_indices(nx, window, margin)
     profile = blending_profile(window, margin)
     box_weight = torch.from_numpy(profile[:, None, None] * profile[None, :, None] * profile[None, None, :]).to(device)
     weight_z = axis_weights(nz, starts[0], window, margin, profile)

@@ -37,8 +37,11 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from deepict.infer.compartments import (DEFAULT_THRESHOLD, VOXEL_SIZE_TOLERANCE, auto_tile_size, binary_mask, check_mask_matches,
-                           check_tile_geometry, format_remap, normalized_slices, parse_remap, tomogram_zscore)
+from deepict.conventions import fits_model_voxel_size
+from deepict.infer.compartments import DEFAULT_THRESHOLD
+from deepict.infer.masks import binary_mask, check_mask_matches, format_remap, parse_remap
+from deepict.infer.normalization import normalized_slices, tomogram_zscore
+from deepict.infer.tiling import auto_tile_size, check_tile_geometry
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import read_volume
@@ -154,7 +157,7 @@ def _load_pairs(tomograms, masks, config: Train2DConfig, log) -> tuple[list[_Sli
     known = [v for v in voxel_sizes if v]
     voxel_size = float(np.median(known)) if known else None
     for path, size in zip(tomograms, voxel_sizes):
-        if size and voxel_size and abs(size - voxel_size) > VOXEL_SIZE_TOLERANCE * voxel_size:
+        if size and voxel_size and not fits_model_voxel_size(size, voxel_size):
             raise InputFileError(path,
                                  f"its voxel size {size:g} Å differs from the other tomograms' {voxel_size:g} Å",
                                  "Train on tomograms of one voxel size: rescale or bin them to a common size.")

@@ -11,11 +11,12 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 
 from deepict.cli import main as cli
-from deepict.infer import compartments
 from deepict import io
 from deepict.infer import slices2d as predict2d
-from deepict.infer.compartments import (auto_tile_size, binary_mask, parse_remap, remap_labels,
-                                               smooth_and_threshold, smooth_and_threshold_slabs, tile_starts)
+from deepict.infer import smoothing
+from deepict.infer.masks import binary_mask, parse_remap, remap_labels
+from deepict.infer.smoothing import smooth_and_threshold, smooth_and_threshold_slabs
+from deepict.infer.tiling import auto_tile_size, box_starts
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import read_volume, write_volume
 from deepict.nn.model_files import ModelInfo, read_model_info, save_model
@@ -113,21 +114,7 @@ def test_tiling_covers_every_pixel(shape_yx):
         assert prob.shape == image.shape
         np.testing.assert_allclose(prob, 1 / (1 + np.exp(-image)), rtol=1e-5, atol=1e-6)
     if shape_yx == (401, 333):
-        assert len(tile_starts(401, tile, crop)) > 5
-
-
-def test_tile_starts_properties():
-    for length in range(1, 700, 7):
-        for tile, crop in ((64, 8), (288, 48), (32, 0)):
-            core = tile - 2 * crop
-            starts = tile_starts(length, tile, crop)
-            covered = np.zeros(length, bool)
-            for s in starts:
-                covered[s:s + core] = True
-            assert covered.all()
-            assert starts[0] == 0 and starts[-1] <= max(length - core, 0)
-    with pytest.raises(ParameterError):
-        tile_starts(100, 32, 16)
+        assert len(box_starts(401, tile, crop)) > 5
 
 
 def test_auto_tile_size_is_valid():
@@ -207,7 +194,7 @@ def test_big_volume_path_streams_through_a_temporary_file(data, trained, tmp_pat
     in_memory, streamed = tmp_path / "memory.mrc", tmp_path / "streamed.mrc"
     segment_tomogram(trained[0], paths["t2"], in_memory, device=CPU, log=None)
     monkeypatch.setattr(predict2d, "IN_MEMORY_LIMIT_BYTES", 0)
-    monkeypatch.setattr(compartments, "SMOOTH_ROWS", 5)
+    monkeypatch.setattr(smoothing, "SMOOTH_ROWS", 5)
     segment_tomogram(trained[0], paths["t2"], streamed, device=CPU, log=None)
     np.testing.assert_array_equal(read_volume(streamed).data, read_volume(in_memory).data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.mrc", "streamed.mrc"]  # scratch file removed

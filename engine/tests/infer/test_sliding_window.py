@@ -9,61 +9,10 @@ import torch
 from deepict.errors import ParameterError
 from deepict.io import read_volume, write_volume
 from deepict.nn.networks import UNet3D
-from deepict.infer.sliding_window import (axis_weights, blending_profile, predict_tomogram, reflect_indices,
-                                          window_starts)
+from deepict.infer.sliding_window import axis_weights, blending_profile, predict_tomogram
+from deepict.infer.tiling import box_starts, reflect_indices
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def covered(length: int, window: int, margin: int) -> np.ndarray:
-    """How many box cores cover each real voxel."""
-    count = np.zeros(length, int)
-    for start in window_starts(length, window, margin):
-        count[max(0, start):min(length, start + window - 2 * margin)] += 1
-    return count
-
-
-# --------------------------------------------------------------------------------------------
-# Geometry
-# --------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("length", [1, 2, 5, 7, 9, 15, 16, 17, 31, 37, 47, 48, 49, 61, 96, 130])
-@pytest.mark.parametrize("window, margin", [(32, 4), (16, 4), (24, 0), (64, 12)])
-def test_window_starts_cover_every_voxel(length, window, margin):
-    starts = window_starts(length, window, margin)
-    padded = max(length + 2 * margin, window)
-    assert starts == sorted(set(starts)) and starts[0] == 0
-    assert starts[-1] == padded - window  # the last box ends exactly at the end of the padded axis
-    assert all(0 <= s <= padded - window for s in starts)
-    assert (covered(length, window, margin) >= 1).all()
-    step = window - 2 * margin
-    assert len(starts) == max(1, -(-length // step))  # no more boxes than needed
-
-
-@pytest.mark.parametrize("window, margin, multiple", [(32, 4, 1), (32, 4, 3), (16, 4, 5), (64, 12, 2)])
-def test_window_starts_exact_multiples_tile_without_overlap(window, margin, multiple):
-    step = window - 2 * margin
-    length = multiple * step
-    assert window_starts(length, window, margin) == [k * step for k in range(multiple)]
-    assert (covered(length, window, margin) == 1).all()
-
-
-def test_window_starts_smaller_than_box():
-    assert window_starts(5, 32, 4) == [0]  # a single box; the rest is reflection
-    assert window_starts(1, 16, 2) == [0]
-
-
-def test_window_must_exceed_twice_the_margin():
-    with pytest.raises(ParameterError, match="margin"):
-        window_starts(10, 24, 12)
-
-
-@pytest.mark.parametrize("length", [1, 2, 3, 7, 10])
-def test_reflect_indices_match_numpy_reflect(length):
-    values = np.arange(length)
-    for pad in range(0, 3 * length + 2):
-        expected = np.pad(values, pad, mode="reflect") if length > 1 else np.zeros(length + 2 * pad, int)
-        assert np.array_equal(values[reflect_indices(np.arange(-pad, length + pad), length)], expected), pad
 
 
 def test_blending_profile():
@@ -78,7 +27,7 @@ def test_blending_profile():
 def test_axis_weights_multiply_to_the_summed_box_weights():
     shape, window, margin = (9, 30, 21), 16, 3
     profile = blending_profile(window, margin)
-    starts = [window_starts(n, window, margin) for n in shape]
+    starts = [box_starts(n, window, margin) for n in shape]
     total = np.zeros(shape)
     box = profile[:, None, None] * profile[None, :, None] * profile[None, None, :]
     for z0 in starts[0]:
@@ -138,7 +87,7 @@ def test_predict_tomogram_writes_each_slice_once(shape, window, margin, batch_si
 
 def reference_prediction(network, data, window, margin):
     """Straightforward blending on the whole reflect-padded volume (no rolling buffer, no streaming)."""
-    starts = [window_starts(n, window, margin) for n in data.shape]
+    starts = [box_starts(n, window, margin) for n in data.shape]
     index = [reflect_indices(np.arange(st[-1] + window) - margin, n) for n, st in zip(data.shape, starts)]
     padded = (data[np.ix_(*index)] - data.mean(dtype=np.float64)) / data.std(dtype=np.float64)
     profile = blending_profile(window, margin)
