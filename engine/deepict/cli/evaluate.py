@@ -7,6 +7,7 @@ import csv
 import json
 import math
 
+from deepict.conventions import voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.io import atomic_path, read_coordinates, read_volume
 from deepict.io.outputs import claimed_outputs
@@ -76,7 +77,7 @@ def _clean(value):
 
 
 def _same_voxel_size(a, b, what: str) -> None:
-    if a and b and abs(a - b) > 1e-3 * max(a, b):
+    if voxel_sizes_differ(a, b):
         raise ParameterError(f"{what} refer to different voxel sizes ({a:g} vs {b:g} Å); "
                              "evaluate lists/volumes of the same tomogram sampling.")
 

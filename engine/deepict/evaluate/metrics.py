@@ -44,10 +44,8 @@ from typing import Iterator, Optional
 import numpy as np
 from scipy.spatial import cKDTree
 
+from deepict.conventions import SLAB_SLICES
 from deepict.errors import ParameterError
-
-#: z slices processed at once by the voxel metrics (matches :data:`io.SLAB_SLICES`).
-SLAB_SLICES = 32
 
 #: Default number of histogram bins for voxel PR curves.
 DEFAULT_BINS = 1000
@@ -319,11 +317,6 @@ def precision_recall_curve(pred_xyz, scores, gt_xyz, radius: float = 10.0,
     tp = cum_tp[last]
     return _curve_from_counts(thresholds, n_kept[last], tp, n_kept[last] - tp, match.n_true,
                               nothing_predicted=match.n_pred == 0)
-
-
-def particle_auprc(pred_xyz, scores, gt_xyz, radius: float = 10.0) -> float:
-    """AUPRC of a scored particle list (shortcut for ``precision_recall_curve(...).auprc``)."""
-    return precision_recall_curve(pred_xyz, scores, gt_xyz, radius).auprc
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,10 +22,10 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from deepict.conventions import CONTEXT_MODES
 from deepict.errors import ParameterError
 from deepict.io import read_slab
 
-CONTEXT_MODES = ("intersection", "contact", "colocalization")
 SLAB = 64
 
 

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from deepict.errors import ParameterError
-from deepict.train.config import LOSS_NAMES
 
 EPSILON = 1e-6
 
@@ -58,7 +57,8 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return bce / count.clamp_min(1.0) + dice_loss(logits, target, weight)
 
 
-LOSSES = dict(zip(LOSS_NAMES, (dice_loss, generalized_dice_loss, bce_dice_loss)))
+#: The losses by their names (:data:`deepict.conventions.LOSS_NAMES`).
+LOSSES = {"bce_dice": bce_dice_loss, "dice": dice_loss, "generalized_dice": generalized_dice_loss}
 
 
 def get_loss(name: str):

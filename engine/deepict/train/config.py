@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from deepict.conventions import LOSS_NAMES
 from deepict.infer.compartments import DEFAULT_CROP, DEFAULT_SIGMA
 from deepict.errors import ParameterError
 from deepict.parameters import device_parameter, parameter
-
-#: Names of the training losses (implemented in :mod:`.losses`).
-LOSS_NAMES = ("dice", "generalized_dice", "bce_dice")
 
 
 def check_class_names(names) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepict.conventions import voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import read_volume
 
@@ -54,7 +55,7 @@ def mask_targets(mask_paths: list, shape_zyx, tomogram_path, voxel_size: float |
             raise InputFileError(
                 path, f"has shape (z, y, x) {mask.data.shape} but its tomogram {tomogram_path} has {tuple(shape_zyx)}",
                 "Give the mask that was made on this tomogram, at the same binning.")
-        if voxel_size and mask.voxel_size and abs(mask.voxel_size - voxel_size) > 0.01 * voxel_size:
+        if voxel_sizes_differ(mask.voxel_size, voxel_size):
             raise InputFileError(
                 path, f"has voxel size {mask.voxel_size:g} Å but its tomogram {tomogram_path} has {voxel_size:g} Å",
                 "Give the mask made on this tomogram, or fix the header voxel size.")
