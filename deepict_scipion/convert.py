@@ -11,16 +11,29 @@ from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.objects import Coordinate3D, TomoMask
 
 from deepict.io import CoordinateTable, read_coordinates, write_coordinates
+from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
+
+from .constants import LOWPASS_ATTRIBUTE, LOWPASS_WIDTH_ATTRIBUTE, SPECTRUM_ATTRIBUTE
+
+
+def baseName(path):
+    """A file's name without folder and extension ('' for none)."""
+    return os.path.splitext(os.path.basename(path or ""))[0]
 
 
 def tomogramKey(tomo):
     """The key that joins tomograms, coordinates and masks: the tsId, else the file's base name."""
-    return tomo.getTsId() or os.path.splitext(os.path.basename(tomo.getFileName()))[0]
+    return tomo.getTsId() or baseName(tomo.getFileName())
 
 
 def tomogramsByKey(tomograms):
     """{key: tomogram clone} of a SetOfTomograms, in set order."""
     return {tomogramKey(t): t.clone() for t in tomograms.iterItems(orderBy="id")}
+
+
+def splitList(text):
+    """The items of a comma (or semicolon) separated form field, stripped, empty ones left out."""
+    return [item.strip() for item in (text or "").replace(";", ",").split(",") if item.strip()]
 
 
 def coordinatesByKey(coordinates):
@@ -66,3 +79,99 @@ def newTomoMask(tomo, fileName):
     mask.setVolName(tomo.getFileName())
     mask.setSamplingRate(tomo.getSamplingRate())
     return mask
+
+
+class CoordinateGroup:
+    """The coordinates of one tomogram: BOTTOM_LEFT voxels, scores and group ids (class labels)."""
+
+    def __init__(self, tomogram):
+        self.tomogram = tomogram
+        self.key = tomogramKey(tomogram)
+        self.xyz, self.scores, self.groups = [], [], []
+
+    def add(self, coord):
+        self.xyz.append(coord.getPosition(BOTTOM_LEFT_CORNER))
+        self.scores.append(coord.getScore() or 0.0)
+        self.groups.append(coord.getGroupId() or 0)
+
+    def __len__(self):
+        return len(self.xyz)
+
+    def table(self, voxelSize, scale=1.0, withClass=True):
+        """A CoordinateTable (x, y, z, score[, class]) in voxels multiplied by ``scale``.
+
+        The class is the group id, 1 for coordinates without one (0), as reliontomo does for
+        ``rlnTomoManifoldIndex``.
+        """
+        xyz = np.array(self.xyz, dtype=float).reshape(-1, 3) * scale
+        columns = {"score": np.array(self.scores, dtype=float)}
+        if withClass:
+            columns["class"] = np.array([g if g else 1 for g in self.groups], dtype=int)
+        return CoordinateTable(xyz, columns, voxelSize)
+
+
+def coordinateGroups(coordinates, keepEmpty=False):
+    """{tomogram key: CoordinateGroup} of a SetOfCoordinates3D, in precedents order.
+
+    The precedents are cloned into a list first: nesting ``iterCoordinates`` inside an iteration over
+    ``getPrecedents()`` silently stops after the first tomogram. Tomograms without coordinates are
+    left out unless ``keepEmpty``.
+    """
+    groups = {}
+    precedents = coordinates.getPrecedents()
+    if precedents is None:
+        return groups
+    for tomo in [t.clone() for t in precedents.iterItems(orderBy="id")]:
+        group = CoordinateGroup(tomo)
+        for coord in coordinates.iterCoordinates(volume=tomo):
+            group.add(coord)
+        if len(group) or keepEmpty:
+            groups[group.key] = group
+    return groups
+
+
+def coordinateSetErrors(coordinates, label):
+    """Coordinates without a tomogram among the precedents, and tomogram files that do not exist."""
+    precedents = coordinates.getPrecedents()
+    if precedents is None or precedents.getSize() == 0:
+        return [f"{label}: the coordinates have no tomograms (their precedents are missing): import or pick "
+                "them on a set of tomograms."]
+    byTsId = {t.getTsId(): t.getFileName() for t in precedents.iterItems()}
+    errors = []
+    orphans = sorted(str(ts) for ts in coordinates.getTSIds() if ts not in byTsId)
+    if orphans:
+        errors.append(f"{label}: coordinates of tomogram(s) {', '.join(orphans)} have no tomogram among the "
+                      f"precedents ({', '.join(sorted(map(str, byTsId))) or 'none'}).")
+    missing = sorted(f"{ts} ({path})" for ts, path in byTsId.items()
+                     if ts in set(coordinates.getTSIds()) and not (path and os.path.exists(path)))
+    if missing:
+        errors.append(f"{label}: tomogram file(s) not found: {', '.join(missing)}. The exports need each "
+                      "tomogram's size; restore the files or re-import the tomograms.")
+    return errors
+
+
+def equalizedReference(tomograms):
+    """(reference spectrum file, low-pass Å or None, low-pass width) a set was equalized with, or None.
+
+    Sets made by the equalize spectrum protocol carry these as attributes; any other set gives None.
+    """
+    spectrum = getattr(tomograms, SPECTRUM_ATTRIBUTE, None)
+    if spectrum is None or not spectrum.get():
+        return None
+    lowpass = getattr(tomograms, LOWPASS_ATTRIBUTE, None)
+    width = getattr(tomograms, LOWPASS_WIDTH_ATTRIBUTE, None)
+    return (spectrum.get(), lowpass.get() if lowpass is not None else None,
+            width.get() if width is not None and width.get() else DEFAULT_LOWPASS_WIDTH)
+
+
+def spectrumFileHeader(path):
+    """The column names of a spectrum TSV (first line that is not a comment), or None if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    return [c.strip().lower() for c in (line.split("\t") if "\t" in line else line.split())]
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None

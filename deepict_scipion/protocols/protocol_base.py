@@ -1,4 +1,5 @@
-"""Shared pieces of the DeePiCt protocols: compute parameters, running the engine, input checks."""
+"""Base classes of the DeePiCt protocols: compute parameters, running the engine, input checks, and
+the form and steps picking and 3D segmentation share."""
 
 import glob
 import json
@@ -8,16 +9,17 @@ import subprocess
 from pwem.protocols import EMProtocol
 from pyworkflow.protocol import params
 from pyworkflow.protocol.params import BIN_THREADS_PARAM
-from pyworkflow.protocol.constants import GPU_LIST, USE_GPU
+from pyworkflow.protocol.constants import GPU_LIST, STEPS_PARALLEL, USE_GPU
+from tomo.objects import SetOfTomoMasks
 from tomo.protocols import ProtTomoBase
 
-from .. import Plugin
-from ..convert import tomogramKey
+from deepict.conventions import CONTEXT_MODES, fits_model_voxel_size, voxel_sizes_differ
+from deepict.errors import DeepictError
+from deepict.infer.clusters import ClusterParameters
 
-#: Relative difference of two voxel sizes that still counts as equal.
-SAMPLING_TOLERANCE = 0.01
-#: Relative difference between a model's and a tomogram's voxel size that is still accepted.
-MODEL_SAMPLING_TOLERANCE = 0.05
+from .. import Plugin
+from ..convert import baseName, equalizedReference, newTomoMask, tomogramKey, tomogramsByKey
+
 THREADS_HELP = ("CPU threads of each deepict job (OMP_NUM_THREADS). 0: every core the job may use; give a number "
                 "when sharing the machine or submitting to a queue (which reserves that many cores): more "
                 "threads than free cores slow PyTorch down many times.")
@@ -108,8 +110,9 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
 
     # -------------------------------- validation helpers --------------------------------------
     @staticmethod
-    def _sameSampling(a, b, tolerance=SAMPLING_TOLERANCE):
-        return a and b and abs(a - b) <= tolerance * max(a, b)
+    def _sameSampling(a, b):
+        """Whether two voxel sizes are both known and the same sampling."""
+        return bool(a and b) and not voxel_sizes_differ(a, b)
 
     def _validateNotEmpty(self, pointer, label):
         obj = pointer.get()
@@ -122,7 +125,7 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
 
     def _validateModelSampling(self, model, tomograms, label="input tomograms"):
         modelSize, tomoSize = model.getVoxelSize(), tomograms.getSamplingRate()
-        if modelSize and tomoSize and abs(modelSize - tomoSize) > MODEL_SAMPLING_TOLERANCE * modelSize:
+        if modelSize and tomoSize and not fits_model_voxel_size(tomoSize, modelSize):
             return [f"The model was trained at {modelSize:.2f} Å/voxel but the {label} have {tomoSize:.2f} Å/voxel. "
                     f"Bin or rescale the tomograms by {modelSize / tomoSize:.3g} (e.g. with an IMOD or Xmipp "
                     "resize protocol), or train a model at this voxel size."]
@@ -141,23 +144,222 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                 errors.append(f"{label}: the mask {maskFile} has size {mask.getDim()} but its tomogram {key} has "
                               f"{tomoDims[key]} (x, y, z): give masks made on these tomograms, at the same binning.")
         maskKeys = {tomogramKey(m) for m in masks.iterItems()} | {
-            _baseName(m.getVolName()) for m in masks.iterItems() if m.getVolName()}
+            baseName(m.getVolName()) for m in masks.iterItems() if m.getVolName()}
         missing = [tomogramKey(t) for t in tomograms.iterItems() if tomogramKey(t) not in maskKeys
-                   and _baseName(t.getFileName()) not in maskKeys]
+                   and baseName(t.getFileName()) not in maskKeys]
         if missing:
             errors.append(f"{label}: no mask for tomogram(s) {', '.join(missing)}.")
         return errors
 
     def masksByKey(self, masks, tomograms):
         """{tomogram key: mask file} matching masks to tomograms by tsId, else by tomogram file name."""
-        byFile = {_baseName(m.getVolName()): m.getFileName() for m in masks.iterItems() if m.getVolName()}
+        byFile = {baseName(m.getVolName()): m.getFileName() for m in masks.iterItems() if m.getVolName()}
         byKey = {tomogramKey(m): m.getFileName() for m in masks.iterItems()}
         result = {}
         for tomo in tomograms.iterItems():
             key = tomogramKey(tomo)
-            result[key] = byKey.get(key) or byFile.get(_baseName(tomo.getFileName()))
+            result[key] = byKey.get(key) or byFile.get(baseName(tomo.getFileName()))
         return result
 
 
-def _baseName(path):
-    return os.path.splitext(os.path.basename(path or ""))[0]
+
+class ProtDeepictInferenceBase(ProtDeepictBase):
+    """Common parts of picking and 3D segmentation: the form, per-tomogram steps, validation.
+
+    Form: Input (tomograms, model, class, equalization), Post-processing (clusters, context),
+    Compute (inference box; threads and GPU in the header).
+    """
+
+    stepsExecutionMode = STEPS_PARALLEL
+    #: What the clusters are, for the form's labels ("Particle", "Segment").
+    _clusterName = "Cluster"
+
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
+                      label="Tomograms",
+                      help="Tomograms at the model's voxel size (within 5 %; e.g. 13.48 Å/voxel, 4x binned, for "
+                           "the published networks). Bin or rescale others first.")
+        form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
+                      label="DeePiCt 3D model",
+                      help="A model from 'train 3D network' or 'import model' (published DeePiCt networks).")
+        form.addParam("className", params.StringParam, default="", label="Class (multi-class models)",
+                      help="Which class of a multi-class model to use, by name (e.g. 'fas'). Empty: the model's "
+                           "first class.")
+        form.addParam("equalize", params.BooleanParam, default=True,
+                      label="Equalize to the model's reference spectrum",
+                      help="Models trained on spectrum-equalized tomograms store their reference spectrum: each "
+                           "tomogram is then equalized to it (with the training's low-pass) before prediction, "
+                           "on the fly (a temporary file). Models without one use the tomograms as they are. "
+                           "Switch it off only for tomograms already equalized to the same reference.")
+
+        form.addSection(label="Post-processing")
+        form.addParam("threshold", params.FloatParam, allowsNull=True, label="Probability threshold",
+                      help="Voxels with a network probability above it form the clusters, in [0, 1). Empty: the "
+                           "model's suggestion (0.5). Lower it to find more (and fainter) objects.")
+        line = form.addLine(f"{self._clusterName} size (voxels)",
+                            help="Clusters with fewer voxels than min or more than max are discarded. Empty: the "
+                                 "model's suggestion (min) and no limit (max). A particle model trained for one "
+                                 "class suggests the minimum size that gave the best F1 on its validation data "
+                                 "(see the training protocol's log); a whole 80S ribosome at 13.48 Å/voxel is about "
+                                 "1500 voxels.")
+        line.addParam("minSize", params.IntParam, allowsNull=True, label="min")
+        line.addParam("maxSize", params.IntParam, allowsNull=True, label="max")
+        self._defineClusterParams(form)
+        form.addParam("connectivity", params.EnumParam, choices=["1 (faces)", "2 (edges)", "3 (corners)"], default=0,
+                      expertLevel=params.LEVEL_ADVANCED, label="Cluster connectivity",
+                      help="Which neighbouring voxels join a cluster: 1 = the 6 face neighbours (DeePiCt's choice), "
+                           "2 = also the 12 edge neighbours, 3 = all 26.")
+        form.addParam("border", params.IntParam, default=0,
+                      expertLevel=params.LEVEL_ADVANCED, label="Ignore border (voxels)",
+                      help="Voxels this close to a face of the tomogram are ignored (e.g. edges of the "
+                           "reconstruction with artefacts).")
+        group = form.addGroup("Context")
+        group.addParam("contextMasks", params.PointerParam, pointerClass="SetOfTomoMasks", allowsNull=True,
+                       label="Context masks (optional)",
+                       help="Masks of the same tomograms (e.g. the cytosol from 'segment compartments 2D') that "
+                            "restrict the result. Empty: no restriction.")
+        group.addParam("contextMode", params.EnumParam, choices=list(CONTEXT_MODES), default=0,
+                       condition="contextMasks", label="Context mode",
+                       help="intersection: only voxels inside the mask (ribosomes in the cytosol); contact: whole "
+                            "clusters within the distance of the mask (membranes touching the cytosol); "
+                            "colocalization: cluster centres within the distance of the mask (NPCs near the nuclear "
+                            "envelope).")
+        group.addParam("contextDistance", params.FloatParam, default=0.0,
+                       condition="contextMasks", label="Context distance (voxels)",
+                       help="For contact and colocalization: how far from the mask a cluster may be (0: touching "
+                            "or inside).")
+        form.addParam("keepProbabilityMaps", params.BooleanParam, default=False, label="Keep probability maps",
+                      help="Also output the network's probability maps (float32, one per tomogram, as large as the "
+                           "tomograms): to choose a threshold, or for 'evaluate'.")
+
+        form.addSection(label="Compute")
+        form.addParam("window", params.IntParam, default=128,
+                      label="Inference box (voxels)",
+                      help="The tomogram is predicted in boxes of this side, with blended overlaps. Larger boxes "
+                           "are faster but need more (GPU) memory: lower it (e.g. 64) if the GPU runs out of "
+                           "memory. Must be divisible by 2^depth of the network (8 for depth 3).")
+        form.addParam("batchSize", params.IntParam, default=2,
+                      expertLevel=params.LEVEL_ADVANCED, label="Boxes per batch",
+                      help="Boxes predicted together; more use more memory.")
+        self._defineComputeParams(form)
+
+    def _defineClusterParams(self, form):
+        """Post-processing parameters of one kind of output (picking adds distance and box size)."""
+
+    def _insertAllSteps(self):
+        self.tomos = tomogramsByKey(self.inputTomograms.get())
+        masks = self.masksByKey(self.contextMasks.get(), self.inputTomograms.get()) if self.contextMasks.get() else {}
+        runs = [self._insertFunctionStep(self.inferenceStep, key, masks.get(key), needsGPU=True) for key in self.tomos]
+        self._insertFunctionStep(self.createOutputStep, prerequisites=runs, needsGPU=False)
+
+    def _commonArgs(self, key, contextFile):
+        model = self.inputModel.get()
+        args = [f'--model "{os.path.abspath(model.getFileName())}"',
+                f'--tomogram "{os.path.abspath(self.tomos[key].getFileName())}"',
+                f"--connectivity {self.connectivity.get() + 1}", f"--border {self.border.get()}",
+                f"--window {self.window.get()}", f"--batch-size {self.batchSize.get()}",
+                f"--voxel-size {self.inputTomograms.get().getSamplingRate()}",
+                f"--equalize {'on' if self._equalizes() else 'off'}"]
+        for option, value in (("--class-name", self.className.get()), ("--threshold", self.threshold.get()),
+                              ("--min-size", self.minSize.get()), ("--max-size", self.maxSize.get())):
+            if value not in (None, ""):
+                args.append(f'{option} "{value}"' if isinstance(value, str) else f"{option} {value}")
+        if contextFile:
+            args += [f'--context "{os.path.abspath(contextFile)}"',
+                     f"--context-mode {CONTEXT_MODES[self.contextMode.get()]}",
+                     f"--context-distance {self.contextDistance.get()}"]
+        if self.keepProbabilityMaps.get():
+            args.append(f'--probability-map "{os.path.abspath(self._probabilityPath(key))}"')
+        return args
+
+    def _probabilityPath(self, key):
+        return self._getExtraPath(f"{key}_probability.mrc")
+
+    def _probabilityMaps(self):
+        maps = SetOfTomoMasks.create(self._getPath(), suffix="probabilities")
+        maps.copyInfo(self.inputTomograms.get())
+        for key, tomo in self.tomos.items():
+            maps.append(newTomoMask(tomo, self._probabilityPath(key)))
+        return maps
+
+    def _defineResults(self, outputs):
+        """Register the outputs (plus the probability maps when kept), derived from tomograms and model."""
+        if self.keepProbabilityMaps.get():
+            outputs["probabilityMaps"] = self._probabilityMaps()
+        self._defineOutputs(**outputs)
+        for output in outputs.values():
+            self._defineSourceRelation(self.inputTomograms, output)
+            self._defineSourceRelation(self.inputModel, output)
+
+    def _className(self):
+        model = self.inputModel.get()
+        return self.className.get() or (model.getClasses() or ["particle"])[0]
+
+    def _validate(self):
+        errors = self._validateNotEmpty(self.inputTomograms, "Input tomograms")
+        errors += self._validateNotEmpty(self.inputModel, "DeePiCt model")
+        if errors:
+            return errors
+        model, tomograms = self.inputModel.get(), self.inputTomograms.get()
+        if model.getKind() != "3d":
+            errors.append(f"{model} is a {str(model.getKind()).upper()} model: choose a 3D model (from 'train 3D "
+                          "network' or 'import model').")
+        if self.className.get() and self.className.get() not in model.getClasses():
+            errors.append(f"The model has no class '{self.className.get()}'; its classes are "
+                          f"{', '.join(model.getClasses())}.")
+        errors += self._validateModelSampling(model, tomograms)
+        if self.contextMasks.get() is not None:
+            errors += self._validateMasksFor(self.contextMasks.get(), tomograms, "Context masks")
+        return errors + self._validateClusterParams(model) + self._validateCompute(model)
+
+    def _validateClusterParams(self, model):
+        """The engine's own rules for the post-processing, applied to the values it would use."""
+        suggested = model.getPostprocess()
+
+        def value(param, key, default):
+            return param.get() if param.get() is not None else suggested.get(key, default)
+
+        clusters = ClusterParameters(
+            threshold=value(self.threshold, "threshold", 0.5), min_size=value(self.minSize, "min_size", 1),
+            max_size=value(self.maxSize, "max_size", None), connectivity=self.connectivity.get() + 1,
+            context_mode=CONTEXT_MODES[self.contextMode.get()], context_distance=self.contextDistance.get() or 0.0)
+        errors = []
+        try:
+            clusters.validate()
+        except DeepictError as exc:
+            errors.append(f"Post-processing: {exc} (empty fields: the model's suggestion, {suggested}).")
+        for param, label in ((self.minSize, "The minimum size"), (self.maxSize, "The maximum size"),
+                             (self.border, "The border")):
+            if param.get() is not None and param.get() < 0:
+                errors.append(f"Post-processing: {label.lower()} must not be negative (got {param.get()}).")
+        return errors
+
+    def _validateCompute(self, model):
+        errors = []
+        window, depth = self.window.get(), model.getDepth()
+        if window is None or window < 1:
+            errors.append(f"Compute: the inference box must be a positive number of voxels (got {window}).")
+        elif depth and window % 2 ** depth:
+            # The U-Net halves the box depth times; the engine refuses other sizes at run time.
+            lower = window - window % 2 ** depth
+            errors.append(f"Compute: the inference box ({window}) must be divisible by 2^depth = {2 ** depth} for "
+                          f"this network (depth {depth}): use e.g. {lower or 2 ** depth} or {lower + 2 ** depth}.")
+        if self.batchSize.get() is None or self.batchSize.get() < 1:
+            errors.append(f"Compute: boxes per batch must be at least 1 (got {self.batchSize.get()}).")
+        return errors
+
+    def _equalizes(self):
+        """Whether the tomograms are equalized to the model's reference spectrum before prediction."""
+        model = self.inputModel.get()
+        return bool(self.equalize.get() and model is not None and model.hasSpectrum())
+
+    def _warnings(self):
+        model, tomograms = self.inputModel.get(), self.inputTomograms.get()
+        if model is None or not model.hasSpectrum() or self.equalize.get():
+            return []
+        if tomograms is not None and equalizedReference(tomograms):
+            return []  # from the equalize spectrum protocol: presumably to the same reference
+        return ["This model was trained on spectrum-equalized tomograms but equalization is switched off: unless "
+                "the input tomograms are already equalized to the model's reference spectrum, switch 'Equalize to "
+                "the model's reference spectrum' on for the results the model was trained to give."]

@@ -10,44 +10,13 @@ from pyworkflow.protocol import params
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.objects import SetOfTomograms, Tomogram
 
-from ..convert import tomogramKey, tomogramsByKey
+from deepict.conventions import SPECTRUM_COLUMNS
+
+from ..constants import LOWPASS_ATTRIBUTE, LOWPASS_WIDTH_ATTRIBUTE, ORIGINAL_SPECTRUM_COLUMNS, SPECTRUM_ATTRIBUTE
+from ..convert import spectrumFileHeader, tomogramKey, tomogramsByKey
 from .protocol_base import ProtDeepictBase
 
 REFERENCE_TOMOGRAM, REFERENCE_FILE = 0, 1
-#: Columns of a DeePiCt-scipion spectrum TSV (``deepict spectrum``) and of an original DeePiCt one.
-SPECTRUM_COLUMNS = ("frequency_per_angstrom", "amplitude")
-ORIGINAL_COLUMNS = ("freq", "intensity")
-#: Attributes of the output set that tell later protocols (train 3D) what it was equalized to.
-SPECTRUM_ATTRIBUTE = "_deepictReferenceSpectrum"
-LOWPASS_ATTRIBUTE = "_deepictLowpassAngstrom"
-LOWPASS_WIDTH_ATTRIBUTE = "_deepictLowpassWidth"
-
-
-def equalizedReference(tomograms):
-    """(reference spectrum file, low-pass Å or None, low-pass width) a set was equalized with, or None.
-
-    Sets made by :class:`ProtDeepictEqualize` carry these as attributes; any other set gives None.
-    """
-    spectrum = getattr(tomograms, SPECTRUM_ATTRIBUTE, None)
-    if spectrum is None or not spectrum.get():
-        return None
-    lowpass = getattr(tomograms, LOWPASS_ATTRIBUTE, None)
-    width = getattr(tomograms, LOWPASS_WIDTH_ATTRIBUTE, None)
-    return (spectrum.get(), lowpass.get() if lowpass is not None else None,
-            width.get() if width is not None and width.get() else 0.1)
-
-
-def spectrumFileHeader(path):
-    """The column names of a spectrum TSV (first line that is not a comment), or None if unreadable."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    return [c.strip().lower() for c in (line.split("\t") if "\t" in line else line.split())]
-    except (OSError, UnicodeDecodeError):
-        return None
-    return None
 
 
 class ProtDeepictEqualize(ProtDeepictBase):
@@ -136,8 +105,8 @@ class ProtDeepictEqualize(ProtDeepictBase):
         args = [f"--tomogram {source}", f'--reference "{os.path.abspath(self.referenceSpectrumPath())}"',
                 f'--out "{os.path.abspath(self.equalizedPath(key))}"', size,
                 f'--spectrum-out "{os.path.abspath(self.outputSpectrumPath(key))}"']
-        if self._lowpass():
-            args += [f"--lowpass-angstrom {self._lowpass()}", f"--lowpass-width {self.lowpassWidth.get()}"]
+        if self.lowpassResolution():
+            args += [f"--lowpass-angstrom {self.lowpassResolution()}", f"--lowpass-width {self.lowpassWidth.get()}"]
         self.runDeepict("equalize", " ".join(args))
 
     def createOutputStep(self):
@@ -151,7 +120,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
             output.append(equalized)
         spectrum = os.path.abspath(self.referenceSpectrumPath())
         setattr(output, SPECTRUM_ATTRIBUTE, String(spectrum))
-        setattr(output, LOWPASS_ATTRIBUTE, Float(self._lowpass()))
+        setattr(output, LOWPASS_ATTRIBUTE, Float(self.lowpassResolution()))
         setattr(output, LOWPASS_WIDTH_ATTRIBUTE, Float(self.lowpassWidth.get()))
         reference = EMFile(filename=spectrum)
         self._defineOutputs(Tomograms=output, referenceSpectrum=reference)
@@ -181,7 +150,8 @@ class ProtDeepictEqualize(ProtDeepictBase):
                 if os.path.exists(self.inputSpectrumPath(k)) and os.path.exists(self.outputSpectrumPath(k))]
 
     # ----------------------------------------- helpers ----------------------------------------
-    def _lowpass(self):
+    def lowpassResolution(self):
+        """The low-pass resolution (Å) the tomograms are filtered at, or None (for viewers too)."""
         value = self.lowpassAngstrom.get()
         return value if value else None  # empty or 0: none
 
@@ -190,7 +160,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
 
     def _isOriginalSpectrum(self):
         header = spectrumFileHeader(self.referenceFile.get()) or []
-        return all(c in header for c in ORIGINAL_COLUMNS) and not all(c in header for c in SPECTRUM_COLUMNS)
+        return all(c in header for c in ORIGINAL_SPECTRUM_COLUMNS) and not all(c in header for c in SPECTRUM_COLUMNS)
 
     # ------------------------------------------ info -----------------------------------------
     def _validate(self):
@@ -204,7 +174,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
                 errors.append(f"Reference tomogram: file {tomo.getFileName()} not found.")
         else:
             errors += self._validateSpectrumFile()
-        lowpass = self._lowpass()
+        lowpass = self.lowpassResolution()
         tomograms = self.inputTomograms.get()
         if lowpass is not None and tomograms is not None and tomograms.getSamplingRate():
             nyquist = 2 * tomograms.getSamplingRate()
@@ -236,7 +206,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
             return [f"Reference spectrum file {path} is not a readable text table."]
         if all(c in header for c in SPECTRUM_COLUMNS):
             return []
-        if all(c in header for c in ORIGINAL_COLUMNS):
+        if all(c in header for c in ORIGINAL_SPECTRUM_COLUMNS):
             errors = []
             if not self.referenceVoxelSize.get() or self.referenceVoxelSize.get() <= 0:
                 errors.append(f"{os.path.basename(path)} is an original DeePiCt spectrum (columns freq, intensity) "
@@ -261,7 +231,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
         return f"spectrum file {self.referenceFile.get()}"
 
     def _summary(self):
-        lowpass = f", low-pass {self._lowpass():g} Å" if self._lowpass() else ", no low-pass"
+        lowpass = f", low-pass {self.lowpassResolution():g} Å" if self.lowpassResolution() else ", no low-pass"
         summary = [f"Reference: {self._referenceLabel()}{lowpass}."]
         if hasattr(self, "Tomograms"):
             summary.append(f"{self.Tomograms.getSize()} tomograms equalized.")
@@ -273,6 +243,6 @@ class ProtDeepictEqualize(ProtDeepictBase):
     def _methods(self):
         if not hasattr(self, "Tomograms"):
             return []
-        lowpass = f" and low-pass filtered at {self._lowpass():g} Å" if self._lowpass() else ""
+        lowpass = f" and low-pass filtered at {self.lowpassResolution():g} Å" if self.lowpassResolution() else ""
         return [f"The radial amplitude spectra of {self.Tomograms.getSize()} tomograms were equalized to that of "
                 f"{self._referenceLabel()}{lowpass}, as in DeePiCt [deTeresaTrueba2023]."]

@@ -1,77 +1,22 @@
 """Evaluate picks against ground-truth coordinates, or segmentations against ground-truth masks."""
 
-import csv
 import json
 import os
 
-import numpy as np
 import pyworkflow.object as pwobj
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 
-from ..convert import tomogramKey
+from deepict.conventions import voxel_sizes_differ
+from deepict.evaluate.pooling import PARTICLE_KEYS, pool_particles, pool_voxels, read_curve_csv, write_curve_csv
 from deepict.io import write_coordinates
-from deepict.evaluate.metrics import auprc
-from .protocol_base import ProtDeepictBase, _baseName
-from .protocol_export import coordinateGroups, coordinateSetErrors
+
+from ..convert import baseName, coordinateGroups, coordinateSetErrors, tomogramKey
+from .protocol_base import ProtDeepictBase
 
 MODE_PARTICLES = 0
 MODE_VOXELS = 1
-#: Relative difference of two sampling rates that still counts as equal.
-SAMPLING_RTOL = 1e-3
-
-PARTICLE_KEYS = ("n_pred", "n_true", "tp", "fp", "fn", "precision", "recall", "f1", "auprc", "max_f1",
-                 "max_f1_threshold")
-
-
-def _ratio(a, b):
-    return float(a) / float(b) if b else 0.0
-
-
-def _f1(precision, recall):
-    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-
-
-def readCurveCsv(path):
-    """A PR curve CSV of ``deepict evaluate --curve`` as {column: numpy array} (empty arrays if no rows)."""
-    columns = {name: [] for name in ("threshold", "n_kept", "tp", "fp", "precision", "recall", "f1")}
-    if os.path.exists(path):
-        with open(path, newline="") as handle:
-            for row in csv.DictReader(handle):
-                for name in columns:
-                    columns[name].append(float(row[name]) if row.get(name) not in (None, "", "nan") else np.nan)
-    return {name: np.array(values, dtype=float) for name, values in columns.items()}
-
-
-def pooledCurve(curves, nTrue):
-    """The PR curve of all tomograms together from per-tomogram curves (cumulative TP/FP per threshold).
-
-    Matching is per tomogram and greedy in descending score order, so the matches of the predictions
-    scoring at least ``t`` do not depend on the lower-scoring ones: the pooled TP/FP at a threshold is
-    the sum over tomograms of each tomogram's counts at that threshold. Exact, not an approximation.
-    """
-    thresholds = sorted({t for c in curves for t in c["threshold"] if np.isfinite(t)}, reverse=True)
-    rows = []
-    for t in thresholds:
-        tp = fp = 0
-        for c in curves:
-            kept = np.flatnonzero(c["threshold"] >= t)
-            if len(kept):
-                tp += int(c["tp"][kept[-1]])
-                fp += int(c["fp"][kept[-1]])
-        precision, recall = _ratio(tp, tp + fp), _ratio(tp, nTrue)
-        rows.append({"threshold": t, "n_kept": tp + fp, "tp": tp, "fp": fp, "precision": precision,
-                     "recall": recall, "f1": _f1(precision, recall)})
-    return rows
-
-
-def writeCurveCsv(path, rows):
-    fields = ["threshold", "n_kept", "tp", "fp", "precision", "recall", "f1"]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 class ProtDeepictEvaluate(ProtDeepictBase):
@@ -166,7 +111,7 @@ class ProtDeepictEvaluate(ProtDeepictBase):
         """{key: file} of a SetOfTomoMasks: keyed by tsId, else by the base name of its tomogram."""
         files = {}
         for mask in masks.iterItems(orderBy="id"):
-            key = mask.getTsId() or _baseName(mask.getVolName()) or tomogramKey(mask)
+            key = mask.getTsId() or baseName(mask.getVolName()) or tomogramKey(mask)
             files[key] = os.path.abspath(mask.getFileName())
         return files
 
@@ -188,7 +133,7 @@ class ProtDeepictEvaluate(ProtDeepictBase):
     def truthScale(self):
         """Factor taking ground-truth voxels to pick voxels: truth sampling rate / picks sampling rate."""
         picks, truth = self.inputCoordinates.get().getSamplingRate(), self.groundTruthCoordinates.get().getSamplingRate()
-        if not picks or not truth or abs(picks - truth) <= SAMPLING_RTOL * max(picks, truth):
+        if not voxel_sizes_differ(picks, truth):
             return 1.0
         return truth / picks
 
@@ -234,46 +179,24 @@ class ProtDeepictEvaluate(ProtDeepictBase):
 
     def _particleSummary(self, results):
         tomograms = {key: {k: r["particles"].get(k) for k in PARTICLE_KEYS} for key, r in results.items()}
-        tp, fp, fn = (sum(t[k] for t in tomograms.values()) for k in ("tp", "fp", "fn"))
-        nPred, nTrue = sum(t["n_pred"] for t in tomograms.values()), sum(t["n_true"] for t in tomograms.values())
-        if nPred == 0 and nTrue == 0:
-            precision = recall = f1 = area = bestF1 = 1.0
-            bestThreshold, rows = None, []
-        else:
-            precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-            f1 = _f1(precision, recall)
-            rows = pooledCurve([readCurveCsv(self.curvePath(k)) for k in tomograms], nTrue)
-            area = auprc([r["recall"] for r in rows], [r["precision"] for r in rows]) if rows else 0.0
-            best = max(rows, key=lambda r: r["f1"]) if rows else None
-            bestF1, bestThreshold = (best["f1"], best["threshold"]) if best else (0.0, None)
-        writeCurveCsv(self.overallCurvePath(), rows)
+        curves = [read_curve_csv(self.curvePath(k)) for k in tomograms]
+        overall, curve = pool_particles(list(tomograms.values()), curves)
+        write_curve_csv(self.overallCurvePath(), curve.rows())
         picks, truth = self.inputCoordinates.get(), self.groundTruthCoordinates.get()
         skipped = [k for k in self._precedentKeys(picks) if k not in tomograms]
         return {"mode": "particles", "radius": self.radius.get(), "sampling_rate": picks.getSamplingRate(),
                 "ground_truth_sampling_rate": truth.getSamplingRate(), "ground_truth_scale": self.truthScale(),
-                "tomograms": tomograms,
-                "overall": {"n_pred": nPred, "n_true": nTrue, "tp": tp, "fp": fp, "fn": fn, "precision": precision,
-                            "recall": recall, "f1": f1, "auprc": area, "max_f1": bestF1,
-                            "max_f1_threshold": bestThreshold},
+                "tomograms": tomograms, "overall": overall,
                 "curves": {**{k: os.path.basename(self.curvePath(k)) for k in tomograms},
                            "overall": os.path.basename(self.overallCurvePath())},
                 "not_evaluated": skipped}
 
     def _voxelSummary(self, results):
         tomograms = {key: r["voxels"] for key, r in results.items()}
-        overall = {}
-        if self.inputMasks.get() is not None:
-            tp, fp, fn = (sum(t[k] for t in tomograms.values()) for k in ("tp", "fp", "fn"))
-            precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-            overall.update(tp=tp, fp=fp, fn=fn, precision=precision, recall=recall,
-                           f1=1.0 if tp + fp + fn == 0 else _f1(precision, recall))
-        if self.inputProbabilityMaps.get() is not None:
-            overall["auprc"] = float(np.mean([t["auprc"] for t in tomograms.values()])) if tomograms else 0.0
-            overall["max_f1_mean"] = float(np.mean([t["max_f1"] for t in tomograms.values()])) if tomograms else 0.0
-            overall.setdefault("f1", overall["max_f1_mean"])
-        return {"mode": "voxels", "tomograms": tomograms, "overall": overall,
-                "binary_masks": self.inputMasks.get() is not None,
-                "probability_maps": self.inputProbabilityMaps.get() is not None}
+        binary, probability = self.inputMasks.get() is not None, self.inputProbabilityMaps.get() is not None
+        return {"mode": "voxels", "tomograms": tomograms,
+                "overall": pool_voxels(list(tomograms.values()), binary, probability),
+                "binary_masks": binary, "probability_maps": probability}
 
     def loadEvaluation(self):
         """The content of extra/evaluation.json, or None before the protocol has finished."""

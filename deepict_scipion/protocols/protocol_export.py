@@ -3,15 +3,14 @@
 import json
 import os
 
-import numpy as np
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 from pyworkflow.protocol.constants import STEPS_PARALLEL
-from tomo.constants import BOTTOM_LEFT_CORNER
 
-from ..convert import tomogramKey
 from deepict.formats import class_map_path
-from deepict.io import CoordinateTable, write_coordinates
+from deepict.io import write_coordinates
+
+from ..convert import coordinateGroups, coordinateSetErrors
 from .protocol_base import ProtDeepictBase
 
 #: Export formats of ``deepict export``, with the form label and the protocol parameter selecting them.
@@ -22,75 +21,6 @@ EXPORT_FORMATS = {
     "dynamo": ("Dynamo table (.tbl + .doc)", "exportDynamo"),
     "motl": ("DeePiCt motive list per tomogram", "exportMotl"),
 }
-
-
-class CoordinateGroup:
-    """The coordinates of one tomogram: BOTTOM_LEFT voxels, scores and group ids (class labels)."""
-
-    def __init__(self, tomogram):
-        self.tomogram = tomogram
-        self.key = tomogramKey(tomogram)
-        self.xyz, self.scores, self.groups = [], [], []
-
-    def add(self, coord):
-        self.xyz.append(coord.getPosition(BOTTOM_LEFT_CORNER))
-        self.scores.append(coord.getScore() or 0.0)
-        self.groups.append(coord.getGroupId() or 0)
-
-    def __len__(self):
-        return len(self.xyz)
-
-    def table(self, voxelSize, scale=1.0, withClass=True):
-        """A CoordinateTable (x, y, z, score[, class]) in voxels multiplied by ``scale``.
-
-        The class is the group id, 1 for coordinates without one (0), as reliontomo does for
-        ``rlnTomoManifoldIndex``.
-        """
-        xyz = np.array(self.xyz, dtype=float).reshape(-1, 3) * scale
-        columns = {"score": np.array(self.scores, dtype=float)}
-        if withClass:
-            columns["class"] = np.array([g if g else 1 for g in self.groups], dtype=int)
-        return CoordinateTable(xyz, columns, voxelSize)
-
-
-def coordinateGroups(coordinates, keepEmpty=False):
-    """{tomogram key: CoordinateGroup} of a SetOfCoordinates3D, in precedents order.
-
-    The precedents are cloned into a list first: nesting ``iterCoordinates`` inside an iteration over
-    ``getPrecedents()`` silently stops after the first tomogram. Tomograms without coordinates are
-    left out unless ``keepEmpty``.
-    """
-    groups = {}
-    precedents = coordinates.getPrecedents()
-    if precedents is None:
-        return groups
-    for tomo in [t.clone() for t in precedents.iterItems(orderBy="id")]:
-        group = CoordinateGroup(tomo)
-        for coord in coordinates.iterCoordinates(volume=tomo):
-            group.add(coord)
-        if len(group) or keepEmpty:
-            groups[group.key] = group
-    return groups
-
-
-def coordinateSetErrors(coordinates, label):
-    """Coordinates without a tomogram among the precedents, and tomogram files that do not exist."""
-    precedents = coordinates.getPrecedents()
-    if precedents is None or precedents.getSize() == 0:
-        return [f"{label}: the coordinates have no tomograms (their precedents are missing): import or pick "
-                "them on a set of tomograms."]
-    byTsId = {t.getTsId(): t.getFileName() for t in precedents.iterItems()}
-    errors = []
-    orphans = sorted(str(ts) for ts in coordinates.getTSIds() if ts not in byTsId)
-    if orphans:
-        errors.append(f"{label}: coordinates of tomogram(s) {', '.join(orphans)} have no tomogram among the "
-                      f"precedents ({', '.join(sorted(map(str, byTsId))) or 'none'}).")
-    missing = sorted(f"{ts} ({path})" for ts, path in byTsId.items()
-                     if ts in set(coordinates.getTSIds()) and not (path and os.path.exists(path)))
-    if missing:
-        errors.append(f"{label}: tomogram file(s) not found: {', '.join(missing)}. The exports need each "
-                      "tomogram's size; restore the files or re-import the tomograms.")
-    return errors
 
 
 class ProtDeepictExport(ProtDeepictBase):

@@ -6,7 +6,7 @@ from pyworkflow import BETA
 from tomo.objects import SetOfTomoMasks
 
 from ..convert import newTomoMask
-from .protocol_pick import ProtDeepictInferenceBase
+from .protocol_base import ProtDeepictInferenceBase
 
 
 class ProtDeepictSegment3D(ProtDeepictInferenceBase):

@@ -5,11 +5,11 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from ..convert import tomogramsByKey
 from deepict.train.config import Train2DConfig
+
+from ..convert import splitList, tomogramsByKey
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
-from .protocol_train3d import splitList
 
 DEFAULTS = Train2DConfig()  # the form's defaults are the engine's: one place to change them
 

@@ -6,21 +6,20 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from ..convert import coordinatesByKey, tomogramsByKey, writeCoordinatesCsv
+from deepict.conventions import LOSS_NAMES, SPECTRUM_COLUMNS
 from deepict.errors import DeepictError
+from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
 from deepict.train.config import TrainConfig
+
+from ..convert import (coordinatesByKey, equalizedReference, spectrumFileHeader, splitList, tomogramsByKey,
+                       writeCoordinatesCsv)
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
-from .protocol_equalize import SPECTRUM_COLUMNS, equalizedReference, spectrumFileHeader
 
 LABELS_COORDINATES, LABELS_MASKS = 0, 1
 #: The engine's losses in the order the form stores them (the choice is saved as an index).
-LOSSES = ["bce_dice", "dice", "generalized_dice"]
+LOSSES = list(LOSS_NAMES)
 DEFAULTS = TrainConfig(classes=[])  # the form's defaults are the engine's: one place to change them
-
-
-def splitList(text):
-    return [item.strip() for item in (text or "").replace(";", ",").split(",") if item.strip()]
 
 
 class ProtDeepictTrain3D(ProtDeepictBase):
@@ -226,7 +225,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         The file parameter wins; otherwise tomograms made by the equalize spectrum protocol carry it.
         """
         if self.spectrumReference.get():
-            return self.spectrumReference.get(), self.spectrumLowpass.get(), 0.1
+            return self.spectrumReference.get(), self.spectrumLowpass.get(), DEFAULT_LOWPASS_WIDTH
         tomograms = self.inputTomograms.get()
         return equalizedReference(tomograms) if tomograms is not None else None
 

@@ -21,7 +21,7 @@ from deepict.formats import FORMATS, TomogramInfo, read_exported
 from deepict.io import write_volume
 from deepict_scipion.objects import DeepictModel
 from deepict_scipion.protocols import ProtDeepictEvaluate, ProtDeepictExport
-from deepict_scipion.protocols.protocol_evaluate import MODE_VOXELS, pooledCurve
+from deepict_scipion.protocols.protocol_evaluate import MODE_VOXELS
 from deepict_scipion.viewers import plots
 from deepict_scipion.viewers.viewers import (DeepictEvaluationViewer, DeepictPicksViewer, DeepictTrainingViewer,
                                              PngView)
@@ -224,13 +224,6 @@ class TestDeepictExportEvaluate(BaseTest):
         rows = viewer.evaluationTable(evaluation)
         self.assertEqual(rows[-1][0], "overall")
         self.assertEqual(len(rows), 2 + len(NAMES))
-
-    def test_pooled_curve_sums_counts_per_threshold(self):
-        a = {"threshold": np.array([0.9, 0.5]), "tp": np.array([1, 1]), "fp": np.array([0, 1])}
-        b = {"threshold": np.array([0.7]), "tp": np.array([1]), "fp": np.array([0])}
-        rows = pooledCurve([a, b], nTrue=3)
-        self.assertEqual([(r["threshold"], r["tp"], r["fp"]) for r in rows], [(0.9, 1, 0), (0.7, 2, 0), (0.5, 2, 1)])
-        self.assertAlmostEqual(rows[-1]["recall"], 2 / 3)
 
     def test_evaluate_masks_and_probability_maps(self):
         imports = {}

@@ -4,7 +4,7 @@ import os
 
 from pyworkflow.viewer import DESKTOP_TKINTER, MessageView, Viewer
 
-from ..protocols.protocol_equalize import ProtDeepictEqualize
+from ..protocols import ProtDeepictEqualize
 
 #: At most this many tomograms are drawn (the first ones of the set), to keep the plot legible.
 MAX_TOMOGRAMS = 6
@@ -53,7 +53,7 @@ def plotEqualizationSpectra(protocol, pngPath=None, maxTomograms=MAX_TOMOGRAMS):
                    color=colour, linewidth=1.2, label=key)
     ratio.axhline(1.0, color="black", linewidth=1)
     ratio.set_ylim(0, 2)
-    lowpass = protocol._lowpass()
+    lowpass = protocol.lowpassResolution()
     for axis in (spectra, ratio):
         if lowpass:
             axis.axvline(1.0 / lowpass, color="grey", linestyle=":", label=f"low-pass {lowpass:g} Å")

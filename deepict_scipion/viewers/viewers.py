@@ -16,9 +16,9 @@ from pyworkflow.viewer import DESKTOP_TKINTER, View, Viewer
 from tomo.objects import SetOfCoordinates3D
 
 from .. import Plugin
+from ..convert import coordinateGroups
 from ..objects import DeepictModel
 from ..protocols.protocol_evaluate import ProtDeepictEvaluate
-from ..protocols.protocol_export import coordinateGroups
 from ..protocols.protocol_pick import ProtDeepictPick
 from . import plots
 

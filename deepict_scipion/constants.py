@@ -1,0 +1,10 @@
+"""Names the plugin's protocols and viewers share (the engine's own rules live in deepict.conventions)."""
+
+#: Attributes of a SetOfTomograms made by the equalize spectrum protocol that tell later protocols
+#: (train 3D, pick) what it was equalized to: the reference spectrum TSV, the low-pass (Å) and its width.
+SPECTRUM_ATTRIBUTE = "_deepictReferenceSpectrum"
+LOWPASS_ATTRIBUTE = "_deepictLowpassAngstrom"
+LOWPASS_WIDTH_ATTRIBUTE = "_deepictLowpassWidth"
+
+#: Columns of DeePiCt's original spectrum TSV (``extract_spectrum.py``), in index units of its tomogram.
+ORIGINAL_SPECTRUM_COLUMNS = ("freq", "intensity")
