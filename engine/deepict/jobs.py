@@ -397,6 +397,8 @@ def _group_from_dict(cls: type, data: dict, path, step: str, prefix: str):
             values[name] = _group_from_dict(inner, value, path, step, where + ".")
             continue
         values[name] = _checked(hints[name], value, path, where)
+        if value == [] and not has_default(field):  # as the option's nargs="+"
+            raise InputFileError(path, f"gives '{where}' an empty list", "Give at least one value.")
         choices = field.metadata.get(CHOICES)
         if choices is not None and values[name] not in choices:
             raise InputFileError(path, f"gives '{where}' the value {json.dumps(value)}",

@@ -205,6 +205,13 @@ def test_bad_job_file_is_one_line_naming_the_file(content, says, tmp_path, capsy
     assert says in err
 
 
+def test_empty_list_of_required_files_is_refused(tmp_path, capsys):
+    path = _write(tmp_path / "job.json", {"step": "train3d", "format_version": 1, "tomograms": [], "coords": [[]],
+                                          "out": "m.pt"})
+    code, _, err = run(capsys, "train3d", "--job", path)
+    assert code == 2 and f"{path}: gives 'tomograms' an empty list" in err
+
+
 def test_missing_job_file_is_named(tmp_path, capsys):
     code, _, err = run(capsys, "pick", "--job", tmp_path / "absent.json")
     assert code == 2 and f"{tmp_path / 'absent.json'}: job file not found" in err
