@@ -10,6 +10,7 @@ import numpy as np
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.objects import Coordinate3D, TomoMask
 
+from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN
 from deepict.io import CoordinateTable, read_coordinates, write_coordinates
 from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
 
@@ -61,7 +62,7 @@ def readPicks(path):
 
 def appendPicks(coordSet, tomo, picks, groupId=1):
     """Add picks (BOTTOM_LEFT voxels of ``tomo``) to a SetOfCoordinates3D with their scores."""
-    scores = picks.column("score")
+    scores = picks.column(SCORE_COLUMN)
     for (x, y, z), score in zip(picks.xyz, scores):
         coord = Coordinate3D()
         coord.setVolume(tomo)  # before setPosition: the conversion needs the tomogram's origin
@@ -104,9 +105,9 @@ class CoordinateGroup:
         ``rlnTomoManifoldIndex``.
         """
         xyz = np.array(self.xyz, dtype=float).reshape(-1, 3) * scale
-        columns = {"score": np.array(self.scores, dtype=float)}
+        columns = {SCORE_COLUMN: np.array(self.scores, dtype=float)}
         if withClass:
-            columns["class"] = np.array([g if g else 1 for g in self.groups], dtype=int)
+            columns[CLASS_COLUMN] = np.array([g if g else 1 for g in self.groups], dtype=int)
         return CoordinateTable(xyz, columns, voxelSize)
 
 

@@ -37,6 +37,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from deepict.conventions import CLASS_COLUMN
 from deepict.io import CoordinateTable, write_coordinates, write_volume
 
 #: The classes written as coordinate tables, in this order.
@@ -633,7 +634,7 @@ def write_phantom(phantom: Phantom, folder, name: str) -> dict:
         write_coordinates(paths[cls], CoordinateTable(xyz, columns, vs))
     rows = [(xyz, cls) for cls, arr in sorted(phantom.distractors.items()) for xyz in arr]
     table = CoordinateTable(np.array([r[0] for r in rows]).reshape(-1, 3),
-                            {"class": np.array([r[1] for r in rows], dtype=object)}, vs)
+                            {CLASS_COLUMN: np.array([r[1] for r in rows], dtype=object)}, vs)
     paths["distractors"] = folder / f"{name}_distractors.csv"
     write_coordinates(paths["distractors"], table)
     for mask in MASK_NAMES:

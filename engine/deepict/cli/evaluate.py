@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 
-from deepict.conventions import voxel_sizes_differ
 from deepict.errors import ParameterError
-from deepict.io import atomic_path, read_coordinates, read_volume
+from deepict.evaluate.files import evaluate_particles, evaluate_voxels
+from deepict.io import atomic_path
 from deepict.io.outputs import claimed_outputs
 from deepict.jobs import EvaluateJob
 from deepict.cli.options import add_command, add_parameter
-from deepict.evaluate import metrics
 
 DESCRIPTION = """\
 Compare predictions with ground truth and print the scores as JSON on stdout.
@@ -74,57 +72,6 @@ def _clean(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _same_voxel_size(a, b, what: str) -> None:
-    if voxel_sizes_differ(a, b):
-        raise ParameterError(f"{what} refer to different voxel sizes ({a:g} vs {b:g} Å); "
-                             "evaluate lists/volumes of the same tomogram sampling.")
-
-
-def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None) -> dict:
-    pred = read_coordinates(pred_path)
-    truth = read_coordinates(gt_path)
-    _same_voxel_size(pred.voxel_size, truth.voxel_size, f"{pred_path} and {gt_path}")
-    scores = None
-    if "score" in pred.columns:
-        try:
-            scores = pred.columns["score"].astype(float)
-        except (TypeError, ValueError):
-            raise ParameterError(f"{pred_path}: the score column holds values that are not numbers.") from None
-    match = metrics.match_particles(pred.xyz, truth.xyz, radius=radius, scores=scores)
-    curve = metrics.precision_recall_curve(pred.xyz, scores, truth.xyz, radius, match=match)
-    if curve_path:
-        fields = ["threshold", "n_kept", "tp", "fp", "precision", "recall", "f1"]
-        with atomic_path(curve_path) as tmp, open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            for row in curve.rows():
-                writer.writerow(row)
-    result = match.summary()
-    result.update(curve.summary())
-    result["ranking"] = "score" if scores is not None else "file order"
-    return result
-
-
-def evaluate_voxels(pred_mask_path, probability_path, gt_mask_path, bins: int) -> dict:
-    truth = read_volume(gt_mask_path)
-    result = {}
-    if pred_mask_path:
-        pred = read_volume(pred_mask_path)
-        _same_voxel_size(pred.voxel_size, truth.voxel_size, f"{pred_mask_path} and {gt_mask_path}")
-        counts = metrics.voxel_counts(pred.data, truth.data)
-        result.update(counts.summary())
-        result["dice"] = counts.f1
-    if probability_path:
-        probability = read_volume(probability_path)
-        _same_voxel_size(probability.voxel_size, truth.voxel_size, f"{probability_path} and {gt_mask_path}")
-        curve = metrics.voxel_pr_curve(probability.data, truth.data, bins=bins)
-        summary = curve.summary()
-        summary.pop("max_f1_n_kept")
-        result.update(summary)
-        result["bins"] = int(bins)
-    return result
 
 
 def run(job: EvaluateJob) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepict.conventions import EQUALIZE_MODES
+from deepict.conventions import CLASS_COLUMN, EQUALIZE_MODES, SCORE_COLUMN
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
@@ -166,9 +166,10 @@ def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters
     name = info.classes[info.class_index(class_name)]
     keep = remove_duplicates(clusters.xyz, clusters.mean_probability,
                              min_distance if min_distance is not None else _default_min_distance(info, name))
-    table = CoordinateTable(clusters.xyz[keep], {"score": clusters.mean_probability[keep],
+    table = CoordinateTable(clusters.xyz[keep], {SCORE_COLUMN: clusters.mean_probability[keep],
                                                  "size": clusters.size[keep],
-                                                 "class": np.array([name] * len(keep), dtype=object)}, voxel_size)
+                                                 CLASS_COLUMN: np.array([name] * len(keep), dtype=object)},
+                            voxel_size)
     write_coordinates(out_csv, table)
     log(f"{len(table)} {name} particle(s) picked in {tomogram_path} -> {out_csv}")
     return table

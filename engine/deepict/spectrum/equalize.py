@@ -192,7 +192,7 @@ def equalize_volume(data, voxel_size: float, reference: RadialSpectrum, lowpass_
     # and its total power (Parseval) on the way.
     out_sums = np.zeros(grid.n_shells)
     power = 0.0
-    # Filtering and the inverse transform take about a minute on a 928x928x464 tomogram.
+    # Filtering and the inverse transform are the long part on a big tomogram: report their progress.
     progress = Progress("equalizing", 2 * shape[0], "planes", log or (lambda _line: None), first_line=False)
     for kz in range(shape[0]):
         radius = grid.radius(kz)

@@ -71,8 +71,8 @@ def release_mapped_pages(array) -> None:
     """Hand the resident pages of a file-backed ``np.memmap`` back to the operating system.
 
     Reading a memory-mapped tomogram slab by slab otherwise leaves every page it touched in the
-    process's resident set until the file is closed, which for a 1.6 GB tomogram adds 1.6 GB to
-    the peak memory. ``MADV_DONTNEED`` only drops this process's page-table entries: the data stay
+    process's resident set until the file is closed, adding the whole tomogram's size to the peak
+    memory. ``MADV_DONTNEED`` only drops this process's page-table entries: the data stay
     in the page cache (and, for writable shared maps, are still written back), and are re-read on
     the next access. Copy-on-write maps (mode ``'c'``) are left alone, since dropping their pages
     would discard changes. Does nothing for in-memory arrays or where ``madvise`` is unavailable.
