@@ -1,0 +1,63 @@
+"""Scores of prediction files against ground-truth files: what ``deepict evaluate`` reports for one tomogram."""
+
+from __future__ import annotations
+
+import csv
+
+from deepict.conventions import SCORE_COLUMN, voxel_sizes_differ
+from deepict.errors import ParameterError
+from deepict.evaluate import metrics
+from deepict.io import atomic_path, read_coordinates, read_volume
+
+
+def _same_voxel_size(a, b, what: str) -> None:
+    if voxel_sizes_differ(a, b):
+        raise ParameterError(f"{what} refer to different voxel sizes ({a:g} vs {b:g} Å); "
+                             "evaluate lists/volumes of the same tomogram sampling.")
+
+
+def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None) -> dict:
+    """Particle scores of the picks in ``pred_path`` against ``gt_path`` (and their PR curve as a CSV)."""
+    pred = read_coordinates(pred_path)
+    truth = read_coordinates(gt_path)
+    _same_voxel_size(pred.voxel_size, truth.voxel_size, f"{pred_path} and {gt_path}")
+    scores = None
+    if SCORE_COLUMN in pred.columns:
+        try:
+            scores = pred.columns[SCORE_COLUMN].astype(float)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{pred_path}: the score column holds values that are not numbers.") from None
+    match = metrics.match_particles(pred.xyz, truth.xyz, radius=radius, scores=scores)
+    curve = metrics.precision_recall_curve(pred.xyz, scores, truth.xyz, radius, match=match)
+    if curve_path:
+        fields = ["threshold", "n_kept", "tp", "fp", "precision", "recall", "f1"]
+        with atomic_path(curve_path) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            for row in curve.rows():
+                writer.writerow(row)
+    result = match.summary()
+    result.update(curve.summary())
+    result["ranking"] = "score" if scores is not None else "file order"
+    return result
+
+
+def evaluate_voxels(pred_mask_path, probability_path, gt_mask_path, bins: int) -> dict:
+    """Voxel F1 of a binary mask and/or AUPRC of a probability map against the mask ``gt_mask_path``."""
+    truth = read_volume(gt_mask_path)
+    result = {}
+    if pred_mask_path:
+        pred = read_volume(pred_mask_path)
+        _same_voxel_size(pred.voxel_size, truth.voxel_size, f"{pred_mask_path} and {gt_mask_path}")
+        counts = metrics.voxel_counts(pred.data, truth.data)
+        result.update(counts.summary())
+        result["dice"] = counts.f1
+    if probability_path:
+        probability = read_volume(probability_path)
+        _same_voxel_size(probability.voxel_size, truth.voxel_size, f"{probability_path} and {gt_mask_path}")
+        curve = metrics.voxel_pr_curve(probability.data, truth.data, bins=bins)
+        summary = curve.summary()
+        summary.pop("max_f1_n_kept")
+        result.update(summary)
+        result["bins"] = int(bins)
+    return result
