@@ -2,7 +2,8 @@
 
 The ``deepict`` options and the Scipion forms read them from there (:func:`default_of`,
 :func:`option_help`, :func:`choices_of`). A parameter is named by its path in a job:
-``"epochs"``, or ``"training.epochs"`` for a field of a nested dataclass. Help texts may say
+``"epochs"``, or ``"training.epochs"`` for a field of a nested dataclass (``"epochs"`` finds it
+too, when only one parameter of the job has that name). Help texts may say
 ``%(default)s`` (argparse's notation); :func:`option_help` fills it in for the forms.
 
 Plain Python (no numpy, no torch): the Scipion plugin imports it.
@@ -81,9 +82,21 @@ def parameter_paths(cls: type, prefix: str = "") -> list:
     return paths
 
 
+def full_path(cls: type, path: str) -> str:
+    """``path`` itself, or the one parameter path of ``cls`` it ends (``"epochs"`` -> ``"training.epochs"``)."""
+    paths = parameter_paths(cls)
+    if path in paths or "." in path:
+        return path
+    matches = [full for full in paths if full.endswith("." + path)]
+    if len(matches) != 1:
+        raise KeyError(f"{cls.__name__} has {'several parameters' if matches else 'no parameter'} '{path}'"
+                       + (f": {', '.join(matches)}" if matches else ""))
+    return matches[0]
+
+
 def field_at(cls: type, path: str) -> dataclasses.Field:
-    """The field of ``cls`` at ``path`` (``"training.epochs"``)."""
-    *groups, name = path.split(".")
+    """The field of ``cls`` at ``path`` (``"training.epochs"``, or ``"epochs"`` when only one parameter is so named)."""
+    *groups, name = full_path(cls, path).split(".")
     for group in groups:
         cls = nested_class(cls, _field(cls, group))
     return _field(cls, name)
@@ -101,7 +114,7 @@ def default_of(cls: type, path: str):
 
     A group's own default (a job's ``training`` group) decides the defaults of its fields.
     """
-    *groups, name = path.split(".")
+    *groups, name = full_path(cls, path).split(".")
     value = None
     for depth, group in enumerate(groups):
         field = _field(cls, group)

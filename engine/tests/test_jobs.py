@@ -169,6 +169,9 @@ def test_form_help_fills_in_the_default():
     assert option_help(jobs.EqualizeJob, "lowpass_width").startswith("10–90% transition width")
     assert default_of(jobs.PickJob, "inference.window") == 128
     assert default_of(jobs.PickJob, "model") is MISSING
+    assert option_help(jobs.Train3DJob, "epochs") == option_help(jobs.Train3DJob, "training.epochs")
+    with pytest.raises(KeyError, match="no parameter 'epoch'"):
+        default_of(jobs.Train3DJob, "epoch")
 
 
 # --------------------------------------------------------------------------------------------
