@@ -1,8 +1,9 @@
 """The ``deepict`` command: one subcommand per processing step.
 
 Subcommands live in the modules named by ``COMMAND_MODULES``, one per family; each module has a
-``register(subparsers)`` function that adds its parsers and sets ``handler`` (a function taking the
-parsed arguments and returning an exit code). Errors a user can fix (:class:`DeepictError`) and
+``register(subparsers)`` function that adds one parser per job class of :mod:`deepict.jobs`
+(:func:`.options.add_command`): its options, or the job file given with ``--job``, become the job
+that the subcommand's ``run(job)`` executes, returning an exit code. Errors a user can fix (:class:`DeepictError`) and
 errors of the file system (a full disk, a vanished folder: ``OSError``) are printed as one clear
 line and exit with status 2. Ctrl-C and SIGTERM (what job schedulers send) interrupt the run
 cleanly: the atomic writers remove their temporary files, one line is printed, and the exit status
