@@ -79,8 +79,8 @@ class PhantomConfig:
     #: Volume fraction of the cytosol occupied by small blobs (other proteins).
     crowding: float = 0.06
     #: Solid-protein contrast (1.0) over the standard deviation of the noise after the low-pass and
-    #: the wedge. At 1.5 a naive detector (Gaussian σ=2, darkest minima) reaches ribosome F1 ≈ 0.4
-    #: (≈ 0.7 restricted to the cytosol) while a small 3D U-Net reaches ≈ 0.9.
+    #: the wedge: low enough that a naive detector (darkest minima after a Gaussian) confuses the
+    #: particles with the distractors and the crowding, while a small 3D U-Net tells them apart.
     snr: float = 1.5
     #: Strength of the smooth (low-frequency) background fluctuation, relative to protein contrast.
     background_fluctuation: float = 0.2

@@ -22,7 +22,7 @@ RELION 5 (``relion5``, one file, ``# version 50001`` then table ``particles``)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -51,11 +51,29 @@ RELION5_COLUMNS = [
 RELION5_VERSION_COMMENT = "# version 50001"
 
 
-def _check_known_names(path, tomograms: Sequence[TomogramInfo], rows: dict) -> None:
-    unknown = sorted(set(rows) - {t.name for t in tomograms})
+def _read_particles(path, tomograms: Sequence[TomogramInfo], position_columns: tuple,
+                    to_voxels: Callable[[TomogramInfo, np.ndarray], np.ndarray]) -> list[CoordinateTable]:
+    """The particles of a RELION particles STAR, one table per ``tomograms`` entry (by ``rlnTomoName``).
+
+    ``to_voxels(tomogram, positions)`` turns the (N, 3) values of ``position_columns`` into tomogram voxels.
+    """
+    table = read_star(Path(path), "particles", ["rlnTomoName", *position_columns])
+    grouped: dict = {}
+    for row in table:
+        grouped.setdefault(str(row.rlnTomoName), []).append(
+            (tuple(getattr(row, column) for column in position_columns),
+             row.get("rlnAutopickFigureOfMerit", 0.0), row.get("rlnClassNumber", 1)))
+    unknown = sorted(set(grouped) - {t.name for t in tomograms})
     if unknown:
         raise InputFileError(path, f"holds particles of tomogram(s) {unknown} that were not given",
                              "Give the matching TomogramInfo for every rlnTomoName in the file.")
+    out = []
+    for tomogram in tomograms:
+        entries = grouped.get(tomogram.name, [])
+        positions = np.array([e[0] for e in entries], dtype=np.float64).reshape(-1, 3)
+        out.append(table_from(tomogram, to_voxels(tomogram, positions), [e[1] for e in entries],
+                              [e[2] for e in entries]))
+    return out
 
 
 def relion4_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[tuple]:
@@ -82,20 +100,8 @@ def write_relion4(path, picks: Sequence[PickedTomogram], output_pixel_size: Opti
 def read_relion4(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Optional[float] = None
                  ) -> list[CoordinateTable]:
     """Read a RELION 4 particles STAR back into tomogram voxels, one table per ``tomograms`` entry."""
-    table = read_star(Path(path), "particles", ["rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"])
-    grouped: dict = {}
-    for row in table:
-        grouped.setdefault(str(row.rlnTomoName), []).append(
-            ((row.rlnCoordinateX, row.rlnCoordinateY, row.rlnCoordinateZ),
-             row.get("rlnAutopickFigureOfMerit", 0.0), row.get("rlnClassNumber", 1)))
-    _check_known_names(path, tomograms, grouped)
-    out = []
-    for tomogram in tomograms:
-        entries = grouped.get(tomogram.name, [])
-        factor = scale_factor(tomogram, output_pixel_size)
-        xyz = np.array([e[0] for e in entries], dtype=np.float64).reshape(-1, 3) / factor
-        out.append(table_from(tomogram, xyz, [e[1] for e in entries], [e[2] for e in entries]))
-    return out
+    return _read_particles(path, tomograms, ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"),
+                           lambda tomogram, pixels: pixels / scale_factor(tomogram, output_pixel_size))
 
 
 def relion5_centre(tomogram: TomogramInfo) -> np.ndarray:
@@ -127,18 +133,6 @@ def read_relion5(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Opt
                  ) -> list[CoordinateTable]:
     """Read a RELION 5 particles STAR (centred Å) back into 0-based tomogram voxels."""
     check_output_pixel_size(output_pixel_size)
-    table = read_star(Path(path), "particles", ["rlnTomoName", "rlnCenteredCoordinateXAngst",
-                                                 "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst"])
-    grouped: dict = {}
-    for row in table:
-        grouped.setdefault(str(row.rlnTomoName), []).append(
-            ((row.rlnCenteredCoordinateXAngst, row.rlnCenteredCoordinateYAngst, row.rlnCenteredCoordinateZAngst),
-             row.get("rlnAutopickFigureOfMerit", 0.0), row.get("rlnClassNumber", 1)))
-    _check_known_names(path, tomograms, grouped)
-    out = []
-    for tomogram in tomograms:
-        entries = grouped.get(tomogram.name, [])
-        angst = np.array([e[0] for e in entries], dtype=np.float64).reshape(-1, 3)
-        xyz = angst / tomogram.voxel_size + relion5_centre(tomogram)
-        out.append(table_from(tomogram, xyz, [e[1] for e in entries], [e[2] for e in entries]))
-    return out
+    return _read_particles(
+        path, tomograms, ("rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst"),
+        lambda tomogram, angst: angst / tomogram.voxel_size + relion5_centre(tomogram))

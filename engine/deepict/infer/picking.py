@@ -142,6 +142,25 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
         return find_clusters(probability, params, context, keep_mask_writer=write)
 
 
+def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterParameters | None, class_name,
+                         context_path, probability_map, options: InferenceOptions | None, log, mask_out=None):
+    """Predict one class's probability map (kept only when asked for) and cluster it: (info, voxel size, clusters).
+
+    ``mask_out`` also receives the clusters as a binary int8 mask.
+    """
+    options = options or InferenceOptions()
+    Path(out_path).resolve().parent.mkdir(parents=True, exist_ok=True)
+    map_path, scratch = _map_path(probability_map, out_path)
+    try:
+        info, voxel_size = predict_to_file(model_path, tomogram_path, map_path, class_name, options, log)
+        params = params or ClusterParameters(**_model_defaults(info))
+        clusters = _cluster_map(map_path, params, context_path, mask_out=mask_out, voxel_size=voxel_size)
+    finally:
+        if scratch:
+            scratch.cleanup()
+    return info, voxel_size, clusters
+
+
 def _map_path(probability_map, out_path):
     if probability_map:
         return Path(probability_map), None
@@ -153,16 +172,8 @@ def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters
                    class_name: str | None = None, context_path=None, min_distance: float | None = None,
                    probability_map=None, options: InferenceOptions | None = None, log=print) -> CoordinateTable:
     """Pick particles of one class; writes a CSV (x, y, z, score, size, class) with the voxel size."""
-    options = options or InferenceOptions()
-    Path(out_csv).resolve().parent.mkdir(parents=True, exist_ok=True)
-    map_path, scratch = _map_path(probability_map, out_csv)
-    try:
-        info, voxel_size = predict_to_file(model_path, tomogram_path, map_path, class_name, options, log)
-        params = params or ClusterParameters(**_model_defaults(info))
-        clusters = _cluster_map(map_path, params, context_path)
-    finally:
-        if scratch:
-            scratch.cleanup()
+    info, voxel_size, clusters = _predict_and_cluster(model_path, tomogram_path, out_csv, params, class_name,
+                                                      context_path, probability_map, options, log)
     name = info.classes[info.class_index(class_name)]
     keep = remove_duplicates(clusters.xyz, clusters.mean_probability,
                              min_distance if min_distance is not None else _default_min_distance(info, name))
@@ -179,16 +190,8 @@ def segment_structures(model_path, tomogram_path, out_mask, params: ClusterParam
                        class_name: str | None = None, context_path=None, probability_map=None,
                        options: InferenceOptions | None = None, log=print) -> Clusters:
     """Segment a structure class (membranes, NPC, filaments) into a binary int8 mask."""
-    options = options or InferenceOptions()
-    Path(out_mask).resolve().parent.mkdir(parents=True, exist_ok=True)
-    map_path, scratch = _map_path(probability_map, out_mask)
-    try:
-        info, voxel_size = predict_to_file(model_path, tomogram_path, map_path, class_name, options, log)
-        params = params or ClusterParameters(**_model_defaults(info))
-        clusters = _cluster_map(map_path, params, context_path, mask_out=out_mask, voxel_size=voxel_size)
-    finally:
-        if scratch:
-            scratch.cleanup()
+    _, _, clusters = _predict_and_cluster(model_path, tomogram_path, out_mask, params, class_name, context_path,
+                                          probability_map, options, log, mask_out=out_mask)
     log(f"{len(clusters)} segment(s), {int(clusters.size.sum())} voxels in {tomogram_path} -> {out_mask}")
     return clusters
 
