@@ -20,6 +20,9 @@ DEMO = os.path.join(os.path.dirname(sys.executable), "deepict-demo")
 #: The protocols of the demo project in the order they run, as the project's graph names them.
 LABELS = ["import training tomograms", "import ribosome annotations", "train ribosome network",
           "import new tomogram", "pick ribosomes"]
+#: The shortened demo (one training tomogram, 50 batches, seed 0) reaches F1 of about 0.7 on the held-out
+#: tomogram; a network that learned nothing, or picks in the wrong frame, scores 0.
+F1_FLOOR = 0.5
 
 
 def run_demo(*args, home, cwd):
@@ -37,10 +40,10 @@ def test_demo_builds_a_project_and_reports_f1(tmp_path):
     home, workdir = tmp_path / "home", tmp_path / "demo"
     home.mkdir()
     result = run_demo("--workdir", str(workdir), "--train-tomograms", "1", "--epochs", "1",
-                      "--iterations-per-epoch", "2", home=home, cwd=tmp_path)
+                      "--iterations-per-epoch", "50", home=home, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(re.search(r"^\{.*?^\}", result.stdout, re.S | re.M).group(0))
-    assert 0.0 <= summary["f1"] <= 1.0
+    assert F1_FLOOR <= summary["f1"] <= 1.0, summary
     assert summary["true_particles"] > 0
     assert "F1 =" in result.stdout
     # The training's progress reaches the terminal while it runs, under the protocol's name.
