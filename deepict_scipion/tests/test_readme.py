@@ -8,6 +8,7 @@ would rerun the whole suite and the full demo, so its commands are checked to be
 test_demo run instead.
 """
 
+import importlib.util
 import os
 import re
 import shutil
@@ -55,12 +56,42 @@ def test_setup_block_runs_what_ci_and_test_demo_run():
     # scripts/test.sh runs this test file among the others: CI runs it.
     assert re.search(r"^(exec )?bash scripts/test\.sh\b", (ROOT / ".ci" / "run").read_text(), re.M)
     assert "pytest" in (ROOT / "scripts" / "test.sh").read_text()
+    # The suite is the engine's tests (beside the engine) and the plugin's.
+    assert "engine/tests" in (ROOT / "scripts" / "test.sh").read_text()
     assert "deepict_scipion/tests" in (ROOT / "scripts" / "test.sh").read_text()
     # scripts/demo.sh runs the deepict-demo entry point; test_demo runs that same program, shortened.
     program = re.search(r'^exec \.venv/bin/(\S+) "\$@"$', (ROOT / "scripts" / "demo.sh").read_text(), re.M).group(1)
     assert f'"{program} = deepict_scipion.demo:main"' in (ROOT / "setup.py").read_text()
     test_demo = (Path(__file__).parent / "test_demo.py").read_text()
     assert re.search(rf'^DEMO = os\.path\.join\(os\.path\.dirname\(sys\.executable\), "{program}"\)$', test_demo, re.M)
+
+
+#: Top-level folders of the repository: a README path that starts with one of them names a file of ours.
+REPOSITORY_FOLDERS = ("deepict_scipion", "engine", "scripts", "benchmarks", ".ci")
+
+
+def _has_files(path):
+    """A file, or a folder holding a file other than Python's caches (a moved package leaves those behind)."""
+    return path.is_file() or any(p.is_file() for p in path.rglob("*") if "__pycache__" not in p.parts)
+
+
+def test_readme_names_paths_that_exist():
+    text = README.read_text()
+    named = {token for token in re.findall(r"`([^`\s]+)`", text) if token.split("/")[0] in REPOSITORY_FOLDERS}
+    assert named  # the README shows the layout
+    missing = sorted(token for token in named if not any(_has_files(p) for p in ROOT.glob(token.rstrip("/"))))
+    assert not missing, f"README.md names paths that are not in the repository: {missing}"
+
+
+def test_readme_runs_modules_that_exist():
+    """Every ``python -m MODULE`` of the README (prose included) names a module Python can run."""
+    modules = set(re.findall(r"python3? -m ([A-Za-z_][\w.]*)", README.read_text()))
+    assert "deepict" in {m.split(".")[0] for m in modules}  # the engine's command, as the protocols run it
+    for module in modules:
+        spec = importlib.util.find_spec(module)
+        assert spec is not None, f"README.md runs python -m {module}, which does not exist"
+        if spec.submodule_search_locations:  # a package runs its __main__
+            assert importlib.util.find_spec(f"{module}.__main__") is not None, f"python -m {module}: no __main__"
 
 
 def _write_tomogram(name, seed, tomos, masks):
