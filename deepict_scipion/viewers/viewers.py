@@ -8,6 +8,7 @@ uses the GUI's Tk backend. The drawing itself is in :mod:`.plots` (pure matplotl
 
 import json
 import os
+import shlex
 import subprocess
 import tempfile
 
@@ -145,7 +146,8 @@ class DeepictTrainingViewer(DeepictViewerBase):
             if not path or not os.path.exists(path):
                 raise FileNotFoundError(f"Model file not found: {path}")
             infoPath = os.path.join(tempfile.mkdtemp(prefix="deepict-model-info-"), "model_info.json")
-            command = f'{Plugin.getProgram(useGpu=False)} model-info --model "{path}" --json "{infoPath}"'
+            command = (f"{Plugin.getProgram(useGpu=False)} model-info --model {shlex.quote(path)} "
+                       f"--json {shlex.quote(infoPath)}")
             subprocess.run(command, shell=True, env=Plugin.getEnviron(), check=True, stdout=subprocess.DEVNULL)
         with open(infoPath) as handle:
             return json.load(handle).get("history") or []
