@@ -106,9 +106,9 @@ def run_train2d(job: Train2DJob) -> int:
 
     job.training.validate()
     with claimed_outputs(("--out", job.out)):
-        summary = train_2d(job.tomograms, job.masks, job.out, job.training, resume=job.resume,
-                           log=lambda text: print(text, flush=True), device=_device(job))
-    print(f"model: {summary['model']}  (resumable state: {state_path(job.out)})", flush=True)
+        train_2d(job.tomograms, job.masks, job.out, job.training, resume=job.resume,
+                 log=lambda text: print(text, flush=True), device=_device(job))
+    print(f"model: {job.out}  (resumable state: {state_path(job.out)})", flush=True)
     return 0
 
 

@@ -85,8 +85,7 @@ def published_spectrum_warning(source: str | None, has_spectrum: bool) -> str | 
     """Why a model may find almost nothing without saying so, or ``None`` (the one rule for the engine and Scipion).
 
     The published DeePiCt networks were trained on spectrum-matched data and store no reference
-    spectrum, so nothing equalizes a tomogram for them (the ribosome network: F1 0.12 on a raw
-    simulated tomogram).
+    spectrum, so nothing equalizes a tomogram for them, and on raw tomograms they find almost nothing.
     """
     if has_spectrum or not (source or "").startswith(PUBLISHED_SOURCE_PREFIX):
         return None

@@ -4,8 +4,8 @@ A cluster of above-threshold voxels must be at least ``min_size`` voxels to beco
 right value depends on how sharp the network's probability maps are, which depends on the data
 and on how long it trained: on the simulated development tomograms true ribosome clusters of a
 well-trained network fill about a whole training sphere, while an early network spreads them thin.
-A fixed fraction of the sphere volume is therefore wrong somewhere (half a sphere: F1 0.86 on
-vpp_003, where a quarter gives 0.90; on the demo data half a sphere is better than 15 %).
+A fixed fraction of the sphere volume is therefore wrong somewhere: the best fraction differs
+between data sets.
 
 So after training, the best network predicts the validation slab of every training tomogram
 (the high-x part it never trained on, see :mod:`.train3d`), the clusters are found at the

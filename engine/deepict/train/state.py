@@ -9,6 +9,10 @@ and how a model file says whether its training finished.
   calibration of the minimum cluster size. A killed run therefore never leaves a model that looks finished.
 * **Resume** continues after the last finished epoch; a run killed before its first epoch ended left
   no state, and resume says so and starts afresh. With every epoch done it only finishes the training.
+* **Content**: what the shared loop (:mod:`.loop`) records (``epoch``, ``best_dice``, ``best_epoch``,
+  ``bad_epochs``, ``history``, ``seconds``, ``state_dict``, ``optimizer``, ``scheduler``) and the entries of
+  its kind (3D: ``info``, ``rng``, ``torch_rng``; 2D: ``best_threshold``, ``config``). States written before
+  the loop was shared lack some of the loop's entries in 3D; :func:`read_state` fills them in.
 """
 
 from __future__ import annotations
@@ -70,13 +74,24 @@ def read_state(path: Path, kind: str) -> dict:
     if state.get("format") == STATE_FORMAT and state.get("format_version") == STATE_VERSION:
         if state.get("kind") != kind:
             raise InputFileError(path, f"is the state of a {state.get('kind')} training, not of a {kind} one", _FRESH)
-        return state
+        return _with_loop_entries(state)
     if (state.get("format"), state.get("format_version")) == _LEGACY_FORMATS[kind]:
-        return state
+        return _with_loop_entries(state)
     if state.get("format") == STATE_FORMAT and isinstance(state.get("format_version"), int) \
             and state["format_version"] > STATE_VERSION:
         raise InputFileError(path, "was written by a newer deepict_scipion", "Update the deepict_scipion plugin.")
     raise InputFileError(path, f"is not a deepict_scipion {kind} training state", _FRESH)
+
+
+def _with_loop_entries(state: dict) -> dict:
+    """A state with every entry the shared loop reads: 3D states used to keep the history and the best
+    epoch in their ``info`` only, and counted neither the epochs without gain nor the seconds."""
+    info = state.get("info") or {}
+    state.setdefault("history", info.get("history", []))
+    state.setdefault("best_epoch", (info.get("training") or {}).get("best_epoch") or 0)
+    state.setdefault("bad_epochs", 0)
+    state.setdefault("seconds", 0.0)
+    return state
 
 
 def incomplete_training_warning(training: dict) -> str | None:

@@ -13,31 +13,28 @@ How training works, and why:
   never used for training; validation Dice is measured on a fixed grid of boxes in it.
 * **Minimum cluster size** — after training, one-class particle models choose the minimum size
   of a pick's cluster on the validation slabs (:mod:`.calibrate`); it becomes the model's default.
-* **Checkpoints** — every epoch the full training state goes to ``<out>.last.pt`` (resume from
-  it after a kill) and the model with the best validation Dice to ``<out>``, both atomically; the
-  model is marked complete only after the calibration (see :mod:`.training_state`).
+* **Epochs, checkpoints, resume** — the shared loop's (:mod:`.loop`): cosine-annealed learning rate,
+  the model with the best validation Dice in ``<out>``, the full state in ``<out>.last.pt``; the
+  model is marked complete only after the calibration (see :mod:`.state`).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from deepict.train.calibrate import calibrate_min_size, sphere_volume
-from deepict.nn.devices import memory_format, select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import volume_mean_std
-from deepict.nn.losses import get_loss
-from deepict.nn.model_files import KIND_3D, ModelInfo, build_network, load_model, save_model
-from deepict.progress import Progress, format_duration, print_line
+from deepict.nn.devices import memory_format, select_device
+from deepict.nn.model_files import KIND_3D, ModelInfo, build_network
+from deepict.progress import Progress, print_line
+from deepict.train.calibrate import calibrate_min_size, sphere_volume
 from deepict.train.config import TrainConfig
-from deepict.train.state import COMPLETE, read_state, state_to_resume, write_state
-from deepict.train.state import state_path as training_state_path
+from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
+from deepict.train.state import COMPLETE
 
 
 @dataclass
@@ -143,6 +140,68 @@ def pad_to_patch(data: np.ndarray, targets: np.ndarray, patch: int) -> tuple[np.
     return np.pad(np.asarray(data), pad, mode="reflect"), np.pad(targets, [(0, 0)] + pad)
 
 
+class _Training3D(TrainingTask):
+    kind, unit, final_step = KIND_3D, "batches", "the final calibration"
+
+    def __init__(self, tomograms: list, stats: list, config: TrainConfig, info: ModelInfo, device, log):
+        self.config, self.tomograms, self.info, self.device, self.log = config, tomograms, info, device, log
+        self.units_per_epoch = config.iterations_per_epoch
+        self.layout = memory_format(device)
+        torch.manual_seed(config.seed)
+        self.network = build_network(info).to(device=device, memory_format=self.layout)
+        self.sampler = PatchSampler(tomograms, config, np.random.default_rng(config.seed), stats)
+        self.val_boxes = validation_boxes(tomograms, config)
+        if not self.val_boxes:
+            log("no validation slab (tomograms too small or val_fraction 0): the last epoch's model is kept")
+
+    def learning_rate_schedule(self, optimizer):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.config.epochs,
+                                                          eta_min=self.config.learning_rate / 20)
+
+    def step_learning_rate(self, schedule, dice, warm):
+        # A resumed schedule ends at the saved epoch count: stretch it to this run's count, so that
+        # resuming with more epochs keeps annealing instead of restarting the cosine (a warm restart).
+        schedule.T_max = self.config.epochs
+        schedule.step()
+
+    def batches(self, epoch):
+        for _ in range(self.config.iterations_per_epoch):
+            inputs, targets = self.sampler.sample()
+            yield (torch.from_numpy(inputs).to(self.device).contiguous(memory_format=self.layout),
+                   torch.from_numpy(targets).to(self.device), None, 1)
+
+    def validate(self):
+        if not self.val_boxes:
+            return Validation(None)
+        return Validation(validation_dice(self.network, self.tomograms, self.sampler.stats, self.val_boxes,
+                                          self.config, self.device))
+
+    def model_info(self, record):
+        self.info.history = record.history
+        self.info.training["best_epoch"] = record.best_epoch
+        return self.info
+
+    def state(self, record):
+        return {"info": asdict(self.model_info(record)), "rng": self.sampler.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state()}
+
+    def restore(self, state, path):
+        saved = state["info"]
+        if saved["classes"] != self.info.classes or saved["architecture"] != self.info.architecture:
+            raise InputFileError(path, "was saved for another architecture or other classes",
+                                 "Resume with the same parameters, or delete it to start afresh.")
+        torch.set_rng_state(state["torch_rng"])
+        self.sampler.rng.bit_generator.state = state["rng"]
+
+    def finish(self, network, info, record):
+        calibration = _calibrate_postprocess(network.to(self.device), self.tomograms, self.sampler.stats,
+                                             self.config, info, self.device, self.log)
+        if calibration:
+            info.postprocess["min_size"] = calibration["min_size"]
+            info.training["min_size_calibration"] = calibration
+        return info
+
+
 def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, log=None,
           spectrum: dict | None = None) -> ModelInfo:
     """Train a 3D U-Net and write the best model to ``out_path`` (see the module docstring).
@@ -152,7 +211,6 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     """
     log = log or print_line
     config.validate()
-    loss_fn = get_loss(config.loss)
     if not tomograms:
         raise ParameterError("no training tomograms were given")
     voxel_sizes = {round(t.voxel_size, 3) for t in tomograms if t.voxel_size}
@@ -162,6 +220,7 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     for t in tomograms:
         if not t.targets.any():
             raise InputFileError(t.name, "has no labelled voxel", "Give coordinates or a non-empty mask for it.")
+    resumed = resumable_state(out_path, KIND_3D, log) if resume else None
     # Padding and the z-score statistics read every voxel: tens of seconds on big tomograms.
     preparing = Progress("preparing the training tomograms", len(tomograms), "tomograms", log)
     padded, stats = [], []
@@ -170,13 +229,6 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
                                        t.label_points_zyx, t.voxel_size))
         stats.append(volume_mean_std(padded[-1].data))
         preparing.advance()
-    tomograms = padded
-    out_path = Path(out_path)
-    state_path = training_state_path(out_path)
-    device = select_device(config.device)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-
     info = ModelInfo(
         kind=KIND_3D, classes=list(config.classes),
         architecture={"depth": config.depth, "initial_features": config.initial_features,
@@ -185,73 +237,8 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
         voxel_size=voxel_sizes.pop() if voxel_sizes else None, patch_size=config.patch_size, overlap=12,
         label_kind=config.label_kind, sphere_radius=dict(config.sphere_radius),
         postprocess=_default_postprocess(config), spectrum=spectrum, training={**asdict(config), COMPLETE: False})
-    layout = memory_format(device)
-    network = build_network(info).to(device=device, memory_format=layout)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.learning_rate / 20)
-    start_epoch, best_dice = 0, -1.0
-    if resume and state_to_resume(out_path, log):
-        start_epoch, best_dice, rng = _restore(state_path, info, network, optimizer, scheduler)
-        # The saved schedule ends at the saved epoch count: stretch it to this run's count, so that
-        # resuming with more epochs keeps annealing instead of restarting the cosine (a warm restart).
-        scheduler.T_max = config.epochs
-        log(f"resuming from {state_path} after epoch {start_epoch} of {config.epochs}"
-            + (": every epoch is done, only the final calibration runs" if start_epoch >= config.epochs else ""))
-
-    sampler = PatchSampler(tomograms, config, rng, stats)
-    val_boxes = validation_boxes(tomograms, config)
-    if not val_boxes:
-        log("no validation slab (tomograms too small or val_fraction 0): the last epoch's model is kept")
-    epochs_without_gain = 0
-    for epoch in range(start_epoch, config.epochs):
-        started = time.time()
-        network.train()
-        losses = []
-        learning_rate = optimizer.param_groups[0]["lr"]  # the rate used in this epoch
-        # Silent unless the epoch takes longer than a progress interval.
-        batches = Progress(f"epoch {epoch + 1}/{config.epochs}", config.iterations_per_epoch, "batches", log,
-                           first_line=False)
-        for _ in range(config.iterations_per_epoch):
-            inputs, targets = sampler.sample()
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(network(torch.from_numpy(inputs).to(device).contiguous(memory_format=layout)),
-                           torch.from_numpy(targets).to(device))
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            batches.advance()
-        scheduler.step()
-        val_dice = validation_dice(network, tomograms, sampler.stats, val_boxes, config, device) if val_boxes else None
-        seconds = time.time() - started
-        info.history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_dice": val_dice,
-                             "seconds": round(seconds, 2), "lr": learning_rate})
-        improved = val_dice is None or val_dice > best_dice
-        if improved:
-            best_dice = val_dice if val_dice is not None else best_dice
-            info.training["best_epoch"] = epoch + 1
-            save_model(out_path, network, info)
-            epochs_without_gain = 0
-        else:
-            epochs_without_gain += 1
-        _save_state(state_path, info, network, optimizer, scheduler, epoch + 1, best_dice, sampler.rng)
-        remaining = (config.epochs - epoch - 1) * seconds
-        log(f"epoch {epoch + 1}/{config.epochs}  loss {np.mean(losses):.4f}  "
-            f"val_dice {'n/a' if val_dice is None else f'{val_dice:.4f}'}{' *' if improved else ''}  "
-            f"{seconds:.1f} s  ETA {format_duration(remaining)}")
-        if config.patience and epochs_without_gain >= config.patience:
-            log(f"early stop: validation Dice did not improve for {config.patience} epochs")
-            break
-    # The best model file carries the whole history, not only the epochs up to the best one.
-    best_network, best_info = load_model(out_path, kind=KIND_3D)
-    best_info.history = info.history
-    calibration = _calibrate_postprocess(best_network.to(device), tomograms, sampler.stats, config, best_info,
-                                         device, log)
-    if calibration:
-        best_info.postprocess["min_size"] = calibration["min_size"]
-        best_info.training["min_size_calibration"] = calibration
-    best_info.training[COMPLETE] = True
-    save_model(out_path, best_network, best_info)
-    return best_info
+    task = _Training3D(padded, stats, config, info, select_device(config.device), log)
+    return run_training(task, out_path, resumed, log)
 
 
 def _calibrate_postprocess(network, tomograms, stats, config: TrainConfig, info: ModelInfo, device, log):
@@ -298,30 +285,6 @@ def _default_postprocess(config: TrainConfig) -> dict:
     if config.label_kind == "spheres" and config.sphere_radius:
         smallest = min(config.sphere_radius.values())
         # Until calibrated (calibrate.py), or where it cannot be: a particle must fill half a training sphere;
-        # smaller blobs are mostly noise (on the demo, 0.15 -> 0.5 sphere volumes raised F1 from 0.70 to 0.85).
+        # smaller blobs are mostly noise.
         return {"threshold": 0.5, "min_size": max(5, int(0.5 * sphere_volume(smallest))), "max_size": None}
     return {"threshold": 0.5, "min_size": 50, "max_size": None}
-
-
-def _save_state(path: Path, info, network, optimizer, scheduler, epoch, best_dice, rng) -> None:
-    write_state(path, KIND_3D, {"info": asdict(info), "epoch": epoch, "best_dice": best_dice,
-                                "state_dict": network.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(), "rng": rng.bit_generator.state,
-                                "torch_rng": torch.get_rng_state()})
-
-
-def _restore(path: Path, info: ModelInfo, network, optimizer, scheduler):
-    state = read_state(path, KIND_3D)
-    saved = state["info"]
-    if saved["classes"] != info.classes or saved["architecture"] != info.architecture:
-        raise InputFileError(path, "was saved for another architecture or other classes",
-                             "Resume with the same parameters, or delete it to start afresh.")
-    network.load_state_dict(state["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    info.history[:] = saved["history"]
-    info.training.update(best_epoch=saved["training"].get("best_epoch"))
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state["rng"]
-    return int(state["epoch"]), float(state["best_dice"]), rng

@@ -177,7 +177,7 @@ def test_trained_model_separates_the_compartment(data, trained, tmp_path):
     chance = dice(np.ones_like(truth), truth)
     score = dice(mask.data, truth)
     assert score > 0.8 and score > chance + 0.2, (score, chance)
-    assert summary["best_val_dice"] > 0.7
+    assert summary.training["best_val_dice"] > 0.7
     assert result["tile_size"] % 4 == 0
     # a z range leaves the other slices empty
     partial = tmp_path / "partial.mrc"
@@ -218,7 +218,7 @@ def test_resume_continues_the_epoch_count(data, tmp_path):
     out = tmp_path / "resume.pt"
     config = tiny_config(epochs=2, tiles_per_epoch=16)
     first = train_2d([paths["t0"], paths["t1"]], [paths["m0"], paths["m1"]], out, config, log=None, device=CPU)
-    assert first["epochs_run"] == 2
+    assert first.training["epochs_run"] == 2
     checkpoint_path = state_path(out)
     assert checkpoint_path.name == "resume.pt.last.pt"  # the name 3D trainings use too
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
@@ -229,7 +229,7 @@ def test_resume_continues_the_epoch_count(data, tmp_path):
     logs = []
     second = train_2d([paths["t0"], paths["t1"]], [paths["m0"], paths["m1"]], out,
                       tiny_config(epochs=3, tiles_per_epoch=16), resume=True, log=logs.append, device=CPU)
-    assert second["epochs_run"] == 3
+    assert second.training["epochs_run"] == 3
     assert any("resuming" in line for line in logs) and any("renamed" in line for line in logs)
     assert checkpoint_path.is_file() and not (tmp_path / "resume.last.pt").exists()
     assert [line.split()[1] for line in logs if line.startswith("epoch ") and "ETA" in line and "val Dice" in line] \
@@ -245,7 +245,7 @@ def test_early_stopping_waits_for_the_warm_up(data, tmp_path):
     config = tiny_config(epochs=6, tiles_per_epoch=8, patience=1, learning_rate=1e-9)  # nothing improves
     summary = train_2d([paths["t0"], paths["t1"]], [paths["m0"], paths["m1"]], tmp_path / "stop.pt", config,
                        log=logs.append, device=CPU)
-    assert summary["stopped_early"] and summary["epochs_run"] == 4  # warm-up: epochs 1-3 (half of 6)
+    assert summary.training["stopped_early"] and summary.training["epochs_run"] == 4  # warm-up: epochs 1-3 (half of 6)
     assert any("stopping early" in line for line in logs)
 
 
@@ -254,7 +254,7 @@ def test_single_tomogram_holds_out_a_z_range(data, tmp_path):
     logs = []
     summary = train_2d([paths["t0"]], [paths["m0"]], tmp_path / "single.pt",
                        tiny_config(epochs=1, tiles_per_epoch=8), log=logs.append, device=CPU)
-    assert summary["epochs_run"] == 1
+    assert summary.training["epochs_run"] == 1
     assert any("slices 14..18" in line for line in logs), logs[0]
 
 
@@ -283,7 +283,7 @@ def test_empty_mask_and_label_map_are_refused(data, tmp_path):
         train_2d([paths["t0"]], [labels], tmp_path / "x.pt", tiny_config(), log=None, device=CPU)
     summary = train_2d([paths["t0"]], [labels], tmp_path / "x.pt", tiny_config(epochs=1, tiles_per_epoch=8,
                                                                                remap="3:1"), log=None, device=CPU)
-    assert summary["epochs_run"] == 1
+    assert summary.training["epochs_run"] == 1
     with pytest.raises(ParameterError, match="2 tomograms but 1 masks"):
         train_2d([paths["t0"], paths["t1"]], [paths["m0"]], tmp_path / "x.pt", tiny_config(), log=None, device=CPU)
 

@@ -1,0 +1,113 @@
+"""The data of a 2D training: the z-scored slices and masks of the training and validation tomograms.
+
+Every ``z_stride``-th slice of each training tomogram (z-scored with the whole tomogram's statistics, as
+at prediction) is a source of training tiles. The held-out data are the named tomogram(s), by default the
+last tomogram when several are given, else a z range of the only one (:data:`SINGLE_TOMOGRAM_VALIDATION`
+of its depth, with a gap of ``z_stride`` slices to the training slices), which gives an optimistic estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepict.conventions import fits_model_voxel_size
+from deepict.errors import InputFileError, ParameterError
+from deepict.infer.masks import binary_mask, check_mask_matches, parse_remap
+from deepict.infer.normalization import normalized_slices, tomogram_zscore
+from deepict.io import read_volume
+from deepict.progress import Progress
+from deepict.train.config import Train2DConfig
+
+#: Fraction of the depth held out for validation when only one tomogram is given.
+SINGLE_TOMOGRAM_VALIDATION = (0.6, 0.8)
+
+
+@dataclass
+class TrainingSlices:
+    """Some slices of one tomogram and their masks."""
+
+    name: str
+    images: np.ndarray                  # (n, y, x) float32, z-scored
+    masks: np.ndarray                   # (n, y, x) uint8 0/1
+    z: list
+
+
+def validation_indices(tomograms: list, val_names: list) -> list[int]:
+    """The indices of the validation tomograms among ``tomograms`` (``[]``: hold out a z range)."""
+    if not val_names:
+        return [len(tomograms) - 1] if len(tomograms) >= 2 else []
+    chosen = []
+    for name in val_names:
+        matches = [i for i, path in enumerate(tomograms)
+                   if str(name) in (str(path), Path(path).name, Path(path).stem)
+                   or Path(name).resolve() == Path(path).resolve()]
+        if not matches:
+            raise ParameterError(f"validation tomogram {name!r} is not one of the training tomograms "
+                                 f"({', '.join(Path(p).name for p in tomograms)}); name one of them")
+        chosen.extend(m for m in matches if m not in chosen)
+    if len(chosen) == len(tomograms):
+        raise ParameterError("every tomogram is a validation tomogram: leave at least one for training")
+    return chosen
+
+
+def load_training_slices(tomograms, masks, config: Train2DConfig, log) \
+        -> tuple[list[TrainingSlices], list[TrainingSlices], float | None]:
+    """(training slices, validation slices, voxel size) of ``tomograms`` and their ``masks``."""
+    if len(tomograms) == 0:
+        raise ParameterError("give at least one tomogram and its mask")
+    if len(tomograms) != len(masks):
+        raise ParameterError(f"{len(tomograms)} tomograms but {len(masks)} masks: give one mask per tomogram, "
+                             "in the same order")
+    mapping = parse_remap(config.remap)
+    val_index = validation_indices(list(tomograms), list(config.val_tomograms or []))
+    voxel_sizes = []
+    train, val = [], []
+    loading = Progress("reading the training tomograms and masks", len(tomograms), "tomograms", log)
+    for index, (tomo_path, mask_path) in enumerate(zip(tomograms, masks)):
+        tomogram = read_volume(tomo_path)
+        mask_volume = read_volume(mask_path)
+        check_mask_matches(mask_volume, tomogram)
+        labels = binary_mask(mask_volume.data, mask_volume.path, mapping)
+        if not labels.any():
+            raise InputFileError(mask_path, "has no positive voxels" + (" after the remapping" if mapping else ""),
+                                 "Give a mask in which the compartment is marked with 1 (or fix --remap).")
+        voxel_sizes.append(tomogram.voxel_size)
+        mean, std = tomogram_zscore(tomogram.data, tomo_path)
+        depth = tomogram.data.shape[0]
+        name = Path(tomo_path).name
+        stride = config.z_stride
+        if val_index:
+            train_z = list(range(0, depth, stride)) if index not in val_index else []
+            val_z = list(range(0, depth, stride)) if index in val_index else []
+        else:  # one tomogram: hold out a z range
+            start = min(int(SINGLE_TOMOGRAM_VALIDATION[0] * depth), depth - 1)
+            end = max(start + 1, int(SINGLE_TOMOGRAM_VALIDATION[1] * depth))
+            val_z = list(range(start, end))
+            train_z = [z for z in range(0, depth, stride) if z < start - stride or z >= end + stride]
+            if not train_z:
+                raise ParameterError(f"{tomo_path}: too few slices ({depth}) to hold out a validation range: "
+                                     "give a second tomogram for validation or a smaller --z-stride")
+            log(f"validation on slices {start}..{end - 1} of {name} (the only tomogram); "
+                f"training on {len(train_z)} slices outside {start - stride}..{end + stride - 1}")
+        if len(val_z) > config.val_slices:
+            val_z = [val_z[i] for i in np.round(np.linspace(0, len(val_z) - 1, config.val_slices)).astype(int)]
+        for z_list, target in ((train_z, train), (val_z, val)):
+            if z_list:
+                target.append(TrainingSlices(name, normalized_slices(tomogram.data, mean, std, z_list),
+                                             np.ascontiguousarray(labels[z_list]), list(z_list)))
+        del labels
+        loading.advance()
+    known = [v for v in voxel_sizes if v]
+    voxel_size = float(np.median(known)) if known else None
+    for path, size in zip(tomograms, voxel_sizes):
+        if size and voxel_size and not fits_model_voxel_size(size, voxel_size):
+            raise InputFileError(path,
+                                 f"its voxel size {size:g} Å differs from the other tomograms' {voxel_size:g} Å",
+                                 "Train on tomograms of one voxel size: rescale or bin them to a common size.")
+    if val_index:
+        log(f"validation on {', '.join(Path(tomograms[i]).name for i in val_index)}; "
+            f"training on {', '.join(s.name for s in train)}")
+    return train, val, voxel_size
