@@ -211,7 +211,7 @@ def _epoch_line(epochs: int, loss: float, validation: Validation, improved: bool
     if validation.dice is None:
         dice, best = "n/a", ""
     else:
-        dice, best = f"{validation.dice:.4f}", f" best {record.best_dice:.4f} @ epoch {record.best_epoch} "
+        dice, best = f"{validation.dice:.4f}", f" best {record.best_dice:.4f} @ epoch {record.best_epoch}"
     return (f"epoch {record.epoch}/{epochs}  loss {loss:.4f}  val Dice {dice}{validation.note}"
-            f"{' *' if improved else '  '}{best} lr {learning_rate:.2g}  {seconds:.1f} s  "
+            f"{' *' if improved else '  '}{best}  lr {learning_rate:.2g}  {seconds:.1f} s  "
             f"ETA {format_duration(eta)}")
