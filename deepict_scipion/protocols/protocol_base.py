@@ -4,6 +4,7 @@ the form and steps picking and 3D segmentation share."""
 import glob
 import json
 import os
+import shlex
 import subprocess
 
 from pwem.protocols import EMProtocol
@@ -13,9 +14,11 @@ from pyworkflow.protocol.constants import GPU_LIST, STEPS_PARALLEL, USE_GPU
 from tomo.objects import SetOfTomoMasks
 from tomo.protocols import ProtTomoBase
 
+from deepict import jobs
 from deepict.conventions import CONTEXT_MODES, fits_model_voxel_size, voxel_sizes_differ
 from deepict.errors import DeepictError
 from deepict.infer.clusters import ClusterParameters
+from deepict.parameters import choices_of, default_of
 
 from .. import Plugin
 from ..convert import baseName, equalizedReference, newTomoMask, tomogramKey, tomogramsByKey
@@ -33,6 +36,16 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     """Base class: every DeePiCt protocol runs the ``deepict`` command through :meth:`runDeepict`."""
 
     _references = ["deTeresaTrueba2023"]
+    #: The deepict job of the protocol's main step: its form's defaults and choices come from there.
+    _jobClass = None
+
+    def _default(self, path):
+        """The default of a parameter of this protocol's job (one place for it: the engine's job)."""
+        return default_of(self._jobClass, path)
+
+    def _choiceIndex(self, path):
+        """The form's index of the default of a parameter with choices (an EnumParam stores the index)."""
+        return list(choices_of(self._jobClass, path)).index(self._default(path))
 
     def _defineGpuParams(self, form):
         form.addHidden(USE_GPU, params.BooleanParam, default=True, label="Use GPU",
@@ -64,17 +77,24 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             return self.getBinThreads() if hasattr(self, BIN_THREADS_PARAM) else 0
         return self.numberOfThreads.get() if self.allowThreads else 0
 
-    def runDeepict(self, subcommand, args, gpu=False):
-        """Run ``deepict <subcommand> <args>`` as a job (locally or through the queue).
+    def runDeepict(self, job, name):
+        """Write ``job`` (a :mod:`deepict.jobs` job) to extra/<name>.json and run ``deepict <step> --job FILE``
+        as a job of this protocol (locally or through the queue).
 
-        When the job fails, the step fails with the engine's own one-line error (``deepict <cmd>: error:
+        A step that runs a network gets the form's device (the GPU Scipion assigns, else the CPU). When
+        the job fails, the step fails with the engine's own one-line error (``deepict <step>: error:
         ...``, read from the run's logs) instead of the shell's exit status.
         """
+        useGpu = jobs.runs_network(type(job)) and self.useGpu.get()
+        if jobs.runs_network(type(job)):
+            jobs.set_device(job, "auto" if useGpu else "cpu")
+        path = jobs.write_job(job, os.path.abspath(self._getExtraPath(f"{name}.json")))
         logSizes = self._logSizes()
         try:
-            Plugin.runDeepict(self, subcommand, args, useGpu=gpu and self.useGpu.get(), threads=self._engineThreads())
+            Plugin.runDeepict(self, job.step, f"--job {shlex.quote(path)}", useGpu=useGpu,
+                              threads=self._engineThreads())
         except subprocess.CalledProcessError as exc:
-            message = self._engineError(subcommand, logSizes)
+            message = self._engineError(job.step, logSizes)
             if message is None:
                 raise
             raise DeepictJobError(message) from exc
@@ -104,7 +124,7 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
 
     def describeModel(self, modelFile, jsonFile):
         """Run ``deepict model-info`` and return its JSON description of a model file."""
-        self.runDeepict("model-info", f'--model "{modelFile}" --json "{jsonFile}"')
+        self.runDeepict(jobs.ModelInfoJob(model=modelFile, json=jsonFile), "model-info")
         with open(jsonFile) as handle:
             return json.load(handle)
 
@@ -186,7 +206,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         form.addParam("className", params.StringParam, default="", label="Class (multi-class models)",
                       help="Which class of a multi-class model to use, by name (e.g. 'fas'). Empty: the model's "
                            "first class.")
-        form.addParam("equalize", params.BooleanParam, default=True,
+        form.addParam("equalize", params.BooleanParam, default=self._default("inference.equalize") != "off",
                       label="Equalize to the model's reference spectrum",
                       help="Models trained on spectrum-equalized tomograms store their reference spectrum: each "
                            "tomogram is then equalized to it (with the training's low-pass) before prediction, "
@@ -206,11 +226,12 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         line.addParam("minSize", params.IntParam, allowsNull=True, label="min")
         line.addParam("maxSize", params.IntParam, allowsNull=True, label="max")
         self._defineClusterParams(form)
-        form.addParam("connectivity", params.EnumParam, choices=["1 (faces)", "2 (edges)", "3 (corners)"], default=0,
+        form.addParam("connectivity", params.EnumParam, choices=["1 (faces)", "2 (edges)", "3 (corners)"],
+                      default=self._choiceIndex("postprocess.connectivity"),
                       expertLevel=params.LEVEL_ADVANCED, label="Cluster connectivity",
                       help="Which neighbouring voxels join a cluster: 1 = the 6 face neighbours (DeePiCt's choice), "
                            "2 = also the 12 edge neighbours, 3 = all 26.")
-        form.addParam("border", params.IntParam, default=0,
+        form.addParam("border", params.IntParam, default=self._default("postprocess.border")[0],
                       expertLevel=params.LEVEL_ADVANCED, label="Ignore border (voxels)",
                       help="Voxels this close to a face of the tomogram are ignored (e.g. edges of the "
                            "reconstruction with artefacts).")
@@ -219,13 +240,14 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                        label="Context masks (optional)",
                        help="Masks of the same tomograms (e.g. the cytosol from 'segment compartments 2D') that "
                             "restrict the result. Empty: no restriction.")
-        group.addParam("contextMode", params.EnumParam, choices=list(CONTEXT_MODES), default=0,
+        group.addParam("contextMode", params.EnumParam, choices=list(CONTEXT_MODES),
+                       default=self._choiceIndex("postprocess.context_mode"),
                        condition="contextMasks", label="Context mode",
                        help="intersection: only voxels inside the mask (ribosomes in the cytosol); contact: whole "
                             "clusters within the distance of the mask (membranes touching the cytosol); "
                             "colocalization: cluster centres within the distance of the mask (NPCs near the nuclear "
                             "envelope).")
-        group.addParam("contextDistance", params.FloatParam, default=0.0,
+        group.addParam("contextDistance", params.FloatParam, default=self._default("postprocess.context_distance"),
                        condition="contextMasks", label="Context distance (voxels)",
                        help="For contact and colocalization: how far from the mask a cluster may be (0: touching "
                             "or inside).")
@@ -234,12 +256,12 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                            "tomograms): to choose a threshold, or for 'evaluate'.")
 
         form.addSection(label="Compute")
-        form.addParam("window", params.IntParam, default=128,
+        form.addParam("window", params.IntParam, default=self._default("inference.window"),
                       label="Inference box (voxels)",
                       help="The tomogram is predicted in boxes of this side, with blended overlaps. Larger boxes "
                            "are faster but need more (GPU) memory: lower it (e.g. 64) if the GPU runs out of "
                            "memory. Must be divisible by 2^depth of the network (8 for depth 3).")
-        form.addParam("batchSize", params.IntParam, default=2,
+        form.addParam("batchSize", params.IntParam, default=self._default("inference.batch_size"),
                       expertLevel=params.LEVEL_ADVANCED, label="Boxes per batch",
                       help="Boxes predicted together; more use more memory.")
         self._defineComputeParams(form)
@@ -253,25 +275,31 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         runs = [self._insertFunctionStep(self.inferenceStep, key, masks.get(key), needsGPU=True) for key in self.tomos]
         self._insertFunctionStep(self.createOutputStep, prerequisites=runs, needsGPU=False)
 
-    def _commonArgs(self, key, contextFile):
-        model = self.inputModel.get()
-        args = [f'--model "{os.path.abspath(model.getFileName())}"',
-                f'--tomogram "{os.path.abspath(self.tomos[key].getFileName())}"',
-                f"--connectivity {self.connectivity.get() + 1}", f"--border {self.border.get()}",
-                f"--window {self.window.get()}", f"--batch-size {self.batchSize.get()}",
-                f"--voxel-size {self.inputTomograms.get().getSamplingRate()}",
-                f"--equalize {'on' if self._equalizes() else 'off'}"]
-        for option, value in (("--class-name", self.className.get()), ("--threshold", self.threshold.get()),
-                              ("--min-size", self.minSize.get()), ("--max-size", self.maxSize.get())):
-            if value not in (None, ""):
-                args.append(f'{option} "{value}"' if isinstance(value, str) else f"{option} {value}")
-        if contextFile:
-            args += [f'--context "{os.path.abspath(contextFile)}"',
-                     f"--context-mode {CONTEXT_MODES[self.contextMode.get()]}",
-                     f"--context-distance {self.contextDistance.get()}"]
-        if self.keepProbabilityMaps.get():
-            args.append(f'--probability-map "{os.path.abspath(self._probabilityPath(key))}"')
-        return args
+    def inferenceStep(self, key, contextFile):
+        self.runDeepict(self._inferenceJob(key, contextFile), f"{self._jobClass.step}_{key}")
+
+    def _inferenceJob(self, key, contextFile):
+        """The job of one tomogram, from the form."""
+        return self._jobClass(
+            model=os.path.abspath(self.inputModel.get().getFileName()),
+            tomogram=os.path.abspath(self.tomos[key].getFileName()), out=os.path.abspath(self._outputPath(key)),
+            class_name=self.className.get() or None, context=os.path.abspath(contextFile) if contextFile else None,
+            probability_map=os.path.abspath(self._probabilityPath(key)) if self.keepProbabilityMaps.get() else None,
+            postprocess=jobs.PostprocessOptions(
+                threshold=self.threshold.get(), min_size=self.minSize.get(), max_size=self.maxSize.get(),
+                connectivity=self._connectivity(), border=[self.border.get()],
+                context_mode=CONTEXT_MODES[self.contextMode.get()], context_distance=self.contextDistance.get()),
+            inference=jobs.InferenceOptions(
+                window=self.window.get(), batch_size=self.batchSize.get(),
+                voxel_size=self.inputTomograms.get().getSamplingRate(),
+                equalize="on" if self._equalizes() else "off"))
+
+    def _connectivity(self):
+        return choices_of(self._jobClass, "postprocess.connectivity")[self.connectivity.get()]
+
+    def _outputPath(self, key):
+        """The file the job of tomogram ``key`` writes (picks, segmentation)."""
+        raise NotImplementedError
 
     def _probabilityPath(self, key):
         return self._getExtraPath(f"{key}_probability.mrc")
@@ -322,7 +350,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
 
         clusters = ClusterParameters(
             threshold=value(self.threshold, "threshold", 0.5), min_size=value(self.minSize, "min_size", 1),
-            max_size=value(self.maxSize, "max_size", None), connectivity=self.connectivity.get() + 1,
+            max_size=value(self.maxSize, "max_size", None), connectivity=self._connectivity(),
             context_mode=CONTEXT_MODES[self.contextMode.get()], context_distance=self.contextDistance.get() or 0.0)
         errors = []
         try:

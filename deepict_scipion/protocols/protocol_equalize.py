@@ -11,6 +11,7 @@ from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.objects import SetOfTomograms, Tomogram
 
 from deepict.conventions import SPECTRUM_COLUMNS
+from deepict.jobs import EqualizeJob, SpectrumJob
 
 from ..constants import LOWPASS_ATTRIBUTE, LOWPASS_WIDTH_ATTRIBUTE, ORIGINAL_SPECTRUM_COLUMNS, SPECTRUM_ATTRIBUTE
 from ..convert import spectrumFileHeader, tomogramKey, tomogramsByKey
@@ -34,6 +35,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
     _devStatus = BETA
     _possibleOutputs = {"Tomograms": SetOfTomograms, "referenceSpectrum": EMFile}
     stepsExecutionMode = STEPS_PARALLEL
+    _jobClass = EqualizeJob
 
     def _defineParams(self, form):
         form.addSection(label="Input")
@@ -67,7 +69,8 @@ class ProtDeepictEqualize(ProtDeepictBase):
                            "least 2 x the voxel size (Nyquist); about 3 x the voxel size removes the noisiest "
                            "frequencies (40 Å at 13.48 Å/voxel). Empty: no low-pass. Use the same value for every "
                            "tomogram a network is trained on or applied to.")
-        form.addParam("lowpassWidth", params.FloatParam, default=0.1, condition="lowpassAngstrom",
+        form.addParam("lowpassWidth", params.FloatParam, default=self._default("lowpass_width"),
+                      condition="lowpassAngstrom",
                       validators=[params.Range(0.01, 1.0)], expertLevel=params.LEVEL_ADVANCED,
                       label="Low-pass transition width",
                       help="10-90 % width of the low-pass edge, as a fraction of its cut-off frequency.")
@@ -86,8 +89,8 @@ class ProtDeepictEqualize(ProtDeepictBase):
         out = os.path.abspath(self.referenceSpectrumPath())
         if self.referenceSource.get() == REFERENCE_TOMOGRAM:
             tomo = self.referenceTomogram.get()
-            self.runDeepict("spectrum", f'--tomogram "{os.path.abspath(tomo.getFileName())}" --out "{out}" '
-                                        f"--voxel-size {tomo.getSamplingRate()}")
+            self.runDeepict(SpectrumJob(tomogram=os.path.abspath(tomo.getFileName()), out=out,
+                                        voxel_size=tomo.getSamplingRate()), "spectrum_reference")
         elif self._isOriginalSpectrum():
             # Index units -> physical frequency (a small table, no voxel work).
             from deepict.spectrum import read_spectrum, write_spectrum
@@ -98,16 +101,14 @@ class ProtDeepictEqualize(ProtDeepictBase):
 
     def equalizeStep(self, key):
         tomo = self.tomos[key]
-        source = f'"{os.path.abspath(tomo.getFileName())}"'
-        size = f"--voxel-size {tomo.getSamplingRate()}"
-        self.runDeepict("spectrum", f'--tomogram {source} --out "{os.path.abspath(self.inputSpectrumPath(key))}" '
-                                    f"{size}")
-        args = [f"--tomogram {source}", f'--reference "{os.path.abspath(self.referenceSpectrumPath())}"',
-                f'--out "{os.path.abspath(self.equalizedPath(key))}"', size,
-                f'--spectrum-out "{os.path.abspath(self.outputSpectrumPath(key))}"']
-        if self.lowpassResolution():
-            args += [f"--lowpass-angstrom {self.lowpassResolution()}", f"--lowpass-width {self.lowpassWidth.get()}"]
-        self.runDeepict("equalize", " ".join(args))
+        source = os.path.abspath(tomo.getFileName())
+        self.runDeepict(SpectrumJob(tomogram=source, out=os.path.abspath(self.inputSpectrumPath(key)),
+                                    voxel_size=tomo.getSamplingRate()), f"spectrum_{key}")
+        self.runDeepict(EqualizeJob(tomogram=source, reference=os.path.abspath(self.referenceSpectrumPath()),
+                                    out=os.path.abspath(self.equalizedPath(key)), voxel_size=tomo.getSamplingRate(),
+                                    spectrum_out=os.path.abspath(self.outputSpectrumPath(key)),
+                                    lowpass_angstrom=self.lowpassResolution(), lowpass_width=self.lowpassWidth.get()),
+                        f"equalize_{key}")
 
     def createOutputStep(self):
         inputs = self.inputTomograms.get()

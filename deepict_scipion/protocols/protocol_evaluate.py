@@ -11,6 +11,7 @@ from pyworkflow.protocol.constants import STEPS_PARALLEL
 from deepict.conventions import voxel_sizes_differ
 from deepict.evaluate.pooling import PARTICLE_KEYS, pool_particles, pool_voxels, read_curve_csv, write_curve_csv
 from deepict.io import write_coordinates
+from deepict.jobs import EvaluateJob
 
 from ..convert import baseName, coordinateGroups, coordinateSetErrors, tomogramKey
 from .protocol_base import ProtDeepictBase
@@ -37,6 +38,7 @@ class ProtDeepictEvaluate(ProtDeepictBase):
     _label = "evaluate picks / segmentations"
     _devStatus = BETA
     stepsExecutionMode = STEPS_PARALLEL
+    _jobClass = EvaluateJob
 
     def __init__(self, **kwargs):
         ProtDeepictBase.__init__(self, **kwargs)
@@ -57,7 +59,8 @@ class ProtDeepictEvaluate(ProtDeepictBase):
                       condition=f"evaluationMode=={MODE_PARTICLES}", label="Ground-truth coordinates",
                       help="Annotated coordinates of the same tomograms (matched by tsId). At another sampling "
                            "rate they are rescaled to the picks' voxels by the ratio of sampling rates.")
-        form.addParam("radius", params.FloatParam, default=10.0, condition=f"evaluationMode=={MODE_PARTICLES}",
+        form.addParam("radius", params.FloatParam, default=self._default("radius"),
+                      condition=f"evaluationMode=={MODE_PARTICLES}",
                       label="Matching radius (voxels)",
                       help="A pick within this distance (voxels of the picks' tomograms) of a still unmatched "
                            "ground-truth particle is a true positive (DeePiCt uses 10).")
@@ -71,7 +74,8 @@ class ProtDeepictEvaluate(ProtDeepictBase):
         form.addParam("groundTruthMasks", params.PointerParam, pointerClass="SetOfTomoMasks",
                       condition=f"evaluationMode=={MODE_VOXELS}", label="Ground-truth masks",
                       help="Binary masks of the same tomograms (matched by tsId, else by tomogram file name).")
-        form.addParam("bins", params.IntParam, default=1000, expertLevel=params.LEVEL_ADVANCED,
+        form.addParam("bins", params.IntParam, default=self._default("bins"),
+                      expertLevel=params.LEVEL_ADVANCED,
                       condition=f"evaluationMode=={MODE_VOXELS}", label="Histogram bins",
                       help="Thresholds of the voxel PR curve.")
         self._defineComputeParams(form, gpu=False, threads=2)
@@ -152,17 +156,16 @@ class ProtDeepictEvaluate(ProtDeepictBase):
 
     def evaluateStep(self, key):
         if self.isParticleMode():
-            args = [f'--pred "{self._inputPath("pred", key)}"', f'--gt "{self._inputPath("truth", key)}"',
-                    f"--radius {self.radius.get()}", f'--curve "{self.curvePath(key)}"']
+            job = EvaluateJob(pred=self._inputPath("pred", key), gt=self._inputPath("truth", key),
+                              radius=self.radius.get(), curve=self.curvePath(key))
         else:
-            args = [f'--gt-mask "{self._maskFiles(self.groundTruthMasks.get())[key]}"']
+            job = EvaluateJob(gt_mask=self._maskFiles(self.groundTruthMasks.get())[key], bins=self.bins.get())
             if self.inputMasks.get() is not None:
-                args.append(f'--pred-mask "{self._maskFiles(self.inputMasks.get())[key]}"')
+                job.pred_mask = self._maskFiles(self.inputMasks.get())[key]
             if self.inputProbabilityMaps.get() is not None:
-                args.append(f'--probability-map "{self._maskFiles(self.inputProbabilityMaps.get())[key]}"')
-            args.append(f"--bins {self.bins.get()}")
-        args.append(f'--json "{self._resultPath(key)}"')
-        self.runDeepict("evaluate", " ".join(args))
+                job.probability_map = self._maskFiles(self.inputProbabilityMaps.get())[key]
+        job.json = self._resultPath(key)
+        self.runDeepict(job, f"evaluate_{key}")
 
     def summaryStep(self):
         results = {}

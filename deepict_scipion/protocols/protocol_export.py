@@ -9,6 +9,7 @@ from pyworkflow.protocol.constants import STEPS_PARALLEL
 
 from deepict.formats import class_map_path
 from deepict.io import write_coordinates
+from deepict.jobs import ExportJob
 
 from ..convert import coordinateGroups, coordinateSetErrors
 from .protocol_base import ProtDeepictBase
@@ -122,21 +123,18 @@ class ProtDeepictExport(ProtDeepictBase):
         value = self.outputPixelSize.get()
         return value if value is not None else self.inputCoordinates.get().getSamplingRate()
 
-    def exportArgs(self, fmt, manifest):
-        target = self.exportTarget(fmt)
-        args = ["--format", fmt, f'--out "{target}"']
-        args += ["--coords"] + [f'"{item["coords"]}"' for item in manifest]
-        args += ["--tomogram"] + [f'"{item["tomogram"]}"' for item in manifest]
-        args += ["--tomo-name"] + [item["tsId"] for item in manifest]
-        # Scipion's sampling rate is authoritative (MRC headers are often wrong); a set has one.
-        args.append(f"--voxel-size {manifest[0]['voxel_size']}")
+    def exportJob(self, fmt, manifest):
         pixelSize = self.outputPixelSizeValue()
-        if pixelSize is not None and fmt != "dynamo":  # the .doc names the tomograms: Dynamo stays in their voxels
-            args.append(f"--output-pixel-size {pixelSize}")
-        return " ".join(args)
+        return ExportJob(format=fmt, out=self.exportTarget(fmt), coords=[item["coords"] for item in manifest],
+                         tomogram=[item["tomogram"] for item in manifest],
+                         tomo_name=[item["tsId"] for item in manifest],
+                         # Scipion's sampling rate is authoritative (MRC headers are often wrong); a set has one.
+                         voxel_size=manifest[0]["voxel_size"],
+                         # the .doc names the tomograms: Dynamo stays in their voxels
+                         output_pixel_size=None if fmt == "dynamo" else pixelSize)
 
     def exportStep(self, fmt):
-        self.runDeepict("export", self.exportArgs(fmt, self._manifest()))
+        self.runDeepict(self.exportJob(fmt, self._manifest()), f"export_{fmt}")
 
     def summaryStep(self):
         files = [os.path.relpath(path, self._getExtraPath()) for path in self.exportedFiles()]

@@ -5,6 +5,8 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
+from deepict.jobs import ImportModelJob
+
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
 
@@ -39,10 +41,8 @@ class ProtDeepictImportModel(ProtDeepictBase):
         return os.path.abspath(self._getExtraPath("model.pt"))
 
     def importStep(self):
-        args = f'"{os.path.abspath(self.modelFile.get())}" --out "{self._modelPath()}"'
-        if self.voxelSize.get():
-            args += f" --voxel-size {self.voxelSize.get()}"
-        self.runDeepict("import-model", args)
+        self.runDeepict(ImportModelJob(checkpoint=os.path.abspath(self.modelFile.get()), out=self._modelPath(),
+                                       voxel_size=self.voxelSize.get() or None), "import-model")
 
     def createOutputStep(self):
         model = DeepictModel(filename=self._getExtraPath("model.pt"))

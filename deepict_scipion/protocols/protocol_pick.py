@@ -1,13 +1,11 @@
 """Pick particles in tomograms with a trained DeePiCt 3D network."""
 
-import os
-
 from pyworkflow import BETA
 from pyworkflow.protocol import params
-from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
 from tomo.protocols import ProtTomoPicking
 
+from deepict import jobs
 from deepict.nn.model_files import published_spectrum_warning
 
 from ..convert import appendPicks, readPicks
@@ -27,6 +25,7 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
     _possibleOutputs = {ProtTomoPicking.OUTPUT_PREFIX: SetOfCoordinates3D, "probabilityMaps": SetOfTomoMasks}
 
     _clusterName = "Particle"
+    _jobClass = jobs.PickJob
 
     def _defineClusterParams(self, form):
         form.addParam("minDistance", params.FloatParam, allowsNull=True,
@@ -46,11 +45,13 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
             errors.append(f"Post-processing: the box size must be at least 1 voxel (got {self.boxSize.get()}).")
         return errors
 
-    def inferenceStep(self, key, contextFile):
-        args = self._commonArgs(key, contextFile) + [f'--out "{os.path.abspath(self._picksPath(key))}"']
-        if self.minDistance.get() is not None:
-            args.append(f"--min-distance {self.minDistance.get()}")
-        self.runDeepict("pick", " ".join(args), gpu=True)
+    def _inferenceJob(self, key, contextFile):
+        job = ProtDeepictInferenceBase._inferenceJob(self, key, contextFile)
+        job.min_distance = self.minDistance.get()
+        return job
+
+    def _outputPath(self, key):
+        return self._picksPath(key)
 
     def _picksPath(self, key):
         return self._getExtraPath(f"{key}_picks.csv")

@@ -7,8 +7,9 @@ from pyworkflow.protocol import params
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.objects import SetOfTomoMasks
 
+from deepict.jobs import Segment2DJob
+
 from ..convert import newTomoMask, tomogramsByKey
-from deepict.infer.compartments import DEFAULT_BATCH_SIZE
 from .protocol_base import ProtDeepictBase
 
 
@@ -24,6 +25,7 @@ class ProtDeepictSegment2D(ProtDeepictBase):
     _devStatus = BETA
     _possibleOutputs = {"segmentations": SetOfTomoMasks, "probabilityMaps": SetOfTomoMasks}
     stepsExecutionMode = STEPS_PARALLEL
+    _jobClass = Segment2DJob
 
     def _defineParams(self, form):
         form.addSection(label="Input")
@@ -39,7 +41,8 @@ class ProtDeepictSegment2D(ProtDeepictBase):
                       help="Sigma of the Gaussian along z that makes the slice-by-slice result consistent in 3D "
                            "(empty: the model's, usually 5; 0 = none).")
         form.addSection(label="Compute")
-        form.addParam("batchSize", params.IntParam, default=DEFAULT_BATCH_SIZE, label="Tiles per batch",
+        form.addParam("batchSize", params.IntParam, default=self._default("batch_size"),
+                      label="Tiles per batch",
                       help="Tiles predicted together; larger is faster on a GPU but needs more memory.")
         self._defineComputeParams(form)
 
@@ -58,16 +61,12 @@ class ProtDeepictSegment2D(ProtDeepictBase):
         return (self.inputModel.get().getClasses() or ["compartment"])[0]
 
     def segmentStep(self, key):
-        args = [f'--model "{os.path.abspath(self.inputModel.get().getFileName())}"',
-                f'--tomogram "{os.path.abspath(self.tomos[key].getFileName())}"',
-                f'--out "{os.path.abspath(self._maskPath(key))}"',
-                f'--probability-map "{os.path.abspath(self._probabilityPath(key))}"',
-                f"--batch-size {self.batchSize.get()}"]
-        if self.threshold.get() is not None:
-            args.append(f"--threshold {self.threshold.get()}")
-        if self.sigma.get() is not None:
-            args.append(f"--sigma {self.sigma.get()}")
-        self.runDeepict("segment2d", " ".join(args), gpu=True)
+        job = Segment2DJob(model=os.path.abspath(self.inputModel.get().getFileName()),
+                           tomogram=os.path.abspath(self.tomos[key].getFileName()),
+                           out=os.path.abspath(self._maskPath(key)),
+                           probability_map=os.path.abspath(self._probabilityPath(key)),
+                           batch_size=self.batchSize.get(), threshold=self.threshold.get(), sigma=self.sigma.get())
+        self.runDeepict(job, f"segment2d_{key}")
 
     def createOutputStep(self):
         outputs = {}

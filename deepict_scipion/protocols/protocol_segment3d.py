@@ -1,9 +1,9 @@
 """Segment structures (membranes, NPC, filaments) in tomograms with a trained DeePiCt 3D network."""
 
-import os
-
 from pyworkflow import BETA
 from tomo.objects import SetOfTomoMasks
+
+from deepict import jobs
 
 from ..convert import newTomoMask
 from .protocol_base import ProtDeepictInferenceBase
@@ -21,13 +21,13 @@ class ProtDeepictSegment3D(ProtDeepictInferenceBase):
     _possibleOutputs = {"segmentations": SetOfTomoMasks, "probabilityMaps": SetOfTomoMasks}
 
     _clusterName = "Segment"
+    _jobClass = jobs.Segment3DJob
 
     def _maskPath(self, key):
         return self._getExtraPath(f"{key}_segmentation.mrc")
 
-    def inferenceStep(self, key, contextFile):
-        args = self._commonArgs(key, contextFile) + [f'--out "{os.path.abspath(self._maskPath(key))}"']
-        self.runDeepict("segment3d", " ".join(args), gpu=True)
+    def _outputPath(self, key):
+        return self._maskPath(key)
 
     def createOutputStep(self):
         masks = SetOfTomoMasks.create(self._getPath(), suffix="segmentations")

@@ -5,13 +5,13 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
+from deepict.jobs import Train2DJob
 from deepict.train.config import Train2DConfig
 
 from ..convert import splitList, tomogramsByKey
 from ..objects import DeepictModel
 from .protocol_base import ProtDeepictBase
 
-DEFAULTS = Train2DConfig()  # the form's defaults are the engine's: one place to change them
 
 
 class ProtDeepictTrain2D(ProtDeepictBase):
@@ -25,6 +25,7 @@ class ProtDeepictTrain2D(ProtDeepictBase):
     _label = "train 2D compartment network"
     _devStatus = BETA
     _possibleOutputs = {"deepictModel": DeepictModel}
+    _jobClass = Train2DJob
 
     def _defineParams(self, form):
         form.addSection(label="Input")
@@ -44,29 +45,32 @@ class ProtDeepictTrain2D(ProtDeepictBase):
                       help="Tomograms held out to measure validation Dice and keep the best epoch (comma separated). "
                            "Empty: the last tomogram when there are several, else a held-out z range.")
         form.addSection(label="Training")
-        form.addParam("epochs", params.IntParam, default=DEFAULTS.epochs, validators=[params.Positive],
+        form.addParam("epochs", params.IntParam, default=self._default("training.epochs"), validators=[params.Positive],
                       label="Epochs",
                       help="Training length. Compact compartments (cytosol) are learned in a few epochs; organelles "
                            "need many more (measured: validation Dice still rising after 50 epochs).")
-        form.addParam("tilesPerEpoch", params.IntParam, default=DEFAULTS.tiles_per_epoch,
+        form.addParam("tilesPerEpoch", params.IntParam, default=self._default("training.tiles_per_epoch"),
                       validators=[params.Positive], label="Tiles per epoch",
                       help="Random training tiles drawn per epoch (from the slices in use).")
-        form.addParam("patience", params.IntParam, default=DEFAULTS.patience,
+        form.addParam("patience", params.IntParam, default=self._default("training.patience"),
                       label="Early stop patience (epochs, 0 = off)",
                       help="Stop after this many epochs without a better validation Dice; counted only after the "
                            "first half of the epochs.")
-        form.addParam("tileSize", params.IntParam, default=DEFAULTS.tile_size, label="Tile size (px)",
+        form.addParam("tileSize", params.IntParam, default=self._default("training.tile_size"), label="Tile size (px)",
                       help="Training tile edge, a multiple of 16 (DeePiCt: 288; 128 trains many more steps per "
                            "CPU minute; prediction uses larger tiles).")
-        form.addParam("zStride", params.IntParam, default=DEFAULTS.z_stride, label="Use every n-th slice",
+        form.addParam("zStride", params.IntParam, default=self._default("training.z_stride"),
+                      label="Use every n-th slice",
                       help="Neighbouring slices are nearly identical: training on every n-th one saves memory "
                            "and time without losing information.")
-        form.addParam("batchSize", params.IntParam, default=DEFAULTS.batch_size, expertLevel=params.LEVEL_ADVANCED,
+        form.addParam("batchSize", params.IntParam, default=self._default("training.batch_size"),
+                      expertLevel=params.LEVEL_ADVANCED,
                       label="Batch size", help="Tiles per optimiser step; more need more (GPU) memory.")
-        form.addParam("learningRate", params.FloatParam, default=DEFAULTS.learning_rate,
+        form.addParam("learningRate", params.FloatParam, default=self._default("training.learning_rate"),
                       expertLevel=params.LEVEL_ADVANCED, label="Learning rate",
                       help="Initial rate; it is halved whenever the validation Dice stalls (after the first half).")
-        form.addParam("seed", params.IntParam, default=DEFAULTS.seed, expertLevel=params.LEVEL_ADVANCED,
+        form.addParam("seed", params.IntParam, default=self._default("training.seed"),
+                      expertLevel=params.LEVEL_ADVANCED,
                       label="Random seed", help="Seed of the weight initialisation, tile sampling and augmentation.")
         self._defineComputeParams(form)
 
@@ -81,19 +85,16 @@ class ProtDeepictTrain2D(ProtDeepictBase):
 
     def trainStep(self):
         pairs = self._pairs()
-        quoted = lambda paths: " ".join(f'"{os.path.abspath(p)}"' for p in paths)  # noqa: E731
-        args = [f"--tomograms {quoted(p[1] for p in pairs)}", f"--masks {quoted(p[2] for p in pairs)}",
-                f'--out "{os.path.abspath(self._modelPath())}"', f'--class-name "{self.className.get()}"',
-                f"--epochs {self.epochs.get()}", f"--tiles-per-epoch {self.tilesPerEpoch.get()}",
-                f"--patience {self.patience.get()}", f"--tile-size {self.tileSize.get()}",
-                f"--z-stride {self.zStride.get()}", f"--batch-size {self.batchSize.get()}",
-                f"--learning-rate {self.learningRate.get()}", f"--seed {self.seed.get()}", "--resume"]
-        if self.remap.get():
-            args.append(f'--remap "{self.remap.get()}"')
-        validation = [p[1] for p in pairs if p[0] in splitList(self.validationTsIds.get())]
-        if validation:
-            args.append(f"--val-tomograms {quoted(validation)}")
-        self.runDeepict("train2d", " ".join(args), gpu=True)
+        validation = splitList(self.validationTsIds.get())
+        training = Train2DConfig(
+            class_name=self.className.get(), remap=self.remap.get() or None, epochs=self.epochs.get(),
+            tiles_per_epoch=self.tilesPerEpoch.get(), patience=self.patience.get(), tile_size=self.tileSize.get(),
+            z_stride=self.zStride.get(), batch_size=self.batchSize.get(), learning_rate=self.learningRate.get(),
+            seed=self.seed.get(), val_tomograms=[os.path.abspath(p[1]) for p in pairs if p[0] in validation])
+        self.runDeepict(Train2DJob(tomograms=[os.path.abspath(p[1]) for p in pairs],
+                                   masks=[os.path.abspath(p[2]) for p in pairs],
+                                   out=os.path.abspath(self._modelPath()), resume=True, training=training),
+                        "train2d")
 
     def createOutputStep(self):
         model = DeepictModel(filename=self._modelPath())

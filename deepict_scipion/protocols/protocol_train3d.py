@@ -6,9 +6,10 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from deepict.conventions import LOSS_NAMES, SPECTRUM_COLUMNS
+from deepict.conventions import SPECTRUM_COLUMNS
 from deepict.errors import DeepictError
-from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
+from deepict.jobs import Train3DJob
+from deepict.parameters import choices_of
 from deepict.train.config import TrainConfig
 
 from ..convert import (coordinatesByKey, equalizedReference, spectrumFileHeader, splitList, tomogramsByKey,
@@ -18,8 +19,7 @@ from .protocol_base import ProtDeepictBase
 
 LABELS_COORDINATES, LABELS_MASKS = 0, 1
 #: The engine's losses in the order the form stores them (the choice is saved as an index).
-LOSSES = list(LOSS_NAMES)
-DEFAULTS = TrainConfig(classes=[])  # the form's defaults are the engine's: one place to change them
+LOSSES = list(choices_of(Train3DJob, "training.loss"))
 
 
 class ProtDeepictTrain3D(ProtDeepictBase):
@@ -34,6 +34,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
     _label = "train 3D network"
     _devStatus = BETA
     _possibleOutputs = {"deepictModel": DeepictModel}
+    _jobClass = Train3DJob
 
     def _defineParams(self, form):
         form.addSection(label="Input")
@@ -69,60 +70,67 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       help="The low-pass resolution of that equalization (empty: none).")
 
         form.addSection(label="Network")
-        form.addParam("depth", params.IntParam, default=DEFAULTS.depth, validators=[params.Range(1, 5)], label="Depth",
+        form.addParam("depth", params.IntParam, default=self._default("training.depth"),
+                      validators=[params.Range(1, 5)], label="Depth",
                       help="Number of pooling levels of the U-Net (published networks: 2). Deeper networks see "
                            "more context.")
-        form.addParam("initialFeatures", params.IntParam, default=DEFAULTS.initial_features,
+        form.addParam("initialFeatures", params.IntParam, default=self._default("training.initial_features"),
                       validators=[params.Positive],
                       label="Initial features", help="Channels at full resolution (published: 4 or 16).")
-        form.addParam("batchNorm", params.BooleanParam, default=DEFAULTS.batch_norm, label="Batch normalisation",
+        form.addParam("batchNorm", params.BooleanParam, default=self._default("training.batch_norm"),
+                      label="Batch normalisation",
                       help="Normalise activations after each convolution (as the published networks do); "
                            "stabilises training with small batches.")
-        form.addParam("encoderDropout", params.FloatParam, default=DEFAULTS.encoder_dropout,
+        form.addParam("encoderDropout", params.FloatParam, default=self._default("training.encoder_dropout"),
                       validators=[params.Range(0, 0.9)],
                       expertLevel=params.LEVEL_ADVANCED, label="Encoder dropout",
                       help="Fraction of encoder activations dropped at random during training (regularisation).")
-        form.addParam("decoderDropout", params.FloatParam, default=DEFAULTS.decoder_dropout,
+        form.addParam("decoderDropout", params.FloatParam, default=self._default("training.decoder_dropout"),
                       validators=[params.Range(0, 0.9)],
                       expertLevel=params.LEVEL_ADVANCED, label="Decoder dropout",
                       help="Fraction of decoder activations dropped at random during training (regularisation "
                            "against over-fitting a few annotated tomograms).")
 
         form.addSection(label="Training")
-        form.addParam("epochs", params.IntParam, default=DEFAULTS.epochs, validators=[params.Positive], label="Epochs",
+        form.addParam("epochs", params.IntParam, default=self._default("training.epochs"),
+                      validators=[params.Positive], label="Epochs",
                       help="Training length in epochs of 'batches per epoch' batches. The model of the epoch with "
                            "the best validation Dice is kept; an interrupted run continues where it stopped.")
-        form.addParam("iterationsPerEpoch", params.IntParam, default=DEFAULTS.iterations_per_epoch,
+        form.addParam("iterationsPerEpoch", params.IntParam, default=self._default("training.iterations_per_epoch"),
                       validators=[params.Positive],
                       label="Batches per epoch",
                       help="Optimiser steps per epoch; the validation Dice is measured after each epoch.")
-        form.addParam("batchSize", params.IntParam, default=DEFAULTS.batch_size,
+        form.addParam("batchSize", params.IntParam, default=self._default("training.batch_size"),
                       validators=[params.Positive], label="Batch size",
                       help="Training boxes per step; more need more (GPU) memory.")
-        form.addParam("patchSize", params.IntParam, default=DEFAULTS.patch_size, label="Patch size (voxels)",
+        form.addParam("patchSize", params.IntParam, default=self._default("training.patch_size"),
+                      label="Patch size (voxels)",
                       help="Side of the training boxes; must be divisible by 2^depth.")
-        form.addParam("learningRate", params.FloatParam, default=DEFAULTS.learning_rate,
+        form.addParam("learningRate", params.FloatParam, default=self._default("training.learning_rate"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Learning rate", help="Step size of the Adam optimiser.")
-        form.addParam("loss", params.EnumParam, choices=LOSSES, default=LOSSES.index(DEFAULTS.loss), label="Loss",
+        form.addParam("loss", params.EnumParam, choices=LOSSES, default=self._choiceIndex("training.loss"),
+                      label="Loss",
                       help="bce_dice: cross-entropy + Dice (robust default); dice: DeePiCt's loss; "
                            "generalized_dice: weights rare classes up.")
-        form.addParam("positiveFraction", params.FloatParam, default=DEFAULTS.positive_fraction,
+        form.addParam("positiveFraction", params.FloatParam, default=self._default("training.positive_fraction"),
                       validators=[params.Range(0, 1)],
                       expertLevel=params.LEVEL_ADVANCED, label="Fraction of boxes near labels",
                       help="Share of training boxes centred near an annotation (the rest are random), so that "
                            "sparse particles are seen often enough.")
-        form.addParam("valFraction", params.FloatParam, default=DEFAULTS.val_fraction,
+        form.addParam("valFraction", params.FloatParam, default=self._default("training.val_fraction"),
                       validators=[params.Range(0, 0.45)],
                       label="Validation fraction",
                       help="Fraction of each tomogram's width (high x) kept aside to measure validation Dice "
                            "and keep the best epoch. 0 trains on everything and keeps the last epoch.")
-        form.addParam("patience", params.IntParam, default=DEFAULTS.patience, expertLevel=params.LEVEL_ADVANCED,
+        form.addParam("patience", params.IntParam, default=self._default("training.patience"),
+                      expertLevel=params.LEVEL_ADVANCED,
                       label="Early stop patience (epochs, 0 = off)",
                       help="Stop when the validation Dice has not improved for this many epochs.")
-        form.addParam("augment", params.BooleanParam, default=DEFAULTS.augment, label="Data augmentation",
+        form.addParam("augment", params.BooleanParam, default=self._default("training.augment"),
+                      label="Data augmentation",
                       help="Random flips, 90° rotations about z and intensity jitter of every box.")
-        form.addParam("seed", params.IntParam, default=DEFAULTS.seed,
+        form.addParam("seed", params.IntParam, default=self._default("training.seed"),
                       expertLevel=params.LEVEL_ADVANCED, label="Random seed",
                       help="Seed of the weight initialisation, box sampling and augmentation (same seed, same "
                            "data: the same model on the CPU).")
@@ -178,35 +186,20 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         return tomograms, labels
 
     def trainStep(self):
-        tomograms, labels = self._readJobLists()
-        names = self._classNames()
-        quoted = lambda paths: " ".join(f'"{p}"' for p in paths)  # noqa: E731
-        option = "--coords" if self.labelSource.get() == LABELS_COORDINATES else "--masks"
-        args = [f"--tomograms {quoted(tomograms)}"]
-        args += [f"{option} {quoted(files)}" for files in labels]
-        args += [f'--class-name "{name}"' for name in names]
-        if self.labelSource.get() == LABELS_COORDINATES:
-            args += [f"--radius {r}" for r in self._radii()] + ["--radius-in-angstrom"]
-        args += [f"--voxel-size {self.inputTomograms.get().getSamplingRate()}",
-                 f"--depth {self.depth.get()}", f"--initial-features {self.initialFeatures.get()}",
-                 f"--encoder-dropout {self.encoderDropout.get()}", f"--decoder-dropout {self.decoderDropout.get()}",
-                 f"--epochs {self.epochs.get()}", f"--iterations-per-epoch {self.iterationsPerEpoch.get()}",
-                 f"--batch-size {self.batchSize.get()}", f"--patch-size {self.patchSize.get()}",
-                 f"--learning-rate {self.learningRate.get()}", f"--loss {LOSSES[self.loss.get()]}",
-                 f"--positive-fraction {self.positiveFraction.get()}", f"--val-fraction {self.valFraction.get()}",
-                 f"--patience {self.patience.get()}", f"--seed {self.seed.get()}",
-                 f'--out "{os.path.abspath(self._modelPath())}"', "--resume"]
-        reference = self._spectrumReference()
-        if reference:
-            spectrum, lowpass, width = reference
-            args.append(f'--spectrum-reference "{os.path.abspath(spectrum)}"')
-            if lowpass:
-                args += [f"--spectrum-lowpass-angstrom {lowpass}", f"--spectrum-lowpass-width {width}"]
-        if not self.batchNorm.get():
-            args.append("--no-batch-norm")
-        if not self.augment.get():
-            args.append("--no-augment")
-        self.runDeepict("train3d", " ".join(args), gpu=True)
+        self.runDeepict(self._trainJob(*self._readJobLists()), "train3d")
+
+    def _trainJob(self, tomograms, labels):
+        """The training job: ``labels`` holds one list of files per class, one file per tomogram."""
+        coordinates = self.labelSource.get() == LABELS_COORDINATES
+        noReference = (None, None, self._default("spectrum_lowpass_width"))
+        spectrum, lowpass, width = self._spectrumReference() or noReference
+        return Train3DJob(
+            tomograms=tomograms, coords=labels if coordinates else None, masks=None if coordinates else labels,
+            radius=self._radii() if coordinates else None, radius_in_angstrom=coordinates,
+            voxel_size=self.inputTomograms.get().getSamplingRate(), out=os.path.abspath(self._modelPath()),
+            resume=True, spectrum_reference=os.path.abspath(spectrum) if spectrum else None,
+            spectrum_lowpass_angstrom=lowpass or None, spectrum_lowpass_width=width,
+            training=self._trainConfig(self._classNames()))
 
     def createOutputStep(self):
         info = self.describeModel(os.path.abspath(self._modelPath()), self._modelInfoPath())
@@ -225,7 +218,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         The file parameter wins; otherwise tomograms made by the equalize spectrum protocol carry it.
         """
         if self.spectrumReference.get():
-            return self.spectrumReference.get(), self.spectrumLowpass.get(), DEFAULT_LOWPASS_WIDTH
+            return self.spectrumReference.get(), self.spectrumLowpass.get(), self._default("spectrum_lowpass_width")
         tomograms = self.inputTomograms.get()
         return equalizedReference(tomograms) if tomograms is not None else None
 

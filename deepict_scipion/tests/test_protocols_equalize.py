@@ -17,6 +17,7 @@ from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
 
 from deepict_scipion.convert import equalizedReference, tomogramsByKey
 from deepict.io import read_volume, write_volume
+from deepict.jobs import read_job
 from deepict.spectrum import read_spectrum
 from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.protocols import ProtDeepictEqualize, ProtDeepictPick, ProtDeepictTrain3D
@@ -182,7 +183,8 @@ class TestDeepictEqualizeProtocols(BaseTest):
         self.launchProtocol(pick)
         self.assertIsNotNone(getattr(pick, pick.OUTPUT_PREFIX))
         stdout = open(pick.getLogPaths()[0]).read()
-        self.assertIn("--equalize on", stdout)
+        for key in tomogramsByKey(pick.inputTomograms.get()):
+            self.assertEqual(read_job(pick._getExtraPath(f"pick_{key}.json")).inference.equalize, "on")
         self.assertEqual(stdout.count("to the model's reference spectrum (low-pass 40 Å)"), 2, stdout[-2000:])
         self.assertEqual(glob.glob(pick._getExtraPath(".deepict-*")), [], "temporary files left behind")
 
@@ -191,7 +193,7 @@ class TestDeepictEqualizeProtocols(BaseTest):
                                 inputModel=self.train.deepictModel, equalize=False)
         self.assertTrue(any("equalization is switched off" in w for w in pick.warnings()))
         pick.tomos = tomogramsByKey(pick.inputTomograms.get())
-        self.assertIn("--equalize off", pick._commonArgs(next(iter(pick.tomos)), None))
+        self.assertEqual(pick._inferenceJob(next(iter(pick.tomos)), None).inference.equalize, "off")
         onEqualized = self.newProtocol(ProtDeepictPick, inputTomograms=self.equalize.Tomograms,
                                        inputModel=self.train.deepictModel, equalize=False)
         self.assertEqual(onEqualized.warnings(), [])

@@ -155,13 +155,13 @@ class TestDeepictExportEvaluate(BaseTest):
         export = self.newProtocol(ProtDeepictExport, inputCoordinates=self.truthCoords)
         self.assertEqual(export.outputPixelSizeValue(), VOXEL)
         manifest = [{"coords": "a.csv", "tomogram": "a.mrc", "tsId": "TS_1", "voxel_size": VOXEL}]
-        args = export.exportArgs("relion4", manifest)
-        self.assertIn(f"--output-pixel-size {VOXEL}", args)
-        self.assertIn("--tomo-name TS_1", args)
-        self.assertIn(f"--voxel-size {VOXEL}", args)
+        job = export.exportJob("relion4", manifest)
+        self.assertEqual(job.output_pixel_size, VOXEL)
+        self.assertEqual(job.tomo_name, ["TS_1"])
+        self.assertEqual(job.voxel_size, VOXEL)
         export = self.newProtocol(ProtDeepictExport, inputCoordinates=self.truthCoords, outputPixelSize=UNBINNED)
-        self.assertIn(f"--output-pixel-size {UNBINNED}", export.exportArgs("relion4", manifest))
-        self.assertNotIn("--output-pixel-size", export.exportArgs("dynamo", manifest))
+        self.assertEqual(export.exportJob("relion4", manifest).output_pixel_size, UNBINNED)
+        self.assertIsNone(export.exportJob("dynamo", manifest).output_pixel_size)
 
     def test_tomo_export_protocol_accepts_the_coordinates(self):
         choices = ProtExportCoordinates3D._getExportChoices()
