@@ -119,6 +119,7 @@ def scale_factor(tomogram: TomogramInfo, output_pixel_size: Optional[float]) -> 
 
 
 def check_picks(picks: Sequence[PickedTomogram]) -> list[PickedTomogram]:
+    """Refuse what no export can write: unnamed or repeated tomograms, coordinates of another sampling or outside."""
     checked = []
     names = set()
     for item in picks:
@@ -143,6 +144,7 @@ def check_picks(picks: Sequence[PickedTomogram]) -> list[PickedTomogram]:
 
 
 def score_values(coords: CoordinateTable) -> np.ndarray:
+    """The scores of a table as numbers (0 where it has none)."""
     try:
         return np.asarray(coords.column(SCORE_COLUMN, 0.0), dtype=np.float64)
     except (TypeError, ValueError):
@@ -150,6 +152,7 @@ def score_values(coords: CoordinateTable) -> np.ndarray:
 
 
 def table_from(tomogram: TomogramInfo, xyz, scores, classes) -> CoordinateTable:
+    """What a reader gives back: a table of the tomogram's voxels with scores and class numbers."""
     return CoordinateTable(np.asarray(xyz, dtype=np.float64).reshape(-1, 3),
                            {SCORE_COLUMN: np.asarray(scores, dtype=np.float64),
                             CLASS_COLUMN: np.asarray(classes, dtype=np.int64)},
@@ -157,6 +160,7 @@ def table_from(tomogram: TomogramInfo, xyz, scores, classes) -> CoordinateTable:
 
 
 def format_number(value) -> str:
+    """A number as the text tables (Dynamo, motl) hold it: whole numbers bare, others with up to 6 decimals."""
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     text = f"{float(value):.6f}".rstrip("0").rstrip(".")
