@@ -85,12 +85,12 @@ class TrainConfig:
 class Train2DConfig:
     """Parameters of 2D training (plain data; stored in the model file and the checkpoint).
 
-    The defaults are chosen for a few minutes of CPU on a few tomograms: small tiles cost far less
-    per step than DeePiCt's 288 px ones, so many more steps fit in the budget, and prediction uses
-    larger tiles anyway (:func:`.compartments.auto_tile_size`); binary cross-entropy + Dice at a
-    learning rate of 1e-3 learned fastest and stably, whereas pure Dice (DeePiCt's loss) sometimes
-    collapsed to an empty prediction. Organelles need long training; compact compartments such as
-    the cytosol stop early (early stopping is counted after the first half of the epochs).
+    The defaults suit a short CPU training on a few tomograms: small tiles cost far less per step than
+    DeePiCt's, so many more steps fit, and prediction uses larger tiles anyway
+    (:func:`deepict.infer.tiling.auto_tile_size`); binary cross-entropy + Dice learns faster and more
+    stably than pure Dice (DeePiCt's loss), which can collapse to an empty prediction. Organelles need
+    long training; compact compartments such as the cytosol stop early (early stopping is counted after
+    the warm-up, by default the first half of the epochs).
     """
 
     class_name: str = parameter("compartment", help="name of the compartment, stored in the model "
