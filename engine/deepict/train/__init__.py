@@ -1,1 +1,1 @@
-"""Training: labels, hyper-parameters, the training loops, their saved state and post-processing calibration."""
+"""Training: labels, hyper-parameters, the loop 2D and 3D share, their saved state and post-processing calibration."""
