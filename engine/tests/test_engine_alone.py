@@ -9,10 +9,12 @@ so that an engine module that imports Scipion, even inside ``try/except ImportEr
 
 import argparse
 import json
+import pkgutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
 
+import deepict
 from deepict.cli.main import build_parser
 from tiny_world import noise_tomogram, untrained_model
 
@@ -20,12 +22,14 @@ from tiny_world import noise_tomogram, untrained_model
 SCIPION = sorted({"pyworkflow", "pwem", "tomo", "deepict_scipion"}
                  | {entry.value.split(":")[0].split(".")[0] for entry in entry_points(group="pyworkflow.plugin")})
 
-#: Runs ``python -m deepict`` once per argument list in argv[2] (a JSON list of lists) with the top-level
-#: packages of argv[1] unimportable; prints one JSON line: exit codes, outputs and the attempted imports.
+#: Runs ``python -m deepict`` once per argument list in argv[2] (a JSON list of lists), then imports the
+#: modules of argv[3] (a JSON list), with the top-level packages of argv[1] unimportable; prints one JSON line:
+#: exit codes, outputs, the modules that failed to import and the attempted imports.
 ALONE = """
-import builtins, contextlib, io, json, runpy, sys, traceback
+import builtins, contextlib, importlib, io, json, runpy, sys, traceback
 
-blocked = set(json.loads(sys.argv[1]))
+blocked, argvs, modules = (json.loads(arg) for arg in sys.argv[1:4])  # before the runs replace sys.argv
+blocked = set(blocked)
 for name in blocked:
     sys.modules[name] = None
 attempts = []
@@ -38,7 +42,7 @@ def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
 
 builtins.__import__ = recording_import
 runs = []
-for argv in json.loads(sys.argv[2]):
+for argv in argvs:
     sys.argv = ["deepict"] + argv
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -51,15 +55,22 @@ for argv in json.loads(sys.argv[2]):
             code = "crash"
             traceback.print_exc()
     runs.append({"argv": argv, "code": code, "out": out.getvalue(), "err": err.getvalue()})
+failed = {}
+for module in modules:
+    try:
+        importlib.import_module(module)
+    except Exception:
+        failed[module] = traceback.format_exc(limit=-3)
 loaded = sorted(m for m, module in sys.modules.items() if module is not None and m.split(".")[0] in blocked)
-print(json.dumps({"runs": runs, "attempts": sorted(set(attempts)), "loaded": loaded}))
+print(json.dumps({"runs": runs, "failed": failed, "attempts": sorted(set(attempts)), "loaded": loaded}))
 """
 
 
-def run_alone(blocked, *argvs):
-    """Run ``deepict`` with each of ``argvs`` in one fresh interpreter where ``blocked`` cannot be imported."""
-    result = subprocess.run([sys.executable, "-c", ALONE, json.dumps(sorted(blocked)), json.dumps(argvs)],
-                            capture_output=True, text=True, timeout=600)
+def run_alone(blocked, *argvs, modules=()):
+    """Run ``deepict`` with each of ``argvs``, then import ``modules``, in one fresh interpreter where
+    ``blocked`` cannot be imported."""
+    result = subprocess.run([sys.executable, "-c", ALONE, json.dumps(sorted(blocked)), json.dumps(argvs),
+                             json.dumps(sorted(modules))], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -80,18 +91,27 @@ def test_subcommands_are_found():
             "spectrum", "import-model", "model-info"} <= set(subcommands())
 
 
-def test_help_of_every_command_runs_without_scipion():
-    report = run_alone(SCIPION, ["--help"], *[[command, "--help"] for command in subcommands()])
+def test_help_of_every_command_runs_without_scipion_or_torch():
+    """Starting ``deepict`` (importing it, building its parser, any --help) needs no Scipion and imports no
+    torch: torch is imported by the steps that run a network, when they run."""
+    report = run_alone(SCIPION + ["torch"], ["--help"], *[[command, "--help"] for command in subcommands()])
     assert_succeeded(report)
     assert all("usage: deepict" in run["out"] for run in report["runs"])
     assert not report["attempts"] and not report["loaded"], report
 
 
-def test_help_and_parser_need_no_torch():
-    """Starting ``deepict`` (importing it, building its parser, any --help) imports no torch: torch is
-    imported by the steps that run a network, when they run."""
-    report = run_alone(["torch"], ["--help"], *[[command, "--help"] for command in subcommands()])
-    assert_succeeded(report)
+def engine_modules():
+    """Every module of the engine, found by walking the installed package (not a list to keep up to date)."""
+    return [info.name for info in pkgutil.walk_packages(deepict.__path__, prefix="deepict.")
+            if info.name != "deepict.__main__"]  # running it is what the other tests do
+
+
+def test_every_engine_module_imports_without_scipion():
+    """Modules no command above loads (training, 2D, export) must not need Scipion either."""
+    modules = engine_modules()
+    assert {"deepict.train.train3d", "deepict.formats", "deepict.evaluate.metrics"} <= set(modules)
+    report = run_alone(SCIPION, modules=modules)
+    assert not report["failed"], "\n".join(f"{name}:\n{error}" for name, error in report["failed"].items())
     assert not report["attempts"] and not report["loaded"], report
 
 
