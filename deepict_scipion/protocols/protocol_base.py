@@ -18,7 +18,7 @@ from deepict import jobs
 from deepict.conventions import CONTEXT_MODES, fits_model_voxel_size, voxel_sizes_differ
 from deepict.errors import DeepictError
 from deepict.infer.clusters import ClusterParameters
-from deepict.parameters import choices_of, default_of
+from deepict.parameters import choices_of, default_of, option_help
 
 from .. import Plugin
 from ..convert import baseName, equalizedReference, newTomoMask, tomogramKey, tomogramsByKey
@@ -42,6 +42,11 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     def _default(self, path):
         """The default of a parameter of this protocol's job (one place for it: the engine's job)."""
         return default_of(self._jobClass, path)
+
+    def _help(self, path):
+        """The help of a parameter of this protocol's job, as a sentence of the form."""
+        text = option_help(self._jobClass, path)
+        return f"{text[0].upper()}{text[1:]}."
 
     def _choiceIndex(self, path):
         """The form's index of the default of a parameter with choices (an EnumParam stores the index)."""

@@ -73,7 +73,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
                       condition="lowpassAngstrom",
                       validators=[params.Range(0.01, 1.0)], expertLevel=params.LEVEL_ADVANCED,
                       label="Low-pass transition width",
-                      help="10-90 % width of the low-pass edge, as a fraction of its cut-off frequency.")
+                      help=self._help("lowpass_width"))
         self._defineComputeParams(form, gpu=False)
 
     # ----------------------------------------- steps -----------------------------------------

@@ -77,7 +77,7 @@ class ProtDeepictEvaluate(ProtDeepictBase):
         form.addParam("bins", params.IntParam, default=self._default("bins"),
                       expertLevel=params.LEVEL_ADVANCED,
                       condition=f"evaluationMode=={MODE_VOXELS}", label="Histogram bins",
-                      help="Thresholds of the voxel PR curve.")
+                      help=self._help("bins"))
         self._defineComputeParams(form, gpu=False, threads=2)
 
     def isParticleMode(self):

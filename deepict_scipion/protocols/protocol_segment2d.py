@@ -35,15 +35,13 @@ class ProtDeepictSegment2D(ProtDeepictBase):
                       label="DeePiCt 2D model", help="A model from 'train 2D compartment network'.")
         form.addSection(label="Post-processing")
         form.addParam("threshold", params.FloatParam, allowsNull=True, label="Threshold",
-                      help="Probability threshold after the z smoothing, in [0, 1) (empty: the model's, calibrated "
-                           "on its validation data; DeePiCt used 0.75).")
+                      help=self._help("threshold"))
         form.addParam("sigma", params.FloatParam, allowsNull=True, label="Z smoothing (slices)",
-                      help="Sigma of the Gaussian along z that makes the slice-by-slice result consistent in 3D "
-                           "(empty: the model's, usually 5; 0 = none).")
+                      help=self._help("sigma"))
         form.addSection(label="Compute")
         form.addParam("batchSize", params.IntParam, default=self._default("batch_size"),
                       label="Tiles per batch",
-                      help="Tiles predicted together; larger is faster on a GPU but needs more memory.")
+                      help=self._help("batch_size"))
         self._defineComputeParams(form)
 
     def _insertAllSteps(self):

@@ -5,6 +5,7 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
+from deepict.errors import DeepictError
 from deepict.jobs import Train2DJob
 from deepict.train.config import Train2DConfig
 
@@ -85,16 +86,20 @@ class ProtDeepictTrain2D(ProtDeepictBase):
 
     def trainStep(self):
         pairs = self._pairs()
+        self.runDeepict(Train2DJob(tomograms=[os.path.abspath(p[1]) for p in pairs],
+                                   masks=[os.path.abspath(p[2]) for p in pairs],
+                                   out=os.path.abspath(self._modelPath()), resume=True,
+                                   training=self._trainConfig(pairs)),
+                        "train2d")
+
+    def _trainConfig(self, pairs):
+        """The engine's training configuration of the form's values."""
         validation = splitList(self.validationTsIds.get())
-        training = Train2DConfig(
+        return Train2DConfig(
             class_name=self.className.get(), remap=self.remap.get() or None, epochs=self.epochs.get(),
             tiles_per_epoch=self.tilesPerEpoch.get(), patience=self.patience.get(), tile_size=self.tileSize.get(),
             z_stride=self.zStride.get(), batch_size=self.batchSize.get(), learning_rate=self.learningRate.get(),
             seed=self.seed.get(), val_tomograms=[os.path.abspath(p[1]) for p in pairs if p[0] in validation])
-        self.runDeepict(Train2DJob(tomograms=[os.path.abspath(p[1]) for p in pairs],
-                                   masks=[os.path.abspath(p[2]) for p in pairs],
-                                   out=os.path.abspath(self._modelPath()), resume=True, training=training),
-                        "train2d")
 
     def createOutputStep(self):
         model = DeepictModel(filename=self._modelPath())
@@ -117,6 +122,10 @@ class ProtDeepictTrain2D(ProtDeepictBase):
         unknown = set(splitList(self.validationTsIds.get())) - set(tomogramsByKey(self.inputTomograms.get()))
         if unknown:
             errors.append(f"Validation tomogram(s) {', '.join(sorted(unknown))} are not among the input tomograms.")
+        try:
+            self._trainConfig(self._pairs()).validate()
+        except DeepictError as exc:  # the engine's own rules for the hyper-parameters
+            errors.append(f"Training: {exc}.")
         return errors
 
     def _summary(self):
