@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-
 from deepict.conventions import SCORE_COLUMN, voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.evaluate import metrics
-from deepict.io import atomic_path, read_coordinates, read_volume
+from deepict.evaluate.pooling import write_curve_csv
+from deepict.io import read_coordinates, read_volume
 
 
 def _same_voxel_size(a, b, what: str) -> None:
@@ -30,12 +29,7 @@ def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None) -> di
     match = metrics.match_particles(pred.xyz, truth.xyz, radius=radius, scores=scores)
     curve = metrics.precision_recall_curve(pred.xyz, scores, truth.xyz, radius, match=match)
     if curve_path:
-        fields = ["threshold", "n_kept", "tp", "fp", "precision", "recall", "f1"]
-        with atomic_path(curve_path) as tmp, open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            for row in curve.rows():
-                writer.writerow(row)
+        write_curve_csv(curve_path, curve.rows())
     result = match.summary()
     result.update(curve.summary())
     result["ranking"] = "score" if scores is not None else "file order"
