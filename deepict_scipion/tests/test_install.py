@@ -4,8 +4,10 @@ import ast
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tarfile
 from importlib import metadata
 from pathlib import Path
 
@@ -181,3 +183,24 @@ def test_engine_python_in_each_setting(plugin, monkeypatch, tmp_path):
     plugin._vars["DEEPICT_PYTHON"] = "/opt/deepict env/bin/python"
     assert plugin.getProgram(useGpu=False) == "'/opt/deepict env/bin/python' -m deepict"
 
+
+
+def test_the_plugins_source_distribution_builds(tmp_path):
+    """The plugin's setup.py reads its version from the engine's package: its sdist carries that file, so
+    that pip can build the plugin from the sdist (without the rest of engine/)."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "deepict_scipion", source / "deepict_scipion",
+                    ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    for name in ("setup.py", "MANIFEST.in", "README.md", "engine/deepict/__init__.py"):
+        if (ROOT / name).exists():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path)], cwd=source,
+                   check=True, capture_output=True, timeout=300)
+    with tarfile.open(next(tmp_path.glob("*.tar.gz"))) as archive:
+        archive.extractall(tmp_path / "unpacked")
+    unpacked = next((tmp_path / "unpacked").iterdir())
+    version = subprocess.run([sys.executable, "setup.py", "--version"], cwd=unpacked, check=True,
+                             capture_output=True, text=True, timeout=300).stdout.split()[-1]
+    from deepict import __version__
+    assert version == __version__
