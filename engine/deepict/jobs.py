@@ -28,7 +28,7 @@ from deepict.formats import FORMATS
 from deepict.infer.compartments import DEFAULT_BATCH_SIZE
 from deepict.io import atomic_path, check_readable
 from deepict.parameters import (CHOICES, device_parameter, has_default, nested_class, parameter, parameter_fields,
-                                parameter_paths, threads_parameter)
+                                parameter_paths, threads_parameter, type_hints)
 from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
 from deepict.train.config import Train2DConfig, TrainConfig
 
@@ -380,7 +380,7 @@ def _group_from_dict(cls: type, data: dict, path, step: str, prefix: str):
             raise InputFileError(path, f"has an unknown parameter '{prefix}{key}' for 'deepict {step}'",
                                  f"Remove it or correct its name; the parameters are: "
                                  f"{', '.join(prefix + name for name in fields)}.")
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     values = {}
     for name, field in fields.items():
         where = prefix + name

@@ -12,6 +12,7 @@ Plain Python (no numpy, no torch): the Scipion plugin imports it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import MISSING
 
@@ -62,9 +63,15 @@ def field_default(field: dataclasses.Field):
     return field.default_factory() if field.default_factory is not MISSING else field.default
 
 
+@functools.cache
+def type_hints(cls: type) -> dict:
+    """The field types of ``cls`` (evaluating the annotations is slow: once per class)."""
+    return typing.get_type_hints(cls)
+
+
 def nested_class(owner: type, field: dataclasses.Field):
     """The dataclass a field holds (a group of parameters), or ``None`` for a plain value."""
-    kind = typing.get_type_hints(owner)[field.name]
+    kind = type_hints(owner)[field.name]
     return kind if dataclasses.is_dataclass(kind) else None
 
 
@@ -73,12 +80,13 @@ def parameter_fields(cls: type) -> list:
     return [f for f in dataclasses.fields(cls) if f.init and not is_derived(f)]
 
 
-def parameter_paths(cls: type, prefix: str = "") -> list:
+@functools.cache
+def parameter_paths(cls: type, prefix: str = "") -> tuple:
     """Paths of every plain parameter of ``cls``, nested groups flattened (``training.epochs``)."""
-    paths = []
+    paths = ()
     for field in parameter_fields(cls):
         inner = nested_class(cls, field)
-        paths += parameter_paths(inner, f"{prefix}{field.name}.") if inner else [prefix + field.name]
+        paths += parameter_paths(inner, f"{prefix}{field.name}.") if inner else (prefix + field.name,)
     return paths
 
 
