@@ -348,15 +348,16 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
 
     def _validateClusterParams(self, model):
         """The engine's own rules for the post-processing, applied to the values it would use."""
-        suggested = model.getPostprocess()
+        suggested, fallback = model.getPostprocess(), ClusterParameters()
 
-        def value(param, key, default):
-            return param.get() if param.get() is not None else suggested.get(key, default)
+        def value(param, key):
+            return param.get() if param.get() is not None else suggested.get(key, getattr(fallback, key))
 
         clusters = ClusterParameters(
-            threshold=value(self.threshold, "threshold", 0.5), min_size=value(self.minSize, "min_size", 1),
-            max_size=value(self.maxSize, "max_size", None), connectivity=self._connectivity(),
-            context_mode=CONTEXT_MODES[self.contextMode.get()], context_distance=self.contextDistance.get() or 0.0)
+            threshold=value(self.threshold, "threshold"), min_size=value(self.minSize, "min_size"),
+            max_size=value(self.maxSize, "max_size"), connectivity=self._connectivity(),
+            context_mode=CONTEXT_MODES[self.contextMode.get()],
+            context_distance=self.contextDistance.get() or fallback.context_distance)
         errors = []
         try:
             clusters.validate()
