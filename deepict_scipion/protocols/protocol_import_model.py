@@ -1,5 +1,6 @@
 """Import a DeePiCt network file (a published checkpoint or one of ours) into the project."""
 
+import importlib.util
 import os
 
 from pyworkflow import BETA
@@ -60,6 +61,8 @@ class ProtDeepictImportModel(ProtDeepictBase):
         if path.endswith(".pth") and not voxelSize:
             return ["DeePiCt checkpoints (.pth) do not record their voxel size: give it (13.48 Å for the "
                     "published networks)."]
+        if importlib.util.find_spec("torch") is None:
+            return []  # the engine and torch live in an environment of their own: the import step reads the file
         # The engine's own reader, cheap (tensors memory-mapped) and safe (no pickled code runs); torch is
         # imported only now, not when Scipion loads the plugin.
         from deepict.nn.model_files import model_file_problem

@@ -5,7 +5,9 @@ exactly as from the GUI, calling the ``deepict`` command through runJob.
 """
 
 import os
+import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from pyworkflow.tests import BaseTest, setupTestProject
@@ -204,6 +206,10 @@ class TestDeepict3DProtocols(BaseTest):
             self.assertEqual(len(errors), 1, errors)
             self.assertIn(expected, errors[0])
         self.assertEqual(self.newProtocol(ProtDeepictImportModel, modelFile=ours).validate(), [])
+        # Where torch lives only in the engine's own environment, the form cannot read the file: the import
+        # step (run by the engine) refuses it instead of the form failing on a missing torch.
+        with mock.patch.dict(sys.modules, {"torch": None}):
+            self.assertEqual(self.newProtocol(ProtDeepictImportModel, modelFile=randomFile).validate(), [])
 
     def test_failed_job_reports_the_engine_error(self):
         """A job the engine refuses fails with its one-line error, not 'returned non-zero exit status 2'."""
