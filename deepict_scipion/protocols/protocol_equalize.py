@@ -90,7 +90,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
         if self.referenceSource.get() == REFERENCE_TOMOGRAM:
             tomo = self.referenceTomogram.get()
             self.runDeepict(SpectrumJob(tomogram=os.path.abspath(tomo.getFileName()), out=out,
-                                        voxel_size=tomo.getSamplingRate()), "spectrum_reference")
+                                        voxel_size=tomo.getSamplingRate()), "reference_spectrum")
         elif self._isOriginalSpectrum():
             # Index units -> physical frequency (a small table, no voxel work).
             from deepict.spectrum import read_spectrum, write_spectrum
