@@ -25,7 +25,8 @@ class ProtDeepictEvaluate(ProtDeepictBase):
 
     Particles: picks are matched one to one with ground-truth coordinates of the same tomogram
     (joined by tsId) within a radius in voxels, the highest scores first; precision, recall and F1
-    per tomogram and overall (from the summed TP/FP/FN), the precision-recall curve over the score and
+    per tomogram and overall (from the summed TP/FP/FN), F-beta with beta = 4 (recall-weighted, the CZII
+    cryo-ET challenge's metric; its tolerance is our matching radius), the precision-recall curve over the score and
     its area (AUPRC). Ground truth at another sampling rate is rescaled to the picks' voxels.
 
     Voxels: predicted binary masks and/or probability maps against ground-truth masks of the same
@@ -43,6 +44,7 @@ class ProtDeepictEvaluate(ProtDeepictBase):
     def __init__(self, **kwargs):
         ProtDeepictBase.__init__(self, **kwargs)
         self.overallF1 = pwobj.Float()
+        self.overallFbeta = pwobj.Float()
         self.overallAuprc = pwobj.Float()
 
     def _defineParams(self, form):
@@ -63,7 +65,8 @@ class ProtDeepictEvaluate(ProtDeepictBase):
                       condition=f"evaluationMode=={MODE_PARTICLES}",
                       label="Matching radius (voxels)",
                       help="A pick within this distance (voxels of the picks' tomograms) of a still unmatched "
-                           "ground-truth particle is a true positive (DeePiCt uses 10).")
+                           "ground-truth particle is a true positive (DeePiCt uses 10). It is the tolerance of F1 "
+                           "and F-beta alike; the CZII challenge's F-beta counts half the particle radius.")
         form.addParam("inputMasks", params.PointerParam, pointerClass="SetOfTomoMasks", allowsNull=True,
                       condition=f"evaluationMode=={MODE_VOXELS}", label="Predicted binary masks",
                       help="Segmentations (nonzero = foreground): voxel F1 (Dice).")
@@ -177,8 +180,9 @@ class ProtDeepictEvaluate(ProtDeepictBase):
             json.dump(evaluation, handle, indent=1)
         overall = evaluation["overall"]
         self.overallF1.set(overall.get("f1"))
+        self.overallFbeta.set(overall.get("fbeta"))
         self.overallAuprc.set(overall.get("auprc"))
-        self._store(self.overallF1, self.overallAuprc)
+        self._store(self.overallF1, self.overallFbeta, self.overallAuprc)
 
     def _particleSummary(self, results):
         tomograms = {key: {k: r["particles"].get(k) for k in PARTICLE_KEYS} for key, r in results.items()}
@@ -272,7 +276,8 @@ class ProtDeepictEvaluate(ProtDeepictBase):
         overall = evaluation["overall"]
         if evaluation["mode"] == "particles":
             return [f"Picks were evaluated against ground truth by one-to-one matching within "
-                    f"{evaluation['radius']:g} voxels: F1 {overall['f1']:.3f}, AUPRC {overall['auprc']:.3f} "
+                    f"{evaluation['radius']:g} voxels: F1 {overall['f1']:.3f}, "
+                    f"F-beta (beta {overall['beta']:g}) {overall['fbeta']:.3f}, AUPRC {overall['auprc']:.3f} "
                     "[deTeresaTrueba2023]."]
         return [f"Segmentations were evaluated voxel-wise against ground-truth masks: "
                 + ", ".join(f"{k} {overall[k]:.3f}" for k in ("f1", "auprc") if k in overall) + "."]
@@ -292,12 +297,13 @@ def summaryLines(evaluation):
                      + (f"; ground truth rescaled x{scale:.4g} to the picks' sampling rate "
                         f"({evaluation['sampling_rate']:.2f} Å/px)" if scale != 1.0 else "") + ".")
         lines.append(f"OVERALL: precision {_fmt(overall['precision'])}, recall {_fmt(overall['recall'])}, "
-                     f"F1 {_fmt(overall['f1'])}, AUPRC {_fmt(overall['auprc'])} "
+                     f"F1 {_fmt(overall['f1'])}, F{overall['beta']:g} {_fmt(overall['fbeta'])}, "
+                     f"AUPRC {_fmt(overall['auprc'])} "
                      f"(TP {overall['tp']}, FP {overall['fp']}, FN {overall['fn']}; best F1 {_fmt(overall['max_f1'])} "
                      f"at score >= {_fmt(overall['max_f1_threshold'])})")
         for key, t in evaluation["tomograms"].items():
             lines.append(f"{key}: precision {_fmt(t['precision'])}, recall {_fmt(t['recall'])}, F1 {_fmt(t['f1'])}, "
-                         f"AUPRC {_fmt(t['auprc'])} (TP {t['tp']}, FP {t['fp']}, FN {t['fn']})")
+                         f"F{overall['beta']:g} {_fmt(t['fbeta'])}, AUPRC {_fmt(t['auprc'])} (TP {t['tp']}, FP {t['fp']}, FN {t['fn']})")
         if evaluation.get("not_evaluated"):
             lines.append(f"Not evaluated (no ground truth): {', '.join(evaluation['not_evaluated'])}")
     else:

@@ -209,13 +209,15 @@ class TestDeepictExportEvaluate(BaseTest):
         precision, recall = tp / (tp + fp), tp / (tp + fn)
         self.assertAlmostEqual(overall["f1"], 2 * precision * recall / (precision + recall))
         self.assertLess(overall["f1"], 1.0)
+        self.assertAlmostEqual(overall["fbeta"], 17 * precision * recall / (16 * precision + recall))  # CZII's beta 4
+        self.assertAlmostEqual(prot.overallFbeta.get(), overall["fbeta"])
         self.assertLess(overall["auprc"], 1.0)
         for name in NAMES:
             self.assertTrue(os.path.exists(prot.curvePath(name)))
         self.assertTrue(os.path.exists(prot.overallCurvePath()))
         summary = "\n".join(prot.summary())
         self.assertIn("OVERALL", summary)
-        self.assertIn(f"F1 {overall['f1']:.3f}", summary)
+        self.assertIn(f"F1 {overall['f1']:.3f}, F4 {overall['fbeta']:.3f}", summary)
         self.assertEqual(evaluation["radius"], 10)
         # viewer: PR curves + F1 table as PNG, without a display
         viewer = DeepictEvaluationViewer(project=self.proj, protocol=prot)

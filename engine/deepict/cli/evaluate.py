@@ -1,4 +1,4 @@
-"""``deepict evaluate``: particle precision/recall/F1/AUPRC and voxel F1/AUPRC, printed as JSON."""
+"""``deepict evaluate``: particle precision/recall/F1/F-beta/AUPRC and voxel F1/AUPRC, printed as JSON."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ Particle mode (--pred with --gt): predicted and true positions (CSV x,y,z with o
 column, or DeePiCt 20-column motl; 0-based voxels of the same tomogram) are matched one to one
 within --radius voxels. Predictions are processed by descending score (file order when there is no
 score column), each taking the nearest unmatched truth within the radius; a second pick on an
-already matched particle is a false positive. Reports TP/FP/FN, precision, recall, F1 of the whole
-list, and AUPRC (trapezoid of precision over recall over the score threshold, starting at recall 0)
+already matched particle is a false positive. Reports TP/FP/FN, precision, recall, F1 and F-beta
+(beta = 4, recall-weighted: the CZII cryo-ET challenge's metric, (1+b^2)PR/(b^2 P+R); the challenge's
+tolerance is half the particle radius, give it as --radius) of the whole list, and AUPRC (trapezoid of precision over recall over the score threshold, starting at recall 0)
 with the best F1 and its score threshold.
 
 Voxel mode: --pred-mask with --gt-mask gives the voxel F1 (Dice) of two binary masks (nonzero =
@@ -40,7 +41,7 @@ examples:
   deepict evaluate --pred-mask membranes.mrc --gt-mask membranes_gt.mrc
   deepict evaluate --probability-map probs.mrc --gt-mask membranes_gt.mrc --bins 2000
 
-JSON keys: "particles" {radius, n_pred, n_true, tp, fp, fn, precision, recall, f1, auprc, max_f1,
+JSON keys: "particles" {radius, n_pred, n_true, tp, fp, fn, precision, recall, f1, fbeta, beta, auprc, max_f1,
 max_f1_threshold, max_f1_n_kept, ranking}; "voxels" {dice / f1, tp, fp, fn, tn, precision, recall}
 and/or {auprc, max_f1, max_f1_threshold, bins}. Exit status 2 on bad input.
 """
@@ -48,7 +49,7 @@ and/or {auprc, max_f1, max_f1_threshold, bins}. Exit status 2 on bad input.
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, EvaluateJob, run, help="precision / recall / F1 / AUPRC of picks, voxel F1 and AUPRC of masks",
+        subparsers, EvaluateJob, run, help="precision / recall / F1 / F-beta / AUPRC of picks, voxel F1 and AUPRC of masks",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     particles = parser.add_argument_group("particle picking")
     add_parameter(particles, EvaluateJob, "pred", "--pred", metavar="CSV")

@@ -1,4 +1,4 @@
-"""Evaluation: particle precision / recall / F1 / AUPRC and voxel F1 (Dice) / AUPRC.
+"""Evaluation: particle precision / recall / F1 / F-beta / AUPRC and voxel F1 (Dice) / AUPRC.
 
 Particle matching
     :func:`match_particles` pairs predictions with ground-truth particles **one to one** within a
@@ -13,6 +13,14 @@ Particle matching
     happened to be sorted; and a prediction whose only nearby truths were already taken was
     "redundant" and counted as neither TP nor FP. Here such a duplicate is a FP, so two picks on one
     particle give 1 TP + 1 FP. Neither variant is Hungarian (globally optimal) matching.
+
+F-beta (the CZII cryo-ET object identification challenge's metric)
+    ``F_beta = (1 + beta^2) * P * R / (beta^2 * P + R)`` with :data:`FBETA_BETA` = 4, which weighs
+    recall 16 times as much as precision (missing a particle costs more than a false pick). It is
+    computed from the same one-to-one matching as F1, so the tolerance is our matching radius (the
+    challenge counts a prediction within 0.5 x the particle radius of a truth; give that distance as
+    the radius to reproduce it). Per particle type it is the F-beta of that type's lists; the
+    challenge's final score weights the types, which is left to the caller. Empty inputs follow F1.
 
 Precision-recall curve and AUPRC
     The score threshold is lowered one distinct score at a time (all predictions with
@@ -49,6 +57,8 @@ from deepict.errors import ParameterError
 
 #: Default number of histogram bins for voxel PR curves.
 DEFAULT_BINS = 1000
+#: beta of the reported F-beta score: 4, recall-weighted, as in the CZII cryo-ET challenge.
+FBETA_BETA = 4.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,6 +72,13 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 def _f1(precision: float, recall: float) -> float:
     return 2.0 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def fbeta(precision: float, recall: float, beta: float = FBETA_BETA) -> float:
+    """``(1 + beta²) P R / (beta² P + R)``, 0 when P = R = 0 (beta = 1 is F1)."""
+    weight = float(beta) ** 2
+    denominator = weight * precision + recall
+    return (1.0 + weight) * precision * recall / denominator if denominator > 0 else 0.0
 
 
 def _as_points(xyz, name: str) -> np.ndarray:
@@ -106,6 +123,7 @@ class MatchResult:
         n_pred, n_true: number of predictions and of ground-truth particles.
         tp, fp, fn: true positives, false positives (incl. duplicates), missed truths.
         precision, recall, f1: from the counts (see the module docstring for empty inputs).
+        fbeta: F-beta with beta = :data:`FBETA_BETA` from the same counts.
         order: prediction indices (into the input) in processing order, i.e. by descending score.
         is_tp: bool per prediction **in processing order** (``is_tp[k]`` is prediction ``order[k]``).
         scores: the scores in processing order, or ``None`` when none were given.
@@ -122,6 +140,7 @@ class MatchResult:
     precision: float
     recall: float
     f1: float
+    fbeta: float
     order: np.ndarray
     is_tp: np.ndarray
     scores: Optional[np.ndarray]
@@ -146,7 +165,8 @@ class MatchResult:
         """The scalar results as a JSON-ready dict."""
         return {"radius": self.radius, "n_pred": self.n_pred, "n_true": self.n_true,
                 "tp": self.tp, "fp": self.fp, "fn": self.fn,
-                "precision": self.precision, "recall": self.recall, "f1": self.f1}
+                "precision": self.precision, "recall": self.recall, "f1": self.f1,
+                "fbeta": self.fbeta, "beta": FBETA_BETA}
 
 
 def match_particles(pred_xyz, gt_xyz, radius: float = 10.0, scores=None) -> MatchResult:
@@ -188,14 +208,15 @@ def match_particles(pred_xyz, gt_xyz, radius: float = 10.0, scores=None) -> Matc
     fp = len(pred) - tp
     fn = len(gt) - tp
     if not len(pred) and not len(gt):
-        precision = recall = f1 = 1.0
+        precision = recall = f1 = f_beta = 1.0
     else:
         precision = _ratio(tp, tp + fp)
         recall = _ratio(tp, len(gt))
         f1 = _f1(precision, recall)
+        f_beta = fbeta(precision, recall)
     return MatchResult(
         radius=radius, n_pred=len(pred), n_true=len(gt), tp=tp, fp=fp, fn=fn,
-        precision=precision, recall=recall, f1=f1, order=order, is_tp=is_tp,
+        precision=precision, recall=recall, f1=f1, fbeta=f_beta, order=order, is_tp=is_tp,
         scores=values[order] if values is not None else None,
         pairs=np.array(pairs, dtype=np.intp).reshape(-1, 2), distances=np.array(distances, dtype=np.float64))
 

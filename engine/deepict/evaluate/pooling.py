@@ -1,7 +1,7 @@
 """Figures of several tomograms together, from the per-tomogram results of ``deepict evaluate``.
 
 Particles
-    TP, FP and FN are summed over the tomograms, and precision, recall and F1 follow from the sums
+    TP, FP and FN are summed over the tomograms, and precision, recall, F1 and F-beta follow from the sums
     (nothing to find and nothing found: all 1, as in :mod:`deepict.evaluate.metrics`). The pooled PR
     curve is exact: matching is per tomogram and greedy in descending score order, so the matches of
     the predictions scoring at least ``t`` do not depend on the lower-scoring ones, and the pooled
@@ -22,13 +22,13 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from deepict.evaluate.metrics import PRCurve, _curve_from_counts, _f1, _ratio
+from deepict.evaluate.metrics import FBETA_BETA, PRCurve, _curve_from_counts, _f1, _ratio, fbeta
 from deepict.io import atomic_path
 
 #: Columns of a PR-curve CSV, one row per threshold from the highest down.
 CURVE_COLUMNS = ("threshold", "n_kept", "tp", "fp", "precision", "recall", "f1")
 #: The per-tomogram particle figures that are kept with the pooled ones.
-PARTICLE_KEYS = ("n_pred", "n_true", "tp", "fp", "fn", "precision", "recall", "f1", "auprc", "max_f1",
+PARTICLE_KEYS = ("n_pred", "n_true", "tp", "fp", "fn", "precision", "recall", "f1", "fbeta", "auprc", "max_f1",
                  "max_f1_threshold")
 
 
@@ -76,12 +76,12 @@ def pool_particles(tomograms: Sequence[Mapping], curves: Sequence[Mapping]) -> t
     tp, fp, fn, n_pred, n_true = (sum(int(t[k]) for t in tomograms) for k in ("tp", "fp", "fn", "n_pred", "n_true"))
     curve = pooled_curve(curves, n_true)
     if n_pred == 0 and n_true == 0:
-        precision = recall = f1 = 1.0
+        precision = recall = f1 = f_beta = 1.0
     else:
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-        f1 = _f1(precision, recall)
+        f1, f_beta = _f1(precision, recall), fbeta(precision, recall)
     overall = {"n_pred": n_pred, "n_true": n_true, "tp": tp, "fp": fp, "fn": fn, "precision": precision,
-               "recall": recall, "f1": f1, "auprc": curve.auprc, "max_f1": curve.max_f1,
+               "recall": recall, "f1": f1, "fbeta": f_beta, "beta": FBETA_BETA, "auprc": curve.auprc, "max_f1": curve.max_f1,
                "max_f1_threshold": curve.summary()["max_f1_threshold"]}
     return overall, curve
 

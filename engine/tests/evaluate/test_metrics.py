@@ -24,6 +24,20 @@ def test_two_predictions_near_one_truth_give_one_tp_one_fp():
     assert result.pairs.shape == (1, 2)
 
 
+def test_fbeta_is_the_czii_recall_weighted_score():
+    # 1 TP, 1 FP, 0 FN: P = 1/2, R = 1 -> F4 = 17 * 0.5 / (16 * 0.5 + 1) = 8.5 / 9
+    result = metrics.match_particles([[10, 10, 10], [12, 10, 10]], [[11, 10, 10]], radius=5)
+    assert metrics.FBETA_BETA == 4
+    assert result.fbeta == pytest.approx(8.5 / 9)
+    assert result.summary()["fbeta"] == pytest.approx(8.5 / 9) and result.summary()["beta"] == 4
+    # missing a particle costs more than a false pick: P = 1, R = 1/2 -> F4 = 8.5 / 16.5
+    missed = metrics.match_particles([[10, 10, 10]], [[10, 10, 10], [40, 40, 40]], radius=5)
+    assert missed.fbeta == pytest.approx(8.5 / 16.5)
+    assert missed.fbeta < result.fbeta
+    assert metrics.fbeta(0.3, 0.7, beta=1) == pytest.approx(2 * 0.3 * 0.7 / 1.0)
+    assert metrics.fbeta(0.0, 0.0) == 0.0
+
+
 def test_nearest_unmatched_truth_is_taken():
     result = metrics.match_particles([[0, 0, 0]], [[3, 0, 0], [1, 0, 0]], radius=5)
     assert result.pairs.tolist() == [[0, 1]]
@@ -248,6 +262,7 @@ def test_cli_particle_evaluation(tmp_path, capsys):
     assert (p["tp"], p["fp"], p["fn"]) == (2, 2, 1)
     assert p["precision"] == pytest.approx(0.5) and p["recall"] == pytest.approx(2 / 3)
     assert p["ranking"] == "score"
+    assert p["fbeta"] == pytest.approx(17 * 0.5 * (2 / 3) / (16 * 0.5 + 2 / 3)) and p["beta"] == 4
     assert 0 < p["auprc"] <= 1
     assert curve.read_text().splitlines()[0] == "threshold,n_kept,tp,fp,precision,recall,f1"
 

@@ -54,6 +54,7 @@ def test_pool_particles_sums_the_counts():
     assert overall["precision"] == pytest.approx(2 / 3)
     assert overall["recall"] == pytest.approx(2 / 3)
     assert overall["f1"] == pytest.approx(2 / 3)
+    assert overall["fbeta"] == pytest.approx(2 / 3) and overall["beta"] == 4  # P = R: every F-beta equals them
     assert overall["auprc"] == pytest.approx(curve.auprc)
     assert (overall["max_f1"], overall["max_f1_threshold"]) == (pytest.approx(0.8), 0.7)
 
@@ -61,7 +62,7 @@ def test_pool_particles_sums_the_counts():
 def test_pool_particles_nothing_to_find_and_nothing_found_is_perfect():
     empty = {name: np.zeros(0) for name in CURVE_COLUMNS}
     overall, curve = pool_particles([particle_result(0, 0, 0)] * 2, [empty, empty])
-    assert [overall[k] for k in ("precision", "recall", "f1", "auprc", "max_f1")] == [1.0] * 5
+    assert [overall[k] for k in ("precision", "recall", "f1", "fbeta", "auprc", "max_f1")] == [1.0] * 6
     assert overall["max_f1_threshold"] is None
     assert list(curve.rows()) == []
 
@@ -69,7 +70,7 @@ def test_pool_particles_nothing_to_find_and_nothing_found_is_perfect():
 def test_pool_particles_truth_but_no_predictions_scores_zero():
     empty = {name: np.zeros(0) for name in CURVE_COLUMNS}
     overall, _ = pool_particles([particle_result(0, 0, 4)], [empty])
-    assert [overall[k] for k in ("precision", "recall", "f1", "auprc", "max_f1")] == [0.0] * 5
+    assert [overall[k] for k in ("precision", "recall", "f1", "fbeta", "auprc", "max_f1")] == [0.0] * 6
     assert overall["max_f1_threshold"] is None
 
 
