@@ -25,6 +25,7 @@ from deepict.conventions import CONTEXT_MODES, EQUALIZE_MODES
 from deepict.errors import InputFileError
 from deepict.evaluate.metrics import DEFAULT_BINS
 from deepict.formats import FORMATS
+from deepict.formats.copick import COPICK_FORMAT
 from deepict.infer.compartments import DEFAULT_BATCH_SIZE
 from deepict.io import atomic_path, check_readable
 from deepict.parameters import (CHOICES, device_parameter, has_default, nested_class, parameter, parameter_fields,
@@ -257,7 +258,7 @@ class ExportJob:
 
     coords: list[str] = parameter(help="coordinate file(s), one per tomogram (repeat the option or list several)")
     tomogram: list[str] = parameter(help="tomogram(s) the coordinates refer to, in the same order as --coords")
-    format: str = parameter(choices=FORMATS, help="output format (see above)")
+    format: str = parameter(choices=FORMATS + (COPICK_FORMAT,), help="output format (see above)")
     out: str = parameter(help="output file (relion4, relion5, dynamo .tbl, single-tomogram motl .csv) or folder "
                               "(warp, multi-tomogram motl)")
     output_pixel_size: float | None = parameter(None, help="pixel size of the written coordinates (default: each "
@@ -266,6 +267,25 @@ class ExportJob:
                                                        "extension)")
     voxel_size: float | None = parameter(None, help="voxel size of the tomograms when their MRC headers hold none "
                                                     "(or are wrong)")
+    copick_object: str | None = parameter(None, help="copick: object name of all the picks (default: each row's "
+                                                     "class name)")
+    copick_user_id: str = parameter("deepict", help="copick: user id of the picks files (default %(default)s)")
+    copick_session_id: str = parameter("0", help="copick: session id of the picks files (default %(default)s, "
+                                                 "copick's id for picks made by a tool)")
+    copick_radius: float | None = parameter(None, help="copick: particle radius in Å of an object the config lacks")
+
+
+@dataclass(kw_only=True)
+class ImportPicksJob:
+    step: ClassVar[str] = "import-picks"
+
+    copick: str = parameter(help="copick project: its config JSON (or the folder holding copick_config.json)")
+    run: list[str] = parameter(help="run name(s) (tsIds) to read")
+    object: str = parameter(help="pickable object name (e.g. ribosome)")
+    user_id: str = parameter(help="user id of the picks")
+    session_id: str = parameter(help="session id of the picks")
+    voxel_size: float = parameter(help="voxel size in Å of the tomograms the coordinates are for")
+    out: str = parameter(help="output CSV (one run) or folder receiving <run>.csv per run")
 
 
 @dataclass(kw_only=True)
@@ -276,9 +296,37 @@ class ModelInfoJob:
     json: str | None = parameter(None, help="also write the JSON to this file")
 
 
+@dataclass(kw_only=True)
+class FilterContextJob:
+    step: ClassVar[str] = "filter-context"
+
+    coords: str = parameter(help="coordinate table of any picker (CSV x,y,z in 0-based voxels of its tomogram; "
+                                 "every other column is kept)")
+    context: str = parameter(help="context mask (MRC) of the same tomogram, at any binning: voxels above 0 are the "
+                                  "context (a binary mask, or every label of a label map)")
+    mode: str = parameter(CONTEXT_MODES[0], choices=CONTEXT_MODES,
+                          help="intersection: keep the points in the mask; contact: in the mask or within the "
+                               "distance of it; colocalization: within the distance of the mask's surface, inside "
+                               "or outside (at a compartment's border, on or beside a membrane; points deep inside "
+                               "are rejected) (default %(default)s)")
+    distance_angstrom: float = parameter(0.0, help="distance in Å for contact and colocalization (not used by "
+                                                   "intersection; default %(default)s)")
+    out: str = parameter(help="CSV of the kept coordinates (all columns, input order)")
+    rejected: str | None = parameter(None, help="also write the rejected coordinates here (kept and rejected are "
+                                                "the input rows)")
+    tomogram: str | None = parameter(None, help="the coordinates' tomogram (only its header is read): the mask must "
+                                                "cover its extent")
+    voxel_size: float | None = parameter(None, help="voxel size in Å of the coordinates (and their tomogram) "
+                                                    "(default: the table's '# voxel_size_angstrom' line, else the "
+                                                    "tomogram's header, else the mask's)")
+    context_voxel_size: float | None = parameter(None, help="voxel size in Å of the mask (default: its header, else "
+                                                            "the coordinates')")
+
+
 #: The job class of each ``deepict`` subcommand.
 JOB_CLASSES = {cls.step: cls for cls in (Train3DJob, PickJob, Segment3DJob, ImportModelJob, Train2DJob, Segment2DJob,
-                                         SpectrumJob, EqualizeJob, EvaluateJob, ExportJob, ModelInfoJob)}
+                                         SpectrumJob, EqualizeJob, EvaluateJob, ExportJob, ModelInfoJob,
+                                         FilterContextJob, ImportPicksJob)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,5 +500,5 @@ def _wrong_type(path, where, value, expected) -> InputFileError:
 
 __all__ = ["FORMAT_VERSION", "JOB_CLASSES", "InferenceOptions", "PostprocessOptions", "Train3DJob", "PickJob",
            "Segment3DJob", "ImportModelJob", "Train2DJob", "Segment2DJob", "SpectrumJob", "EqualizeJob",
-           "EvaluateJob", "ExportJob", "ModelInfoJob", "device_path", "runs_network", "set_device", "job_to_dict",
-           "write_job", "read_job"]
+           "EvaluateJob", "ExportJob", "ModelInfoJob", "FilterContextJob", "ImportPicksJob", "device_path", "runs_network", "set_device",
+           "job_to_dict", "write_job", "read_job"]
