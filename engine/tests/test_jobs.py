@@ -32,6 +32,9 @@ REQUIRED = {
     "evaluate": {},
     "export": {"coords": ["p.csv"], "tomogram": ["t.mrc"], "format": "relion4", "out": "p.star"},
     "model-info": {"model": "m.pt"},
+    "filter-context": {"coords": "p.csv", "context": "c.mrc", "out": "k.csv"},
+    "import-picks": {"copick": "copick_config.json", "run": ["TS_01"], "object": "ribosome", "user_id": "u",
+                     "session_id": "0", "voxel_size": 13.48, "out": "p.csv"},
 }
 
 
