@@ -19,6 +19,6 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["deepict", "deepict.*"]),
     install_requires=["numpy>=1.24", "scipy>=1.10", "mrcfile>=1.4", "emtable>=0.0.14"],
-    extras_require={"torch": ["torch>=2.1"], "test": ["pytest"]},
+    extras_require={"torch": ["torch>=2.1"], "test": ["pytest"], "zarr": ["zarr>=2.16"]},
     entry_points={"console_scripts": ["deepict = deepict.cli.main:main"]},
 )

@@ -1,4 +1,4 @@
-"""``deepict export``: picks to RELION 4 / RELION 5 / Warp / Dynamo / DeePiCt motl files."""
+"""``deepict export``: picks to RELION 4 / RELION 5 / Warp / Dynamo / DeePiCt motl files or a copick project."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from deepict.errors import ParameterError
 from deepict.io import check_coordinates_in_volume, read_coordinates
 from deepict.io.outputs import FILE_OR_FOLDER, claimed_outputs
 from deepict import formats as export
+from deepict.formats import copick
 from deepict.jobs import ExportJob
 from deepict.cli.options import add_command, add_parameter
 
@@ -47,6 +48,13 @@ Formats and what --out is:
            given tomograms, the .tbl is in their voxels: another --output-pixel-size is refused.
   motl     DeePiCt 20-column CSV (1 score, 4 index, 8-10 x y z, 20 class); --out is a .csv file
            for a single tomogram, otherwise a folder receiving <tsId>.csv per tomogram.
+  copick   a copick project (the CZ cryo-ET data portal's format): --out is its config JSON or its
+           folder (copick_config.json there; created when missing, with the folder as overlay root).
+           Each tomogram's picks go to run <tsId>, file ExperimentRuns/<tsId>/Picks/
+           <user>_<session>_<object>.json (--copick-user-id, --copick-session-id; all picks to
+           --copick-object, or one object per class name), points in Å (voxel * voxel size),
+           identity orientations, scores kept; a missing object is added to the config (a particle,
+           radius --copick-radius Å). Read back with `deepict import-picks`.
 
 --output-pixel-size rescales to another sampling (e.g. the unbinned tilt-series pixel size for
 RELION): x_out = x * tomogram voxel size / output pixel size, the convention Scipion applies to
@@ -63,6 +71,8 @@ examples:
   deepict export --coords a.csv b.csv --tomogram a.mrc b.mrc --format warp --out warp_particles/
   deepict export --coords picks.csv --tomogram tomo_bin4.mrc --tomo-name TS_01 --format dynamo \\
       --out particles.tbl
+  deepict export --coords TS_01_picks.csv --tomogram TS_01.mrc --format copick --out my_project/ \\
+      --copick-object ribosome --copick-user-id deepict --copick-session-id 0
 """
 
 
@@ -77,6 +87,10 @@ def register(subparsers) -> None:
     add_parameter(parser, ExportJob, "output_pixel_size", "--output-pixel-size", type=float, metavar="Å")
     add_parameter(parser, ExportJob, "tomo_name", "--tomo-name", action="extend", nargs="+", metavar="TSID")
     add_parameter(parser, ExportJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
+    add_parameter(parser, ExportJob, "copick_object", "--copick-object", metavar="NAME")
+    add_parameter(parser, ExportJob, "copick_user_id", "--copick-user-id", metavar="ID")
+    add_parameter(parser, ExportJob, "copick_session_id", "--copick-session-id", metavar="ID")
+    add_parameter(parser, ExportJob, "copick_radius", "--copick-radius", type=float, metavar="Å")
 
 
 def run(job: ExportJob) -> int:
@@ -91,6 +105,8 @@ def run(job: ExportJob) -> int:
     if job.voxel_size is not None and not job.voxel_size > 0:
         raise ParameterError(f"--voxel-size must be > 0 Å, got {job.voxel_size}.")
     export.check_output_pixel_size(job.output_pixel_size)
+    if job.format == copick.COPICK_FORMAT and job.output_pixel_size is not None:
+        raise ParameterError("copick picks are in Å: --output-pixel-size does not apply to --format copick.")
     picks = []
     for coords_path, tomogram_path, name in zip(job.coords, job.tomogram, names):
         tomogram = export.TomogramInfo.from_volume(tomogram_path, name=name, voxel_size=job.voxel_size)
@@ -102,6 +118,12 @@ def run(job: ExportJob) -> int:
                 f"{tomogram.voxel_size:g} Å/voxel: pair each coordinate file with the tomogram it was picked on "
                 "(or fix the header with --voxel-size).")
         picks.append(export.PickedTomogram(tomogram, coords))
+    if job.format == copick.COPICK_FORMAT:
+        files = copick.write_project(job.out, picks, job.copick_object, job.copick_user_id, job.copick_session_id,
+                                     radius=job.copick_radius)
+        print(json.dumps({"format": job.format, "files": [str(f) for f in files], "config": str(copick.config_path(
+            job.out)), "particles": int(sum(len(c) for _, c in picks)), "tomograms": len(picks)}, indent=2))
+        return 0
     with claimed_outputs(("--out", job.out, FILE_OR_FOLDER)):
         files = export.export_coordinates(job.format, job.out, picks, output_pixel_size=job.output_pixel_size)
     classes = export.class_name_map(picks) if export.carries_classes(job.format) else None
