@@ -9,3 +9,5 @@ from .protocol_export import ProtDeepictExport
 from .protocol_evaluate import ProtDeepictEvaluate
 from .protocol_segment2d import ProtDeepictSegment2D
 from .protocol_train2d import ProtDeepictTrain2D
+from .protocol_copick import ProtDeepictCopickExport, ProtDeepictCopickImport
+from .protocol_filter_context import ProtDeepictFilterContext
