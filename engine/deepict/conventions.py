@@ -35,6 +35,23 @@ def fits_model_voxel_size(size: float, model_size: float) -> bool:
     return voxel_size_difference(size, model_size) <= MODEL_VOXEL_SIZE_TOLERANCE
 
 
+#: Largest factor (either way) by which a tomogram is rescaled to a model's voxel size on the fly:
+#: beyond it, a 4x-binned tomogram has lost the detail the model looks for (or an upsampled one is
+#: mostly interpolation, 64x the voxels).
+MAX_RESCALE_FACTOR = 4.0
+
+
+def rescale_factor(size: float, target_size: float) -> float:
+    """How many times larger a tomogram's extent in voxels becomes when rescaled from ``size`` to ``target_size`` Å."""
+    return size / target_size
+
+
+def rescale_within_limit(size: float, target_size: float) -> bool:
+    """Whether rescaling from ``size`` to ``target_size`` Å stays within :data:`MAX_RESCALE_FACTOR` either way."""
+    factor = rescale_factor(size, target_size)
+    return 1.0 / MAX_RESCALE_FACTOR <= factor <= MAX_RESCALE_FACTOR
+
+
 # --------------------------------------------------------------------------------------------
 # Coordinate tables and spectrum tables
 # --------------------------------------------------------------------------------------------

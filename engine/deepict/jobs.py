@@ -55,8 +55,10 @@ class InferenceOptions:
     batch_size: int = parameter(2, help="boxes per forward pass (default %(default)s)")
     device: str = device_parameter()
     voxel_size: float | None = parameter(None, help="voxel size of the tomogram in Å (default: its header)")
-    ignore_voxel_size: bool = parameter(False, help="apply the model even if the tomogram's voxel size differs "
-                                                    "from the model's")
+    ignore_voxel_size: bool = parameter(False, help="apply the model to the tomogram as it is even if its voxel "
+                                                    "size differs from the model's (by default a tomogram more "
+                                                    "than 5%% off is rescaled to the model's voxel size, up to 4x "
+                                                    "either way, and the results given back at its own)")
     equalize: str = parameter("auto", choices=EQUALIZE_MODES,
                               help="equalize the tomogram to the model's reference spectrum (and low-pass) before "
                                    "prediction: auto = if the model stores one (trained with --spectrum-reference), "
@@ -70,8 +72,10 @@ class PostprocessOptions:
     """How a 3D probability map becomes clusters; ``None`` takes the model's suggestion."""
 
     threshold: float | None = parameter(None, help="probability threshold (voxels with p > t are kept)")
-    min_size: int | None = parameter(None, help="smallest cluster in voxels")
-    max_size: int | None = parameter(None, help="largest cluster in voxels (default: no limit)")
+    min_size: int | None = parameter(None, help="smallest cluster in voxels of the input tomogram (also when it "
+                                                "is rescaled to the model's voxel size)")
+    max_size: int | None = parameter(None, help="largest cluster in voxels of the input tomogram (default: no "
+                                                "limit)")
     connectivity: int = parameter(1, choices=(1, 2, 3), help="voxel neighbourhood of a cluster: 1 faces, 2 edges, "
                                                              "3 corners (default %(default)s)")
     border: list[int] = parameter(factory=lambda: [0], help="ignore this many voxels at each face (one value, or "
@@ -134,8 +138,8 @@ class PickJob(_ApplyModel3D):
 
     tomogram: str = parameter(help="tomogram (MRC) to pick particles in")
     out: str = parameter(help="picks CSV to write")
-    min_distance: float | None = parameter(None, help="merge picks closer than this (voxels; default: the training "
-                                                      "sphere radius)")
+    min_distance: float | None = parameter(None, help="merge picks closer than this (voxels of the input tomogram; "
+                                                      "default: the training sphere radius)")
 
 
 @dataclass(kw_only=True)

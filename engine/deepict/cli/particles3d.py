@@ -183,15 +183,16 @@ def run_train3d(job: Train3DJob) -> int:
 def _cluster_parameters(job):
     """The post-processing parameters, checked before any inference (the engine checks them only afterwards)."""
     from deepict.nn.model_files import read_model_info
-    from deepict.infer.picking import resolve_cluster_parameters
+    from deepict.infer.picking import resolve_cluster_parameters, tomogram_voxel_scale
     if job.class_name is not None and not job.class_name.strip():
         raise ParameterError("--class-name is empty: give one of the model's classes (deepict model-info lists them)")
     min_distance = getattr(job, "min_distance", None)  # pick only
     if min_distance is not None and not min_distance >= 0:
         raise ParameterError(f"--min-distance must be 0 or more voxels, got {min_distance:g}")
     options = job.postprocess
+    info = read_model_info(job.model)
     parameters = resolve_cluster_parameters(
-        read_model_info(job.model), threshold=options.threshold, min_size=options.min_size,
+        info, voxel_scale=tomogram_voxel_scale(info, job.tomogram, job.inference), threshold=options.threshold, min_size=options.min_size,
         max_size=options.max_size, connectivity=options.connectivity,
         border=options.border if len(options.border) == 3 else options.border[0],
         context_mode=options.context_mode, context_distance=options.context_distance)

@@ -8,6 +8,14 @@ A model trained on spectrum-equalized tomograms stores its reference spectrum
 (``ModelInfo.spectrum``, see :func:`spectrum_record`); the tomogram is then equalized to it on the
 fly before prediction (``InferenceOptions.equalize``: ``auto`` = when the model has a spectrum),
 streamed to a temporary file next to the output that is deleted afterwards.
+
+A tomogram whose voxel size lies beyond the model's tolerance is rescaled to the model's voxel size
+first (:mod:`.rescale`, streamed to the same scratch folder), and the probability map is resampled
+back to the tomogram's own grid before it is thresholded and clustered: picks, masks and maps are in
+the tomogram's voxels, and so are the post-processing sizes and distances (the model's suggested
+defaults, in its own voxels, are converted by :func:`voxel_scale`). Spectral resampling of the smooth
+probability map, then thresholding, keeps the clusters' shapes and centroids at sub-voxel precision,
+which thresholding first and taking the nearest voxel would not.
 """
 
 from __future__ import annotations
@@ -16,14 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from deepict.conventions import CLASS_COLUMN, EQUALIZE_MODES, SCORE_COLUMN
+from deepict.conventions import CLASS_COLUMN, EQUALIZE_MODES, SCORE_COLUMN, rescale_factor
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
 from deepict.nn.model_files import KIND_3D, ModelInfo, load_model
 from deepict.infer.clusters import ClusterParameters, Clusters, find_clusters, remove_duplicates
 from deepict.infer.sliding_window import predict_tomogram, window_count
-from deepict.infer.voxel_size import check_model_voxel_size
+from deepict.infer.rescale import resample_volume, rescaled_shape
+from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, rescale_target
 from deepict.jobs import InferenceOptions  # declared with the pick and segment3d jobs
 from deepict.progress import Progress
 from deepict.train.state import incomplete_training_warning
@@ -95,35 +104,80 @@ def _equalize_to_model(info: ModelInfo, model_path, tomogram, voxel_size: float,
 
 def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None, options: InferenceOptions,
                     log=print) -> tuple[ModelInfo, float]:
-    """Write the probability map of one class of a 3D model for a tomogram; returns (info, voxel size)."""
+    """Write the probability map of one class of a 3D model for a tomogram; returns (info, voxel size).
+
+    The map has the tomogram's shape and voxel size, also when the tomogram is rescaled to the
+    model's voxel size for the prediction.
+    """
     network, info = load_model(model_path, kind=KIND_3D)
     volume = read_volume(tomogram_path)
-    voxel_size = options.voxel_size or volume.voxel_size or info.voxel_size or 1.0
-    check_model_voxel_size(options.voxel_size or volume.voxel_size, info.voxel_size, tomogram_path, model_path,
+    known_voxel_size = options.voxel_size or volume.voxel_size
+    voxel_size = known_voxel_size or info.voxel_size or 1.0
+    check_model_voxel_size(known_voxel_size, info.voxel_size, tomogram_path, model_path,
                            ignore=options.ignore_voxel_size)
+    target = rescale_target(known_voxel_size, info.voxel_size, ignore=options.ignore_voxel_size)
     channel = info.class_index(class_name)
     for warning in (info.spectrum_warning(), incomplete_training_warning(info.training)):
         if warning:
             log(f"warning: {model_path}: {warning}")
     device = select_device(options.device)
-    scratch = None
+    input_shape = tuple(volume.data.shape)
+    name = Path(tomogram_path).name
+    # Next to the output (same file system, cleaned up even on errors), not in /tmp.
+    scratch = scratch_directory(out_path)
     try:
+        folder = Path(scratch.name)
+        network_voxel_size = voxel_size
+        if target:
+            shape = rescaled_shape(input_shape, rescale_factor(known_voxel_size, target))
+            _check_rescaled_extent(info, shape, tomogram_path, known_voxel_size, target)
+            log(rescale_line(tomogram_path, known_voxel_size, target, input_shape, shape))
+            resample_volume(volume.data, shape, folder / "rescaled.mrc", target, label=f"rescaling {name}", log=log)
+            volume = read_volume(folder / "rescaled.mrc", check_finite=False)
+            network_voxel_size = target
         if should_equalize(info, options.equalize, model_path):
-            # Next to the output (same file system, cleaned up even on errors), not in /tmp.
-            scratch = scratch_directory(out_path)
-            equalized = Path(scratch.name) / "equalized.mrc"
-            _equalize_to_model(info, model_path, volume.data, voxel_size, tomogram_path, equalized, log)
-            volume = read_volume(equalized, check_finite=False)
-        with volume_writer(out_path, volume.data.shape, np.float32, voxel_size) as write:
+            _equalize_to_model(info, model_path, volume.data, network_voxel_size, tomogram_path,
+                               folder / "equalized.mrc", log)
+            volume = read_volume(folder / "equalized.mrc", check_finite=False)
+        map_path = folder / "probability_rescaled.mrc" if target else out_path
+        with volume_writer(map_path, volume.data.shape, np.float32, network_voxel_size) as write:
             predict_tomogram(network, volume.data, lambda z0, probs: write(z0, probs[0]), channels=[channel],
                              window=options.window, margin=options.margin, batch_size=options.batch_size,
-                             device=device, progress=Progress(f"predicting {Path(tomogram_path).name}", window_count(
+                             device=device, progress=Progress(f"predicting {name}", window_count(
                                  volume.data.shape, options.window, options.margin), "windows", log))
+        if target:
+            del volume
+            resample_volume(read_volume(map_path, check_finite=False).data, input_shape, out_path, voxel_size,
+                            label=f"probability map of {name} back to {voxel_size:g} Å", clip=(0.0, 1.0), log=log)
     finally:
-        if scratch is not None:
-            del volume  # release the memory map of the temporary file before deleting it
-            scratch.cleanup()
+        volume = None  # release the memory maps of the temporary files before deleting them
+        scratch.cleanup()
     return info, voxel_size
+
+
+def _check_rescaled_extent(info: ModelInfo, shape_zyx, tomogram_path, voxel_size: float, target: float) -> None:
+    """Refuse a tomogram that, rescaled, is smaller than one box of the network along some axis."""
+    box = int(info.patch_size or 0)
+    if box and min(shape_zyx) < box:
+        raise InputFileError(
+            tomogram_path, f"rescaled from {voxel_size:g} Å to the model's {target:g} Å it measures "
+                           f"{'x'.join(str(n) for n in shape_zyx[::-1])} voxels (x, y, z), smaller than the "
+                           f"network's {box}-voxel box",
+            "Give a larger tomogram (or a larger crop of it), or train a model at a voxel size nearer to the "
+            "tomogram's.")
+
+
+def voxel_scale(info: ModelInfo, tomogram_voxel_size: float | None, options: InferenceOptions | None) -> float:
+    """How many of the tomogram's voxels one of the model's voxels spans (1 when it is not rescaled)."""
+    options = options or InferenceOptions()
+    known = options.voxel_size or tomogram_voxel_size
+    target = rescale_target(known, info.voxel_size, ignore=options.ignore_voxel_size)
+    return target / known if target else 1.0
+
+
+def tomogram_voxel_scale(info: ModelInfo, tomogram_path, options: InferenceOptions | None) -> float:
+    """:func:`voxel_scale` for a tomogram file (its header's voxel size)."""
+    return voxel_scale(info, read_volume(tomogram_path, check_finite=False).voxel_size, options)
 
 
 def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=None, voxel_size=None) -> Clusters:
@@ -153,7 +207,8 @@ def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterPar
     map_path, scratch = _map_path(probability_map, out_path)
     try:
         info, voxel_size = predict_to_file(model_path, tomogram_path, map_path, class_name, options, log)
-        params = params or ClusterParameters(**_model_defaults(info))
+        params = params or ClusterParameters(**_model_defaults(info, tomogram_voxel_scale(info, tomogram_path,
+                                                                                           options)))
         clusters = _cluster_map(map_path, params, context_path, mask_out=mask_out, voxel_size=voxel_size)
     finally:
         if scratch:
@@ -175,8 +230,9 @@ def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters
     info, voxel_size, clusters = _predict_and_cluster(model_path, tomogram_path, out_csv, params, class_name,
                                                       context_path, probability_map, options, log)
     name = info.classes[info.class_index(class_name)]
-    keep = remove_duplicates(clusters.xyz, clusters.mean_probability,
-                             min_distance if min_distance is not None else _default_min_distance(info, name))
+    if min_distance is None:
+        min_distance = _default_min_distance(info, name) * tomogram_voxel_scale(info, tomogram_path, options)
+    keep = remove_duplicates(clusters.xyz, clusters.mean_probability, min_distance)
     table = CoordinateTable(clusters.xyz[keep], {SCORE_COLUMN: clusters.mean_probability[keep],
                                                  "size": clusters.size[keep],
                                                  CLASS_COLUMN: np.array([name] * len(keep), dtype=object)},
@@ -196,9 +252,15 @@ def segment_structures(model_path, tomogram_path, out_mask, params: ClusterParam
     return clusters
 
 
-def _model_defaults(info: ModelInfo) -> dict:
+def _model_defaults(info: ModelInfo, scale: float = 1.0) -> dict:
+    """The model's suggested post-processing, its sizes (in the model's voxels) converted to voxels ``scale``
+    times smaller (:func:`voxel_scale`)."""
     defaults = {"threshold": 0.5, "min_size": 1, "max_size": None}
     defaults.update({k: v for k, v in info.postprocess.items() if k in defaults})
+    volume_scale = scale ** 3
+    defaults["min_size"] = max(1, int(round(defaults["min_size"] * volume_scale)))
+    if defaults["max_size"] is not None:
+        defaults["max_size"] = max(defaults["min_size"], int(round(defaults["max_size"] * volume_scale)))
     return defaults
 
 
@@ -208,9 +270,11 @@ def _default_min_distance(info: ModelInfo, class_name: str) -> float:
 
 
 def resolve_cluster_parameters(info: ModelInfo, threshold=None, min_size=None, max_size=None, connectivity=1,
-                               border=0, context_mode="intersection", context_distance=0.0) -> ClusterParameters:
-    """Cluster parameters: explicit values, else the model's suggested defaults."""
-    defaults = _model_defaults(info)
+                               border=0, context_mode="intersection", context_distance=0.0,
+                               voxel_scale: float = 1.0) -> ClusterParameters:
+    """Cluster parameters: explicit values (in the tomogram's voxels), else the model's suggested defaults
+    (converted to the tomogram's voxels by ``voxel_scale``, see :func:`voxel_scale`)."""
+    defaults = _model_defaults(info, voxel_scale)
     border_xyz = tuple(border) if isinstance(border, (list, tuple)) else (border,) * 3
     if len(border_xyz) != 3:
         raise ParameterError("give the border as one value or three (x y z)")

@@ -106,19 +106,35 @@ def test_import_model_without_voxel_size_fails_cleanly(tmp_path, capsys):
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_wrong_voxel_size_is_refused(trained_model, phantom_files, tmp_path, capsys):
+def test_other_voxel_size_is_rescaled_and_too_far_is_refused(trained_model, phantom_files, tmp_path, capsys):
     data = read_volume(phantom_files["tomogram"]).data
-    other = tmp_path / "bin2.mrc"
+    other = tmp_path / "half.mrc"
     write_volume(other, np.asarray(data), VOXEL / 2)
-    picks = tmp_path / "picks.csv"
-    code = main(["pick", "--model", str(trained_model), "--tomogram", str(other), "--out", str(picks)] + INFERENCE)
-    assert code == 2
-    error = capsys.readouterr().err
-    assert "deepict pick: error:" in error and "bin2.mrc" in error and "6.74" in error and "13.48" in error
-    assert not picks.exists()
-    # --ignore-voxel-size overrides the check.
+    picks, probability = tmp_path / "picks.csv", tmp_path / "p.mrc"
     assert main(["pick", "--model", str(trained_model), "--tomogram", str(other), "--out", str(picks),
+                 "--probability-map", str(probability)] + INFERENCE) == 0
+    out = capsys.readouterr().out
+    assert "rescaling" in out and "from 6.74 Å to the model's 13.48 Å" in out and "factor 0.5" in out
+    assert read_coordinates(picks).voxel_size == pytest.approx(VOXEL / 2)
+    result = read_volume(probability)
+    assert result.data.shape == data.shape and result.voxel_size == pytest.approx(VOXEL / 2)
+    # Beyond 4x either way: refused with the fix.
+    far = tmp_path / "far.mrc"
+    write_volume(far, np.asarray(data), VOXEL / 5)
+    assert main(["pick", "--model", str(trained_model), "--tomogram", str(far), "--out", str(picks)]
+                + INFERENCE) == 2
+    error = capsys.readouterr().err
+    assert "deepict pick: error:" in error and "far.mrc" in error and "2.696" in error and "4x" in error
+    # Rescaled smaller than the network's 16-voxel box: refused.
+    coarse = tmp_path / "fine.mrc"
+    write_volume(coarse, np.asarray(data), VOXEL / 3)
+    assert main(["pick", "--model", str(trained_model), "--tomogram", str(coarse), "--out", str(picks)]
+                + INFERENCE) == 2
+    assert "box" in capsys.readouterr().err
+    # --ignore-voxel-size applies the model as is.
+    assert main(["pick", "--model", str(trained_model), "--tomogram", str(far), "--out", str(picks),
                  "--ignore-voxel-size"] + INFERENCE) == 0
+    assert "rescaling" not in capsys.readouterr().out
 
 
 def test_bad_inputs_exit_with_code_2(trained_model, phantom_files, tmp_path, capsys):
