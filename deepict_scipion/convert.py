@@ -82,24 +82,30 @@ def newTomoMask(tomo, fileName):
     return mask
 
 
+#: Column of a coordinate table written by :meth:`CoordinateGroup.table` holding each coordinate's
+#: Scipion id, so that a table the engine splits or filters leads back to the coordinates themselves.
+COORDINATE_ID_COLUMN = "scipion_id"
+
+
 class CoordinateGroup:
-    """The coordinates of one tomogram: BOTTOM_LEFT voxels, scores and group ids (class labels)."""
+    """The coordinates of one tomogram: BOTTOM_LEFT voxels, scores, group ids (class labels) and Scipion ids."""
 
     def __init__(self, tomogram):
         self.tomogram = tomogram
         self.key = tomogramKey(tomogram)
-        self.xyz, self.scores, self.groups = [], [], []
+        self.xyz, self.scores, self.groups, self.ids = [], [], [], []
 
     def add(self, coord):
         self.xyz.append(coord.getPosition(BOTTOM_LEFT_CORNER))
         self.scores.append(coord.getScore() or 0.0)
         self.groups.append(coord.getGroupId() or 0)
+        self.ids.append(coord.getObjId())
 
     def __len__(self):
         return len(self.xyz)
 
-    def table(self, voxelSize, scale=1.0, withClass=True):
-        """A CoordinateTable (x, y, z, score[, class]) in voxels multiplied by ``scale``.
+    def table(self, voxelSize, scale=1.0, withClass=True, withIds=False):
+        """A CoordinateTable (x, y, z, score[, class][, Scipion id]) in voxels multiplied by ``scale``.
 
         The class is the group id, 1 for coordinates without one (0), as reliontomo does for
         ``rlnTomoManifoldIndex``.
@@ -108,6 +114,8 @@ class CoordinateGroup:
         columns = {SCORE_COLUMN: np.array(self.scores, dtype=float)}
         if withClass:
             columns[CLASS_COLUMN] = np.array([g if g else 1 for g in self.groups], dtype=int)
+        if withIds:
+            columns[COORDINATE_ID_COLUMN] = np.array(self.ids, dtype=int)
         return CoordinateTable(xyz, columns, voxelSize)
 
 
