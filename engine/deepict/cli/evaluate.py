@@ -22,7 +22,8 @@ within --radius voxels. Predictions are processed by descending score (file orde
 score column), each taking the nearest unmatched truth within the radius; a second pick on an
 already matched particle is a false positive. Reports TP/FP/FN, precision, recall, F1 and F-beta
 (beta = 4, recall-weighted: the CZII cryo-ET challenge's metric, (1+b^2)PR/(b^2 P+R); the challenge's
-tolerance is half the particle radius, give it as --radius) of the whole list, and AUPRC (trapezoid of precision over recall over the score threshold, starting at recall 0)
+tolerance is half the particle radius, give it as --radius) of the whole list, per class too when
+both lists have a 'class' column (each class's picks matched with that class's truth), and AUPRC (trapezoid of precision over recall over the score threshold, starting at recall 0)
 with the best F1 and its score threshold.
 
 Voxel mode: --pred-mask with --gt-mask gives the voxel F1 (Dice) of two binary masks (nonzero =
@@ -42,7 +43,8 @@ examples:
   deepict evaluate --probability-map probs.mrc --gt-mask membranes_gt.mrc --bins 2000
 
 JSON keys: "particles" {radius, n_pred, n_true, tp, fp, fn, precision, recall, f1, fbeta, beta, auprc, max_f1,
-max_f1_threshold, max_f1_n_kept, ranking}; "voxels" {dice / f1, tp, fp, fn, tn, precision, recall}
+max_f1_threshold, max_f1_n_kept, ranking[, classes {name: {n_pred, n_true, tp, fp, fn, precision, recall,
+f1, fbeta, beta}}]}; "voxels" {dice / f1, tp, fp, fn, tn, precision, recall}
 and/or {auprc, max_f1, max_f1_threshold, bins}. Exit status 2 on bad input.
 """
 

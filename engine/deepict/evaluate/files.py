@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deepict.conventions import SCORE_COLUMN, voxel_sizes_differ
+from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN, voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.evaluate import metrics
 from deepict.evaluate.pooling import write_curve_csv
@@ -33,6 +33,21 @@ def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None) -> di
     result = match.summary()
     result.update(curve.summary())
     result["ranking"] = "score" if scores is not None else "file order"
+    if CLASS_COLUMN in pred.columns and CLASS_COLUMN in truth.columns:
+        result["classes"] = _per_class(pred, truth, radius, scores)
+    return result
+
+
+def _per_class(pred, truth, radius: float, scores) -> dict:
+    """{class: counts, precision, recall, F1, F-beta} matching each class's picks with that class's truth only."""
+    pred_classes = pred.columns[CLASS_COLUMN].astype(str)
+    truth_classes = truth.columns[CLASS_COLUMN].astype(str)
+    result = {}
+    for name in sorted(set(pred_classes) | set(truth_classes)):
+        picked, true = pred_classes == name, truth_classes == name
+        match = metrics.match_particles(pred.xyz[picked], truth.xyz[true], radius=radius,
+                                        scores=None if scores is None else scores[picked])
+        result[name] = match.summary()
     return result
 
 

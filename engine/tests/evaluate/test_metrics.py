@@ -267,6 +267,24 @@ def test_cli_particle_evaluation(tmp_path, capsys):
     assert curve.read_text().splitlines()[0] == "threshold,n_kept,tp,fp,precision,recall,f1"
 
 
+def test_cli_reports_each_class_when_both_lists_have_classes(tmp_path, capsys):
+    truth = CoordinateTable(np.array([[10.0, 10, 10], [30, 30, 30], [50, 50, 50]]),
+                            {"class": np.array(["ribosome", "ribosome", "fas"], dtype=object)})
+    # the fas pick sits on a ribosome: a FP of fas (and the fas truth a FN), though any-class matching finds it
+    preds = CoordinateTable(np.array([[10.0, 10, 10], [30, 30, 30]]),
+                            {"class": np.array(["ribosome", "fas"], dtype=object), "score": np.array([2.0, 1.0])})
+    write_coordinates(tmp_path / "gt.csv", truth)
+    write_coordinates(tmp_path / "pred.csv", preds)
+    assert main(["evaluate", "--pred", str(tmp_path / "pred.csv"), "--gt", str(tmp_path / "gt.csv"),
+                 "--radius", "2"]) == 0
+    particles = json.loads(capsys.readouterr().out)["particles"]
+    assert particles["tp"] == 2
+    ribosome, fas = particles["classes"]["ribosome"], particles["classes"]["fas"]
+    assert (ribosome["tp"], ribosome["fp"], ribosome["fn"]) == (1, 0, 1)
+    assert ribosome["fbeta"] == pytest.approx(17 * 1 * 0.5 / (16 + 0.5))
+    assert (fas["tp"], fas["fp"], fas["fn"], fas["fbeta"]) == (0, 1, 1, 0.0)
+
+
 def test_cli_voxel_evaluation(tmp_path, capsys):
     rng = np.random.default_rng(5)
     truth = (rng.uniform(size=(6, 8, 10)) > 0.7).astype(np.int8)
