@@ -14,10 +14,10 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
 
+from deepict.conventions import CONTEXT_MODES
 from deepict.io import write_volume
 from deepict_scipion.convert import coordinatesByKey
 from deepict_scipion.protocols import ProtDeepictFilterContext
-from deepict.conventions import CONTEXT_MODES
 
 VOXEL = 10.0
 SHAPE = (24, 48, 48)  # z, y, x
@@ -94,7 +94,8 @@ class TestDeepictFilterContext(BaseTest):
             for coord in output.iterCoordinates():
                 original = source[coord.getObjId()]
                 self.assertEqual(coord.getTomoId(), original.getTomoId())
-                np.testing.assert_allclose(coord.getPosition(BOTTOM_LEFT_CORNER), original.getPosition(BOTTOM_LEFT_CORNER))
+                np.testing.assert_allclose(coord.getPosition(BOTTOM_LEFT_CORNER),
+                                           original.getPosition(BOTTOM_LEFT_CORNER))
                 self.assertEqual(coord.getVolume().getFileName(), original.getVolume().getFileName())
         stored = coordinatesByKey(self.coords)
         for name in NAMES:

@@ -17,7 +17,7 @@ from deepict.cli.main import main
 from deepict.conventions import CONTEXT_MODES
 from deepict.infer import context_filter
 from deepict.infer.context_filter import context_keeps, mask_voxels
-from deepict.io import CoordinateTable, read_coordinates, read_volume, write_coordinates, write_volume
+from deepict.io import CoordinateTable, Volume, read_coordinates, read_volume, write_coordinates, write_volume
 
 SHAPE = (18, 27, 23)  # z, y, x
 
@@ -59,8 +59,7 @@ def brute_force(points_xyz: np.ndarray, mask: np.ndarray, mode: str, radius: flo
     return distance <= radius
 
 
-def volume(data, voxel_size=10.0, path="mask.mrc"):
-    from deepict.io import Volume
+def volume(data, voxel_size=10.0, path="mask.mrc") -> Volume:
     return Volume(np.asarray(data), voxel_size, path)
 
 
@@ -156,7 +155,8 @@ def test_kept_and_rejected_are_exactly_the_input_rows(mode, tmp_path, capsys):
     mask = blob_mask(seed=8)
     points = np.round(random_points(200, seed=9), 2)
     write_inputs(tmp_path, mask, points, tomogram_shape=SHAPE)
-    assert run_filter(tmp_path, "--mode", mode, "--distance-angstrom", "20", "--tomogram", str(tmp_path / "tomo.mrc")) == 0
+    assert run_filter(tmp_path, "--mode", mode, "--distance-angstrom", "20",
+                      "--tomogram", str(tmp_path / "tomo.mrc")) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     source = read_coordinates(tmp_path / "picks.csv")
     kept, rejected = read_coordinates(tmp_path / "kept.csv"), read_coordinates(tmp_path / "rejected.csv")
@@ -188,7 +188,7 @@ def test_empty_coordinates_give_valid_empty_outputs(content, tmp_path, capsys):
     write_volume(tmp_path / "mask.mrc", blob_mask(), 10.0)
     (tmp_path / "picks.csv").write_text(content)
     assert run_filter(tmp_path, "--mode", "colocalization", "--distance-angstrom", "10") == 0
-    assert json.loads(capsys.readouterr().out)[("kept")] == 0
+    assert json.loads(capsys.readouterr().out)["kept"] == 0
     for name in ("kept.csv", "rejected.csv"):
         assert len(read_coordinates(tmp_path / name)) == 0
 
