@@ -15,7 +15,8 @@ from tomo.objects import SetOfTomoMasks
 from tomo.protocols import ProtTomoBase
 
 from deepict import jobs
-from deepict.conventions import CONTEXT_MODES, fits_model_voxel_size, voxel_sizes_differ
+from deepict.conventions import (CONTEXT_MODES, MAX_RESCALE_FACTOR, fits_model_voxel_size, rescale_factor,
+                                  rescale_within_limit, voxel_sizes_differ)
 from deepict.errors import DeepictError
 from deepict.infer.clusters import ClusterParameters
 from deepict.parameters import choices_of, default_of, option_help
@@ -149,12 +150,26 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         return []
 
     def _validateModelSampling(self, model, tomograms, label="input tomograms"):
+        """Tomograms off the model's voxel size are rescaled by the engine, within MAX_RESCALE_FACTOR either way."""
         modelSize, tomoSize = model.getVoxelSize(), tomograms.getSamplingRate()
-        if modelSize and tomoSize and not fits_model_voxel_size(tomoSize, modelSize):
-            return [f"The model was trained at {modelSize:.2f} Å/voxel but the {label} have {tomoSize:.2f} Å/voxel. "
-                    f"Bin or rescale the tomograms by {modelSize / tomoSize:.3g} (e.g. with an IMOD or Xmipp "
-                    "resize protocol), or train a model at this voxel size."]
+        if modelSize and tomoSize and not rescale_within_limit(tomoSize, modelSize):
+            return [f"The model was trained at {modelSize:.2f} Å/voxel but the {label} have {tomoSize:.2f} Å/voxel: "
+                    f"a rescale by {rescale_factor(tomoSize, modelSize):.3g}, more than the {MAX_RESCALE_FACTOR:g}x "
+                    f"DeePiCt does on the fly. Bin or rescale the tomograms to within {MAX_RESCALE_FACTOR:g}x of "
+                    f"{modelSize:.2f} Å/voxel first (e.g. with an IMOD or Xmipp resize protocol), or train a model "
+                    "at this voxel size."]
         return []
+
+    def _rescaleSummary(self, model, tomograms):
+        """The summary line saying that the tomograms are rescaled to the model's voxel size (or nothing)."""
+        if model is None or tomograms is None:
+            return []
+        modelSize, tomoSize = model.getVoxelSize(), tomograms.getSamplingRate()
+        if not modelSize or not tomoSize or fits_model_voxel_size(tomoSize, modelSize):
+            return []
+        return [f"The tomograms ({tomoSize:.2f} Å/voxel) are rescaled to the model's {modelSize:.2f} Å/voxel for the "
+                f"network (factor {rescale_factor(tomoSize, modelSize):.3g}); the results are at the tomograms' own "
+                "sampling rate."]
 
     def _validateMasksFor(self, masks, tomograms, label):
         """Masks must have their tomogram's sampling rate, and every tomogram needs one."""

@@ -84,7 +84,7 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         warning = model and published_spectrum_warning(model.getSource(), model.hasSpectrum())
         if warning:
             summary.append(f"Warning: {warning}")
-        return summary
+        return summary + self._rescaleSummary(model, self.inputTomograms.get())
 
     def _methods(self):
         if not self.isFinished():

@@ -98,10 +98,11 @@ class ProtDeepictSegment2D(ProtDeepictBase):
         return errors
 
     def _summary(self):
+        rescaled = self._rescaleSummary(self.inputModel.get(), self.inputTomograms.get())
         if hasattr(self, "segmentations"):
             return [f"{self._className()} segmented in {self.segmentations.getSize()} tomograms with "
-                    f"{self.inputModel.get()}; binary masks and probability maps."]
-        return ["No segmentations yet."]
+                    f"{self.inputModel.get()}; binary masks and probability maps."] + rescaled
+        return ["No segmentations yet."] + rescaled
 
     def _methods(self):
         if not hasattr(self, "segmentations"):

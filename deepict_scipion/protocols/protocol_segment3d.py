@@ -37,10 +37,11 @@ class ProtDeepictSegment3D(ProtDeepictInferenceBase):
         self._defineResults({"segmentations": masks})
 
     def _summary(self):
+        rescaled = self._rescaleSummary(self.inputModel.get(), self.inputTomograms.get())
         if not hasattr(self, "segmentations"):
-            return ["No segmentations yet."]
+            return ["No segmentations yet."] + rescaled
         return [f"{self.segmentations.getSize()} tomograms segmented for class '{self._className()}' with "
-                f"{self.inputModel.get()}."]
+                f"{self.inputModel.get()}."] + rescaled
 
     def _methods(self):
         if not hasattr(self, "segmentations"):

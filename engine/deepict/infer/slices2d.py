@@ -24,7 +24,9 @@ from deepict.infer.compartments import DEFAULT_BATCH_SIZE, DEFAULT_CROP, DEFAULT
 from deepict.infer.normalization import tomogram_zscore
 from deepict.infer.smoothing import smooth_and_threshold_slabs
 from deepict.infer.tiling import auto_tile_size, box_starts, check_tile_geometry, pad_for_tiles
-from deepict.infer.voxel_size import check_model_voxel_size
+from deepict.conventions import rescale_factor
+from deepict.infer.rescale import resample_volume, rescaled_shape
+from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, rescale_target
 from deepict.nn.devices import select_device
 from deepict.errors import ParameterError
 from deepict.io import read_slab, read_volume, scratch_directory, slices_per_chunk, volume_writer
@@ -206,6 +208,10 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
                                      refuse_unknown=False)
     if warning:
         log(f"warning: {warning}")
+    target = rescale_target(volume.voxel_size, info.voxel_size, ignore=ignore_voxel_size)
+    if target:
+        return _segment_rescaled((network, info), volume, target, out, probability_map, threshold, sigma, batch_size,
+                                 device, z_range, tile_size, crop, log, started)
     unfinished = incomplete_training_warning(info.training)
     if unfinished:
         log(f"warning: {model if isinstance(model, (str, os.PathLike)) else 'the model'}: {unfinished}")
@@ -267,3 +273,51 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
             "shape_zyx": list(shape), "voxel_size": voxel_size, "z_range": [z0, z1], "tile_size": tile_size,
             "crop": crop, "threshold": threshold, "sigma": sigma, "positive_fraction": fraction,
             "seconds": seconds, "warning": warning}
+
+
+def _segment_rescaled(model, volume, target: float, out, probability_map, threshold: float, sigma: float,
+                      batch_size: int, device, z_range, tile_size, crop, log, started: float) -> dict:
+    """Segment a tomogram rescaled to the model's voxel size ``target``, with results at the tomogram's own.
+
+    The network's probability map is resampled back to the tomogram's grid, then smoothed along z
+    (``sigma`` is in the model's slices: converted) and thresholded there, as an unscaled tomogram is.
+    """
+    shape = tuple(int(n) for n in volume.data.shape)
+    factor = rescale_factor(volume.voxel_size, target)
+    rescaled = rescaled_shape(shape, factor)
+    z0, z1 = (0, shape[0]) if z_range is None else (int(z_range[0]), int(z_range[1]))
+    if not 0 <= z0 < z1 <= shape[0]:
+        raise ParameterError(f"z range {z0}..{z1} is not within the tomogram's {shape[0]} slices "
+                             "(give first and end slice, 0-based, end excluded)")
+    log(rescale_line(volume.path, volume.voxel_size, target, shape, rescaled))
+    name = Path(volume.path).name
+    with scratch_directory(out) as folder:
+        resample_volume(volume.data, rescaled, folder / "rescaled.mrc", target, label=f"rescaling {name}", log=log)
+        first = min(rescaled[0] - 1, int(np.floor(z0 * factor)))
+        inner_range = (first, max(first + 1, min(rescaled[0], int(np.ceil(z1 * factor)))))
+        result = segment_tomogram(model, folder / "rescaled.mrc", folder / "mask_rescaled.mrc",
+                                  probability_map=folder / "probability_rescaled.mrc", threshold=threshold,
+                                  sigma=sigma, batch_size=batch_size, device=device, z_range=inner_range,
+                                  tile_size=tile_size, crop=crop, log=log)
+        back = Path(probability_map) if probability_map is not None else folder / "probability.mrc"
+        resample_volume(read_volume(folder / "probability_rescaled.mrc", check_finite=False).data, shape, back,
+                        volume.voxel_size, label=f"probability map of {name} back to {volume.voxel_size:g} Å",
+                        clip=(0.0, 1.0), log=log)
+        probability = read_volume(back, check_finite=False).data
+        sigma_here = result["sigma"] / factor
+
+        def read(a, b, y0, y1):
+            block = read_slab(probability, a, b)[:, y0:y1]
+            block[:max(0, z0 - a)] = 0  # slices outside the asked range stay 0, as without rescaling
+            block[max(0, z1 - a):] = 0
+            return block
+
+        with volume_writer(out, shape, np.int8, volume.voxel_size) as write_mask:
+            positive = smooth_and_threshold_slabs(read, shape, sigma_here, result["threshold"], write_mask)
+        del probability
+    fraction = positive / float(np.prod(shape))
+    log(f"wrote {out} at {volume.voxel_size:g} Å ({100 * fraction:.1f}% of the voxels positive)")
+    return {**result, "mask": str(out), "probability_map": str(probability_map) if probability_map else None,
+            "shape_zyx": list(shape), "voxel_size": volume.voxel_size, "z_range": [z0, z1],
+            "positive_fraction": fraction, "seconds": time.time() - started, "rescaled_from": volume.voxel_size,
+            "rescaled_to": target, "warning": None}

@@ -295,7 +295,7 @@ def inf_map(world, tmp):
 
 
 def binned_tomogram(world, tmp):
-    return tomogram_like(world, tmp / "bin8.mrc", voxel_size=2 * VOXEL)
+    return tomogram_like(world, tmp / "bin8.mrc", voxel_size=5 * VOXEL)  # beyond the 4x rescaled on the fly
 
 
 def coords_at_other_voxel_size(world, tmp):
@@ -399,7 +399,7 @@ REFUSALS = [
     ("passes", nan_tomogram, pick_tomogram, ["NaN", "replace the bad voxels"]),
     ("passes", nan_tomogram, train_tomogram, ["NaN", "replace the bad voxels"]),
     ("passes", inf_map, evaluate_probability, ["infinite"]),
-    ("passes", binned_tomogram, pick_tomogram, ["26.96", "rescale"]),
+    ("passes", binned_tomogram, pick_tomogram, ["67.4", "more than the 4x", "binvol"]),
     ("passes", coords_at_other_voxel_size, train_coords, ["26.96", "scale the coordinates"]),
     ("passes", missing, pick_tomogram, ["not found"]),
     ("passes", missing, evaluate_gt, ["not found"]),

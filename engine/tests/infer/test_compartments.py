@@ -15,6 +15,7 @@ from deepict import io
 from deepict.infer import slices2d as predict2d
 from deepict.infer import smoothing
 from deepict.infer.masks import binary_mask, parse_remap, remap_labels
+from deepict.infer.rescale import resample_array, rescaled_shape
 from deepict.infer.smoothing import smooth_and_threshold, smooth_and_threshold_slabs
 from deepict.infer.tiling import auto_tile_size, box_starts
 from deepict.errors import InputFileError, ParameterError
@@ -306,12 +307,35 @@ def test_3d_model_and_voxel_size_mismatch_are_refused(data, trained, tmp_path):
     with pytest.raises(InputFileError, match="3D model"):
         segment_tomogram(model3d, paths["t2"], tmp_path / "m.mrc", device=CPU, log=None)
     binned = tmp_path / "binned.mrc"
-    write_volume(binned, read_volume(paths["t2"]).data, 2 * VOXEL)
-    with pytest.raises(InputFileError, match="[Rr]escale or bin"):
+    write_volume(binned, read_volume(paths["t2"]).data, 5 * VOXEL)
+    with pytest.raises(InputFileError, match="more than the 4x"):
         segment_tomogram(trained[0], binned, tmp_path / "m.mrc", device=CPU, log=None)
     assert not (tmp_path / "m.mrc").exists()
     result = segment_tomogram(trained[0], binned, tmp_path / "m.mrc", device=CPU, ignore_voxel_size=True, log=None)
-    assert "ignored" in result["warning"]
+    assert "as is" in result["warning"]
+
+
+def test_other_voxel_size_is_segmented_rescaled_at_its_own_size(data, trained, tmp_path):
+    """A tomogram at 1.5x the model's voxel size: rescaled for the network, mask and map at its own grid."""
+    _, paths = data
+    native = read_volume(paths["t2"])
+    coarse = tmp_path / "coarse.mrc"
+    shape = rescaled_shape(native.data.shape, 1 / 1.5)
+    write_volume(coarse, resample_array(native.data, shape), 1.5 * VOXEL)
+    lines = []
+    result = segment_tomogram(trained[0], coarse, tmp_path / "m.mrc", probability_map=tmp_path / "p.mrc",
+                              device=CPU, log=lines.append)
+    assert any("from 20.22 Å to the model's 13.48 Å" in line for line in lines)
+    for path, dtype in ((tmp_path / "m.mrc", np.int8), (tmp_path / "p.mrc", np.float32)):
+        volume = read_volume(path)
+        assert volume.data.shape == shape and volume.voxel_size == pytest.approx(1.5 * VOXEL)
+        assert volume.data.dtype == dtype
+    assert result["shape_zyx"] == list(shape) and result["rescaled_to"] == pytest.approx(VOXEL)
+    # The mask is the rescaled native segmentation: mostly the same voxels.
+    segment_tomogram(trained[0], paths["t2"], tmp_path / "native.mrc", device=CPU, log=None)
+    expected = resample_array(read_volume(tmp_path / "native.mrc").data, shape) > 0.5
+    agreement = np.mean(expected == (read_volume(tmp_path / "m.mrc").data > 0))
+    assert agreement > 0.9, agreement
 
 
 # --------------------------------------------------------------------------------------------
