@@ -123,7 +123,8 @@ class ProtDeepictCopickImport(ProtDeepictBase):
             keys = ", ".join(tomogramsByKey(self.inputTomograms.get()))
             errors.append(f"No run of {self.copickConfig()} named like a tomogram ({keys}) has picks of object "
                           f"'{self.objectName.get()}' by user '{self.userId.get()}', session "
-                          f"'{self.sessionId.get()}'. Runs there: {', '.join(copick.runs(self.copickConfig())) or 'none'}.")
+                          f"'{self.sessionId.get()}'. Runs there: "
+                          f"{', '.join(copick.runs(self.copickConfig())) or 'none'}.")
         return errors
 
     def _summary(self):

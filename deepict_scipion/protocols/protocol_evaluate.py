@@ -9,6 +9,7 @@ from pyworkflow.protocol import params
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 
 from deepict.conventions import voxel_sizes_differ
+from deepict.evaluate.metrics import FBETA_BETA
 from deepict.evaluate.pooling import PARTICLE_KEYS, pool_particles, pool_voxels, read_curve_csv, write_curve_csv
 from deepict.io import write_coordinates
 from deepict.jobs import EvaluateJob
@@ -277,7 +278,7 @@ class ProtDeepictEvaluate(ProtDeepictBase):
         if evaluation["mode"] == "particles":
             return [f"Picks were evaluated against ground truth by one-to-one matching within "
                     f"{evaluation['radius']:g} voxels: F1 {overall['f1']:.3f}, "
-                    f"F-beta (beta {overall['beta']:g}) {overall['fbeta']:.3f}, AUPRC {overall['auprc']:.3f} "
+                    f"F-beta (beta {FBETA_BETA:g}) {_fmt(overall.get('fbeta'))}, AUPRC {overall['auprc']:.3f} "
                     "[deTeresaTrueba2023]."]
         return [f"Segmentations were evaluated voxel-wise against ground-truth masks: "
                 + ", ".join(f"{k} {overall[k]:.3f}" for k in ("f1", "auprc") if k in overall) + "."]
@@ -297,13 +298,14 @@ def summaryLines(evaluation):
                      + (f"; ground truth rescaled x{scale:.4g} to the picks' sampling rate "
                         f"({evaluation['sampling_rate']:.2f} Å/px)" if scale != 1.0 else "") + ".")
         lines.append(f"OVERALL: precision {_fmt(overall['precision'])}, recall {_fmt(overall['recall'])}, "
-                     f"F1 {_fmt(overall['f1'])}, F{overall['beta']:g} {_fmt(overall['fbeta'])}, "
+                     f"F1 {_fmt(overall['f1'])}, F{FBETA_BETA:g} {_fmt(overall.get('fbeta'))}, "
                      f"AUPRC {_fmt(overall['auprc'])} "
                      f"(TP {overall['tp']}, FP {overall['fp']}, FN {overall['fn']}; best F1 {_fmt(overall['max_f1'])} "
                      f"at score >= {_fmt(overall['max_f1_threshold'])})")
         for key, t in evaluation["tomograms"].items():
             lines.append(f"{key}: precision {_fmt(t['precision'])}, recall {_fmt(t['recall'])}, F1 {_fmt(t['f1'])}, "
-                         f"F{overall['beta']:g} {_fmt(t['fbeta'])}, AUPRC {_fmt(t['auprc'])} (TP {t['tp']}, FP {t['fp']}, FN {t['fn']})")
+                         f"F{FBETA_BETA:g} {_fmt(t.get('fbeta'))}, AUPRC {_fmt(t['auprc'])} "
+                         f"(TP {t['tp']}, FP {t['fp']}, FN {t['fn']})")
         if evaluation.get("not_evaluated"):
             lines.append(f"Not evaluated (no ground truth): {', '.join(evaluation['not_evaluated'])}")
     else:

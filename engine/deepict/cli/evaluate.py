@@ -23,8 +23,9 @@ score column), each taking the nearest unmatched truth within the radius; a seco
 already matched particle is a false positive. Reports TP/FP/FN, precision, recall, F1 and F-beta
 (beta = 4, recall-weighted: the CZII cryo-ET challenge's metric, (1+b^2)PR/(b^2 P+R); the challenge's
 tolerance is half the particle radius, give it as --radius) of the whole list, per class too when
-both lists have a 'class' column (each class's picks matched with that class's truth), and AUPRC (trapezoid of precision over recall over the score threshold, starting at recall 0)
-with the best F1 and its score threshold.
+both lists have a 'class' column (each class's picks matched with that class's truth), and AUPRC
+(trapezoid of precision over recall over the score threshold, starting at recall 0) with the best F1
+and its score threshold.
 
 Voxel mode: --pred-mask with --gt-mask gives the voxel F1 (Dice) of two binary masks (nonzero =
 foreground); --probability-map with --gt-mask gives the voxel AUPRC of a probability map, computed
@@ -51,7 +52,8 @@ and/or {auprc, max_f1, max_f1_threshold, bins}. Exit status 2 on bad input.
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, EvaluateJob, run, help="precision / recall / F1 / F-beta / AUPRC of picks, voxel F1 and AUPRC of masks",
+        subparsers, EvaluateJob, run,
+        help="precision / recall / F1 / F-beta / AUPRC of picks, voxel F1 and AUPRC of masks",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     particles = parser.add_argument_group("particle picking")
     add_parameter(particles, EvaluateJob, "pred", "--pred", metavar="CSV")

@@ -81,7 +81,8 @@ def pool_particles(tomograms: Sequence[Mapping], curves: Sequence[Mapping]) -> t
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         f1, f_beta = _f1(precision, recall), fbeta(precision, recall)
     overall = {"n_pred": n_pred, "n_true": n_true, "tp": tp, "fp": fp, "fn": fn, "precision": precision,
-               "recall": recall, "f1": f1, "fbeta": f_beta, "beta": FBETA_BETA, "auprc": curve.auprc, "max_f1": curve.max_f1,
+               "recall": recall, "f1": f1, "fbeta": f_beta, "beta": FBETA_BETA, "auprc": curve.auprc,
+               "max_f1": curve.max_f1,
                "max_f1_threshold": curve.summary()["max_f1_threshold"]}
     return overall, curve
 
