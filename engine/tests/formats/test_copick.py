@@ -207,3 +207,30 @@ def test_a_runs_tomogram_is_found_by_voxel_spacing_and_type(tmp_path):
     except ImportError:
         with pytest.raises(ParameterError, match=r"engine\[zarr\]"):
             copick.read_tomogram(zarr_folder)
+
+
+WRITE_TOMOGRAM_WITH_COPICK = """
+    import sys
+    import numpy as np
+    import copick
+    root = copick.from_file(sys.argv[1])
+    data = np.arange(16 * 24 * 32, dtype=np.float32).reshape(16, 24, 32)  # z, y, x
+    root.get_run("TS_01").new_voxel_spacing(10.0).new_tomogram("wbp").from_numpy(data)
+"""
+
+READ_LEVEL_ZERO = """
+    import sys
+    import numpy as np
+    import zarr
+    level = np.asarray(zarr.open(sys.argv[1], mode="r")["0"][:])
+    print(level.shape, float(level[3, 5, 7]))
+"""
+
+
+def test_we_find_the_tomogram_copick_writes_where_read_tomogram_reads_it(tmp_path, copick_python):
+    copick.write_picks(tmp_path, "TS_01", "ribosome", "deepict", "0", picks_table(), VOXEL)
+    run_copick(copick_python, WRITE_TOMOGRAM_WITH_COPICK, copick.config_path(tmp_path))
+    path = copick.tomogram_path(tmp_path, "TS_01", 10.0, "wbp")
+    assert path.name == "wbp.zarr" and path.parent.name == "VoxelSpacing10.000"
+    # read_tomogram's access (level "0" of the OME-Zarr group, z y x), run where zarr is installed
+    assert run_copick(copick_python, READ_LEVEL_ZERO, path).strip() == f"(16, 24, 32) {float(3 * 24 * 32 + 5 * 32 + 7)}"
