@@ -104,6 +104,10 @@ class Train3DJob:
                                                       "--radius-in-angstrom)")
     radius_in_angstrom: bool = parameter(False, help="--radius values are in Å")
     voxel_size: float | None = parameter(None, help="voxel size in Å if the headers lack it")
+    training_voxel_size: float | None = parameter(
+        None, help="voxel size in Å the network is trained at, recorded in the model: tomograms at other voxel "
+                   "sizes (more than 1%% off) are rescaled to it with their labels, up to 4x either way (default: "
+                   "the first tomogram's). --radius in voxels means voxels of this size")
     out: str = parameter(help="model file to write (e.g. model.pt)")
     spectrum_reference: str | None = parameter(
         None, help="the reference the training tomograms were equalized to: a spectrum TSV from 'deepict spectrum' "

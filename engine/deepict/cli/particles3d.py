@@ -79,6 +79,7 @@ def register(subparsers) -> None:
     add_parameter(train_parser, Train3DJob, "radius", "--radius", type=float, action="append")
     add_parameter(train_parser, Train3DJob, "radius_in_angstrom", "--radius-in-angstrom", action="store_true")
     add_parameter(train_parser, Train3DJob, "voxel_size", "--voxel-size", type=float)
+    add_parameter(train_parser, Train3DJob, "training_voxel_size", "--training-voxel-size", type=float)
     add_parameter(train_parser, Train3DJob, "out", "--out")
     equalized = train_parser.add_argument_group(
         "spectrum equalization (when the training tomograms were equalized with 'deepict equalize')")
@@ -160,8 +161,8 @@ def run_train3d(job: Train3DJob) -> int:
         raise ParameterError("give the labels either as --coords (with --radius) or as --masks")
     label_sets = job.coords or job.masks
     names = data3d.class_names(job.training.classes, len(label_sets))
-    radii = data3d.sphere_radii(job.radius, len(names), job.radius_in_angstrom, job.voxel_size, job.tomograms[0]) \
-        if job.coords else []
+    radii = data3d.sphere_radii(job.radius, len(names), job.radius_in_angstrom,
+                                job.training_voxel_size or job.voxel_size, job.tomograms[0]) if job.coords else []
     config = replace(job.training, classes=names, label_kind="spheres" if job.coords else "masks",
                      sphere_radius=dict(zip(names, radii)))
     config.validate()
@@ -169,7 +170,8 @@ def run_train3d(job: Train3DJob) -> int:
         reference, spectrum = data3d.spectrum_reference(job.spectrum_reference, job.spectrum_lowpass_angstrom,
                                                         job.spectrum_lowpass_width)
         tomograms = data3d.load_training_tomograms(job.tomograms, coords=job.coords, masks=job.masks, radii=radii,
-                                                   voxel_size=job.voxel_size)
+                                                   voxel_size=job.voxel_size,
+                                                   training_voxel_size=job.training_voxel_size)
         if reference is not None:
             data3d.check_equalized(tomograms, reference, job.spectrum_lowpass_angstrom)
         apply_threads(job.threads)

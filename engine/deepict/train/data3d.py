@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepict.conventions import voxel_sizes_differ
+from deepict.conventions import MAX_RESCALE_FACTOR, rescale_factor, rescale_within_limit, voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
+from deepict.infer.rescale import resample_array, rescaled_shape, to_input_voxels
 from deepict.io import check_coordinates_in_volume, read_coordinates, read_volume, require_voxel_size
 from deepict.progress import Progress
 from deepict.spectrum import default_workers, load_reference, radial_spectrum
@@ -44,8 +45,14 @@ def sphere_radii(radius, count: int, in_angstrom: bool, voxel_size, first_tomogr
     return [r / voxel_size for r in radii]
 
 
-def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None, voxel_size=None) -> list:
-    """Read tomograms and build their targets (spheres from ``coords`` or ``masks``); one list per class."""
+def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None, voxel_size=None,
+                            training_voxel_size=None, log=print) -> list:
+    """Read tomograms and build their targets (spheres from ``coords`` or ``masks``); one list per class.
+
+    Every tomogram comes out at one voxel size, ``training_voxel_size`` (default: the first
+    tomogram's): one at another voxel size is rescaled to it (:mod:`deepict.infer.rescale`), its
+    coordinates scaled with it and its masks resampled and thresholded at 0.5.
+    """
     from deepict.train.train3d import TrainingTomogram  # imports torch
     label_sets = coords or masks
     for files in label_sets:
@@ -53,28 +60,47 @@ def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None,
             raise ParameterError(f"{len(tomogram_paths)} tomogram(s) ({', '.join(map(str, tomogram_paths))}) but "
                                  f"{len(files)} label file(s) for a class ({', '.join(map(str, files))}): "
                                  "give one label file per tomogram, in the same order")
+    if training_voxel_size is not None and not training_voxel_size > 0:
+        raise ParameterError(f"--training-voxel-size must be a positive number of Å, got {training_voxel_size:g}")
     tomograms = []
     progress = Progress("reading the training tomograms and building their targets", len(tomogram_paths),
                         "tomograms")
     for index, path in enumerate(tomogram_paths):
         volume = read_volume(path)
         size = require_voxel_size(volume, voxel_size)
+        if training_voxel_size is None:
+            training_voxel_size = size  # the first tomogram's
+        target_size = training_voxel_size
         data = np.asarray(volume.data)
+        shape = data.shape
+        rescale = voxel_sizes_differ(size, target_size)
+        if rescale:
+            if not rescale_within_limit(size, target_size):
+                raise InputFileError(path, f"its voxel size {size:g} Å is more than {MAX_RESCALE_FACTOR:g}x from the "
+                                           f"training voxel size {target_size:g} Å",
+                                     "Bin or rescale it nearer to the others first, or give --training-voxel-size.")
+            shape = rescaled_shape(data.shape, rescale_factor(size, target_size))
+            log(f"rescaling the training tomogram {path} from {size:g} Å to {target_size:g} Å/voxel (factor "
+                f"{rescale_factor(size, target_size):.3g}) with its labels")
+            data = resample_array(data, shape)
         if coords:
             points = []
             for files in coords:
                 table = read_coordinates(files[index])
                 check_coordinate_voxel_size(table.voxel_size, size, files[index], path)
-                check_coordinates_in_volume(table.xyz, data.shape, files[index])
-                points.append(table.xyz)
-            targets = sphere_targets(data.shape, points, radii)
+                check_coordinates_in_volume(table.xyz, volume.data.shape, files[index])
+                # to_input_voxels maps between two grids of one extent, here from the file's to the rescaled one.
+                points.append(to_input_voxels(table.xyz, shape, volume.data.shape) if rescale else table.xyz)
+            targets = sphere_targets(shape, points, radii)
             label_points = np.concatenate([np.rint(p[:, ::-1]) for p in points]).astype(int) if points else None
         else:
-            targets = mask_targets([files[index] for files in masks], data.shape, path, size)
+            targets = mask_targets([files[index] for files in masks], volume.data.shape, path, size)
+            if rescale:
+                targets = np.stack([resample_array(channel, shape) > 0.5 for channel in targets]).astype(np.uint8)
             foreground = np.argwhere(targets.max(axis=0))
             rng = np.random.default_rng(index)
             label_points = foreground[rng.permutation(len(foreground))[:MASK_LABEL_POINTS]]
-        tomograms.append(TrainingTomogram(str(path), data, targets, label_points, size))
+        tomograms.append(TrainingTomogram(str(path), data, targets, label_points, target_size))
         progress.advance()
     return tomograms
 

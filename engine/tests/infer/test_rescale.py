@@ -9,7 +9,8 @@ from deepict.cli.main import main
 from deepict.errors import InputFileError
 from deepict.infer.rescale import resample_array, resample_volume, rescaled_shape, to_input_voxels
 from deepict.infer.voxel_size import check_model_voxel_size, rescale_target
-from deepict.io import read_coordinates, read_volume, write_volume
+from deepict.io import CoordinateTable, read_coordinates, read_volume, write_coordinates, write_volume
+from deepict.nn.model_files import read_model_info
 from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -149,3 +150,51 @@ def test_segment3d_mask_has_the_input_size_and_voxel_size(model, phantom, tmp_pa
     assert result.data.shape == shape and result.voxel_size == pytest.approx(coarse)
     assert result.data.dtype == np.int8 and set(np.unique(result.data)) <= {0, 1}
     assert "factor 1.48" in capsys.readouterr().out
+
+
+def test_training_on_tomograms_at_two_voxel_sizes(phantom, tmp_path, capsys):
+    native = read_volume(phantom["tomogram"])
+    finer = 10.0
+    shape = rescaled_shape(native.data.shape, VOXEL / finer)
+    copy, copy_csv = tmp_path / "copy.mrc", tmp_path / "copy.csv"
+    write_volume(copy, resample_array(native.data, shape), finer)
+    truth = read_coordinates(phantom["ribosome"])
+    write_coordinates(copy_csv, CoordinateTable(to_input_voxels(truth.xyz, shape, native.data.shape), {}, finer))
+    tiny = ["--class-name", "ribosome", "--radius", "4", "--epochs", "1", "--iterations-per-epoch", "1",
+            "--patch-size", "16", "--depth", "1", "--initial-features", "2", "--batch-size", "2", "--device", "cpu"]
+    model = tmp_path / "mixed.pt"
+    assert main(["train3d", "--tomograms", phantom["tomogram"], str(copy), "--coords", phantom["ribosome"],
+                 str(copy_csv), "--out", str(model)] + tiny) == 0
+    out = capsys.readouterr().out
+    assert "copy.mrc from 10 Å to 13.48 Å/voxel" in out
+    assert read_model_info(model).voxel_size == pytest.approx(VOXEL)  # the first tomogram's
+    at_ten = tmp_path / "at10.pt"
+    assert main(["train3d", "--tomograms", phantom["tomogram"], str(copy), "--coords", phantom["ribosome"],
+                 str(copy_csv), "--training-voxel-size", "10", "--out", str(at_ten)] + tiny) == 0
+    assert "tomo.mrc from 13.48 Å to 10 Å/voxel" in capsys.readouterr().out
+    assert read_model_info(at_ten).voxel_size == pytest.approx(finer)
+
+
+def test_rescaled_training_labels_follow_the_tomogram(phantom, tmp_path):
+    from deepict.train.data3d import load_training_tomograms
+    native, truth = read_volume(phantom["tomogram"]), read_coordinates(phantom["ribosome"])
+    coarse = 20.0
+    shape = rescaled_shape(native.data.shape, VOXEL / coarse)
+    copy, copy_csv, mask = tmp_path / "copy.mrc", tmp_path / "copy.csv", tmp_path / "mask.mrc"
+    write_volume(copy, resample_array(native.data, shape), coarse)
+    write_coordinates(copy_csv, CoordinateTable(to_input_voxels(truth.xyz, shape, native.data.shape), {}, coarse))
+    spheres = load_training_tomograms([phantom["tomogram"], str(copy)], coords=[[phantom["ribosome"], str(copy_csv)]],
+                                      radii=[3], log=lambda line: None)
+    assert [t.voxel_size for t in spheres] == pytest.approx([VOXEL, VOXEL])
+    back = rescaled_shape(shape, coarse / VOXEL)  # the native shape, give or take the rounding of each way
+    assert spheres[1].data.shape == back == spheres[1].targets.shape[1:]
+    assert np.abs(np.subtract(back, native.data.shape)).max() <= 1
+    np.testing.assert_allclose(spheres[1].label_points_zyx, spheres[0].label_points_zyx, atol=1.5)
+    native_mask = tmp_path / "native_mask.mrc"
+    write_volume(native_mask, spheres[0].targets[0].astype(np.int8), VOXEL)
+    write_volume(mask, (resample_array(spheres[0].targets[0], shape) > 0.5).astype(np.int8), coarse)
+    masks = load_training_tomograms([phantom["tomogram"], str(copy)], masks=[[str(native_mask), str(mask)]],
+                                    log=lambda line: None)
+    assert masks[1].targets.shape == spheres[1].targets.shape
+    overlap = np.logical_and(spheres[1].targets[0], masks[1].targets[0]).sum() / spheres[1].targets[0].sum()
+    assert overlap > 0.7, overlap
