@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deepict.conventions import fits_model_voxel_size
+from deepict.conventions import (MAX_RESCALE_FACTOR, fits_model_voxel_size, rescale_factor, rescale_within_limit,
+                                  voxel_sizes_differ)
 from deepict.errors import InputFileError, ParameterError
 from deepict.infer.masks import binary_mask, check_mask_matches, parse_remap
 from deepict.infer.normalization import normalized_slices, tomogram_zscore
+from deepict.infer.rescale import resample_array, rescaled_shape
 from deepict.io import read_volume
 from deepict.progress import Progress
 from deepict.train.config import Train2DConfig
@@ -74,9 +76,14 @@ def load_training_slices(tomograms, masks, config: Train2DConfig, log) \
         if not labels.any():
             raise InputFileError(mask_path, "has no positive voxels" + (" after the remapping" if mapping else ""),
                                  "Give a mask in which the compartment is marked with 1 (or fix --remap).")
-        voxel_sizes.append(tomogram.voxel_size)
-        mean, std = tomogram_zscore(tomogram.data, tomo_path)
-        depth = tomogram.data.shape[0]
+        data, size = tomogram.data, tomogram.voxel_size
+        reference = next((v for v in voxel_sizes if v), None)  # the first tomogram's voxel size is the training's
+        if size and reference and voxel_sizes_differ(size, reference):
+            data, labels = _rescaled(tomogram, labels, reference, log)
+            size = reference
+        voxel_sizes.append(size)
+        mean, std = tomogram_zscore(data, tomo_path)
+        depth = data.shape[0]
         name = Path(tomo_path).name
         stride = config.z_stride
         if val_index:
@@ -96,9 +103,9 @@ def load_training_slices(tomograms, masks, config: Train2DConfig, log) \
             val_z = [val_z[i] for i in np.round(np.linspace(0, len(val_z) - 1, config.val_slices)).astype(int)]
         for z_list, target in ((train_z, train), (val_z, val)):
             if z_list:
-                target.append(TrainingSlices(name, normalized_slices(tomogram.data, mean, std, z_list),
+                target.append(TrainingSlices(name, normalized_slices(data, mean, std, z_list),
                                              np.ascontiguousarray(labels[z_list]), list(z_list)))
-        del labels
+        del labels, data
         loading.advance()
     known = [v for v in voxel_sizes if v]
     voxel_size = float(np.median(known)) if known else None
@@ -111,3 +118,16 @@ def load_training_slices(tomograms, masks, config: Train2DConfig, log) \
         log(f"validation on {', '.join(Path(tomograms[i]).name for i in val_index)}; "
             f"training on {', '.join(s.name for s in train)}")
     return train, val, voxel_size
+
+
+def _rescaled(tomogram, labels, voxel_size: float, log):
+    """A training tomogram and its 0/1 labels rescaled (in memory) to the first tomogram's ``voxel_size``."""
+    if not rescale_within_limit(tomogram.voxel_size, voxel_size):
+        raise InputFileError(tomogram.path, f"its voxel size {tomogram.voxel_size:g} Å is more than "
+                                            f"{MAX_RESCALE_FACTOR:g}x from the first tomogram's {voxel_size:g} Å",
+                             "Bin or rescale it nearer to the others first, or train on it separately.")
+    factor = rescale_factor(tomogram.voxel_size, voxel_size)
+    shape = rescaled_shape(tomogram.data.shape, factor)
+    log(f"rescaling the training tomogram {tomogram.path} from {tomogram.voxel_size:g} Å to {voxel_size:g} Å/voxel "
+        f"(factor {factor:.3g}) with its mask")
+    return resample_array(tomogram.data, shape), (resample_array(labels, shape) > 0.5).astype(labels.dtype)

@@ -198,3 +198,27 @@ def test_rescaled_training_labels_follow_the_tomogram(phantom, tmp_path):
     assert masks[1].targets.shape == spheres[1].targets.shape
     overlap = np.logical_and(spheres[1].targets[0], masks[1].targets[0]).sum() / spheres[1].targets[0].sum()
     assert overlap > 0.7, overlap
+
+
+def test_2d_training_rescales_a_tomogram_at_another_voxel_size_with_its_mask(tmp_path):
+    from deepict.train.config import Train2DConfig
+    from deepict.train.data2d import load_training_slices
+    rng = np.random.default_rng(0)
+    z, y, x = np.meshgrid(np.arange(12), np.arange(40), np.arange(40), indexing="ij")
+    mask = ((y - 20) ** 2 + (x - 18) ** 2 < 100).astype(np.int8)
+    paths = []
+    for name, size, factor in (("a", VOXEL, 1.0), ("b", 10.0, VOXEL / 10.0)):
+        shape = rescaled_shape(mask.shape, factor)
+        tomogram = resample_array(mask + 0.3 * rng.normal(size=mask.shape), shape)
+        write_volume(tmp_path / f"{name}.mrc", tomogram, size)
+        write_volume(tmp_path / f"{name}_mask.mrc", (resample_array(mask, shape) > 0.5).astype(np.int8), size)
+        paths.append((str(tmp_path / f"{name}.mrc"), str(tmp_path / f"{name}_mask.mrc")))
+    lines = []
+    train, val, voxel_size = load_training_slices([p[0] for p in paths], [p[1] for p in paths], Train2DConfig(),
+                                                  lines.append)
+    assert voxel_size == pytest.approx(VOXEL)
+    assert any("b.mrc from 10 Å to 13.48 Å/voxel" in line for line in lines)
+    for part in train + val:
+        assert part.images.shape[1:] == (40, 40) == part.masks.shape[1:], part.name
+    overlap = [np.mean(part.masks[0] == mask[0]) for part in train + val]
+    assert min(overlap) > 0.97, overlap
