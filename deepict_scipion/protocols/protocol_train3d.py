@@ -6,7 +6,7 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from deepict.conventions import SPECTRUM_COLUMNS
+from deepict.conventions import MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS, rescale_within_limit
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
@@ -59,6 +59,11 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         form.addParam("classNames", params.StringParam, default="ribosome", label="Class names",
                       help="One name per input set, comma separated (e.g. 'ribosome, fas' or 'membrane'). "
                            "The names are stored in the model and label its outputs.")
+        form.addParam("trainingVoxelSize", params.FloatParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
+                      label="Train at voxel size (Å, optional)",
+                      help="Empty: the tomograms' sampling rate. Otherwise the tomograms are rescaled to it with "
+                           "their labels for the training, and the model works at it (pick / segment rescale new "
+                           "tomograms to it). Engine: " + self._help("training_voxel_size"))
         form.addParam("spectrumReference", params.FileParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
                       label="Equalized to reference spectrum (optional)",
                       help="If the tomograms were spectrum-equalized outside Scipion: the reference spectrum TSV "
@@ -196,7 +201,8 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         return Train3DJob(
             tomograms=tomograms, coords=labels if coordinates else None, masks=None if coordinates else labels,
             radius=self._radii() if coordinates else None, radius_in_angstrom=coordinates,
-            voxel_size=self.inputTomograms.get().getSamplingRate(), out=os.path.abspath(self._modelPath()),
+            voxel_size=self.inputTomograms.get().getSamplingRate(), training_voxel_size=self.trainingVoxelSize.get(),
+            out=os.path.abspath(self._modelPath()),
             resume=True, spectrum_reference=os.path.abspath(spectrum) if spectrum else None,
             spectrum_lowpass_angstrom=lowpass or None, spectrum_lowpass_width=width,
             training=self._trainConfig(self._classNames()))
@@ -257,6 +263,11 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         what = "coordinate" if self.labelSource.get() == LABELS_COORDINATES else "mask"
         if not labelSets:
             return [f"Select at least one {what} set."]
+        trainingSize, sampling = self.trainingVoxelSize.get(), tomograms.getSamplingRate()
+        if trainingSize is not None and not (trainingSize > 0 and (not sampling or rescale_within_limit(
+                sampling, trainingSize))):
+            errors.append(f"Train at voxel size: {trainingSize:g} Å must be positive and within "
+                          f"{MAX_RESCALE_FACTOR:g}x of the tomograms' {sampling:.2f} Å/voxel (or leave it empty).")
         names = self._classNames()
         if len(names) != len(labelSets):
             errors.append(f"{len(labelSets)} {what} set(s) but {len(names)} class name(s): give one name per set.")
@@ -329,5 +340,6 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                 if self.labelSource.get() == LABELS_COORDINATES else "binary masks")
         return [f"A DeePiCt 3D U-Net [deTeresaTrueba2023] (depth {self.depth.get()}, {self.initialFeatures.get()} "
                 f"initial features) was trained on {what} of {len(self._readJobLists()[0])} tomograms at "
-                f"{self.inputTomograms.get().getSamplingRate():.2f} Å/voxel for {self.epochs.get()} epochs "
+                f"{self.trainingVoxelSize.get() or self.inputTomograms.get().getSamplingRate():.2f} Å/voxel for "
+                f"{self.epochs.get()} epochs "
                 f"to segment {', '.join(self._classNames())}."]

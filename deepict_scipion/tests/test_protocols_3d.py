@@ -15,6 +15,7 @@ from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
 
 from deepict_scipion.convert import coordinatesByKey
+from deepict.infer.rescale import resample_array, rescaled_shape
 from deepict.io import read_volume, write_volume
 from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.protocols import (ProtDeepictImportModel, ProtDeepictPick, ProtDeepictSegment3D,
@@ -144,13 +145,41 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertEqual(train.deepictModel.getClasses(), ["membrane"])
 
     # ------------------------------------ _validate ------------------------------------
-    def test_validate_refuses_model_at_another_voxel_size(self):
+    def test_pick_rescales_tomograms_at_another_voxel_size(self):
+        """A model at 13.48 Å picks tomograms at 10 Å; the coordinates are registered at 10 Å, in their voxels."""
+        folder = os.path.abspath(self.proj.getTmpPath("at10"))
+        os.makedirs(folder, exist_ok=True)
+        native = read_volume(os.path.join(os.path.abspath(self.dataDir), "tomo0.mrc"))
+        shape = rescaled_shape(native.data.shape, VOXEL / 10.0)
+        write_volume(os.path.join(folder, "tomo0.mrc"), resample_array(native.data, shape), 10.0)
+        other = self.newProtocol(ProtImportTomograms, filesPath=folder, filesPattern="tomo0.mrc", samplingRate=10.0)
+        self.launchProtocol(other)
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=other.Tomograms, inputModel=self.train.deepictModel,
+                                threshold=0.05, minSize=1, keepProbabilityMaps=True)
+        self.assertEqual(pick.validate(), [])
+        self.assertTrue(any("rescaled to the model's 13.48" in line for line in pick.summary()), pick.summary())
+        self.launchProtocol(pick)
+        log = "".join(open(path).read() for path in pick.getLogPaths()[:2])
+        self.assertIn("from 10 Å to the model's 13.48 Å", log)
+        coords = getattr(pick, pick.OUTPUT_PREFIX)
+        self.assertAlmostEqual(coords.getSamplingRate(), 10.0, places=2)
+        self.assertGreater(coords.getSize(), 0)
+        tomo = coords.getPrecedents().getFirstItem().clone()
+        for coord in coords.iterCoordinates(volume=tomo):
+            x, y, z = coord.getPosition(BOTTOM_LEFT_CORNER)
+            self.assertTrue(0 <= x < shape[2] and 0 <= y < shape[1] and 0 <= z < shape[0], (x, y, z))
+        probability = read_volume(pick.probabilityMaps.getFirstItem().getFileName())
+        self.assertEqual(probability.data.shape, shape)
+        self.assertAlmostEqual(probability.voxel_size, 10.0, places=2)
+        self.assertAlmostEqual(pick.probabilityMaps.getSamplingRate(), 10.0, places=2)
+
+    def test_validate_refuses_a_rescale_beyond_4x(self):
         other = self.newProtocol(ProtImportTomograms, filesPath=os.path.abspath(self.dataDir),
-                                 filesPattern="tomo0.mrc", samplingRate=VOXEL / 2)
+                                 filesPattern="tomo0.mrc", samplingRate=VOXEL / 5)
         self.launchProtocol(other)
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=other.Tomograms, inputModel=self.train.deepictModel)
         errors = pick.validate()
-        self.assertTrue(any("trained at 13.48" in e and "Bin or rescale" in e for e in errors), errors)
+        self.assertTrue(any("trained at 13.48" in e and "more than the 4x" in e for e in errors), errors)
 
     def test_validate_refuses_mismatched_coordinates_and_bad_parameters(self):
         other = self.newProtocol(ProtImportTomograms, filesPath=os.path.abspath(self.dataDir),
