@@ -155,8 +155,9 @@ def _table_with_header(path: Path, first: list[str], body: list[list[str]], voxe
                              "Repair the CSV so that every row has one value per header column.")
     columns = {name: _parse_column([r[i] for r in body]) for i, name in enumerate(header)}
     try:
-        xyz = np.stack([columns.pop(c).astype(np.float64) for c in POSITION_COLUMNS], axis=1) if body \
-            else np.zeros((0, 3))
+        # The positions leave the extra columns even without rows: a header-only table writes back as read.
+        positions = [columns.pop(c) for c in POSITION_COLUMNS]
+        xyz = np.stack([p.astype(np.float64) for p in positions], axis=1) if body else np.zeros((0, 3))
     except (TypeError, ValueError) as exc:
         raise InputFileError(path, "x, y or z holds a value that is not a number",
                              "Give numeric voxel coordinates.") from exc

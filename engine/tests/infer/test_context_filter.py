@@ -180,9 +180,7 @@ def test_empty_mask_rejects_everything_into_valid_files(tmp_path, capsys):
 
 @pytest.mark.parametrize("content", [
     "# voxel_size_angstrom: 10\n",
-    pytest.param("x,y,z,score\n", marks=pytest.mark.xfail(
-        reason="deepict.io reads a header-only table with x, y, z also as extra columns "
-               "(/work/notes/F-for-lead-io-bug.md)")),
+    "x,y,z,score\n",
 ])
 def test_empty_coordinates_give_valid_empty_outputs(content, tmp_path, capsys):
     write_volume(tmp_path / "mask.mrc", blob_mask(), 10.0)
