@@ -218,8 +218,9 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         form.addSection(label="Input")
         form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
                       label="Tomograms",
-                      help="Tomograms at the model's voxel size (within 5 %; e.g. 13.48 Å/voxel, 4x binned, for "
-                           "the published networks). Bin or rescale others first.")
+                      help="Tomograms at any voxel size within 4x of the model's (13.48 Å/voxel for the published "
+                           "networks): those more than 5 % off are rescaled to the model's voxel size on the fly, and "
+                           "the outputs are given at the tomograms' own voxel size.")
         form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
                       label="DeePiCt 3D model",
                       help="A model from 'train 3D network' or 'import model' (published DeePiCt networks).")

@@ -82,8 +82,9 @@ def register(subparsers) -> None:
                     "slice size. The probabilities are smoothed along z with a 1D Gaussian (--sigma slices) and "
                     "thresholded into a 0/1 mask (int8 MRC, with the tomogram's voxel size). Big tomograms are "
                     "streamed slab by slab; outputs appear only once complete.\n\n"
-                    "The tomogram must have the voxel size the model was trained at (within 5%); bin or rescale it "
-                    "first, or pass --ignore-voxel-size if the header is wrong.",
+                    "A tomogram more than 5 % off the model's voxel size is rescaled to it on the fly (up to 4x) "
+                    "and the mask is given at the tomogram's own voxel size; --ignore-voxel-size applies the model "
+                    "to the tomogram as it is (e.g. when the header is wrong).",
         epilog="example:\n  deepict segment2d --model cytosol2d.pt --tomogram T.mrc --out T_cytosol.mrc "
                "--probability-map T_cytosol_prob.mrc")
     add_parameter(segment, Segment2DJob, "model", "--model")
