@@ -21,12 +21,13 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
-from deepict.conventions import CONTEXT_MODES, EQUALIZE_MODES
+from deepict.conventions import CONTEXT_MODES
 from deepict.errors import InputFileError
 from deepict.evaluate.metrics import DEFAULT_BINS
 from deepict.formats import FORMATS
 from deepict.formats.copick import COPICK_FORMAT
 from deepict.infer.compartments import DEFAULT_BATCH_SIZE
+from deepict.infer.options import InferenceOptions
 from deepict.io import atomic_path, check_readable
 from deepict.parameters import (CHOICES, device_parameter, has_default, nested_class, parameter, parameter_fields,
                                 parameter_paths, threads_parameter, type_hints)
@@ -44,28 +45,6 @@ _FFT_THREADS_HELP = "FFT threads (default: every core this process may use)"
 # --------------------------------------------------------------------------------------------
 # Groups of parameters that several steps share
 # --------------------------------------------------------------------------------------------
-
-@dataclass(kw_only=True)
-class InferenceOptions:
-    """How a 3D model is applied to a tomogram (sliding window, device, voxel size, equalization)."""
-
-    window: int = parameter(128, help="inference box side in voxels (default %(default)s; larger is faster, must "
-                                      "be divisible by 2^depth)")
-    margin: int = parameter(12, help="blended margin of each box in voxels (default %(default)s)")
-    batch_size: int = parameter(2, help="boxes per forward pass (default %(default)s)")
-    device: str = device_parameter()
-    voxel_size: float | None = parameter(None, help="voxel size of the tomogram in Å (default: its header)")
-    ignore_voxel_size: bool = parameter(False, help="apply the model to the tomogram as it is even if its voxel "
-                                                    "size differs from the model's (by default a tomogram more "
-                                                    "than 5%% off is rescaled to the model's voxel size, up to 4x "
-                                                    "either way, and the results given back at its own)")
-    equalize: str = parameter("auto", choices=EQUALIZE_MODES,
-                              help="equalize the tomogram to the model's reference spectrum (and low-pass) before "
-                                   "prediction: auto = if the model stores one (trained with --spectrum-reference), "
-                                   "on = always (error if it has none), off = never, e.g. for tomograms already "
-                                   "equalized (default %(default)s). The equalized tomogram is a temporary file "
-                                   "next to the output")
-
 
 @dataclass(kw_only=True)
 class PostprocessOptions:

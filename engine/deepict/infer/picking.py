@@ -28,14 +28,13 @@ from deepict.conventions import CLASS_COLUMN, EQUALIZE_MODES, SCORE_COLUMN, resc
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
-from deepict.nn.model_files import KIND_3D, ModelInfo, load_model
+from deepict.nn.model_files import KIND_3D, ModelInfo, incomplete_training_warning, load_model
 from deepict.infer.clusters import ClusterParameters, Clusters, find_clusters, remove_duplicates
 from deepict.infer.sliding_window import predict_tomogram, window_count
 from deepict.infer.rescale import resample_volume, rescaled_shape
 from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, rescale_target
-from deepict.jobs import InferenceOptions  # declared with the pick and segment3d jobs
+from deepict.infer.options import InferenceOptions
 from deepict.progress import Progress
-from deepict.train.state import incomplete_training_warning
 from deepict.spectrum import DEFAULT_LOWPASS_WIDTH, RadialSpectrum, default_workers, equalize_volume
 
 

@@ -30,9 +30,8 @@ from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, resca
 from deepict.nn.devices import select_device
 from deepict.errors import ParameterError
 from deepict.io import read_slab, read_volume, scratch_directory, slices_per_chunk, volume_writer
-from deepict.nn.model_files import KIND_2D, ModelInfo, load_model
+from deepict.nn.model_files import KIND_2D, ModelInfo, incomplete_training_warning, load_model
 from deepict.progress import Progress
-from deepict.train.state import incomplete_training_warning
 
 
 #: Probability volumes larger than this are kept in a temporary file rather than in memory.

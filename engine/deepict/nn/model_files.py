@@ -48,6 +48,18 @@ KIND_2D = "2d"
 PUBLISHED_SOURCE_PREFIX = "DeePiCt checkpoint"
 
 
+#: ``ModelInfo.training`` key: ``False`` while a training runs, ``True`` once it finished.
+COMPLETE = "complete"
+
+
+def incomplete_training_warning(training: dict) -> str | None:
+    """What to say about a model whose training did not finish (``None`` when it did, or it does not say)."""
+    if training.get(COMPLETE) is not False:
+        return None
+    return ("its training did not finish (the run was stopped; a 3D particle model then also lacks its calibrated "
+            "minimum cluster size): run the same training again with --resume to finish it")
+
+
 @dataclass
 class ModelInfo:
     """Everything a trained network needs to be applied correctly (plain data only)."""

@@ -27,9 +27,9 @@ import torch
 
 from deepict.errors import InputFileError, ParameterError
 from deepict.nn.losses import get_loss
-from deepict.nn.model_files import ModelInfo, load_model, save_model
+from deepict.nn.model_files import COMPLETE, ModelInfo, load_model, save_model
 from deepict.progress import Progress, format_duration
-from deepict.train.state import COMPLETE, read_state, state_path, state_to_resume, write_state
+from deepict.train.state import read_state, state_path, state_to_resume, write_state
 
 
 @dataclass

@@ -29,8 +29,6 @@ STATE_FORMAT = "deepict_scipion-training-state"
 #: 2: the state says whether it is 3D or 2D; 2D states were "deepict_scipion-train2d-checkpoint" version 1.
 STATE_VERSION = 2
 _LEGACY_FORMATS = {"3d": (STATE_FORMAT, None), "2d": ("deepict_scipion-train2d-checkpoint", 1)}
-#: ``ModelInfo.training`` key: ``False`` while a training runs, ``True`` once it finished.
-COMPLETE = "complete"
 _FRESH = "Delete it and train again without --resume."
 
 
@@ -92,11 +90,3 @@ def _with_loop_entries(state: dict) -> dict:
     state.setdefault("bad_epochs", 0)
     state.setdefault("seconds", 0.0)
     return state
-
-
-def incomplete_training_warning(training: dict) -> str | None:
-    """What to say about a model whose training did not finish (``None`` when it did, or it does not say)."""
-    if training.get(COMPLETE) is not False:
-        return None
-    return ("its training did not finish (the run was stopped; a 3D particle model then also lacks its calibrated "
-            "minimum cluster size): run the same training again with --resume to finish it")

@@ -29,12 +29,11 @@ import torch
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import volume_mean_std
 from deepict.nn.devices import memory_format, select_device
-from deepict.nn.model_files import KIND_3D, ModelInfo, build_network
+from deepict.nn.model_files import COMPLETE, KIND_3D, ModelInfo, build_network
 from deepict.progress import Progress, print_line
 from deepict.train.calibrate import calibrate_min_size, sphere_volume
 from deepict.train.config import TrainConfig
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
-from deepict.train.state import COMPLETE
 
 
 @dataclass

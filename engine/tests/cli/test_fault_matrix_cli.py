@@ -29,7 +29,8 @@ from deepict import io
 from deepict.io import outputs
 from deepict.cli.main import build_parser, main
 from deepict.io import read_coordinates
-from deepict.train.state import COMPLETE, state_path
+from deepict.nn.model_files import COMPLETE
+from deepict.train.state import state_path
 from tiny_world import TINY_TRAINING, make_tiny_world, run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -24,7 +24,8 @@ from deepict.nn.model_files import ModelInfo, read_model_info, save_model
 from deepict.nn.networks import UNet3D
 from deepict.infer.slices2d import predict_slices, segment_tomogram
 from deepict.train.train2d import train_2d
-from deepict.train.state import COMPLETE, state_path
+from deepict.nn.model_files import COMPLETE
+from deepict.train.state import state_path
 from deepict.train.config import Train2DConfig
 
 VOXEL = 13.48

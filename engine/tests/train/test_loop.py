@@ -14,7 +14,8 @@ from deepict.train import loop
 from deepict.train.config import Train2DConfig, TrainConfig
 from deepict.train.data3d import load_training_tomograms
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
-from deepict.train.state import COMPLETE, STATE_FORMAT, STATE_VERSION, read_state, state_path, state_to_resume
+from deepict.nn.model_files import COMPLETE
+from deepict.train.state import STATE_FORMAT, STATE_VERSION, read_state, state_path, state_to_resume
 from deepict.train.train2d import train_2d
 from deepict.train.train3d import train
 

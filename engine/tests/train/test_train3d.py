@@ -17,7 +17,7 @@ from deepict.train.labels import paint_spheres, sphere_offsets, sphere_targets
 from deepict.nn.model_files import KIND_3D, load_model, read_model_info
 from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
 from deepict.train.train3d import TrainConfig, augment, train
-from deepict.train.state import COMPLETE
+from deepict.nn.model_files import COMPLETE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

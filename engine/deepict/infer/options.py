@@ -1,0 +1,34 @@
+"""How a 3D model is applied to a tomogram: the inference parameters the pick and segment3d jobs share.
+
+Declared here, beside the inference that uses them, with their defaults and help (:mod:`deepict.parameters`);
+:mod:`deepict.jobs` groups them into the pick and segment3d jobs. Torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepict.conventions import EQUALIZE_MODES
+from deepict.parameters import device_parameter, parameter
+
+
+@dataclass(kw_only=True)
+class InferenceOptions:
+    """How a 3D model is applied to a tomogram (sliding window, device, voxel size, equalization)."""
+
+    window: int = parameter(128, help="inference box side in voxels (default %(default)s; larger is faster, must "
+                                      "be divisible by 2^depth)")
+    margin: int = parameter(12, help="blended margin of each box in voxels (default %(default)s)")
+    batch_size: int = parameter(2, help="boxes per forward pass (default %(default)s)")
+    device: str = device_parameter()
+    voxel_size: float | None = parameter(None, help="voxel size of the tomogram in Å (default: its header)")
+    ignore_voxel_size: bool = parameter(False, help="apply the model to the tomogram as it is even if its voxel "
+                                                    "size differs from the model's (by default a tomogram more "
+                                                    "than 5%% off is rescaled to the model's voxel size, up to 4x "
+                                                    "either way, and the results given back at its own)")
+    equalize: str = parameter("auto", choices=EQUALIZE_MODES,
+                              help="equalize the tomogram to the model's reference spectrum (and low-pass) before "
+                                   "prediction: auto = if the model stores one (trained with --spectrum-reference), "
+                                   "on = always (error if it has none), off = never, e.g. for tomograms already "
+                                   "equalized (default %(default)s). The equalized tomogram is a temporary file "
+                                   "next to the output")
