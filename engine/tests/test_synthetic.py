@@ -9,6 +9,7 @@ from scipy import ndimage
 from deepict import synthetic
 from deepict.io import read_coordinates, read_volume
 from deepict.synthetic import PhantomConfig, make_dataset, make_phantom, write_phantom
+from deepict.synthetic import cells
 
 SMALL = dict(shape_zyx=(48, 64, 64), n_ribosomes=4, n_fas=2, n_distractors=3, n_vesicles=1, n_sheets=0)
 
@@ -124,7 +125,7 @@ def test_templates_differ():
     c = tuple(s // 2 for s in rib.shape)
     assert rib[c] > 0.8                       # solid
     assert fas[tuple(s // 2 for s in fas.shape)] < 0.3   # hollow
-    assert synthetic._template_radius(rib) == pytest.approx(10.0, abs=1.5)
+    assert cells._template_radius(rib) == pytest.approx(10.0, abs=1.5)
 
 
 def test_missing_wedge_is_empty(phantom):
