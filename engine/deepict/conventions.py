@@ -62,6 +62,13 @@ POSITION_COLUMNS = ("x", "y", "z")
 SCORE_COLUMN = "score"
 #: Optional column of a coordinate table: the particle's class (a whole number or a name).
 CLASS_COLUMN = "class"
+#: Optional columns of a coordinate table: the particle's orientation, RELION's ZYZ Euler angles in
+#: degrees (see deepict.orientations); exports write them as the orientation / priors.
+ANGLE_COLUMNS = ("rot", "tilt", "psi")
+#: Optional column of a coordinate table: the filament (helical tube) a point was sampled on, 1..K.
+FILAMENT_ID_COLUMN = "filament_id"
+#: Optional column of a coordinate table: the point's arc position along its filament, in Å from its start.
+ARC_LENGTH_COLUMN = "arc_length_angstrom"
 #: Metadata key of the voxel size in the ``# key: value`` comments of coordinate and spectrum tables.
 VOXEL_SIZE_KEY = "voxel_size_angstrom"
 
