@@ -42,6 +42,7 @@ class ProtDeepictTrain2D(ProtDeepictBase):
                       label="Label remapping",
                       help="For label maps: '.:1' = every non-zero label -> 1; '2,3,5:1' = labels 2, 3, 5 -> 1; "
                            "'1:0,12:0,.:1' = labels 1 and 12 -> 0, every other non-zero label -> 1. Empty: masks are 0/1.")
+        self._addTrainingVoxelSizeParam(form)
         form.addParam("validationTsIds", params.StringParam, default="", label="Validation tomograms (tsIds)",
                       help="Tomograms held out to measure validation Dice and keep the best epoch (comma separated). "
                            "Empty: the last tomogram when there are several, else a held-out z range.")
@@ -89,6 +90,7 @@ class ProtDeepictTrain2D(ProtDeepictBase):
         self.runDeepict(Train2DJob(tomograms=[os.path.abspath(p[1]) for p in pairs],
                                    masks=[os.path.abspath(p[2]) for p in pairs],
                                    out=os.path.abspath(self._modelPath()), resume=True,
+                                   training_voxel_size=self.trainingVoxelSize.get(),
                                    training=self._trainConfig(pairs)),
                         "train2d")
 
@@ -117,8 +119,7 @@ class ProtDeepictTrain2D(ProtDeepictBase):
         if errors:
             return errors
         errors += self._validateMasksFor(self.inputMasks.get(), self.inputTomograms.get(), "Compartment masks")
-        if self.tileSize.get() % 16:
-            errors.append("The tile size must be a multiple of 16.")
+        errors += self._validateTrainingVoxelSize(self.inputTomograms.get())
         unknown = set(splitList(self.validationTsIds.get())) - set(tomogramsByKey(self.inputTomograms.get()))
         if unknown:
             errors.append(f"Validation tomogram(s) {', '.join(sorted(unknown))} are not among the input tomograms.")

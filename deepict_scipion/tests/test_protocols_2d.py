@@ -59,6 +59,27 @@ class TestDeepict2DProtocols(BaseTest):
         probability = read_volume(self.segment2d.probabilityMaps.getFirstItem().getFileName()).data
         self.assertTrue(0 <= probability.min() and probability.max() <= 1)
 
+    def test_train2d_at_a_chosen_voxel_size_and_segment_back_at_the_tomograms(self):
+        train = self.newProtocol(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms,
+                                 inputMasks=self.masks.tomomasks, className="cytosol", epochs=1, tilesPerEpoch=4,
+                                 tileSize=32, batchSize=2, zStride=8, trainingVoxelSize=20.0)
+        self.launchProtocol(train)
+        self.assertAlmostEqual(train.deepictModel.getVoxelSize(), 20.0, places=2)
+        segment = self.newProtocol(ProtDeepictSegment2D, inputTomograms=self.tomos.Tomograms,
+                                   inputModel=train.deepictModel, threshold=0.3)
+        self.launchProtocol(segment)
+        volume = read_volume(segment.segmentations.getFirstItem().getFileName())
+        self.assertEqual(volume.data.shape, SHAPE)  # rescaled on the fly, returned at the tomograms' sampling
+        self.assertAlmostEqual(volume.voxel_size, VOXEL, places=2)
+
+    def test_train2d_validate_refuses_what_the_engine_refuses(self):
+        def errors(**values):
+            return " ".join(self.newProtocol(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms,
+                                             inputMasks=self.masks.tomomasks, **values).validate())
+        self.assertEqual(errors(), "")
+        self.assertIn("multiple of 16", errors(tileSize=100))
+        self.assertIn("Train at voxel size", errors(trainingVoxelSize=100.0))  # beyond 4x of 13.48 Å
+
     def test_2d_context_restricts_3d_picking(self):
         coords = self.newProtocol(ProtImportCoordinates3D, filesPath=os.path.abspath(self.proj.getTmpPath("data")),
                                   filesPattern="cell*.txt", importTomograms=self.tomos.Tomograms, boxSize=24)

@@ -150,6 +150,10 @@ class Train2DJob:
     masks: list[str] = parameter(help="one mask per tomogram, same order, same size and voxel size (MRC or "
                                       ".mrc.gz): 1 = the compartment, 0 = elsewhere; or label maps together with "
                                       "--remap")
+    training_voxel_size: float | None = parameter(
+        None, help="voxel size in Å the network is trained at, recorded in the model: tomograms at other voxel sizes "
+                   "(more than 1%% off) are rescaled to it with their masks, up to 4x either way (default: the first "
+                   "tomogram's)")
     out: str = parameter(help="model file to write (e.g. cytosol2d.pt); the resumable state goes to MODEL.last.pt")
     resume: bool = parameter(False, help="continue the interrupted training of OUT from OUT.last.pt (its settings "
                                          "are kept; --epochs and --patience may be raised); starts afresh if there "

@@ -48,6 +48,7 @@ def register(subparsers) -> None:
     add_parameter(train, Train2DJob, "tomograms", "--tomograms", nargs="+", metavar="MRC")
     add_parameter(train, Train2DJob, "masks", "--masks", nargs="+", metavar="MRC")
     add_parameter(train, Train2DJob, "out", "--out", metavar="MODEL")
+    add_parameter(train, Train2DJob, "training_voxel_size", "--training-voxel-size", type=float)
     add_parameter(train, Train2DJob, "training.class_name", "--class-name")
     add_parameter(train, Train2DJob, "training.remap", "--remap", metavar="MAPPING")
     add_parameter(train, Train2DJob, "training.val_tomograms", "--val-tomograms", nargs="+", metavar="MRC")
@@ -108,7 +109,8 @@ def run_train2d(job: Train2DJob) -> int:
     job.training.validate()
     with claimed_outputs(("--out", job.out)):
         train_2d(job.tomograms, job.masks, job.out, job.training, resume=job.resume,
-                 log=lambda text: print(text, flush=True), device=_device(job))
+                 log=lambda text: print(text, flush=True), device=_device(job),
+                 training_voxel_size=job.training_voxel_size)
     print(f"model: {job.out}  (resumable state: {state_path(job.out)})", flush=True)
     return 0
 

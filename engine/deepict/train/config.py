@@ -5,10 +5,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from deepict.conventions import LOSS_NAMES
+from deepict.conventions import LOSS_NAMES, MAX_RESCALE_FACTOR
 from deepict.infer.compartments import DEFAULT_CROP, DEFAULT_SIGMA
+from deepict.infer.masks import parse_remap
+from deepict.infer.tiling import check_tile_geometry
 from deepict.errors import ParameterError
 from deepict.parameters import device_parameter, parameter
+
+
+#: Weight initialisations of the 2D U-Net: He (Kaiming) normal, or torch's default.
+INITIALISATIONS = ("kaiming", "torch")
 
 
 def check_class_names(names) -> None:
@@ -23,6 +29,12 @@ def check_class_names(names) -> None:
 def check_learning_rate(value) -> None:
     if not (math.isfinite(value) and value > 0):
         raise ParameterError(f"the learning rate must be a number > 0 (e.g. 1e-3), got {value:g}")
+
+
+def check_training_voxel_size(value) -> None:
+    """The voxel size a training rescales its tomograms to: None (the first tomogram's) or a positive number."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ParameterError(f"--training-voxel-size must be a positive number of Å, got {value:g}")
 
 
 def _check_at_least(config, names, minimum: int) -> None:
@@ -53,6 +65,10 @@ class TrainConfig:
                                               "0 = none (default %(default)s)")
     patience: int = parameter(0, help="early stop after N epochs without gain (0: off)")
     augment: bool = parameter(True, help="flips / rotations / intensity jitter of the training boxes (default: on)")
+    coarser_sampling: float = parameter(2.0, help="with augmentation, half of the boxes are low-passed as if "
+                                                  "acquired at up to this many times the voxel size, so tomograms "
+                                                  "coarser than the model, rescaled to it, are still picked well; "
+                                                  "1 = off (default %(default)s)")
     seed: int = parameter(0, help="random seed of initialisation, box sampling and augmentation "
                                   "(default %(default)s)")
     device: str = device_parameter()
@@ -69,6 +85,9 @@ class TrainConfig:
         _check_at_least(self, ("epochs", "iterations_per_epoch", "batch_size", "depth", "initial_features",
                                "patch_size"), 1)
         _check_at_least(self, ("patience",), 0)
+        if not 1 <= self.coarser_sampling <= MAX_RESCALE_FACTOR:
+            raise ParameterError(f"the coarser-sampling factor must be in [1, {MAX_RESCALE_FACTOR:g}] (1 = off), "
+                                 f"got {self.coarser_sampling:g}")
         for name in ("encoder_dropout", "decoder_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ParameterError(f"the {name.replace('_', ' ')} must be in [0, 1), got {getattr(self, name)}")
@@ -136,7 +155,7 @@ class Train2DConfig:
     val_slices: int = parameter(16, help="at most this many validation slices per validation tomogram "
                                          "(default: %(default)s)")
     augment: bool = parameter(True, help="flip and rotate the training tiles (default: on)")
-    init: str = parameter("kaiming", choices=("kaiming", "torch"),
+    init: str = parameter("kaiming", choices=INITIALISATIONS,
                           help="weight initialisation: kaiming (He; trains much faster without batch norm) or "
                                "torch's default (default: %(default)s)")
 
@@ -155,3 +174,9 @@ class Train2DConfig:
             raise ParameterError(f"the threshold must lie in [0, 1), not {self.threshold}")
         if not self.sigma >= 0:
             raise ParameterError(f"the z smoothing sigma must be >= 0, not {self.sigma}")
+        check_tile_geometry(self.tile_size, None, self.depth)
+        if not 0 <= self.crop < 256:
+            raise ParameterError(f"the prediction rim must lie in [0, 256) px, not {self.crop}")
+        parse_remap(self.remap)
+        if self.init not in INITIALISATIONS:
+            raise ParameterError(f"unknown initialisation {self.init!r}: use {' or '.join(INITIALISATIONS)}")

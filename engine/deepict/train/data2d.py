@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepict.conventions import (MAX_RESCALE_FACTOR, fits_model_voxel_size, rescale_factor, rescale_within_limit,
+from deepict.conventions import (MAX_RESCALE_FACTOR, rescale_factor, rescale_within_limit,
                                   voxel_sizes_differ)
 from deepict.errors import InputFileError, ParameterError
 from deepict.infer.masks import binary_mask, check_mask_matches, parse_remap
@@ -21,7 +21,7 @@ from deepict.infer.normalization import normalized_slices, tomogram_zscore
 from deepict.infer.rescale import resample_array, rescaled_shape
 from deepict.io import read_volume
 from deepict.progress import Progress
-from deepict.train.config import Train2DConfig
+from deepict.train.config import Train2DConfig, check_training_voxel_size
 
 #: Fraction of the depth held out for validation when only one tomogram is given.
 SINGLE_TOMOGRAM_VALIDATION = (0.6, 0.8)
@@ -55,9 +55,13 @@ def validation_indices(tomograms: list, val_names: list) -> list[int]:
     return chosen
 
 
-def load_training_slices(tomograms, masks, config: Train2DConfig, log) \
+def load_training_slices(tomograms, masks, config: Train2DConfig, log, training_voxel_size: float | None = None) \
         -> tuple[list[TrainingSlices], list[TrainingSlices], float | None]:
-    """(training slices, validation slices, voxel size) of ``tomograms`` and their ``masks``."""
+    """(training slices, validation slices, voxel size) of ``tomograms`` and their ``masks``.
+
+    Tomograms at another voxel size than ``training_voxel_size`` (default: the first known one) are
+    rescaled to it with their masks; it is the voxel size returned.
+    """
     if len(tomograms) == 0:
         raise ParameterError("give at least one tomogram and its mask")
     if len(tomograms) != len(masks):
@@ -65,7 +69,8 @@ def load_training_slices(tomograms, masks, config: Train2DConfig, log) \
                              "in the same order")
     mapping = parse_remap(config.remap)
     val_index = validation_indices(list(tomograms), list(config.val_tomograms or []))
-    voxel_sizes = []
+    check_training_voxel_size(training_voxel_size)
+    voxel_size = training_voxel_size
     train, val = [], []
     loading = Progress("reading the training tomograms and masks", len(tomograms), "tomograms", log)
     for index, (tomo_path, mask_path) in enumerate(zip(tomograms, masks)):
@@ -77,11 +82,9 @@ def load_training_slices(tomograms, masks, config: Train2DConfig, log) \
             raise InputFileError(mask_path, "has no positive voxels" + (" after the remapping" if mapping else ""),
                                  "Give a mask in which the compartment is marked with 1 (or fix --remap).")
         data, size = tomogram.data, tomogram.voxel_size
-        reference = next((v for v in voxel_sizes if v), None)  # the first tomogram's voxel size is the training's
-        if size and reference and voxel_sizes_differ(size, reference):
-            data, labels = _rescaled(tomogram, labels, reference, log)
-            size = reference
-        voxel_sizes.append(size)
+        voxel_size = voxel_size or size  # the first tomogram's unless one is chosen
+        if size and voxel_size and voxel_sizes_differ(size, voxel_size):
+            data, labels = _rescaled(tomogram, labels, voxel_size, log)
         mean, std = tomogram_zscore(data, tomo_path)
         depth = data.shape[0]
         name = Path(tomo_path).name
@@ -107,13 +110,6 @@ def load_training_slices(tomograms, masks, config: Train2DConfig, log) \
                                              np.ascontiguousarray(labels[z_list]), list(z_list)))
         del labels, data
         loading.advance()
-    known = [v for v in voxel_sizes if v]
-    voxel_size = float(np.median(known)) if known else None
-    for path, size in zip(tomograms, voxel_sizes):
-        if size and voxel_size and not fits_model_voxel_size(size, voxel_size):
-            raise InputFileError(path,
-                                 f"its voxel size {size:g} Å differs from the other tomograms' {voxel_size:g} Å",
-                                 "Train on tomograms of one voxel size: rescale or bin them to a common size.")
     if val_index:
         log(f"validation on {', '.join(Path(tomograms[i]).name for i in val_index)}; "
             f"training on {', '.join(s.name for s in train)}")
@@ -121,11 +117,12 @@ def load_training_slices(tomograms, masks, config: Train2DConfig, log) \
 
 
 def _rescaled(tomogram, labels, voxel_size: float, log):
-    """A training tomogram and its 0/1 labels rescaled (in memory) to the first tomogram's ``voxel_size``."""
+    """A training tomogram and its 0/1 labels rescaled (in memory) to the training's ``voxel_size``."""
     if not rescale_within_limit(tomogram.voxel_size, voxel_size):
         raise InputFileError(tomogram.path, f"its voxel size {tomogram.voxel_size:g} Å is more than "
-                                            f"{MAX_RESCALE_FACTOR:g}x from the first tomogram's {voxel_size:g} Å",
-                             "Bin or rescale it nearer to the others first, or train on it separately.")
+                                            f"{MAX_RESCALE_FACTOR:g}x from the training's {voxel_size:g} Å",
+                             "Bin or rescale it nearer to the others first, choose another training voxel "
+                             "size, or train on it separately.")
     factor = rescale_factor(tomogram.voxel_size, voxel_size)
     shape = rescaled_shape(tomogram.data.shape, factor)
     log(f"rescaling the training tomogram {tomogram.path} from {tomogram.voxel_size:g} Å to {voxel_size:g} Å/voxel "

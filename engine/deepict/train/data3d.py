@@ -12,6 +12,7 @@ from deepict.infer.rescale import resample_array, rescaled_shape, to_input_voxel
 from deepict.io import check_coordinates_in_volume, read_coordinates, read_volume, require_voxel_size
 from deepict.progress import Progress
 from deepict.spectrum import default_workers, load_reference, radial_spectrum
+from deepict.train.config import check_training_voxel_size
 from deepict.train.labels import mask_targets, sphere_targets
 
 #: A training tomogram whose spectrum shape deviates from the reference by more than this (median
@@ -60,8 +61,7 @@ def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None,
             raise ParameterError(f"{len(tomogram_paths)} tomogram(s) ({', '.join(map(str, tomogram_paths))}) but "
                                  f"{len(files)} label file(s) for a class ({', '.join(map(str, files))}): "
                                  "give one label file per tomogram, in the same order")
-    if training_voxel_size is not None and not training_voxel_size > 0:
-        raise ParameterError(f"--training-voxel-size must be a positive number of Å, got {training_voxel_size:g}")
+    check_training_voxel_size(training_voxel_size)
     tomograms = []
     progress = Progress("reading the training tomograms and building their targets", len(tomogram_paths),
                         "tomograms")

@@ -28,7 +28,6 @@ import torch
 from deepict.errors import ParameterError
 from deepict.infer.compartments import DEFAULT_THRESHOLD
 from deepict.infer.masks import format_remap, parse_remap
-from deepict.infer.tiling import check_tile_geometry
 from deepict.nn.devices import select_device
 from deepict.nn.model_files import KIND_2D, ModelInfo, build_network
 from deepict.progress import format_duration
@@ -41,20 +40,6 @@ from deepict.train.validation2d import validate_slices
 
 #: The learning rate is halved on plateaus down to ``learning_rate / LR_MIN_DIVISOR``.
 LR_MIN_DIVISOR = 32
-
-#: Initialisation schemes :func:`initialise` knows.
-INITIALISATIONS = ("kaiming", "torch")
-
-
-def _check_tiles_and_labels(config: Train2DConfig) -> None:
-    """The rules of a 2D training beyond :meth:`Train2DConfig.validate`: tile geometry, rim, remapping."""
-    check_tile_geometry(config.tile_size, None, config.depth)
-    if not 0 <= config.crop < 256:
-        raise ParameterError(f"the prediction rim must lie in [0, 256) px, not {config.crop}")
-    parse_remap(config.remap)
-    if config.init not in INITIALISATIONS:
-        raise ParameterError(f"unknown initialisation {config.init!r}: use kaiming or torch")
-
 
 def initialise(network: torch.nn.Module, scheme: str = "kaiming") -> None:
     """He (Kaiming) normal weights and zero biases for every hidden convolution; the output layer keeps
@@ -162,11 +147,13 @@ def _resumed_config(config: Train2DConfig, state: dict, tomograms, path) -> Trai
 
 
 def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume: bool = False,
-             log: Callable[[str], None] | None = print, device: torch.device | None = None) -> ModelInfo:
+             log: Callable[[str], None] | None = print, device: torch.device | None = None,
+             training_voxel_size: float | None = None) -> ModelInfo:
     """Train a 2D U-Net on ``tomograms`` + binary ``masks``; write the best model to ``out`` and return its
     description.
 
-    ``device`` (an already chosen torch device) overrides ``config.device``. With ``resume``,
+    ``device`` (an already chosen torch device) overrides ``config.device``. Tomograms at another voxel
+    size than ``training_voxel_size`` (default: the first tomogram's) are rescaled to it. With ``resume``,
     continue from ``<out>.last.pt`` (architecture, tiles, learning rate and the other
     training settings come from the state; ``epochs`` and ``patience`` from ``config``).
     """
@@ -176,9 +163,8 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
     if resumed is not None:
         config = _resumed_config(config, resumed, tomograms, state_path(out))
     config.validate()
-    _check_tiles_and_labels(config)
     device = torch.device(device) if device is not None else select_device(config.device)
-    train, val, voxel_size = load_training_slices(tomograms, masks, config, log)
+    train, val, voxel_size = load_training_slices(tomograms, masks, config, log, training_voxel_size)
     training = {"settings": asdict(config), "tomogram_names": [Path(p).name for p in tomograms],
                 "train_tomograms": [s.name for s in train], "val_tomograms": sorted({s.name for s in val}),
                 "train_slices": int(sum(len(s.z) for s in train)), "val_slices": int(sum(len(s.z) for s in val))}

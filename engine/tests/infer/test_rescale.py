@@ -222,3 +222,10 @@ def test_2d_training_rescales_a_tomogram_at_another_voxel_size_with_its_mask(tmp
         assert part.images.shape[1:] == (40, 40) == part.masks.shape[1:], part.name
     overlap = [np.mean(part.masks[0] == mask[0]) for part in train + val]
     assert min(overlap) > 0.97, overlap
+
+    # A chosen training voxel size: both are rescaled to it, the first one too.
+    train, val, voxel_size = load_training_slices([p[0] for p in paths], [p[1] for p in paths], Train2DConfig(),
+                                                  lines.append, training_voxel_size=10.0)
+    assert voxel_size == 10.0
+    assert any("a.mrc from 13.48 Å to 10 Å/voxel" in line for line in lines)
+    assert {part.images.shape[1:] for part in train + val} == {rescaled_shape(mask.shape, VOXEL / 10.0)[1:]}
