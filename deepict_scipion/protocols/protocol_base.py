@@ -171,6 +171,23 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                 f"network (factor {rescale_factor(tomoSize, modelSize):.3g}); the results are at the tomograms' own "
                 "sampling rate."]
 
+    def _addTrainingVoxelSizeParam(self, form):
+        """The training protocols' optional "Train at voxel size" (the job's ``training_voxel_size``)."""
+        form.addParam("trainingVoxelSize", params.FloatParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
+                      label="Train at voxel size (Å, optional)",
+                      help="Empty: the tomograms' sampling rate. Otherwise the tomograms are rescaled to it with "
+                           "their labels for the training, and the model works at it (pick / segment rescale new "
+                           "tomograms to it). Engine: " + self._help("training_voxel_size"))
+
+    def _validateTrainingVoxelSize(self, tomograms):
+        """The "Train at voxel size" must be positive and within MAX_RESCALE_FACTOR of the tomograms'."""
+        trainingSize, sampling = self.trainingVoxelSize.get(), tomograms.getSamplingRate()
+        if trainingSize is not None and not (trainingSize > 0 and (not sampling or rescale_within_limit(
+                sampling, trainingSize))):
+            return [f"Train at voxel size: {trainingSize:g} Å must be positive and within "
+                    f"{MAX_RESCALE_FACTOR:g}x of the tomograms' {sampling:.2f} Å/voxel (or leave it empty)."]
+        return []
+
     def _validateMasksFor(self, masks, tomograms, label):
         """Masks must have their tomogram's sampling rate, and every tomogram needs one."""
         errors = []
