@@ -28,6 +28,7 @@ import numpy as np
 from common import DEV, REPO, deepict, write_noise_tomogram
 
 from deepict.infer.rescale import resample_volume, rescaled_shape, to_input_voxels  # noqa: E402
+from deepict.train.config import TrainConfig  # noqa: E402
 from deepict.io import CoordinateTable, read_coordinates, read_volume, write_coordinates  # noqa: E402
 
 TRAIN, TEST = ["vpp_000", "vpp_001", "vpp_002"], "vpp_003"
@@ -89,6 +90,8 @@ def main():
     parser.add_argument("--model", default=None, help="a ribosome model at 13.48 Å (default: train one)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=25)
+    parser.add_argument("--coarser-sampling", type=float, default=None,
+                        help="train3d's --coarser-sampling (default: train3d's default)")
     parser.add_argument("--sizes", type=float, nargs="+", default=[10.0, 20.0])
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--no-large", action="store_true", help="skip the 928 x 928 x 464 rescale")
@@ -105,8 +108,10 @@ def main():
         deepict("train3d", "--tomograms", *[DEV / f"{t}.mrc" for t in TRAIN],
                 "--coords", *[DEV / f"{t}_ribosome.csv" for t in TRAIN], "--class-name", "ribosome",
                 "--radius", RADIUS, "--epochs", args.epochs, "--iterations-per-epoch", args.iterations,
+                *(["--coarser-sampling", args.coarser_sampling] if args.coarser_sampling else []),
                 "--out", model, log="trained")
         report["training"] = {"train": TRAIN, "epochs": args.epochs, "iterations_per_epoch": args.iterations,
+                              "coarser_sampling": args.coarser_sampling or TrainConfig().coarser_sampling,
                               "seconds": round(time.time() - started, 1)}
     tomogram, truth = DEV / f"{TEST}.mrc", DEV / f"{TEST}_ribosome.csv"
     native = read_volume(tomogram)

@@ -6,7 +6,7 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from deepict.conventions import MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS, rescale_within_limit
+from deepict.conventions import MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
@@ -59,11 +59,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         form.addParam("classNames", params.StringParam, default="ribosome", label="Class names",
                       help="One name per input set, comma separated (e.g. 'ribosome, fas' or 'membrane'). "
                            "The names are stored in the model and label its outputs.")
-        form.addParam("trainingVoxelSize", params.FloatParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
-                      label="Train at voxel size (Å, optional)",
-                      help="Empty: the tomograms' sampling rate. Otherwise the tomograms are rescaled to it with "
-                           "their labels for the training, and the model works at it (pick / segment rescale new "
-                           "tomograms to it). Engine: " + self._help("training_voxel_size"))
+        self._addTrainingVoxelSizeParam(form)
         form.addParam("spectrumReference", params.FileParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
                       label="Equalized to reference spectrum (optional)",
                       help="If the tomograms were spectrum-equalized outside Scipion: the reference spectrum TSV "
@@ -135,6 +131,14 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         form.addParam("augment", params.BooleanParam, default=self._default("training.augment"),
                       label="Data augmentation",
                       help="Random flips, 90° rotations about z and intensity jitter of every box.")
+        form.addParam("coarserSampling", params.FloatParam, default=self._default("training.coarser_sampling"),
+                      condition="augment", expertLevel=params.LEVEL_ADVANCED,
+                      validators=[params.Range(1, MAX_RESCALE_FACTOR)],
+                      label="Also train for tomograms up to N times coarser",
+                      help="Half of the boxes are low-passed as if the tomogram had been acquired at up to this "
+                           "many times its voxel size. Picking rescales a coarser tomogram to the model's voxel "
+                           "size on the fly, and the rescaled tomogram lacks those fine details; a model that has "
+                           "seen such boxes keeps its quality there. 1 turns this off.")
         form.addParam("seed", params.IntParam, default=self._default("training.seed"),
                       expertLevel=params.LEVEL_ADVANCED, label="Random seed",
                       help="Seed of the weight initialisation, box sampling and augmentation (same seed, same "
@@ -247,7 +251,8 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             epochs=self.epochs.get(), iterations_per_epoch=self.iterationsPerEpoch.get(),
             learning_rate=self.learningRate.get(), loss=LOSSES[self.loss.get()],
             positive_fraction=self.positiveFraction.get(), val_fraction=self.valFraction.get(),
-            patience=self.patience.get(), augment=self.augment.get(), seed=self.seed.get())
+            patience=self.patience.get(), augment=self.augment.get(),
+            coarser_sampling=self.coarserSampling.get(), seed=self.seed.get())
 
     def _radii(self):
         radii = [float(r) for r in splitList(self.particleRadii.get())]
@@ -263,11 +268,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         what = "coordinate" if self.labelSource.get() == LABELS_COORDINATES else "mask"
         if not labelSets:
             return [f"Select at least one {what} set."]
-        trainingSize, sampling = self.trainingVoxelSize.get(), tomograms.getSamplingRate()
-        if trainingSize is not None and not (trainingSize > 0 and (not sampling or rescale_within_limit(
-                sampling, trainingSize))):
-            errors.append(f"Train at voxel size: {trainingSize:g} Å must be positive and within "
-                          f"{MAX_RESCALE_FACTOR:g}x of the tomograms' {sampling:.2f} Å/voxel (or leave it empty).")
+        errors += self._validateTrainingVoxelSize(tomograms)
         names = self._classNames()
         if len(names) != len(labelSets):
             errors.append(f"{len(labelSets)} {what} set(s) but {len(names)} class name(s): give one name per set.")

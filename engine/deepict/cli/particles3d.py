@@ -106,6 +106,7 @@ def register(subparsers) -> None:
     add_parameter(hyper, Train3DJob, "training.patience", "--patience", type=int)
     add_parameter(hyper, Train3DJob, "training.augment", "--no-augment", action="store_false",
                   help="no flips / rotations / intensity jitter")
+    add_parameter(hyper, Train3DJob, "training.coarser_sampling", "--coarser-sampling", type=float)
     add_parameter(hyper, Train3DJob, "training.seed", "--seed", type=int)
     add_device_options(hyper, Train3DJob)
     add_parameter(hyper, Train3DJob, "resume", "--resume", action="store_true")

@@ -8,7 +8,10 @@ How training works, and why:
   centred near a labelled voxel (a particle centre, or a voxel of a structure mask) so that rare
   particles are seen, the rest are drawn uniformly so that background is seen too.
 * **Augmentation that applies** — every sample is flipped along each axis at random, rotated by a
-  random multiple of 90° about z, and its intensities are jittered (gain, offset, noise).
+  random multiple of 90° about z, and its intensities are jittered (gain, offset, noise). Half of
+  the samples are also low-passed as if the tomogram had been acquired at up to
+  ``coarser_sampling`` times the voxel size and rescaled back: ``deepict pick`` rescales a coarser
+  tomogram to the model's voxel size, and a model that never saw such data loses particles on it.
 * **Validation** — a slab at the high-x end of every tomogram (``val_fraction`` of its width) is
   never used for training; validation Dice is measured on a fixed grid of boxes in it.
 * **Minimum cluster size** — after training, one-class particle models choose the minimum size
@@ -72,7 +75,7 @@ class PatchSampler:
             image = (np.asarray(tomo.data[box], np.float32) - mean) / std
             label = tomo.targets[(slice(None),) + box].astype(np.float32)
             if self.config.augment:
-                image, label = augment(image, label, self.rng)
+                image, label = augment(image, label, self.rng, self.config.coarser_sampling)
             inputs[i, 0], targets[i] = image, label
         return inputs, targets
 
@@ -90,16 +93,41 @@ class PatchSampler:
         return np.clip(origin, 0, high).astype(int)
 
 
-def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random flips along z, y, x, a random multiple of 90° about z, and intensity jitter."""
+def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
+            coarser_sampling: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips along z, y, x, a random multiple of 90° about z, a random low-pass (half of the
+    boxes, when ``coarser_sampling`` > 1) and intensity jitter."""
     for axis in range(3):
         if rng.random() < 0.5:
             image, label = np.flip(image, axis), np.flip(label, axis + 1)
     turns = int(rng.integers(4))
     image, label = np.rot90(image, turns, axes=(1, 2)), np.rot90(label, turns, axes=(2, 3))
+    if coarser_sampling > 1 and rng.random() < 0.5:
+        image = as_if_coarser(image, rng.uniform(1.0, coarser_sampling))
     gain, offset, noise = rng.uniform(0.85, 1.15), rng.uniform(-0.15, 0.15), rng.uniform(0, 0.15)
     image = image * gain + offset + rng.normal(0, noise, image.shape).astype(np.float32)
     return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(label)
+
+
+def as_if_coarser(image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` as it looks after sampling at ``factor`` times its voxel size and rescaling back.
+
+    Frequencies beyond the coarser grid's Nyquist (0.5 / factor cycles per voxel) are removed, as the
+    DCT crop of :mod:`deepict.infer.rescale` removes them, and the box keeps its standard deviation:
+    a rescaled tomogram is z-scored again as a whole before it reaches the network.
+    """
+    spectrum = np.fft.rfftn(image)
+    frequencies = np.meshgrid(*[np.fft.fftfreq(n) for n in image.shape[:-1]], np.fft.rfftfreq(image.shape[-1]),
+                              indexing="ij", sparse=True)
+    beyond = np.zeros(spectrum.shape, bool)
+    for frequency in frequencies:
+        beyond |= np.abs(frequency) > 0.5 / factor
+    spectrum[beyond] = 0
+    low = np.fft.irfftn(spectrum, image.shape).astype(np.float32)
+    spread, low_spread = float(image.std()), float(low.std())
+    if low_spread > 0:
+        low = (low - low.mean()) * (spread / low_spread) + image.mean()
+    return low
 
 
 def _train_width(width_x: int, config: TrainConfig) -> int:

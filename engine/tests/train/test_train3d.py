@@ -16,7 +16,7 @@ from deepict.io import CoordinateTable, write_coordinates, write_volume
 from deepict.train.labels import paint_spheres, sphere_offsets, sphere_targets
 from deepict.nn.model_files import KIND_3D, load_model, read_model_info
 from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
-from deepict.train.train3d import TrainConfig, augment, train
+from deepict.train.train3d import TrainConfig, as_if_coarser, augment, train
 from deepict.nn.model_files import COMPLETE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -167,6 +167,32 @@ def test_augmentation_keeps_z_and_only_rotates_in_plane():
         z, y, x = np.argwhere(new_label[0])[0]
         assert z in (1, 6)  # z flipped or not, never swapped with y or x
         assert {y, x} <= {2, 3, 6, 7}
+
+
+def test_as_if_coarser_removes_what_a_coarser_grid_cannot_hold_and_keeps_the_contrast():
+    rng = np.random.default_rng(3)
+    image = rng.normal(0, 1, (24, 24, 24)).astype(np.float32)
+    low = as_if_coarser(image, 2.0)
+    spectrum = np.abs(np.fft.fftn(low))
+    frequency = np.abs(np.fft.fftfreq(24))
+    beyond = (frequency[:, None, None] > 0.25) | (frequency[None, :, None] > 0.25) | (frequency[None, None, :] > 0.25)
+    assert spectrum[beyond].max() < 1e-3 * spectrum.max()  # nothing beyond the 2x-coarser Nyquist
+    assert low.std() == pytest.approx(image.std(), rel=1e-4)  # z-scored as a rescaled tomogram is
+    assert low.dtype == np.float32
+    np.testing.assert_allclose(as_if_coarser(image, 1.0), image, atol=1e-5)  # factor 1: nothing lost
+
+
+def test_augmentation_low_passes_some_boxes_only_when_asked():
+    image = np.random.default_rng(0).normal(0, 1, (16, 16, 16)).astype(np.float32)
+    label = np.zeros((1, 16, 16, 16), np.float32)
+
+    def smoothness(picture):  # mean squared difference of neighbours: falls when high frequencies go
+        return float(np.mean(np.diff(picture, axis=2) ** 2))
+
+    plain = [smoothness(augment(image, label, np.random.default_rng(s))[0]) for s in range(20)]
+    coarse = [smoothness(augment(image, label, np.random.default_rng(s), 3.0)[0]) for s in range(20)]
+    assert min(plain) > 1.2  # white noise stays rough (gain 0.85 at worst)
+    assert 5 <= sum(value < 1.0 for value in coarse) <= 15  # about half of the boxes low-passed
 
 
 # --------------------------------------------------------------------------------------------
