@@ -18,7 +18,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["deepict", "deepict.*"]),
-    install_requires=["numpy>=1.24", "scipy>=1.10", "mrcfile>=1.4", "emtable>=0.0.14"],
+    install_requires=["numpy>=1.24", "scipy>=1.10", "mrcfile>=1.4", "emtable>=0.0.14", "scikit-image>=0.19"],
     extras_require={"torch": ["torch>=2.1"], "test": ["pytest"], "zarr": ["zarr>=2.16"]},
     entry_points={"console_scripts": ["deepict = deepict.cli.main:main"]},
 )

@@ -24,6 +24,7 @@ from typing import ClassVar
 from deepict.conventions import CONTEXT_MODES
 from deepict.errors import InputFileError
 from deepict.evaluate.metrics import DEFAULT_BINS
+from deepict.filaments.options import FilamentOptions
 from deepict.formats import FORMATS
 from deepict.formats.copick import COPICK_FORMAT
 from deepict.infer.compartments import DEFAULT_BATCH_SIZE
@@ -314,10 +315,27 @@ class FilterContextJob:
                                                             "the coordinates')")
 
 
+@dataclass(kw_only=True)
+class FilamentsJob:
+    step: ClassVar[str] = "filaments"
+
+    mask: str | None = parameter(None, help="filament mask (MRC; voxels above 0 are filament), e.g. from segment3d "
+                                            "or segment2d")
+    probability_map: str | None = parameter(None, help="filament probability map (MRC) instead of a mask, "
+                                                       "thresholded at --threshold")
+    threshold: float = parameter(0.5, help="probability from which a voxel of --probability-map is filament "
+                                           "(default %(default)s)")
+    voxel_size: float | None = parameter(None, help="voxel size in Å of the mask or map (default: its header; a "
+                                                    "header that disagrees is refused)")
+    out: str = parameter(help="CSV of the sampled points: x, y, z (0-based voxels), rot, tilt, psi (RELION angles: "
+                              "the centre line's direction), filament_id, arc_length_angstrom")
+    tracing: FilamentOptions = parameter(help="how filaments are traced and sampled (spacing required)")
+
+
 #: The job class of each ``deepict`` subcommand.
 JOB_CLASSES = {cls.step: cls for cls in (Train3DJob, PickJob, Segment3DJob, ImportModelJob, Train2DJob, Segment2DJob,
                                          SpectrumJob, EqualizeJob, EvaluateJob, ExportJob, ModelInfoJob,
-                                         FilterContextJob, ImportPicksJob)}
+                                         FilterContextJob, ImportPicksJob, FilamentsJob)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from deepict.io.outputs import CHECK_THE_PATH, WRITE_ERROR_ADVICE
 
 #: Modules of :mod:`deepict.cli` that register subcommands (in this order in ``deepict --help``).
 COMMAND_MODULES = ("compartments", "context", "evaluate", "export", "import_picks", "model_info", "particles3d",
-                   "spectrum")
+                   "spectrum", "filaments")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
