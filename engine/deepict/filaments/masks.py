@@ -51,7 +51,11 @@ def fill_small_holes(body: np.ndarray, max_hole_area: float) -> np.ndarray:
     for axis in range(3):
         moved = np.moveaxis(filled, axis, 0)
         for index in np.flatnonzero(moved.any(axis=(1, 2))):
-            plane = moved[index]
+            # a hole lies within the plane's foreground bounding box: label only that
+            rows, columns = np.flatnonzero(moved[index].any(axis=1)), np.flatnonzero(moved[index].any(axis=0))
+            plane = moved[index, rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+            if min(plane.shape) < 3:
+                continue
             background, count = ndimage.label(~plane)
             if count < 2:
                 continue

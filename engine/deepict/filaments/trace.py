@@ -29,6 +29,9 @@ from deepict.progress import Progress
 #: Widest 2D hole (Å across) filled as a filament's lumen: a microtubule's is ~17 nm; the space
 #: between crossing filaments is larger and stays empty.
 MAX_LUMEN_DIAMETER_ANGSTROM = 300.0
+#: Context (Å) around each tile a mask piece is thinned in: wider than the thickest filament's radius
+#: (a microtubule's is 125 Å).
+SKELETON_HALO_ANGSTROM = 250.0
 #: Mask pieces smaller than a 3x3x3 cube are specks of noise, not filaments.
 MIN_PIECE_VOXELS_3D = 27
 
@@ -49,6 +52,7 @@ def _component_chains(mask: np.ndarray, voxel_size: float, options: FilamentOpti
     boxes = ndimage.find_objects(labels)
     max_hole_area = math.pi * (MAX_LUMEN_DIAMETER_ANGSTROM / voxel_size / 2.0) ** 2
     erosion = options.erosion_angstrom / voxel_size
+    halo = int(math.ceil(SKELETON_HALO_ANGSTROM / voxel_size))
     progress = Progress("tracing mask pieces", count, "pieces", log=log, first_line=False)
     chains, junction_ends = [], []
     for label, box in enumerate(boxes, start=1):
@@ -62,7 +66,7 @@ def _component_chains(mask: np.ndarray, voxel_size: float, options: FilamentOpti
         body = fill_small_holes(body, max_hole_area)
         mask[padded] |= body
         offset = np.array([s.start for s in padded])
-        for chain, at_junction in skeleton_chains(erode(body, erosion)):
+        for chain, at_junction in skeleton_chains(erode(body, erosion), halo=halo):
             chains.append((chain + offset)[:, ::-1].astype(float))
             junction_ends.append(at_junction)
     del labels
