@@ -8,7 +8,6 @@ import json
 from deepict.conventions import FILAMENT_ID_COLUMN, voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
 from deepict.filaments.masks import binary_mask
-from deepict.filaments.trace import trace_filaments
 from deepict.io import read_volume, write_coordinates
 from deepict.io.outputs import claimed_outputs
 from deepict.jobs import FilamentsJob
@@ -85,6 +84,8 @@ def _voxel_size(job: FilamentsJob, path: str, header: float | None) -> float:
 def run(job: FilamentsJob) -> int:
     if (job.mask is None) == (job.probability_map is None):
         raise ParameterError("Give the filaments as one of --mask M.mrc or --probability-map P.mrc.")
+    from deepict.filaments.trace import trace_filaments  # scikit-image: loaded when a trace runs, not for --help
+
     path = job.mask or job.probability_map
     with claimed_outputs(("--out", job.out)):
         volume = read_volume(path, check_finite=False)  # NaN voxels are no filament

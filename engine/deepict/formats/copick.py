@@ -43,6 +43,7 @@ from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN
 from deepict.errors import InputFileError, ParameterError
 from deepict.formats.picks import PickedTomogram
 from deepict.io import CoordinateTable, atomic_path
+from deepict.orientations import euler_to_transform
 
 #: The ``--format`` value of ``deepict export`` for a copick project.
 COPICK_FORMAT = "copick"
@@ -191,6 +192,9 @@ def write_project(project, picks: Sequence[PickedTomogram], object_name: Optiona
                   session_id: str, radius: Optional[float] = None) -> list[Path]:
     """Write each tomogram's picks into the run of its name (tsId); return the picks files written.
 
+    Points of a table with RELION angles (rot, tilt, psi) get their 4x4 matrices (rotation ``A``,
+    reference to particle: :func:`deepict.orientations.euler_to_transform`), others the identity.
+
     All picks go to ``object_name``; without one, each row goes to the object named by its class
     (a table without a class column, or with numbered classes, needs ``object_name``).
     """
@@ -198,8 +202,10 @@ def write_project(project, picks: Sequence[PickedTomogram], object_name: Optiona
     for tomogram, coordinates in picks:
         for name, rows in _by_object(coordinates, object_name, tomogram.name).items():
             subset = CoordinateTable(coordinates.xyz[rows], {k: v[rows] for k, v in coordinates.columns.items()})
+            angles = subset.angles()
             files.append(write_picks(project, tomogram.name, name, user_id, session_id, subset,
-                                     tomogram.voxel_size, radius=radius))
+                                     tomogram.voxel_size, radius=radius,
+                                     transformations=None if angles is None else euler_to_transform(*angles.T)))
     return files
 
 

@@ -2,7 +2,8 @@
 
 Dynamo (``dynamo``, ``<out>.tbl`` + ``<out>.doc``)
     40 numeric columns, 1-based column meaning: 1 tag (1..N), 2 aligned = 1, 3 averaged = 1,
-    4-9 shifts and angles 0, 10 cc = score, 13 ftype = 1, 14/15 tilt range (default -60/60),
+    4-6 shifts 0, 7-9 tdrot, tilt, narot (Dynamo's ZXZ angles of the table's RELION angles,
+    :func:`deepict.orientations.relion_to_dynamo`; 0 without them), 10 cc = score, 13 ftype = 1, 14/15 tilt range (default -60/60),
     20 tomogram index (1-based line of the ``.doc`` file, which maps index -> tomogram path),
     22 class, 24-26 x y z. Like Scipion's dynamo plugin, x y z are the 0-based corner-frame values
     **without +1** even though Dynamo itself is 1-based — consistent with every Scipion plugin, a
@@ -21,10 +22,12 @@ import numpy as np
 from deepict.conventions import voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
 from deepict.formats.classes import class_map_path, class_map_text, class_name_map, class_numbers
+from deepict.formats.oriented import angles_or_zero, with_read_orientation
 from deepict.formats.picks import (PickedTomogram, TomogramInfo, check_picks, format_number, scale_factor,
                                    score_values, table_from)
 from deepict.formats.staging import Output, check_file_target, write_all_or_nothing
 from deepict.io import CoordinateTable
+from deepict.orientations import dynamo_to_relion, relion_to_dynamo
 
 DYNAMO_COLUMNS = 40
 
@@ -46,6 +49,9 @@ def dynamo_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[flo
         block[:, 0] = np.arange(tag + 1, tag + n + 1)
         block[:, 1] = 1
         block[:, 2] = 1
+        angles = angles_or_zero(coords)
+        if np.any(angles != 0):
+            block[:, 6:9] = np.stack(relion_to_dynamo(*angles.T), axis=1)
         block[:, 9] = score_values(coords)
         block[:, 12] = 1
         block[:, 13], block[:, 14] = float(tilt_range[0]), float(tilt_range[1])
@@ -141,5 +147,6 @@ def read_dynamo(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Opti
     for i, tomogram in enumerate(tomograms, start=1):
         rows = table[indices == i]
         xyz = rows[:, 23:26] / scale_factor(tomogram, output_pixel_size)
-        out.append(table_from(tomogram, xyz, rows[:, 9], rows[:, 21]))
+        angles = np.stack(dynamo_to_relion(*rows[:, 6:9].T), axis=1) if np.any(rows[:, 6:9] != 0) else rows[:, 6:9]
+        out.append(with_read_orientation(table_from(tomogram, xyz, rows[:, 9], rows[:, 21]), angles))
     return out

@@ -4,7 +4,7 @@ RELION 4 (``relion4``, one file, table ``particles``)
     ``rlnCoordinateX/Y/Z`` = rescaled corner-frame pixels with no +1 (as reliontomo's
     ``convert40_tomo`` writes them); ``rlnTomoParticleId`` 1..N over the whole file,
     ``rlnTomoManifoldIndex`` = ``rlnClassNumber`` = class (Scipion puts the group id there),
-    ``rlnRandomSubset`` alternating 1/2, origins and angles 0, ``rlnAutopickFigureOfMerit`` = score.
+    ``rlnRandomSubset`` alternating 1/2, origins 0, ``rlnAutopickFigureOfMerit`` = score.
 
 RELION 5 (``relion5``, one file, ``# version 50001`` then table ``particles``)
     ``rlnCenteredCoordinateX/Y/ZAngst = (x - size_x / 2) * voxel_size``, with ``x`` the 0-based
@@ -17,6 +17,10 @@ RELION 5 (``relion5``, one file, ``# version 50001`` then table ``particles``)
     3D coordinates from a star file") reads only those, as ``BOTTOM_LEFT_CORNER`` values times
     (coordinates' sampling rate / tomograms' sampling rate), and would put every particle at 0
     without them. No ``rlnTomoParticleId`` column, so Scipion's reader treats the file as RELION 5.
+
+Both: ``rlnAngleRot/Tilt/Psi`` = the table's ``rot, tilt, psi`` (0 without them), and, when a table
+has angles, ``rlnAngleTiltPrior``/``rlnAnglePsiPrior``; for filaments also ``rlnHelicalTubeID`` and
+``rlnHelicalTrackLengthAngst`` (:mod:`.oriented`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import numpy as np
 
 from deepict.errors import InputFileError
 from deepict.formats.classes import class_name_map, class_numbers
+from deepict.formats.oriented import (RELION_ANGLE_COLUMNS, RELION_HELICAL_COLUMNS, angles_or_zero,
+                                      relion_extra_columns, relion_extra_values, with_read_orientation)
 from deepict.formats.picks import (PickedTomogram, TomogramInfo, check_output_pixel_size, check_picks, scale_factor,
                                    score_values, table_from)
 from deepict.formats.staging import write_single_file
@@ -58,11 +64,14 @@ def _read_particles(path, tomograms: Sequence[TomogramInfo], position_columns: t
     ``to_voxels(tomogram, positions)`` turns the (N, 3) values of ``position_columns`` into tomogram voxels.
     """
     table = read_star(Path(path), "particles", ["rlnTomoName", *position_columns])
+    helical = all(name in table.getColumnNames() for name in RELION_HELICAL_COLUMNS)
     grouped: dict = {}
     for row in table:
         grouped.setdefault(str(row.rlnTomoName), []).append(
             (tuple(getattr(row, column) for column in position_columns),
-             row.get("rlnAutopickFigureOfMerit", 0.0), row.get("rlnClassNumber", 1)))
+             row.get("rlnAutopickFigureOfMerit", 0.0), row.get("rlnClassNumber", 1),
+             tuple(float(row.get(name, 0.0)) for name in RELION_ANGLE_COLUMNS),
+             tuple(row.get(name, 0) for name in RELION_HELICAL_COLUMNS)))
     unknown = sorted(set(grouped) - {t.name for t in tomograms})
     if unknown:
         raise InputFileError(path, f"holds particles of tomogram(s) {unknown} that were not given",
@@ -71,8 +80,10 @@ def _read_particles(path, tomograms: Sequence[TomogramInfo], position_columns: t
     for tomogram in tomograms:
         entries = grouped.get(tomogram.name, [])
         positions = np.array([e[0] for e in entries], dtype=np.float64).reshape(-1, 3)
-        out.append(table_from(tomogram, to_voxels(tomogram, positions), [e[1] for e in entries],
-                              [e[2] for e in entries]))
+        read = table_from(tomogram, to_voxels(tomogram, positions), [e[1] for e in entries], [e[2] for e in entries])
+        out.append(with_read_orientation(read, [e[3] for e in entries],
+                                         [e[4][0] for e in entries] if helical else None,
+                                         [e[4][1] for e in entries]))
     return out
 
 
@@ -81,20 +92,23 @@ def relion4_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[fl
     particle_id = 0
     checked = check_picks(picks)
     names = class_name_map(checked)
+    extra = relion_extra_columns([coords for _, coords in checked])
     for tomogram, coords in checked:
         factor = scale_factor(tomogram, output_pixel_size)
         xyz = coords.xyz * factor
-        for (x, y, z), score, cls in zip(xyz, score_values(coords), class_numbers(coords, names)):
+        for (x, y, z), angles, score, cls, more in zip(xyz, angles_or_zero(coords), score_values(coords),
+                                                       class_numbers(coords, names), relion_extra_values(coords, extra)):
             particle_id += 1
             rows.append((tomogram.name, particle_id, int(cls), float(x), float(y), float(z), 0.0, 0.0, 0.0,
-                         0.0, 0.0, 0.0, int(cls), 1 + (particle_id - 1) % 2, float(score)))
+                         *map(float, angles), int(cls), 1 + (particle_id - 1) % 2, float(score), *more))
     return rows
 
 
 def write_relion4(path, picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[Path]:
     """RELION 4 particles STAR (table ``particles``); coordinates in output pixels."""
     rows = relion4_rows(picks, output_pixel_size)
-    return write_single_file(path, "RELION 4", star_text("particles", RELION4_COLUMNS, rows), picks)
+    columns = RELION4_COLUMNS + relion_extra_columns([coords for _, coords in check_picks(picks)])
+    return write_single_file(path, "RELION 4", star_text("particles", columns, rows), picks)
 
 
 def read_relion4(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Optional[float] = None
@@ -113,19 +127,23 @@ def relion5_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[fl
     rows = []
     checked = check_picks(picks)
     names = class_name_map(checked)
+    extra = relion_extra_columns([coords for _, coords in checked])
     for tomogram, coords in checked:
         centred = (coords.xyz - relion5_centre(tomogram)) * tomogram.voxel_size
         pixels = coords.xyz * scale_factor(tomogram, output_pixel_size)
-        for angst, pixel, score, cls in zip(centred, pixels, score_values(coords), class_numbers(coords, names)):
-            rows.append((tomogram.name, *map(float, angst), *map(float, pixel), 0.0, 0.0, 0.0, int(cls),
-                         float(score)))
+        for angst, pixel, angles, score, cls, more in zip(centred, pixels, angles_or_zero(coords),
+                                                          score_values(coords), class_numbers(coords, names),
+                                                          relion_extra_values(coords, extra)):
+            rows.append((tomogram.name, *map(float, angst), *map(float, pixel), *map(float, angles), int(cls),
+                         float(score), *more))
     return rows
 
 
 def write_relion5(path, picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[Path]:
     """RELION 5 particles STAR: ``rlnCenteredCoordinate*Angst`` and ``rlnCoordinate*`` in output pixels."""
     rows = relion5_rows(picks, output_pixel_size)
-    text = star_text("particles", RELION5_COLUMNS, rows, header=f"\n{RELION5_VERSION_COMMENT}\n")
+    columns = RELION5_COLUMNS + relion_extra_columns([coords for _, coords in check_picks(picks)])
+    text = star_text("particles", columns, rows, header=f"\n{RELION5_VERSION_COMMENT}\n")
     return write_single_file(path, "RELION 5", text, picks)
 
 

@@ -4,7 +4,8 @@ Warp / M (``warp``, a folder with one ``<tsId>.star`` per tomogram, unnamed ``da
     ``rlnCoordinateX/Y/Z`` in pixels of the output pixel size, 0 = centre of the first voxel (Warp's
     convention, same as the corner frame); ``rlnMicrographName = <tsId>.tomostar``. Run WarpTools
     ``ts_export_particles`` with ``--coords_angpix`` = the output pixel size (Scipion's own Warp
-    export writes normalised coordinates instead; these are pixels).
+    export writes normalised coordinates instead; these are pixels). ``rlnAngleRot/Tilt/Psi`` = the
+    table's RELION angles (Warp and M use RELION's convention), 0 without them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from deepict.errors import InputFileError
+from deepict.formats.oriented import RELION_ANGLE_COLUMNS, angles_or_zero, with_read_orientation
 from deepict.formats.picks import PickedTomogram, TomogramInfo, check_picks, scale_factor, score_values, table_from
 from deepict.formats.staging import Output, check_folder_target, write_all_or_nothing
 from deepict.formats.star import read_star, star_text
@@ -42,8 +44,8 @@ def write_warp(folder, picks: Sequence[PickedTomogram], output_pixel_size: Optio
     for tomogram, coords in checked:
         xyz = coords.xyz * scale_factor(tomogram, output_pixel_size)
         micrograph = warp_micrograph_name(tomogram)
-        rows = [(float(x), float(y), float(z), 0.0, 0.0, 0.0, micrograph, float(score))
-                for (x, y, z), score in zip(xyz, score_values(coords))]
+        rows = [(float(x), float(y), float(z), *map(float, angles), micrograph, float(score))
+                for (x, y, z), angles, score in zip(xyz, angles_or_zero(coords), score_values(coords))]
         files[warp_file_name(tomogram)] = star_text(None, WARP_COLUMNS, rows)
     check_folder_target(folder, ".star", "Warp")
     write_all_or_nothing([Output(folder, files)])
@@ -65,6 +67,7 @@ def read_warp(folder, tomograms: Sequence[TomogramInfo], output_pixel_size: Opti
         factor = scale_factor(tomogram, output_pixel_size)
         xyz = np.array([(r.rlnCoordinateX, r.rlnCoordinateY, r.rlnCoordinateZ) for r in rows],
                        dtype=np.float64).reshape(-1, 3) / factor
-        out.append(table_from(tomogram, xyz, [r.get("rlnAutopickFigureOfMerit", 0.0) for r in rows],
-                               np.ones(len(rows))))
+        read = table_from(tomogram, xyz, [r.get("rlnAutopickFigureOfMerit", 0.0) for r in rows], np.ones(len(rows)))
+        out.append(with_read_orientation(read, [[float(r.get(name, 0.0)) for name in RELION_ANGLE_COLUMNS]
+                                                for r in rows]))
     return out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepict.conventions import CLASS_COLUMN, POSITION_COLUMNS, SCORE_COLUMN, VOXEL_SIZE_KEY
+from deepict.conventions import ANGLE_COLUMNS, CLASS_COLUMN, POSITION_COLUMNS, SCORE_COLUMN, VOXEL_SIZE_KEY
 from deepict.errors import InputFileError
 from deepict.io.files import atomic_path, check_readable
 
@@ -44,6 +44,12 @@ class CoordinateTable:
         if name in self.columns:
             return self.columns[name]
         return np.full(len(self), default)
+
+    def angles(self) -> np.ndarray | None:
+        """(N, 3) orientations as RELION angles ``rot, tilt, psi`` (degrees), or ``None`` without all three columns."""
+        if not all(name in self.columns for name in ANGLE_COLUMNS):
+            return None
+        return np.stack([np.asarray(self.columns[name], dtype=np.float64) for name in ANGLE_COLUMNS], axis=1)
 
 
 def _is_number(text: str) -> bool:
@@ -166,11 +172,16 @@ def _table_with_header(path: Path, first: list[str], body: list[list[str]], voxe
 
 
 def _check_standard_columns(path: Path, table: CoordinateTable) -> None:
-    """``score`` must hold finite numbers; a numeric ``class`` column whole numbers (names are fine)."""
+    """``score`` and the angles must hold finite numbers; a numeric ``class`` column whole numbers (names are fine)."""
     score = table.columns.get(SCORE_COLUMN)
     if score is not None and (score.dtype == object or not np.isfinite(score).all()):
         raise InputFileError(path, "its 'score' column holds values that are not finite numbers",
                              "Give a number for every score (or drop the column: picks then keep file order).")
+    for name in ANGLE_COLUMNS:
+        angle = table.columns.get(name)
+        if angle is not None and (angle.dtype == object or not np.isfinite(angle).all()):
+            raise InputFileError(path, f"its '{name}' column holds values that are not finite numbers",
+                                 "Give every orientation as RELION angles rot, tilt, psi in degrees.")
     classes = table.columns.get(CLASS_COLUMN)
     if classes is not None and classes.dtype != object and \
             (not np.isfinite(classes).all() or np.any(classes != np.round(classes))):
