@@ -117,11 +117,15 @@ def _define_plugin():
             return "python" if cls.getVar(DEEPICT_ENV_ACTIVATION) else sys.executable
 
         @classmethod
-        def getEnviron(cls):
+        def getEnviron(cls, useQueue=False):
             environ = Environ(os.environ)
             # Scipion's PYTHONPATH must not leak into an engine environment of its own.
             if cls.getVar(DEEPICT_ENV_ACTIVATION) or cls.getEnginePython() != sys.executable:
                 environ.pop("PYTHONPATH", None)
+            if useQueue:
+                # A queued job sees the GPUs its scheduler gives it (CUDA_VISIBLE_DEVICES, which the job
+                # inherits from the submitting shell unless the scheduler sets it), never this machine's.
+                environ.pop("CUDA_VISIBLE_DEVICES", None)
             return environ
 
         @classmethod
@@ -134,18 +138,25 @@ def _define_plugin():
             return f"{prefix}{gpus}{shlex.quote(cls.getEnginePython())} -m deepict"
 
         @classmethod
-        def runDeepict(cls, protocol, subcommand, args, useGpu=False, threads=0):
+        def runDeepict(cls, protocol, subcommand, args, useGpu=False, threads=0, jobFile=None):
             """Run one ``deepict`` subcommand as a job of ``protocol`` (local, or through the queue).
 
             ``args``: usually ``--job "FILE"``, a job file whose device the protocol chose
-            (``deepict.jobs.set_device``); ``useGpu`` makes Scipion's GPUs visible to the job.
+            (``deepict.jobs.set_device``); ``useGpu`` makes Scipion's GPUs visible to the job (locally:
+            the form's GPU list; under a queue: the GPUs the scheduler gives).
             ``threads`` > 0 caps the engine's CPU threads (OMP_NUM_THREADS); 0 lets it use every usable core.
+            When each job goes to the queue (``QUEUE_FOR_JOBS``), the job prints where it runs and writes
+            its exit status beside ``jobFile`` (:mod:`deepict_scipion.cluster`), since pyworkflow only
+            waits for a queued job to leave the queue.
             """
-            environ = cls.getEnviron()
+            from .cluster import JOB_BANNER, queued_arguments
+            environ = cls.getEnviron(protocol.useQueue())
             if threads > 0:
                 environ["OMP_NUM_THREADS"] = str(threads)
-            protocol.runJob(cls.getProgram(useGpu, protocol.useQueue()), f"{subcommand} {args}",
-                            env=environ, numberOfMpi=1)
+            program, arguments = cls.getProgram(useGpu, protocol.useQueue()), f"{subcommand} {args}"
+            if protocol.useQueueForSteps() and jobFile:
+                program, arguments = JOB_BANNER + program, queued_arguments(arguments, jobFile)
+            protocol.runJob(program, arguments, env=environ, numberOfMpi=1)
 
         @classmethod
         def defineBinaries(cls, env):

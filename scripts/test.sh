@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q -p no:cacheprovider engine/tests deepict_scipion/tests "$@"
+# The queue tests need a running SLURM: scripts/test-cluster.sh runs them.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider engine/tests deepict_scipion/tests \
+    --ignore=deepict_scipion/tests/cluster "$@"

@@ -5,9 +5,12 @@ import glob
 import json
 import os
 import shlex
+import struct
 import subprocess
+import threading
 
 from pwem.protocols import EMProtocol
+from pyworkflow.constants import QUEUE_FOR_JOBS
 from pyworkflow.protocol import params
 from pyworkflow.protocol.params import BIN_THREADS_PARAM
 from pyworkflow.protocol.constants import GPU_LIST, STEPS_PARALLEL, USE_GPU
@@ -21,7 +24,7 @@ from deepict.errors import DeepictError
 from deepict.infer.clusters import ClusterParameters
 from deepict.parameters import choices_of, default_of, option_help
 
-from .. import Plugin
+from .. import Plugin, cluster
 from ..convert import baseName, equalizedReference, newTomoMask, tomogramKey, tomogramsByKey
 
 THREADS_HELP = ("CPU threads of each deepict job (OMP_NUM_THREADS). 0: every core the job may use; give a number "
@@ -96,14 +99,86 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             jobs.set_device(job, "auto" if useGpu else "cpu")
         path = jobs.write_job(job, os.path.abspath(self._getExtraPath(f"{name}.json")))
         logSizes = self._logSizes()
+        cluster.remove_stale_status(path)
         try:
             Plugin.runDeepict(self, job.step, f"--job {shlex.quote(path)}", useGpu=useGpu,
-                              threads=self._engineThreads())
+                              threads=self._engineThreads(), jobFile=path)
         except subprocess.CalledProcessError as exc:
             message = self._engineError(job.step, logSizes)
             if message is None:
                 raise
             raise DeepictJobError(message) from exc
+        if self.useQueueForSteps():
+            self._checkQueuedJob(job.step, path, logSizes)
+
+    def _checkQueuedJob(self, subcommand, jobFile, logSizes):
+        """Fail the step as a local run would when its queued job failed or was killed by the scheduler
+        (pyworkflow only waits for the job to leave the queue)."""
+        status = cluster.read_exit_status(jobFile)
+        if status == 0:
+            return
+        jobId = self._queueJobIds.get(threading.get_ident(), "?")
+        if status is None:
+            reason = cluster.scheduler_reason(self._newLogText(logSizes)) or "no reason in its logs"
+            raise DeepictJobError(f"deepict {subcommand}: the queue job {jobId} ended before the step did "
+                                  f"(killed by the scheduler? {reason}): its outputs were not written. Give the "
+                                  "job more time or memory in the queue parameters and continue the protocol.")
+        raise DeepictJobError(self._engineError(subcommand, logSizes) or
+                              f"deepict {subcommand}: the queue job {jobId} failed with exit status {status}: "
+                              f"see its log in {self._getLogsPath()}.")
+
+    def appendJobId(self, jobId):
+        """pyworkflow's record of the active queue jobs (cancelled when the protocol is stopped); also kept
+        per step thread, so that a step's error names its job."""
+        super().appendJobId(jobId)
+        self._queueJobIds[threading.get_ident()] = jobId
+
+    @property
+    def _queueJobIds(self):
+        if "_deepictQueueJobs" not in self.__dict__:
+            self.__dict__["_deepictQueueJobs"] = {}
+        return self.__dict__["_deepictQueueJobs"]
+
+    def getSubmitDict(self):
+        """Scipion's queue parameters, with deepict's defaults: each queued job asks for the CPU threads
+        of one deepict job (the form's threads per tomogram, not the protocol's parallel steps), and a
+        memory request JOB_MEMORY left empty or 'auto' becomes the estimate for the largest input
+        tomogram (:func:`deepict_scipion.cluster.memory_request_mb`)."""
+        submit = super().getSubmitDict()
+        if submit.get(QUEUE_FOR_JOBS) == "Y":
+            submit["JOB_THREADS"] = submit["JOB_CORES"] = max(1, self._engineThreads())
+        if str(submit.get("JOB_MEMORY", "")).strip().lower() in ("", cluster.AUTO):
+            submit["JOB_MEMORY"] = str(cluster.memory_request_mb(self._largestTomogram()))
+        return submit
+
+    def _largestTomogram(self):
+        """The (x, y, z) size of the largest input tomogram, or None when the protocol has none.
+
+        Read once (first from the main thread, when the queue executor is made): the steps' threads
+        ask again and must not open the set's database."""
+        if "_deepictLargestTomogram" not in self.__dict__:
+            pointer = getattr(self, "inputTomograms", None)
+            tomograms = pointer.get() if pointer is not None else None
+            try:
+                sizes = [tomo.getDim() for tomo in tomograms.iterItems()] if tomograms is not None else []
+            except (OSError, ValueError, struct.error):
+                sizes = []  # an unreadable tomogram: its step fails with the engine's error, not the launch
+            sizes = [size for size in sizes if size]
+            self.__dict__["_deepictLargestTomogram"] = (
+                max(sizes, key=lambda size: size[0] * size[1] * size[2]) if sizes else None)
+        return self.__dict__["_deepictLargestTomogram"]
+
+    def _newLogText(self, logSizes):
+        """What the run's logs got after ``logSizes`` (see :meth:`_logSizes`)."""
+        texts = []
+        for path in sorted(glob.glob(self._getLogsPath("*")), key=os.path.getmtime):
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(logSizes.get(path, 0))
+                    texts.append(handle.read().decode("utf-8", errors="replace"))
+            except OSError:
+                continue
+        return texts
 
     def _logSizes(self):
         """{log file: size} of the run's logs (queue jobs write their own logs in the same folder)."""
@@ -113,13 +188,7 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         """The last ``deepict <subcommand>: error:`` line written to the logs after ``logSizes``, or None."""
         marker = f"deepict {subcommand}: error:"
         found = None
-        for path in sorted(glob.glob(self._getLogsPath("*")), key=os.path.getmtime):
-            try:
-                with open(path, "rb") as handle:
-                    handle.seek(logSizes.get(path, 0))
-                    text = handle.read().decode("utf-8", errors="replace")
-            except OSError:
-                continue
+        for text in self._newLogText(logSizes):
             for line in text.splitlines():
                 if marker in line:
                     found = line[line.index(marker):].strip()

@@ -1,0 +1,87 @@
+"""Sending deepict jobs through Scipion's queue (hosts.conf): memory requests, the job's own record of how
+it ended, and the scheduler's reason when it did not end by itself.
+
+pyworkflow submits each job of a protocol launched with "use queue for jobs" (``QUEUE_FOR_JOBS = Y``) and
+waits until the scheduler no longer lists it, but never learns how it ended. So a queued deepict command
+writes its exit status to a file when it ends; a missing file means that the job never ended by itself
+(killed by the scheduler for its time or memory limit, cancelled, node failure) and the scheduler's own
+words about it are searched in the job's logs.
+
+No Scipion and no torch here: pure helpers the protocols and the plugin's runner use.
+"""
+
+import os
+import re
+import shlex
+
+#: Memory (MB) of the engine's Python with torch and a network loaded, before any tomogram.
+BASE_MEMORY_MB = 700
+#: Bytes per voxel of the largest tomogram at the peak of a step (the tomogram as float32, the
+#: network's output and the post-processing's labels): picking 928 x 928 x 464 peaked at 2.1 GB
+#: (/usr/bin/time -v, README "Running on a cluster"), i.e. 700 MB + 3.5 bytes per voxel.
+BYTES_PER_VOXEL = 3.5
+#: Headroom over the estimated peak, as schedulers kill a job at its request.
+MEMORY_HEADROOM = 1.5
+#: The smallest request (MB).
+MIN_MEMORY_MB = 2048
+#: A queue parameter with this value (or none) gets the estimate.
+AUTO = "auto"
+
+#: Scheduler messages in a killed job's logs (SLURM's slurmstepd, PBS/Torque, SGE, the kernel).
+SCHEDULER_REASON = re.compile(r"(DUE TO [A-Z ]+|exceeded memory limit.*|Exceeded job memory limit.*|"
+                              r"CANCELLED AT.*|PBS: job killed:.*|walltime .* exceeded.*|Out Of Memory.*|"
+                              r"oom[-_ ]kill.*)", re.IGNORECASE)
+
+
+def memory_request_mb(shape_xyz):
+    """The default memory request (MB) of a step on a tomogram of ``shape_xyz`` voxels."""
+    voxels = 1
+    for side in shape_xyz or ():
+        voxels *= int(side)
+    peak = BASE_MEMORY_MB + voxels * BYTES_PER_VOXEL / 2 ** 20
+    return max(MIN_MEMORY_MB, int(round(peak * MEMORY_HEADROOM / 256.0)) * 256)
+
+
+def status_path(job_file):
+    """The file a queued job writes its exit status to, beside its job file."""
+    return f"{job_file}.exit"
+
+
+def queued_arguments(arguments, job_file):
+    """The command's arguments followed by writing its exit status (the job script's shell runs them)."""
+    status = shlex.quote(status_path(job_file))
+    return f"{arguments}; status=$?; echo $status > {status}; exit $status"
+
+
+#: The first line a queued job prints: where it runs and what the scheduler gave it (the protocol's logs
+#: then say which job ran where, and with which GPUs).
+JOB_BANNER = ('echo "deepict queue job ${SLURM_JOB_ID:-${PBS_JOBID:-${JOB_ID:-?}}} on $(hostname): '
+              '$(nproc) CPUs, CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-unset}" && ')
+
+
+def read_exit_status(job_file):
+    """The exit status a queued job wrote, or None if it did not end by itself."""
+    try:
+        with open(status_path(job_file)) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def scheduler_reason(texts):
+    """The scheduler's last message about killing a job in ``texts`` (log contents), or None."""
+    found = None
+    for text in texts:
+        for line in text.splitlines():
+            match = SCHEDULER_REASON.search(line)
+            if match:
+                found = line.strip()
+    return found
+
+
+def remove_stale_status(job_file):
+    """Forget the status of an earlier run of the same job (a continued protocol)."""
+    try:
+        os.remove(status_path(job_file))
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,243 @@
+"""Scipion's queue with a real SLURM: every heavy DeePiCt step launched with "use queue for jobs" becomes one
+sbatch job per step (per tomogram for pick, segment, equalize and evaluate), its outputs are registered as
+in a local run, a failed tomogram fails alone and "continue" redoes only it, stopping the protocol cancels
+its jobs, and a job the scheduler kills fails the protocol with the scheduler's reason.
+
+Run by ``scripts/test-cluster.sh`` only (the conftest checks SLURM and installs the README's hosts.conf).
+"""
+
+import glob
+import json
+import os
+import re
+import subprocess
+import time
+
+import numpy as np
+from pyworkflow.protocol.constants import STATUS_FINISHED
+from pyworkflow.tests import BaseTest, setupTestProject
+from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
+
+from deepict.io import write_volume
+from deepict.synthetic import PhantomConfig, make_phantom
+from deepict_scipion.convert import coordinatesByKey
+from deepict_scipion.protocols import (ProtDeepictEqualize, ProtDeepictEvaluate, ProtDeepictPick,
+                                       ProtDeepictSegment2D, ProtDeepictSegment3D, ProtDeepictTrain2D,
+                                       ProtDeepictTrain3D)
+
+VOXEL = 13.48
+SHAPE = (32, 64, 64)
+TOMOGRAMS = 2
+TINY_3D = dict(depth=2, initialFeatures=4, epochs=2, iterationsPerEpoch=2, batchSize=2, patchSize=32, valFraction=0.0)
+#: The banner every queued deepict job prints first (deepict_scipion.cluster.JOB_BANNER).
+BANNER = re.compile(r"deepict queue job (\d+) on \S+: (\d+) CPUs, CUDA_VISIBLE_DEVICES=(\S+)")
+
+
+def queued(protocol, partition="cpu", **parameters):
+    """``protocol`` launched through the README's SLURM queue, one job per step."""
+    values = {"JOB_MEMORY": "auto", "JOB_TIME": "10", "GPU_COUNT": "0", "QUEUE_FOR_JOBS": "Y"}
+    values.update(parameters)
+    protocol._useQueue.set(True)
+    protocol.setQueueParams((partition, values))
+    return protocol
+
+
+def jobBanners(protocol):
+    """{SLURM job id: (CPUs, CUDA_VISIBLE_DEVICES)} from the banners of the protocol's queued jobs' logs."""
+    banners = {}
+    for path in glob.glob(protocol._getLogsPath("*.out")):
+        with open(path) as handle:
+            for match in BANNER.finditer(handle.read()):
+                banners[int(match.group(1))] = (int(match.group(2)), match.group(3))
+    return banners
+
+
+def slurmJob(jobId):
+    """``scontrol show job`` as {key: value} (SLURM keeps finished jobs MinJobAge = 600 s)."""
+    text = subprocess.run(["scontrol", "-o", "show", "job", str(jobId)], capture_output=True, text=True).stdout
+    return dict(item.split("=", 1) for item in text.split() if "=" in item)
+
+
+def activeJobs(protocol):
+    """SLURM job ids of the protocol's jobs that are pending or running."""
+    text = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in text.splitlines()
+            if line.split()[1].startswith(f"{protocol.strId()}-")]
+
+
+def picksByTomogram(protocol):
+    picks = getattr(protocol, protocol.OUTPUT_PREFIX)
+    return {key: np.array(sorted(map(tuple, np.round(coords, 3)))) for key, coords in coordinatesByKey(picks).items()}
+
+
+class TestQueueSlurm(BaseTest):
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        data = os.path.abspath(cls.proj.getTmpPath("data"))
+        os.makedirs(os.path.join(data, "cytosol"))
+        for index in range(TOMOGRAMS):
+            phantom = make_phantom(PhantomConfig(shape_zyx=SHAPE, n_ribosomes=6, n_fas=1, n_distractors=2,
+                                                 n_organelles=1, n_vesicles=1, seed=30 + index))
+            write_volume(os.path.join(data, f"cell{index}.mrc"), phantom.tomogram, VOXEL)
+            write_volume(os.path.join(data, "cytosol", f"cell{index}.mrc"), phantom.masks["cytosol"], VOXEL)
+            np.savetxt(os.path.join(data, f"cell{index}.txt"), phantom.coords["ribosome"], fmt="%.2f")
+        cls.data = data
+        cls.tomos = cls.newProtocol(ProtImportTomograms, filesPath=data, filesPattern="cell*.mrc", samplingRate=VOXEL)
+        cls.launchProtocol(cls.tomos)
+        cls.coords = cls.newProtocol(ProtImportCoordinates3D, filesPath=data, filesPattern="cell*.txt",
+                                     importTomograms=cls.tomos.Tomograms, boxSize=24)
+        cls.launchProtocol(cls.coords)
+        cls.train = queued(cls.newProtocol(ProtDeepictTrain3D, inputTomograms=cls.tomos.Tomograms,
+                                           classNames="ribosome", particleRadii="100", numberOfThreads=1, **TINY_3D))
+        cls.train.inputCoordinates.append(cls.coords.outputCoordinates)
+        cls.launchProtocol(cls.train)
+
+    def newPick(self, **values):
+        return self.newProtocol(ProtDeepictPick, inputTomograms=self.tomos.Tomograms,
+                                inputModel=self.train.deepictModel, threshold=0.05, minSize=1, binThreads=1, **values)
+
+    def assertWentThroughSlurm(self, protocol, jobs):
+        """``jobs`` sbatch jobs of ``protocol`` ran and completed, each with 1 CPU and no GPU."""
+        banners = jobBanners(protocol)
+        self.assertEqual(len(banners), jobs, f"queued jobs of {protocol.getRunName()}: {banners}")
+        for jobId, (cpus, gpus) in banners.items():
+            self.assertEqual(slurmJob(jobId).get("JobState"), "COMPLETED", slurmJob(jobId))
+            self.assertEqual((cpus, gpus), (1, "unset"))
+        self.assertEqual(len(glob.glob(protocol._getLogsPath("*.job"))), jobs)
+
+    def test_train3d_is_one_sbatch_job(self):
+        self.assertTrue(os.path.exists(self.train.deepictModel.getFileName()))
+        self.assertWentThroughSlurm(self.train, 2)  # training, then the model's description (model-info)
+        script = open(glob.glob(self.train._getLogsPath("*.job"))[0]).read()
+        self.assertIn("#SBATCH --mem=2048", script)  # JOB_MEMORY auto: the estimate's minimum for tiny tomograms
+        self.assertIn("#SBATCH --cpus-per-task=1", script)
+
+    def test_pick_per_tomogram_jobs_give_the_local_picks_and_the_scheduler_gpus(self):
+        local = self.newPick(numberOfThreads=1)
+        self.launchProtocol(local)
+        # The form's GPU list and this machine's CUDA_VISIBLE_DEVICES must not reach a queued job: it sees
+        # what SLURM gives (nothing, with GPU_COUNT 0 on this CPU-only cluster).
+        remote = queued(self.newPick(numberOfThreads=3, gpuList="3"))
+        previous = os.environ.get("CUDA_VISIBLE_DEVICES")
+        os.environ["CUDA_VISIBLE_DEVICES"] = "5"
+        try:
+            self.launchProtocol(remote)
+        finally:
+            os.environ.pop("CUDA_VISIBLE_DEVICES") if previous is None else os.environ.update(
+                CUDA_VISIBLE_DEVICES=previous)
+        self.assertWentThroughSlurm(remote, TOMOGRAMS)
+        expected, got = picksByTomogram(local), picksByTomogram(remote)
+        self.assertEqual(sorted(expected), sorted(got))
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+
+    def test_segment_equalize_and_evaluate_through_the_queue(self):
+        segment3d = queued(self.newProtocol(ProtDeepictSegment3D, inputTomograms=self.tomos.Tomograms,
+                                            inputModel=self.train.deepictModel, threshold=0.05, binThreads=1,
+                                            numberOfThreads=3))
+        self.launchProtocol(segment3d)
+        self.assertEqual(segment3d.segmentations.getSize(), TOMOGRAMS)
+        self.assertWentThroughSlurm(segment3d, TOMOGRAMS)
+
+        masks = self.newProtocol(ProtImportTomomasks, filesPath=os.path.join(self.data, "cytosol"),
+                                 filesPattern="cell*.mrc", inputTomos=self.tomos.Tomograms)
+        self.launchProtocol(masks)
+        train2d = queued(self.newProtocol(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms,
+                                          inputMasks=masks.tomomasks, className="cytosol", epochs=1, tilesPerEpoch=4,
+                                          tileSize=32, batchSize=2, zStride=8, numberOfThreads=1))
+        self.launchProtocol(train2d)
+        segment2d = queued(self.newProtocol(ProtDeepictSegment2D, inputTomograms=self.tomos.Tomograms,
+                                            inputModel=train2d.deepictModel, threshold=0.3, binThreads=1,
+                                            numberOfThreads=3))
+        self.launchProtocol(segment2d)
+        self.assertEqual(segment2d.segmentations.getSize(), TOMOGRAMS)
+        self.assertEqual(len(jobBanners(segment2d)), TOMOGRAMS)
+
+        equalize = queued(self.newProtocol(ProtDeepictEqualize, inputTomograms=self.tomos.Tomograms,
+                                           numberOfThreads=3, binThreads=1))
+        equalize.referenceTomogram.set(self.tomos)
+        equalize.referenceTomogram.setExtended("Tomograms.1")
+        self.launchProtocol(equalize)
+        self.assertEqual(equalize.Tomograms.getSize(), TOMOGRAMS)
+        self.assertGreaterEqual(len(jobBanners(equalize)), TOMOGRAMS)
+
+        pick = self.newPick(numberOfThreads=1)
+        self.launchProtocol(pick)
+        evaluate = queued(self.newProtocol(ProtDeepictEvaluate, inputCoordinates=getattr(pick, pick.OUTPUT_PREFIX),
+                                           groundTruthCoordinates=self.coords.outputCoordinates, numberOfThreads=3))
+        self.launchProtocol(evaluate)
+        self.assertIsNotNone(evaluate.loadEvaluation())
+        self.assertEqual(len(jobBanners(evaluate)), TOMOGRAMS)
+
+    def test_a_failed_tomogram_fails_alone_and_continue_redoes_only_it(self):
+        broken = os.path.join(self.data, "broken")
+        os.makedirs(broken)
+        for index in range(TOMOGRAMS):
+            os.link(os.path.join(self.data, f"cell{index}.mrc"), os.path.join(broken, f"cell{index}.mrc"))
+        tomos = self.newProtocol(ProtImportTomograms, filesPath=broken, filesPattern="cell*.mrc", samplingRate=VOXEL)
+        self.launchProtocol(tomos)
+        victim = os.path.join(broken, "cell1.mrc")
+        os.remove(victim)
+        with open(os.path.join(self.data, "cell1.mrc"), "rb") as source, open(victim, "wb") as handle:
+            handle.write(source.read(1024 + 4096))  # a valid header, the data cut short
+        pick = queued(self.newProtocol(ProtDeepictPick, inputTomograms=tomos.Tomograms,
+                                       inputModel=self.train.deepictModel, threshold=0.05, minSize=1, binThreads=1,
+                                       numberOfThreads=3))
+        self.proj.launchProtocol(pick, wait=True)
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertTrue(pick.isFailed())
+        self.assertIn("deepict pick: error:", pick.getErrorMessage())
+        steps = {json.loads(step.argsStr.get())[0]: step.getStatus() for step in pick.loadSteps()
+                 if step.funcName.get() == "inferenceStep"}
+        self.assertEqual(sorted(key for key, status in steps.items() if status != STATUS_FINISHED), ["cell1"], steps)
+        for key in ("cell0",):
+            self.assertTrue(os.path.exists(pick._outputPath(key)), f"the picks of {key} were not kept")
+        jobsBefore = set(jobBanners(pick))
+
+        os.remove(victim)
+        os.link(os.path.join(self.data, "cell1.mrc"), victim)
+        self.proj.launchProtocol(pick, wait=True)  # "continue": Scipion's default run mode resumes
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertEqual(pick.getStatus(), STATUS_FINISHED, pick.getErrorMessage())
+        newJobs = set(jobBanners(pick)) - jobsBefore
+        self.assertEqual(len(newJobs), 1, "continue must rerun only cell1")
+        self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getPrecedents().getSize(), TOMOGRAMS)
+
+    def test_stop_cancels_the_queued_jobs(self):
+        train = queued(self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.tomos.Tomograms,
+                                        classNames="ribosome", particleRadii="100", numberOfThreads=1,
+                                        **dict(TINY_3D, epochs=500)))
+        train.inputCoordinates.append(self.coords.outputCoordinates)
+        self.proj.launchProtocol(train, wait=False)
+        jobs = []
+        for _ in range(120):
+            jobs = activeJobs(train)
+            if jobs and all(slurmJob(job).get("JobState") == "RUNNING" for job in jobs):
+                break
+            time.sleep(0.5)
+        self.assertTrue(jobs, "the training's job never ran")
+        self.proj.stopProtocol(self.proj.getProtocol(train.getObjId()))
+        for _ in range(40):
+            if not activeJobs(train):
+                break
+            time.sleep(0.5)
+        self.assertEqual(activeJobs(train), [])
+        for job in jobs:
+            self.assertEqual(slurmJob(job).get("JobState"), "CANCELLED")
+        self.assertTrue(self.proj.getProtocol(train.getObjId()).isAborted())
+
+    def test_a_job_killed_by_the_scheduler_fails_with_its_reason_and_continue_finishes(self):
+        pick = queued(self.newPick(numberOfThreads=2), JOB_MEMORY="150")
+        self.proj.launchProtocol(pick, wait=True)
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertTrue(pick.isFailed())
+        self.assertIn("memory limit", pick.getErrorMessage().lower())
+        self.assertIn("killed by the scheduler", pick.getErrorMessage())
+        self.assertEqual(glob.glob(pick._getExtraPath("*.star")) + glob.glob(pick._getExtraPath("*.tmp*")), [])
+        queued(pick, JOB_MEMORY="auto")
+        self.proj.launchProtocol(pick, wait=True)
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertEqual(pick.getStatus(), STATUS_FINISHED, pick.getErrorMessage())
+        self.assertEqual(len(coordinatesByKey(getattr(pick, pick.OUTPUT_PREFIX))), TOMOGRAMS)
