@@ -6,7 +6,7 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from deepict.conventions import MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS
+from deepict.conventions import EQUALIZE_TO_MEAN, MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
@@ -60,15 +60,24 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       help="One name per input set, comma separated (e.g. 'ribosome, fas' or 'membrane'). "
                            "The names are stored in the model and label its outputs.")
         self._addTrainingVoxelSizeParam(form)
+        form.addParam("equalizeTraining", params.BooleanParam, default=False,
+                      label="Equalize to the tomograms' mean spectrum",
+                      help="For tomograms from several microscopes, phase plate and defocus, or data unlike the "
+                           "training data: the training tomograms are equalized (in memory) to their mean radial "
+                           "amplitude spectrum, which is stored in the model; the pick / segment protocols then "
+                           "equalize every new tomogram to it. No separate 'equalize spectrum' run is needed. "
+                           "Engine: " + self._help("equalize_to"))
         form.addParam("spectrumReference", params.FileParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
                       label="Equalized to reference spectrum (optional)",
                       help="If the tomograms were spectrum-equalized outside Scipion: the reference spectrum TSV "
                            "('deepict spectrum') they were equalized to. It is stored in the model, and the pick / "
                            "segment protocols equalize new tomograms to it. Not needed for tomograms from the "
                            "'equalize spectrum' protocol: their reference is found automatically.")
-        form.addParam("spectrumLowpass", params.FloatParam, allowsNull=True, condition="spectrumReference",
-                      expertLevel=params.LEVEL_ADVANCED, label="Low-pass used with it (Å)",
-                      help="The low-pass resolution of that equalization (empty: none).")
+        form.addParam("spectrumLowpass", params.FloatParam, allowsNull=True,
+                      condition="spectrumReference or equalizeTraining",
+                      expertLevel=params.LEVEL_ADVANCED, label="Equalization low-pass (Å)",
+                      help="The low-pass resolution of the equalization (empty: none): the one used outside "
+                           "Scipion with the reference above, or the one applied with the mean spectrum.")
 
         form.addSection(label="Network")
         form.addParam("depth", params.IntParam, default=self._default("training.depth"),
@@ -202,12 +211,15 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         coordinates = self.labelSource.get() == LABELS_COORDINATES
         noReference = (None, None, self._default("spectrum_lowpass_width"))
         spectrum, lowpass, width = self._spectrumReference() or noReference
+        if self.equalizeTraining.get():
+            lowpass = self.spectrumLowpass.get()
         return Train3DJob(
             tomograms=tomograms, coords=labels if coordinates else None, masks=None if coordinates else labels,
             radius=self._radii() if coordinates else None, radius_in_angstrom=coordinates,
             voxel_size=self.inputTomograms.get().getSamplingRate(), training_voxel_size=self.trainingVoxelSize.get(),
             out=os.path.abspath(self._modelPath()),
             resume=True, spectrum_reference=os.path.abspath(spectrum) if spectrum else None,
+            equalize_to=EQUALIZE_TO_MEAN if self.equalizeTraining.get() else None,
             spectrum_lowpass_angstrom=lowpass or None, spectrum_lowpass_width=width,
             training=self._trainConfig(self._classNames()))
 
@@ -304,6 +316,9 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             self._trainConfig(names).validate()
         except DeepictError as exc:  # the engine's own rules for the hyper-parameters
             errors.append(f"Training: {exc}.")
+        if self.equalizeTraining.get() and self._spectrumReference():
+            errors.append("Equalize to the tomograms' mean spectrum: these tomograms are already equalized to "
+                          f"{self._spectrumReference()[0]}; use one of the two.")
         spectrum = self.spectrumReference.get()
         if spectrum:
             header = spectrumFileHeader(spectrum) if os.path.isfile(spectrum) else None
@@ -318,6 +333,9 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         summary = []
         if hasattr(self, "deepictModel"):
             summary.append(f"Trained {self.deepictModel}.")
+        if self.equalizeTraining.get():
+            summary.append("Training tomograms equalized to their mean spectrum, stored in the model (pick / "
+                           "segment equalize new tomograms to it).")
         reference = self._spectrumReference() if self.inputTomograms.get() is not None else None
         if reference:
             summary.append(f"Tomograms equalized to the reference spectrum {reference[0]}: stored in the model "

@@ -176,6 +176,24 @@ class TestDeepictEqualizeProtocols(BaseTest):
         self.assertAlmostEqual(stored["voxel_size"], VOXEL, places=2)
         self.assertEqual(stored["lowpass_angstrom"], LOWPASS)
 
+    def test_train_equalizes_raw_tomograms_with_one_checkbox(self):
+        train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms, classNames="ribosome",
+                                 particleRadii="80", equalizeTraining=True, spectrumLowpass=LOWPASS, **TINY_TRAINING)
+        train.inputCoordinates.append(self.importCoords.outputCoordinates)
+        self.assertEqual(train.validate(), [])
+        self.launchProtocol(train)
+        self.assertTrue(train.deepictModel.hasSpectrum())
+        from deepict.nn.model_files import read_model_info
+        stored = read_model_info(train.deepictModel.getFileName()).spectrum
+        self.assertIn("mean spectrum of the 2 training tomograms", stored["source"])
+        self.assertEqual(stored["lowpass_angstrom"], LOWPASS)
+        self.assertTrue(any("equalized to their mean spectrum" in line for line in train.summary()))
+        # Tomograms already equalized by the equalize protocol: one of the two, not both.
+        twice = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.equalize.Tomograms, classNames="ribosome",
+                                 particleRadii="80", equalizeTraining=True, **TINY_TRAINING)
+        twice.inputCoordinates.append(self.importCoords.outputCoordinates)
+        self.assertTrue(any("already equalized" in e for e in twice.validate()), twice.validate())
+
     def test_pick_equalizes_on_the_fly(self):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
                                 inputModel=self.train.deepictModel, threshold=0.05, minSize=1, window=64)

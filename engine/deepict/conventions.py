@@ -86,6 +86,8 @@ CONTEXT_MODES = ("intersection", "contact", "colocalization")
 #: When ``deepict pick``/``segment3d`` equalize a tomogram to the model's stored spectrum first:
 #: ``auto`` when the model has one, ``on`` always (an error without one), ``off`` never.
 EQUALIZE_MODES = ("auto", "on", "off")
+#: ``train3d --equalize-to`` value that equalizes the training tomograms to their own mean spectrum.
+EQUALIZE_TO_MEAN = "auto"
 #: Training losses, sorted (the Scipion forms store the index of the chosen one).
 LOSS_NAMES = ("bce_dice", "dice", "generalized_dice")
 

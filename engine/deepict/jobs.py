@@ -93,9 +93,15 @@ class Train3DJob:
         None, help="the reference the training tomograms were equalized to: a spectrum TSV from 'deepict spectrum' "
                    "or the reference tomogram. It is stored in the model, and 'deepict pick' / 'segment3d' equalize "
                    "new tomograms to it (--equalize auto)")
-    spectrum_lowpass_angstrom: float | None = parameter(None, help="the --lowpass-angstrom used with that "
-                                                                   "equalization (default: none)")
-    spectrum_lowpass_width: float = parameter(DEFAULT_LOWPASS_WIDTH, help="the --lowpass-width used with it "
+    equalize_to: str | None = parameter(
+        None, help="equalize the training tomograms now, in memory, to 'auto' (their mean spectrum) or to a reference "
+                   "(a tomogram or a spectrum TSV); the reference is stored in the model and 'deepict pick' / "
+                   "'segment3d' equalize new tomograms to it (--equalize auto): one flag for data from other "
+                   "microscopes or defocus (default: no equalization)")
+    spectrum_lowpass_angstrom: float | None = parameter(None, help="the low-pass (Å) of that equalization: the "
+                                                                   "--lowpass-angstrom used with --spectrum-reference, "
+                                                                   "or applied with --equalize-to (default: none)")
+    spectrum_lowpass_width: float = parameter(DEFAULT_LOWPASS_WIDTH, help="its --lowpass-width "
                                                                           "(default %(default)s)")
     resume: bool = parameter(False, help="continue from OUT.last.pt if present")
     threads: int | None = threads_parameter()

@@ -82,7 +82,8 @@ def register(subparsers) -> None:
     add_parameter(train_parser, Train3DJob, "training_voxel_size", "--training-voxel-size", type=float)
     add_parameter(train_parser, Train3DJob, "out", "--out")
     equalized = train_parser.add_argument_group(
-        "spectrum equalization (when the training tomograms were equalized with 'deepict equalize')")
+        "spectrum equalization (data from several microscopes or defocus: --equalize-to auto)")
+    add_parameter(equalized, Train3DJob, "equalize_to", "--equalize-to", metavar="auto|SPEC.tsv|R.mrc")
     add_parameter(equalized, Train3DJob, "spectrum_reference", "--spectrum-reference", metavar="SPEC.tsv|R.mrc")
     add_parameter(equalized, Train3DJob, "spectrum_lowpass_angstrom", "--spectrum-lowpass-angstrom", type=float,
                   metavar="Å")
@@ -167,6 +168,8 @@ def run_train3d(job: Train3DJob) -> int:
     config = replace(job.training, classes=names, label_kind="spheres" if job.coords else "masks",
                      sphere_radius=dict(zip(names, radii)))
     config.validate()
+    data3d.check_spectrum_options(job.spectrum_reference, job.equalize_to, job.spectrum_lowpass_angstrom,
+                                  job.spectrum_lowpass_width)
     with claimed_outputs(("--out", job.out)):
         reference, spectrum = data3d.spectrum_reference(job.spectrum_reference, job.spectrum_lowpass_angstrom,
                                                         job.spectrum_lowpass_width)
@@ -175,6 +178,10 @@ def run_train3d(job: Train3DJob) -> int:
                                                    training_voxel_size=job.training_voxel_size)
         if reference is not None:
             data3d.check_equalized(tomograms, reference, job.spectrum_lowpass_angstrom)
+        if job.equalize_to:
+            spectrum = data3d.equalize_training_tomograms(tomograms, job.equalize_to, job.spectrum_lowpass_angstrom,
+                                                          job.spectrum_lowpass_width,
+                                                          log=lambda text: print(text, flush=True))
         apply_threads(job.threads)
         info = train(tomograms, config, job.out, resume=job.resume, spectrum=spectrum)
     best = max((h["val_dice"] or 0 for h in info.history), default=0)

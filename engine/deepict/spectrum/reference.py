@@ -62,3 +62,17 @@ def load_reference(path_or_tomogram, voxel_size: float | None = None, box_shape:
     spectrum = radial_spectrum(volume.data, size, workers=workers, source=path)
     spectrum.metadata["format"] = "deepict (measured on a tomogram)"
     return spectrum
+
+
+def mean_spectrum(spectra: Sequence[RadialSpectrum], source: str = "mean spectrum") -> RadialSpectrum:
+    """The average shape of several spectra of one voxel size, on the first one's shells.
+
+    Each spectrum is scaled to unit mean amplitude first, so that a tomogram with larger values (another
+    normalisation or dose) does not outweigh the others: only the shape of a reference matters.
+    """
+    if not spectra:
+        raise ValueError("no spectra to average")
+    first = spectra[0]
+    shapes = [s.at(first.frequency) for s in spectra]
+    mean = sum(shape / max(float(shape.mean()), 1e-30) for shape in shapes) / len(shapes)
+    return RadialSpectrum(first.frequency, mean, first.voxel_size, {**first.metadata, "source": source})
