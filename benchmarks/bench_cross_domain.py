@@ -9,7 +9,10 @@ defocus-only tomograms ``defocus_000`` and ``defocus_001`` (lower contrast, anot
    b. equalized to the spectrum of ``vpp_000`` (``defocus_equalized``, ``deepict equalize``);
 2. ``equalized_model``: trained on the VPP tomograms equalized to ``vpp_000`` with
    ``--spectrum-reference``, applied to the raw defocus tomograms, which ``deepict pick`` then
-   equalizes on the fly (``--equalize auto``).
+   equalizes on the fly (``--equalize auto``);
+3. ``one_flag_model``: trained on the raw VPP tomograms with ``--equalize-to auto`` (equalized in
+   memory to their mean spectrum, stored in the model), applied to the raw defocus tomograms with
+   ``--equalize auto``: the same idea as 2 in one command.
 
 Both are also applied to ``vpp_003`` (in-domain reference point). Picks are scored with
 ``deepict evaluate`` (tolerance radius 10 voxels): F1 at the model's default threshold, the best F1
@@ -20,7 +23,7 @@ CPU-heavy (two trainings of 30 × 25 batches of 4 boxes of 48³ by default): run
 machine, or ``nice -n 10``.
 
 Usage: ``python benchmarks/bench_cross_domain.py [--epochs N] [--iterations N] [--device cpu]
-[--lowpass-angstrom Å] [--raw-model M.pt] [--workdir DIR]``
+[--lowpass-angstrom Å] [--raw-model M.pt] [--models raw equalized one_flag] [--workdir DIR]``
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ TEST = ["defocus_000", "defocus_001"]
 IN_DOMAIN = ["vpp_003"]
 REFERENCE = "vpp_000"
 RADIUS_VOXELS = 8
+MODELS = ("raw", "equalized", "one_flag")
 EVALUATION_RADIUS = 10
 
 
@@ -79,6 +83,8 @@ def main() -> None:
                         help="low-pass of every equalization, in Å (default: none)")
     parser.add_argument("--raw-model", help="use this ribosome model trained on the raw vpp_000-002 (e.g. from "
                         "bench_picking_quality.py) instead of training one")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                        help="which models to train and score (default: all)")
     parser.add_argument("--workdir", help="keep the models, tomograms and picks here (default: a temporary folder)")
     options = parser.parse_args()
     names = [REFERENCE] + TRAIN + TEST + IN_DOMAIN
@@ -91,32 +97,45 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     lowpass = ["--lowpass-angstrom", options.lowpass_angstrom] if options.lowpass_angstrom else []
+    results = {}
     try:
-        reference = work / f"{REFERENCE}_spectrum.tsv"
-        deepict("spectrum", "--tomogram", DEV / f"{REFERENCE}.mrc", "--out", reference, log=REFERENCE)
-        equalized = {}
-        for name in TRAIN + TEST:
-            equalized[name] = work / f"{name}_equalized.mrc"
-            deepict("equalize", "--tomogram", DEV / f"{name}.mrc", "--reference", reference,
-                    "--out", equalized[name], *lowpass, log=name)
         raw_test = {n: DEV / f"{n}.mrc" for n in TEST}
         in_domain = {n: DEV / f"{n}.mrc" for n in IN_DOMAIN}
+        if {"raw", "equalized"} & set(options.models):
+            reference = work / f"{REFERENCE}_spectrum.tsv"
+            deepict("spectrum", "--tomogram", DEV / f"{REFERENCE}.mrc", "--out", reference, log=REFERENCE)
+            equalized = {}
+            for name in TRAIN + TEST:
+                equalized[name] = work / f"{name}_equalized.mrc"
+                deepict("equalize", "--tomogram", DEV / f"{name}.mrc", "--reference", reference,
+                        "--out", equalized[name], *lowpass, log=name)
 
-        if options.raw_model:
-            raw = {"model": options.raw_model, "trained_by": "given with --raw-model"}
-        else:
-            raw = train(work, "raw_model", [DEV / f"{n}.mrc" for n in TRAIN], options)
-        raw["in_domain"] = score(work, Path(raw["model"]), "raw_in_domain", in_domain, "off", options.device)
-        raw["defocus_raw"] = score(work, Path(raw["model"]), "raw_defocus", raw_test, "off", options.device)
-        raw["defocus_equalized"] = score(work, Path(raw["model"]), "raw_defocus_eq",
-                                         {n: equalized[n] for n in TEST}, "off", options.device)
+        if "raw" in options.models:
+            if options.raw_model:
+                raw = {"model": options.raw_model, "trained_by": "given with --raw-model"}
+            else:
+                raw = train(work, "raw_model", [DEV / f"{n}.mrc" for n in TRAIN], options)
+            raw["in_domain"] = score(work, Path(raw["model"]), "raw_in_domain", in_domain, "off", options.device)
+            raw["defocus_raw"] = score(work, Path(raw["model"]), "raw_defocus", raw_test, "off", options.device)
+            raw["defocus_equalized"] = score(work, Path(raw["model"]), "raw_defocus_eq",
+                                             {n: equalized[n] for n in TEST}, "off", options.device)
+            results["raw_model"] = raw
 
-        spectrum = ["--spectrum-reference", reference]
-        if options.lowpass_angstrom:
-            spectrum += ["--spectrum-lowpass-angstrom", options.lowpass_angstrom]
-        eq = train(work, "equalized_model", [equalized[n] for n in TRAIN], options, spectrum)
-        eq["in_domain"] = score(work, Path(eq["model"]), "eq_in_domain", in_domain, "auto", options.device)
-        eq["defocus_on_the_fly"] = score(work, Path(eq["model"]), "eq_defocus", raw_test, "auto", options.device)
+        spectrum_lowpass = ["--spectrum-lowpass-angstrom", options.lowpass_angstrom] if lowpass else []
+        if "equalized" in options.models:
+            eq = train(work, "equalized_model", [equalized[n] for n in TRAIN], options,
+                       ["--spectrum-reference", reference, *spectrum_lowpass])
+            eq["in_domain"] = score(work, Path(eq["model"]), "eq_in_domain", in_domain, "auto", options.device)
+            eq["defocus_on_the_fly"] = score(work, Path(eq["model"]), "eq_defocus", raw_test, "auto", options.device)
+            results["equalized_model"] = eq
+
+        if "one_flag" in options.models:
+            one = train(work, "one_flag_model", [DEV / f"{n}.mrc" for n in TRAIN], options,
+                        ["--equalize-to", "auto", *spectrum_lowpass])
+            one["in_domain"] = score(work, Path(one["model"]), "one_flag_in_domain", in_domain, "auto", options.device)
+            one["defocus_on_the_fly"] = score(work, Path(one["model"]), "one_flag_defocus", raw_test, "auto",
+                                              options.device)
+            results["one_flag_model"] = one
     finally:
         if scratch is not None:
             scratch.cleanup()
@@ -126,12 +145,10 @@ def main() -> None:
                      "iterations_per_epoch": options.iterations, "sphere_radius_voxels": RADIUS_VOXELS,
                      "evaluation_radius_voxels": EVALUATION_RADIUS, "lowpass_angstrom": options.lowpass_angstrom,
                      "device": options.device, "seed": options.seed},
-        "raw_model": raw, "equalized_model": eq,
-        "summary_mean_f1": {"raw_model_defocus_raw": raw["defocus_raw"]["mean"]["f1"],
-                            "raw_model_defocus_equalized": raw["defocus_equalized"]["mean"]["f1"],
-                            "equalized_model_defocus_on_the_fly": eq["defocus_on_the_fly"]["mean"]["f1"],
-                            "raw_model_in_domain": raw["in_domain"]["mean"]["f1"],
-                            "equalized_model_in_domain": eq["in_domain"]["mean"]["f1"]},
+        **results,
+        "summary_mean_f1": {f"{model}_{scored}": result[scored]["mean"]["f1"]
+                            for model, result in results.items() for scored in result
+                            if isinstance(result[scored], dict) and "mean" in result[scored]},
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(report, indent=2))
