@@ -1,17 +1,21 @@
 """Conversions between Scipion objects and the engine's files (light bookkeeping, no voxel work).
 
 Coordinates go to the engine as CSV files of 0-based voxel positions (x, y, z) of their tomogram,
-i.e. Scipion's ``BOTTOM_LEFT_CORNER`` frame, and come back the same way.
+i.e. Scipion's ``BOTTOM_LEFT_CORNER`` frame, and come back the same way. Orientations travel as
+RELION angles (``rot, tilt, psi`` columns; :mod:`deepict.orientations`) and live in each
+Coordinate3D's matrix as reliontomo stores them, so tomo's extraction and the RELION/Dynamo
+plugins use them.
 """
 
 import os
 
 import numpy as np
-from tomo.constants import BOTTOM_LEFT_CORNER
+from tomo.constants import BOTTOM_LEFT_CORNER, TR_RELION
 from tomo.objects import Coordinate3D, TomoMask
 
-from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN
+from deepict.conventions import ANGLE_COLUMNS, CLASS_COLUMN, SCORE_COLUMN
 from deepict.io import CoordinateTable, read_coordinates, write_coordinates
+from deepict.orientations import euler_to_matrix, matrix_to_euler
 from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
 
 from .constants import LOWPASS_ATTRIBUTE, LOWPASS_WIDTH_ATTRIBUTE, SPECTRUM_ATTRIBUTE
@@ -60,15 +64,46 @@ def readPicks(path):
     return read_coordinates(path)
 
 
-def appendPicks(coordSet, tomo, picks, groupId=1):
-    """Add picks (BOTTOM_LEFT voxels of ``tomo``) to a SetOfCoordinates3D with their scores."""
+def orientationMatrix(rot, tilt, psi):
+    """Scipion's 4x4 matrix (``Coordinate3D.setMatrix(M, convention=TR_RELION)``) of RELION angles in degrees.
+
+    reliontomo builds it as ``inv(euler_matrix(-rot, -tilt, -psi, 'szyz'))`` (``genTransformMatrix``),
+    i.e. the transpose of RELION's matrix A; for a pure rotation tomo's RELION and Scipion
+    conventions then hold the same matrix.
+    """
+    matrix = np.eye(4)
+    matrix[:3, :3] = euler_to_matrix(rot, tilt, psi).T
+    return matrix
+
+
+def setCoordinateAngles(coord, rot, tilt, psi):
+    """Put RELION angles (degrees) into a Coordinate3D's matrix."""
+    coord.setMatrix(orientationMatrix(rot, tilt, psi), convention=TR_RELION)
+
+
+def coordinateAngles(coord):
+    """The RELION angles (rot, tilt, psi) in degrees of a Coordinate3D's matrix."""
+    matrix = np.asarray(coord.getMatrix(convention=TR_RELION), dtype=float)
+    return tuple(float(a) for a in matrix_to_euler(matrix[:3, :3].T))
+
+
+def appendPicks(coordSet, tomo, picks, groupId=1, groupIds=None):
+    """Add picks (BOTTOM_LEFT voxels of ``tomo``) to a SetOfCoordinates3D with their scores and orientations.
+
+    A table with RELION angles (rot, tilt, psi) sets each coordinate's matrix; ``groupIds`` gives each
+    coordinate its own group (e.g. its filament), else all get ``groupId``.
+    """
     scores = picks.column(SCORE_COLUMN)
-    for (x, y, z), score in zip(picks.xyz, scores):
+    angles = picks.angles()
+    groups = [groupId] * len(picks) if groupIds is None else groupIds
+    for i, ((x, y, z), score) in enumerate(zip(picks.xyz, scores)):
         coord = Coordinate3D()
         coord.setVolume(tomo)  # before setPosition: the conversion needs the tomogram's origin
         coord.setPosition(float(x), float(y), float(z), BOTTOM_LEFT_CORNER)
         coord.setScore(float(score))
-        coord.setGroupId(groupId)
+        coord.setGroupId(int(groups[i]))
+        if angles is not None:
+            setCoordinateAngles(coord, *angles[i])
         coordSet.append(coord)
 
 
@@ -93,19 +128,20 @@ class CoordinateGroup:
     def __init__(self, tomogram):
         self.tomogram = tomogram
         self.key = tomogramKey(tomogram)
-        self.xyz, self.scores, self.groups, self.ids = [], [], [], []
+        self.xyz, self.scores, self.groups, self.ids, self.angles = [], [], [], [], []
 
     def add(self, coord):
         self.xyz.append(coord.getPosition(BOTTOM_LEFT_CORNER))
         self.scores.append(coord.getScore() or 0.0)
         self.groups.append(coord.getGroupId() or 0)
         self.ids.append(coord.getObjId())
+        self.angles.append(coordinateAngles(coord))
 
     def __len__(self):
         return len(self.xyz)
 
     def table(self, voxelSize, scale=1.0, withClass=True, withIds=False):
-        """A CoordinateTable (x, y, z, score[, class][, Scipion id]) in voxels multiplied by ``scale``.
+        """A CoordinateTable (x, y, z, score[, class][, Scipion id][, rot, tilt, psi]) in voxels times ``scale``.
 
         The class is the group id, 1 for coordinates without one (0), as reliontomo does for
         ``rlnTomoManifoldIndex``.
@@ -116,6 +152,9 @@ class CoordinateGroup:
             columns[CLASS_COLUMN] = np.array([g if g else 1 for g in self.groups], dtype=int)
         if withIds:
             columns[COORDINATE_ID_COLUMN] = np.array(self.ids, dtype=int)
+        angles = np.array(self.angles, dtype=float).reshape(-1, 3)
+        if np.any(angles != 0):  # coordinates with an orientation take it along (exports write it)
+            columns.update({name: angles[:, i] for i, name in enumerate(ANGLE_COLUMNS)})
         return CoordinateTable(xyz, columns, voxelSize)
 
 

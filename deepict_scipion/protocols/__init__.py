@@ -11,3 +11,4 @@ from .protocol_segment2d import ProtDeepictSegment2D
 from .protocol_train2d import ProtDeepictTrain2D
 from .protocol_copick import ProtDeepictCopickExport, ProtDeepictCopickImport
 from .protocol_filter_context import ProtDeepictFilterContext
+from .protocol_trace_filaments import ProtDeepictTraceFilaments

@@ -1,0 +1,108 @@
+"""Trace filaments in a real (headless) Scipion project.
+
+A synthetic filament tomogram (microtubule- and actin-like filaments crossing, touching, leaving and
+re-entering the volume) and its filament mask, imported with tomo's own importers; the protocol traces
+them from the binary mask and from a probability map: one group per filament, coordinates on the true
+centre lines, each coordinate's matrix holding the filament's direction as reliontomo reads it.
+"""
+
+import os
+
+import numpy as np
+from pwem.convert.transformations import euler_matrix
+from pyworkflow.tests import BaseTest, setupTestProject
+from scipy.spatial import cKDTree
+from tomo.constants import BOTTOM_LEFT_CORNER, TR_RELION
+from tomo.protocols import ProtImportTomograms, ProtImportTomomasks
+
+from deepict.io import read_coordinates, write_volume
+from deepict.orientations import euler_to_matrix, tilt_psi_to_direction
+from deepict.synthetic import FilamentSceneConfig, make_filament_scene
+from deepict_scipion.convert import coordinateAngles, orientationMatrix
+from deepict_scipion.protocols import ProtDeepictTraceFilaments
+from deepict_scipion.protocols.protocol_trace_filaments import MASK_KINDS
+
+SPACING = 40.0
+
+
+def writeData(root, scene):
+    folders = {name: os.path.join(root, name) for name in ("tomos", "masks", "maps")}
+    for folder in folders.values():
+        os.makedirs(folder, exist_ok=True)
+    write_volume(os.path.join(folders["tomos"], "fil0.mrc"), scene.tomogram, scene.voxel_size)
+    mask = scene.masks["filaments"]
+    write_volume(os.path.join(folders["masks"], "fil0.mrc"), mask.astype(np.int8), scene.voxel_size)
+    write_volume(os.path.join(folders["maps"], "fil0.mrc"), (0.1 + 0.8 * mask).astype(np.float32), scene.voxel_size)
+    return folders
+
+
+class TestDeepictTraceFilaments(BaseTest):
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.scene = make_filament_scene(FilamentSceneConfig(shape_zyx=(64, 160, 160)))
+        cls.folders = writeData(os.path.abspath(cls.proj.getTmpPath("data")), cls.scene)
+        cls.tomos = cls._import(ProtImportTomograms, filesPath=cls.folders["tomos"], filesPattern="fil*.mrc",
+                                samplingRate=cls.scene.voxel_size).Tomograms
+        cls.masks = cls._importMasks(cls.folders["masks"])
+        cls.maps = cls._importMasks(cls.folders["maps"])
+
+    @classmethod
+    def _import(cls, protocolClass, **values):
+        protocol = cls.newProtocol(protocolClass, **values)
+        cls.launchProtocol(protocol)
+        return protocol
+
+    @classmethod
+    def _importMasks(cls, folder):
+        return cls._import(ProtImportTomomasks, filesPath=folder, filesPattern="fil*.mrc",
+                           inputTomos=cls.tomos).tomomasks
+
+    def _trace(self, masks, kind, **values):
+        protocol = self.newProtocol(ProtDeepictTraceFilaments, inputTomograms=self.tomos, inputMasks=masks,
+                                    maskKind=MASK_KINDS.index(kind), spacing=SPACING, **values)
+        self.launchProtocol(protocol)
+        return protocol
+
+    def _checkFilaments(self, protocol):
+        output = protocol.outputCoordinates
+        self.assertEqual(output.getSamplingRate(), self.scene.voxel_size)
+        coords = [c.clone() for c in output.iterCoordinates()]
+        groups = {c.getGroupId() for c in coords}
+        self.assertEqual(len(groups), len(self.scene.centre_lines))  # 7: the re-entering actin is two
+        truth = np.concatenate(self.scene.centre_lines)
+        tangents = np.concatenate([np.gradient(line, axis=0) for line in self.scene.centre_lines])
+        xyz = np.array([c.getPosition(BOTTOM_LEFT_CORNER) for c in coords])
+        distance, nearest = cKDTree(truth).query(xyz)
+        self.assertGreaterEqual(np.mean(distance <= 1.5), 0.95)
+        angles = np.array([coordinateAngles(c) for c in coords])
+        directions = tilt_psi_to_direction(angles[:, 1], angles[:, 2])
+        cosines = np.abs(np.sum(directions * tangents[nearest], axis=1)) / np.linalg.norm(tangents[nearest], axis=1)
+        self.assertGreater(np.median(cosines), np.cos(np.radians(10)))
+        table = read_coordinates(protocol._tablePath("fil0"))
+        np.testing.assert_allclose(angles[:, 1:], table.angles()[:, 1:], atol=1e-3)
+        summary = "\n".join(protocol.summary())
+        self.assertIn(f"{len(groups)} filaments traced in 1 tomograms", summary)
+        self.assertTrue(protocol.methods())
+        return coords
+
+    def test_binary_masks_give_one_group_per_filament_with_orientations(self):
+        coords = self._checkFilaments(self._trace(self.masks, "binary masks", rotStep=360 / 13))
+        # reliontomo reads the matrix back as the same RELION angles (its genTransformMatrix convention)
+        rot, tilt, psi = coordinateAngles(coords[1])
+        stored = coords[1].getMatrix(convention=TR_RELION)
+        np.testing.assert_allclose(stored, np.linalg.inv(euler_matrix(*np.radians([-rot, -tilt, -psi]), 'szyz')),
+                                   atol=1e-6)
+        np.testing.assert_allclose(orientationMatrix(rot, tilt, psi)[:3, :3], euler_to_matrix(rot, tilt, psi).T)
+        self.assertAlmostEqual(coordinateAngles(coords[1])[0], 360 / 13, places=3)
+
+    def test_probability_maps_are_thresholded(self):
+        self._checkFilaments(self._trace(self.maps, "probability maps", threshold=0.5))
+
+    def test_a_spacing_below_a_voxel_is_refused(self):
+        protocol = self.newProtocol(ProtDeepictTraceFilaments, inputTomograms=self.tomos, inputMasks=self.masks,
+                                    spacing=5.0)
+        self.assertIn("smaller than a voxel", "\n".join(protocol.validate()))
+        job = protocol.traceJob("fil0", "/data/fil0_mask.mrc")
+        self.assertEqual((job.mask, job.voxel_size), ("/data/fil0_mask.mrc", self.scene.voxel_size))
