@@ -19,7 +19,9 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
 
 from deepict.io import write_volume
+from deepict.nn.model_files import KIND_3D
 from deepict.synthetic import PhantomConfig, make_phantom
+from deepict.train.state import read_state, state_path
 from deepict_scipion.convert import coordinatesByKey
 from deepict_scipion.protocols import (ProtDeepictEqualize, ProtDeepictEvaluate, ProtDeepictPick,
                                        ProtDeepictSegment2D, ProtDeepictSegment3D, ProtDeepictTrain2D,
@@ -241,3 +243,25 @@ class TestQueueSlurm(BaseTest):
         pick = self.proj.getProtocol(pick.getObjId())
         self.assertEqual(pick.getStatus(), STATUS_FINISHED, pick.getErrorMessage())
         self.assertEqual(len(coordinatesByKey(getattr(pick, pick.OUTPUT_PREFIX))), TOMOGRAMS)
+
+    def test_a_training_past_its_time_limit_fails_with_the_reason_and_continue_resumes_its_epochs(self):
+        train = queued(self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.tomos.Tomograms,
+                                        classNames="ribosome", particleRadii="100", numberOfThreads=1,
+                                        **dict(TINY_3D, epochs=10000, iterationsPerEpoch=1)), JOB_TIME="1")
+        train.inputCoordinates.append(self.coords.outputCoordinates)
+        self.proj.launchProtocol(train, wait=True)  # SLURM ends the job after its minute
+        train = self.proj.getProtocol(train.getObjId())
+        self.assertTrue(train.isFailed())
+        self.assertIn("DUE TO TIME LIMIT", train.getErrorMessage())
+        self.assertFalse(hasattr(train, "deepictModel"))
+        state = state_path(train._getExtraPath("model.pt"))
+        done = read_state(state, KIND_3D)["epoch"]
+        self.assertGreater(done, 0, "no epoch finished within the minute")
+
+        train.epochs.set(done + 1)  # continue, for one more epoch
+        queued(train, JOB_TIME="10")
+        self.proj.launchProtocol(train, wait=True)
+        train = self.proj.getProtocol(train.getObjId())
+        self.assertEqual(train.getStatus(), STATUS_FINISHED, train.getErrorMessage())
+        logs = "".join(open(path).read() for path in glob.glob(train._getLogsPath("*.out")))
+        self.assertIn(f"after epoch {done} of {done + 1}", logs)
