@@ -75,6 +75,9 @@ class ModelInfo:
     normalization: str = "tomogram_zscore"
     postprocess: dict = field(default_factory=lambda: {"threshold": 0.5, "min_size": 100, "max_size": None})
     spectrum: dict | None = None
+    #: The mean spectrum of the training tomograms as the network saw them (same record as ``spectrum``):
+    #: a tomogram far from it is unlike the training data, and picking it says so.
+    training_spectrum: dict | None = None
     history: list = field(default_factory=list)
     training: dict = field(default_factory=dict)
     source: str = f"deepict_scipion {__version__}"

@@ -14,10 +14,10 @@ from deepict.spectrum.equalize import (AMPLITUDE_FLOOR, DEFAULT_LOWPASS_WIDTH, E
 from deepict.spectrum.files import read_spectrum, spectrum_from_original, write_spectrum
 from deepict.spectrum.measure import DEFAULT_WORKERS, default_workers, radial_spectrum
 from deepict.spectrum.profile import BOX_SHAPE_KEY, RadialSpectrum
-from deepict.spectrum.reference import is_volume_path, load_reference, mean_spectrum
+from deepict.spectrum.reference import is_volume_path, load_reference, mean_spectrum, spectrum_mismatch
 
 __all__ = ["AMPLITUDE_COLUMN", "AMPLITUDE_FLOOR", "BOX_SHAPE_KEY", "DEFAULT_LOWPASS_WIDTH", "DEFAULT_WORKERS",
            "EQUALIZE_MODES", "Equalization", "FREQUENCY_COLUMN", "RadialSpectrum", "VOXEL_SIZE_KEY",
            "default_workers", "equalize", "equalize_volume", "is_volume_path", "load_reference", "lowpass_response",
-           "mean_spectrum",
+           "mean_spectrum", "spectrum_mismatch",
            "radial_spectrum", "read_spectrum", "spectrum_from_original", "write_spectrum"]

@@ -1,9 +1,12 @@
-"""The reference spectrum of an equalization: measured on a tomogram, or read from a spectrum file."""
+"""The reference spectrum of an equalization (measured on a tomogram, read from a spectrum file, or averaged over
+several tomograms) and how far another spectrum departs from it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 from deepict.conventions import voxel_sizes_differ
 from deepict.errors import InputFileError
@@ -76,3 +79,22 @@ def mean_spectrum(spectra: Sequence[RadialSpectrum], source: str = "mean spectru
     shapes = [s.at(first.frequency) for s in spectra]
     mean = sum(shape / max(float(shape.mean()), 1e-30) for shape in shapes) / len(shapes)
     return RadialSpectrum(first.frequency, mean, first.voxel_size, {**first.metadata, "source": source})
+
+
+def spectrum_mismatch(spectrum: RadialSpectrum, reference: RadialSpectrum) -> tuple[float, float]:
+    """(largest factor, frequency in 1/Å) by which the shape of ``spectrum`` departs from ``reference``.
+
+    The overall scale is removed first (the median ratio), and only the band both resolve is compared:
+    from the fourth shell (the lowest shells hold the object's extent, not the microscope) to the
+    lower of their highest frequencies. Tomograms of one microscope and defocus stay within about
+    1.3x; a defocus tomogram differs from phase-plate data by 10x or more.
+    """
+    top = min(spectrum.max_frequency, reference.max_frequency)
+    inside = (spectrum.frequency >= max(reference.frequency[0], spectrum.frequency[min(3, len(spectrum) - 1)])) \
+        & (spectrum.frequency <= top)
+    if inside.sum() < 3:
+        return 1.0, float(spectrum.frequency[0])
+    ratio = spectrum.amplitude[inside] / np.maximum(reference.at(spectrum.frequency[inside]), 1e-30)
+    ratio = np.maximum(ratio, 1e-30) / max(float(np.median(ratio)), 1e-30)
+    worst = int(np.argmax(np.abs(np.log(ratio))))
+    return float(max(ratio[worst], 1 / ratio[worst])), float(spectrum.frequency[inside][worst])

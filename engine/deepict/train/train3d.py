@@ -2,6 +2,9 @@
 
 How training works, and why:
 
+* **Training spectrum** — the mean radial spectrum of the training tomograms is stored in the model,
+  so that picking a tomogram unlike them (another microscope, defocus) warns instead of silently
+  finding nothing.
 * **Normalisation** — each tomogram is z-scored with its own whole-volume mean and standard
   deviation, exactly as at inference (the original normalised training boxes differently).
 * **Patches** — each sample is a ``patch_size``³ box; a fraction ``positive_fraction`` of them is
@@ -30,10 +33,12 @@ import numpy as np
 import torch
 
 from deepict.errors import InputFileError, ParameterError
+from deepict.infer.picking import spectrum_record
 from deepict.io import volume_mean_std
 from deepict.nn.devices import memory_format, select_device
 from deepict.nn.model_files import COMPLETE, KIND_3D, ModelInfo, build_network
 from deepict.progress import Progress, print_line
+from deepict.spectrum import default_workers, mean_spectrum, radial_spectrum
 from deepict.train.calibrate import calibrate_min_size, sphere_volume
 from deepict.train.config import TrainConfig
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
@@ -250,12 +255,16 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     resumed = resumable_state(out_path, KIND_3D, log) if resume else None
     # Padding and the z-score statistics read every voxel: tens of seconds on big tomograms.
     preparing = Progress("preparing the training tomograms", len(tomograms), "tomograms", log)
-    padded, stats = [], []
+    padded, stats, spectra = [], [], []
     for t in tomograms:
+        if t.voxel_size:
+            spectra.append(radial_spectrum(t.data, t.voxel_size, workers=default_workers()))
         padded.append(TrainingTomogram(t.name, *pad_to_patch(t.data, t.targets, config.patch_size),
                                        t.label_points_zyx, t.voxel_size))
         stats.append(volume_mean_std(padded[-1].data))
         preparing.advance()
+    training_spectrum = spectrum_record(mean_spectrum(spectra, "mean spectrum of the training tomograms")) \
+        if spectra else None
     info = ModelInfo(
         kind=KIND_3D, classes=list(config.classes),
         architecture={"depth": config.depth, "initial_features": config.initial_features,
@@ -263,7 +272,8 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
                       "encoder_dropout": config.encoder_dropout, "decoder_dropout": config.decoder_dropout},
         voxel_size=voxel_sizes.pop() if voxel_sizes else None, patch_size=config.patch_size, overlap=12,
         label_kind=config.label_kind, sphere_radius=dict(config.sphere_radius),
-        postprocess=_default_postprocess(config), spectrum=spectrum, training={**asdict(config), COMPLETE: False})
+        postprocess=_default_postprocess(config), spectrum=spectrum, training_spectrum=training_spectrum,
+        training={**asdict(config), COMPLETE: False})
     task = _Training3D(padded, stats, config, info, select_device(config.device), log)
     return run_training(task, out_path, resumed, log)
 

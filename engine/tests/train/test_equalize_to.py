@@ -92,3 +92,19 @@ def test_train3d_equalize_to_bad_input_is_refused(two_microscopes, capsys, extra
                        "--out", out, *TINY_TRAINING, *extra)
     assert code == 2 and words in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_picking_a_tomogram_unlike_the_training_data_warns(two_microscopes, capsys):
+    folder, (sharp, blurred) = two_microscopes
+    model = folder / "sharp_only.pt"
+    assert run(capsys, "train3d", "--tomograms", sharp["tomogram"], "--coords", sharp["ribosome"], "--out", model,
+               *TINY_TRAINING)[0] == 0
+    assert read_model_info(model).training_spectrum["voxel_size"] == pytest.approx(VOXEL)
+    warnings = {}
+    for name, files in (("sharp", sharp), ("blurred", blurred)):
+        code, out, err = run(capsys, "pick", "--model", model, "--tomogram", files["tomogram"],
+                             "--out", folder / f"{name}.csv", "--window", "32", "--device", "cpu")
+        assert code == 0
+        warnings[name] = [line for line in (out + err).splitlines() if "unlike the training data" in line]
+    assert warnings["sharp"] == []
+    assert len(warnings["blurred"]) == 1 and "--equalize-to auto" in warnings["blurred"][0]
