@@ -130,6 +130,10 @@ class PickJob(_ApplyModel3D):
     out: str = parameter(help="picks CSV to write")
     min_distance: float | None = parameter(None, help="merge picks closer than this (voxels of the input tomogram; "
                                                       "default: the training sphere radius)")
+    orient_by_context: bool = parameter(False, help="orient each pick along the normal of the context mask's "
+                                                    "surface near it (a plane fit), e.g. nuclear pores by the "
+                                                    "nuclear envelope: writes rot, tilt, psi (RELION ZYZ, rot 0, "
+                                                    "the normal towards +z); needs --context")
 
 
 @dataclass(kw_only=True)

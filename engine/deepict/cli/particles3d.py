@@ -116,13 +116,17 @@ def register(subparsers) -> None:
         subparsers, PickJob, run_pick, help="pick particles with a trained 3D model",
         description="Predict a class probability map, threshold it, cluster it and write cluster centroids "
                     "as a CSV (x, y, z 0-based voxels of the tomogram; score = mean probability; size = voxels).",
-        epilog="example:\n  deepict pick --model ribo.pt --tomogram T.mrc --out picks.csv --context cytosol.mrc",
+        epilog="examples:\n  deepict pick --model ribo.pt --tomogram T.mrc --out picks.csv --context cytosol.mrc\n"
+               "  # nuclear pores touching the envelope, oriented along its normal\n"
+               "  deepict pick --model npc.pt --tomogram T.mrc --out npc.csv --context envelope.mrc \\\n"
+               "               --context-mode contact --context-distance 2 --orient-by-context",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_parameter(pick_parser, PickJob, "model", "--model")
     add_parameter(pick_parser, PickJob, "tomogram", "--tomogram")
     add_parameter(pick_parser, PickJob, "out", "--out")
     add_parameter(pick_parser, PickJob, "min_distance", "--min-distance", type=float)
     _add_cluster_arguments(pick_parser, PickJob)
+    add_parameter(pick_parser, PickJob, "orient_by_context", "--orient-by-context", action="store_true")
     _add_inference_arguments(pick_parser, PickJob)
 
     segment_parser = add_command(
@@ -212,12 +216,16 @@ def _cluster_parameters(job):
 
 def run_pick(job: PickJob) -> int:
     from deepict.infer.picking import pick_particles
+    if job.orient_by_context and not job.context:
+        raise ParameterError("--orient-by-context orients the picks by the normal of the context mask: give the "
+                             "mask with --context (e.g. the nuclear envelope segmented by 'deepict segment3d')")
     parameters = _cluster_parameters(job)
     with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
         apply_threads(job.threads)
         pick_particles(job.model, job.tomogram, job.out, parameters, class_name=job.class_name,
                        context_path=job.context, min_distance=job.min_distance,
-                       probability_map=job.probability_map, options=job.inference)
+                       probability_map=job.probability_map, options=job.inference,
+                       orient_by_context=job.orient_by_context)
     return 0
 
 

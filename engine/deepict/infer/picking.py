@@ -30,13 +30,13 @@ from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
 from deepict.nn.model_files import KIND_3D, ModelInfo, incomplete_training_warning, load_model
 from deepict.infer.clusters import ClusterParameters, Clusters, find_clusters, remove_duplicates
+from deepict.infer.normals import orientation_columns
 from deepict.infer.sliding_window import predict_tomogram, window_count
 from deepict.infer.rescale import resample_volume, rescaled_shape
 from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, rescale_target
 from deepict.infer.options import InferenceOptions
 from deepict.progress import Progress
-from deepict.spectrum import (DEFAULT_LOWPASS_WIDTH, RadialSpectrum, default_workers, equalize_volume,
-                              radial_spectrum, spectrum_mismatch)
+from deepict.spectrum import DEFAULT_LOWPASS_WIDTH, RadialSpectrum, default_workers, equalize_volume
 
 
 
@@ -102,31 +102,6 @@ def _equalize_to_model(info: ModelInfo, model_path, tomogram, voxel_size: float,
         + (f" (low-pass {lowpass:g} Å)" if lowpass else ""))
 
 
-#: A tomogram whose spectrum departs from the training tomograms' by more than this factor at some
-#: frequency is reported as unlike the training data (one microscope and defocus stay within about
-#: 1.3x; defocus-only tomograms differ from phase-plate ones by 10x or more).
-SPECTRUM_MISMATCH_WARNING = 3.0
-#: Edge of the central box whose spectrum is compared (enough shells, a bounded cost on any tomogram).
-_MISMATCH_BOX = 256
-
-
-def _warn_if_unlike_training(info: ModelInfo, data, voxel_size: float, tomogram_path, log) -> None:
-    """Warn when the tomogram's spectrum is far from the training tomograms' (``ModelInfo.training_spectrum``)."""
-    record = info.training_spectrum
-    if record is None or not voxel_size:
-        return
-    box = tuple(slice(max(0, (n - _MISMATCH_BOX) // 2), max(0, (n - _MISMATCH_BOX) // 2) + _MISMATCH_BOX)
-                for n in data.shape)
-    training = RadialSpectrum(record["frequency"], record["amplitude"], record.get("voxel_size"))
-    factor, frequency = spectrum_mismatch(radial_spectrum(np.asarray(data[box], np.float32), voxel_size,
-                                                          workers=default_workers()), training)
-    if factor > SPECTRUM_MISMATCH_WARNING:
-        log(f"warning: the spectrum of {tomogram_path} differs from the training tomograms' by {factor:.0f}x (at "
-            f"{1 / frequency:.0f} Å): it looks unlike the training data (another microscope, defocus or filter) and "
-            "the model may find little in it. Train with --equalize-to auto (Train 3D: 'Equalize to the tomograms' "
-            "mean spectrum'), so that new tomograms are equalized to the training data.")
-
-
 def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None, options: InferenceOptions,
                     log=print) -> tuple[ModelInfo, float]:
     """Write the probability map of one class of a 3D model for a tomogram; returns (info, voxel size).
@@ -164,8 +139,6 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
             _equalize_to_model(info, model_path, volume.data, network_voxel_size, tomogram_path,
                                folder / "equalized.mrc", log)
             volume = read_volume(folder / "equalized.mrc", check_finite=False)
-        else:
-            _warn_if_unlike_training(info, volume.data, network_voxel_size, tomogram_path, log)
         map_path = folder / "probability_rescaled.mrc" if target else out_path
         with volume_writer(map_path, volume.data.shape, np.float32, network_voxel_size) as write:
             predict_tomogram(network, volume.data, lambda z0, probs: write(z0, probs[0]), channels=[channel],
@@ -252,8 +225,15 @@ def _map_path(probability_map, out_path):
 
 def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters | None = None,
                    class_name: str | None = None, context_path=None, min_distance: float | None = None,
-                   probability_map=None, options: InferenceOptions | None = None, log=print) -> CoordinateTable:
-    """Pick particles of one class; writes a CSV (x, y, z, score, size, class) with the voxel size."""
+                   probability_map=None, options: InferenceOptions | None = None, log=print,
+                   orient_by_context: bool = False) -> CoordinateTable:
+    """Pick particles of one class; writes a CSV (x, y, z, score, size, class) with the voxel size.
+
+    ``orient_by_context``: also orient each pick along the normal of the context mask near it
+    (:mod:`.normals`; columns rot, tilt, psi).
+    """
+    if orient_by_context and not context_path:
+        raise ParameterError("orienting picks by their context needs a context mask")
     info, voxel_size, clusters = _predict_and_cluster(model_path, tomogram_path, out_csv, params, class_name,
                                                       context_path, probability_map, options, log)
     name = info.classes[info.class_index(class_name)]
@@ -264,6 +244,8 @@ def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters
                                                  "size": clusters.size[keep],
                                                  CLASS_COLUMN: np.array([name] * len(keep), dtype=object)},
                             voxel_size)
+    if orient_by_context:
+        table.columns.update(orientation_columns(table.xyz, read_volume(context_path).data, clusters.size[keep]))
     write_coordinates(out_csv, table)
     log(f"{len(table)} {name} particle(s) picked in {tomogram_path} -> {out_csv}")
     return table
