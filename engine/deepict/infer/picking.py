@@ -36,7 +36,8 @@ from deepict.infer.rescale import resample_volume, rescaled_shape
 from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, rescale_target
 from deepict.infer.options import InferenceOptions
 from deepict.progress import Progress
-from deepict.spectrum import DEFAULT_LOWPASS_WIDTH, RadialSpectrum, default_workers, equalize_volume
+from deepict.spectrum import (DEFAULT_LOWPASS_WIDTH, RadialSpectrum, default_workers, equalize_volume,
+                              radial_spectrum, spectrum_mismatch)
 
 
 
@@ -102,6 +103,31 @@ def _equalize_to_model(info: ModelInfo, model_path, tomogram, voxel_size: float,
         + (f" (low-pass {lowpass:g} Å)" if lowpass else ""))
 
 
+#: A tomogram whose spectrum departs from the training tomograms' by more than this factor at some
+#: frequency is reported as unlike the training data (one microscope and defocus stay within about
+#: 1.3x; defocus-only tomograms differ from phase-plate ones by 10x or more).
+SPECTRUM_MISMATCH_WARNING = 3.0
+#: Edge of the central box whose spectrum is compared (enough shells, a bounded cost on any tomogram).
+_MISMATCH_BOX = 256
+
+
+def _warn_if_unlike_training(info: ModelInfo, data, voxel_size: float, tomogram_path, log) -> None:
+    """Warn when the tomogram's spectrum is far from the training tomograms' (``ModelInfo.training_spectrum``)."""
+    record = info.training_spectrum
+    if record is None or not voxel_size:
+        return
+    box = tuple(slice(max(0, (n - _MISMATCH_BOX) // 2), max(0, (n - _MISMATCH_BOX) // 2) + _MISMATCH_BOX)
+                for n in data.shape)
+    training = RadialSpectrum(record["frequency"], record["amplitude"], record.get("voxel_size"))
+    factor, frequency = spectrum_mismatch(radial_spectrum(np.asarray(data[box], np.float32), voxel_size,
+                                                          workers=default_workers()), training)
+    if factor > SPECTRUM_MISMATCH_WARNING:
+        log(f"warning: the spectrum of {tomogram_path} differs from the training tomograms' by {factor:.0f}x (at "
+            f"{1 / frequency:.0f} Å): it looks unlike the training data (another microscope, defocus or filter) and "
+            "the model may find little in it. Train with --equalize-to auto (Train 3D: 'Equalize to the tomograms' "
+            "mean spectrum'), so that new tomograms are equalized to the training data.")
+
+
 def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None, options: InferenceOptions,
                     log=print) -> tuple[ModelInfo, float]:
     """Write the probability map of one class of a 3D model for a tomogram; returns (info, voxel size).
@@ -139,6 +165,8 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
             _equalize_to_model(info, model_path, volume.data, network_voxel_size, tomogram_path,
                                folder / "equalized.mrc", log)
             volume = read_volume(folder / "equalized.mrc", check_finite=False)
+        else:
+            _warn_if_unlike_training(info, volume.data, network_voxel_size, tomogram_path, log)
         map_path = folder / "probability_rescaled.mrc" if target else out_path
         with volume_writer(map_path, volume.data.shape, np.float32, network_voxel_size) as write:
             predict_tomogram(network, volume.data, lambda z0, probs: write(z0, probs[0]), channels=[channel],
