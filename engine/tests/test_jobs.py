@@ -16,6 +16,7 @@ import pytest
 from deepict import jobs
 from deepict.cli.main import build_parser, main
 from deepict.cli.options import job_from_options
+from deepict.filaments.options import FilamentOptions
 from deepict.parameters import HELP, choices_of, default_of, field_at, option_help, parameter_paths
 from tiny_world import make_tiny_world, run
 
@@ -35,6 +36,7 @@ REQUIRED = {
     "filter-context": {"coords": "p.csv", "context": "c.mrc", "out": "k.csv"},
     "import-picks": {"copick": "copick_config.json", "run": ["TS_01"], "object": "ribosome", "user_id": "u",
                      "session_id": "0", "voxel_size": 13.48, "out": "p.csv"},
+    "filaments": {"mask": "m.mrc", "out": "f.csv", "tracing": FilamentOptions(spacing_angstrom=40.0)},
 }
 
 
