@@ -137,8 +137,8 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
         errors += self._validateMasksFor(masks, tomograms, "Filament masks")
         sampling = masks.getSamplingRate()
         if sampling and (self.spacing.get() is None or self.spacing.get() < sampling):
-            errors.append(f"Spacing: {self.spacing.get()} Å is smaller than a voxel ({sampling:.2f} Å): give at least "
-                          f"{sampling:.2f} Å (points closer than a voxel carry no new position).")
+            errors.append(f"Spacing: {self.spacing.get()} Å is smaller than a voxel ({sampling:.2f} Å): give at "
+                          f"least {sampling:.2f} Å (points closer than a voxel carry no new position).")
         for label, value in (("Minimum length", self.minLength.get()), ("Erosion", self.erosion.get()),
                              ("Join distance", self.joinDistance.get())):
             if value is None or value < 0:

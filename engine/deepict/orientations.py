@@ -104,12 +104,14 @@ def wrap_degrees(angle) -> np.ndarray:
 
 def relion_to_dynamo(rot, tilt, psi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dynamo's ``(tdrot, tilt, narot)`` (degrees, in (-180, 180]) of RELION's ``(rot, tilt, psi)``."""
-    return wrap_degrees(np.asarray(psi) - 90.0), np.asarray(tilt, dtype=np.float64), wrap_degrees(np.asarray(rot) + 90.0)
+    tilt = np.asarray(tilt, dtype=np.float64)
+    return wrap_degrees(np.asarray(psi) - 90.0), tilt, wrap_degrees(np.asarray(rot) + 90.0)
 
 
 def dynamo_to_relion(tdrot, tilt, narot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RELION's ``(rot, tilt, psi)`` (degrees, in (-180, 180]) of Dynamo's ``(tdrot, tilt, narot)``."""
-    return wrap_degrees(np.asarray(narot) - 90.0), np.asarray(tilt, dtype=np.float64), wrap_degrees(np.asarray(tdrot) + 90.0)
+    tilt = np.asarray(tilt, dtype=np.float64)
+    return wrap_degrees(np.asarray(narot) - 90.0), tilt, wrap_degrees(np.asarray(tdrot) + 90.0)
 
 
 def dynamo_matrix(tdrot, tilt, narot) -> np.ndarray:

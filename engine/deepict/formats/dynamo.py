@@ -3,7 +3,8 @@
 Dynamo (``dynamo``, ``<out>.tbl`` + ``<out>.doc``)
     40 numeric columns, 1-based column meaning: 1 tag (1..N), 2 aligned = 1, 3 averaged = 1,
     4-6 shifts 0, 7-9 tdrot, tilt, narot (Dynamo's ZXZ angles of the table's RELION angles,
-    :func:`deepict.orientations.relion_to_dynamo`; 0 without them), 10 cc = score, 13 ftype = 1, 14/15 tilt range (default -60/60),
+    :func:`deepict.orientations.relion_to_dynamo`; 0 without them), 10 cc = score, 13 ftype = 1,
+    14/15 tilt range (default -60/60),
     20 tomogram index (1-based line of the ``.doc`` file, which maps index -> tomogram path),
     22 class, 24-26 x y z. Like Scipion's dynamo plugin, x y z are the 0-based corner-frame values
     **without +1** even though Dynamo itself is 1-based — consistent with every Scipion plugin, a

@@ -96,8 +96,9 @@ def relion4_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[fl
     for tomogram, coords in checked:
         factor = scale_factor(tomogram, output_pixel_size)
         xyz = coords.xyz * factor
-        for (x, y, z), angles, score, cls, more in zip(xyz, angles_or_zero(coords), score_values(coords),
-                                                       class_numbers(coords, names), relion_extra_values(coords, extra)):
+        classes = class_numbers(coords, names)
+        for (x, y, z), angles, score, cls, more in zip(xyz, angles_or_zero(coords), score_values(coords), classes,
+                                                       relion_extra_values(coords, extra)):
             particle_id += 1
             rows.append((tomogram.name, particle_id, int(cls), float(x), float(y), float(z), 0.0, 0.0, 0.0,
                          *map(float, angles), int(cls), 1 + (particle_id - 1) % 2, float(score), *more))
