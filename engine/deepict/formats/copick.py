@@ -39,11 +39,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN
+from deepict.conventions import ANGLE_COLUMNS, CLASS_COLUMN, SCORE_COLUMN
 from deepict.errors import InputFileError, ParameterError
 from deepict.formats.picks import PickedTomogram
 from deepict.io import CoordinateTable, atomic_path
-from deepict.orientations import euler_to_transform
+from deepict.orientations import euler_to_transform, transform_to_euler
 
 #: The ``--format`` value of ``deepict export`` for a copick project.
 COPICK_FORMAT = "copick"
@@ -248,6 +248,8 @@ def find_picks(project, run: str, object_name: str, user_id: str, session_id: st
 def read_picks_file(picks_file, voxel_size: float) -> tuple[CoordinateTable, np.ndarray]:
     """Points of a copick picks file as (0-based voxels at ``voxel_size`` Å with a score column, 4x4 matrices).
 
+    Points with rotations also get RELION angles (rot, tilt, psi columns) of their matrices.
+
     The centre of each point is its location plus the translation of its transformation (copick's rule).
     """
     if not voxel_size or voxel_size <= 0:
@@ -267,6 +269,8 @@ def read_picks_file(picks_file, voxel_size: float) -> tuple[CoordinateTable, np.
         raise InputFileError(picks_file, f"locations in {unit!r}, not angstrom", "Convert the picks to Å first.")
     centres = locations + matrices[:, :3, 3]
     table = CoordinateTable(centres / float(voxel_size), {SCORE_COLUMN: scores}, voxel_size=float(voxel_size))
+    if len(matrices) and not np.allclose(matrices[:, :3, :3], np.eye(3)):  # oriented picks keep their angles
+        table.columns.update(zip(ANGLE_COLUMNS, transform_to_euler(matrices)))
     return table, matrices
 
 

@@ -75,3 +75,5 @@ def test_copick_points_carry_the_rotation(tmp_path):
     expected = euler_to_transform(*picks[0].coordinates.angles().T)
     assert np.allclose([p["transformation_"] for p in points], expected)
     assert json.loads(files[0].read_text())["trust_orientation"] is True
+    back, _ = copick.read_picks_file(files[0], TOMOGRAM.voxel_size)
+    assert np.allclose(euler_to_matrix(*back.angles().T), euler_to_matrix(*picks[0].coordinates.angles().T))
