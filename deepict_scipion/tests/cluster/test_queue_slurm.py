@@ -165,9 +165,7 @@ class TestQueueSlurm(BaseTest):
         self.assertEqual(equalize.Tomograms.getSize(), TOMOGRAMS)
         self.assertGreaterEqual(len(jobBanners(equalize)), TOMOGRAMS)
 
-        pick = self.newPick(numberOfThreads=1)
-        self.launchProtocol(pick)
-        evaluate = queued(self.newProtocol(ProtDeepictEvaluate, inputCoordinates=getattr(pick, pick.OUTPUT_PREFIX),
+        evaluate = queued(self.newProtocol(ProtDeepictEvaluate, inputCoordinates=self.coords.outputCoordinates,
                                            groundTruthCoordinates=self.coords.outputCoordinates, numberOfThreads=3))
         self.launchProtocol(evaluate)
         self.assertIsNotNone(evaluate.loadEvaluation())
