@@ -24,6 +24,9 @@ the size and the voxel size (from the MRC header, or --voxel-size). Coordinates 
 tomogram, or picked at another voxel size (the '# voxel_size_angstrom' line of the CSV), are refused;
 a row repeated verbatim counts once.
 
+Orientations: a table with rot, tilt, psi columns (RELION ZYZ degrees, as `deepict filaments` and
+`deepict pick --orient-by-context` write them) is exported with its angles, otherwise angles are 0.
+
 Classes: numbers are written as they are; names (ribosome, ...) are numbered 1..K in sorted order
 over all the files, and the map is written beside the export as <output name>.classes.csv
 (number,name) and printed in the summary. Warp files carry no class.
@@ -31,19 +34,22 @@ over all the files, and the map is written beside the export as <output name>.cl
 Formats and what --out is:
   relion4  one STAR file, table data_particles: rlnTomoName, rlnTomoParticleId,
            rlnTomoManifoldIndex, rlnCoordinateX/Y/Z (pixels at the output pixel size, 0-based,
-           no +1 as in Scipion's reliontomo), origins and angles 0, rlnClassNumber,
-           rlnRandomSubset, rlnAutopickFigureOfMerit (= score).
+           no +1 as in Scipion's reliontomo), origins 0, rlnAngleRot/Tilt/Psi (with
+           rlnAngleTiltPrior/rlnAnglePsiPrior when the table has angles, and rlnHelicalTubeID /
+           rlnHelicalTrackLengthAngst for filaments), rlnClassNumber, rlnRandomSubset,
+           rlnAutopickFigureOfMerit (= score).
   relion5  one STAR file ('# version 50001', data_particles): rlnTomoName,
            rlnCenteredCoordinateX/Y/ZAngst = (x - size/2) * voxel size (RELION 5's centre is
            size/2 in 0-based voxels, e.g. 32 for 64 voxels, 32.5 for 65; in Å, so independent of
            --output-pixel-size), rlnCoordinateX/Y/Z as for relion4 (what Scipion's reliontomo
-           import reads), angles 0, rlnClassNumber, rlnAutopickFigureOfMerit.
+           import reads), angles and priors as for relion4, rlnClassNumber,
+           rlnAutopickFigureOfMerit.
   warp     a FOLDER with one <tsId>.star per tomogram: rlnCoordinateX/Y/Z (pixels at the output
-           pixel size, 0 = centre of the first voxel), angles 0, rlnMicrographName =
+           pixel size, 0 = centre of the first voxel), angles (RELION's), rlnMicrographName =
            <tsId>.tomostar, rlnAutopickFigureOfMerit. Use WarpTools ts_export_particles with
            --coords_angpix equal to the output pixel size.
-  dynamo   a .tbl file (40 columns: 1 tag, 10 cc = score, 20 tomogram index, 22 class,
-           24-26 x y z as 0-based values with no +1, like Scipion's dynamo plugin) and a .doc file
+  dynamo   a .tbl file (40 columns: 1 tag, 7-9 tdrot tilt narot, 10 cc = score, 20 tomogram
+           index, 22 class, 24-26 x y z as 0-based values with no +1, like Scipion's dynamo plugin) and a .doc file
            beside it mapping each tomogram index to its tomogram path. As the .doc points at the
            given tomograms, the .tbl is in their voxels: another --output-pixel-size is refused.
   motl     DeePiCt 20-column CSV (1 score, 4 index, 8-10 x y z, 20 class); --out is a .csv file
@@ -53,7 +59,7 @@ Formats and what --out is:
            Each tomogram's picks go to run <tsId>, file ExperimentRuns/<tsId>/Picks/
            <user>_<session>_<object>.json (--copick-user-id, --copick-session-id; all picks to
            --copick-object, or one object per class name), points in Å (voxel * voxel size),
-           identity orientations, scores kept; a missing object is added to the config (a particle,
+           4x4 matrices of the angles (identity without them), scores kept; a missing object is added to the config (a particle,
            radius --copick-radius Å). Read back with `deepict import-picks`.
 
 --output-pixel-size rescales to another sampling (e.g. the unbinned tilt-series pixel size for
