@@ -100,7 +100,11 @@ fi
 if [ "$changed" = yes ]; then
     # A new configuration needs fresh daemons (the node's CPUs and memory may have changed).
     for daemon in slurmd slurmctld; do
-        if running "$daemon"; then say "restarting $daemon for the new configuration"; pkill -x "$daemon"; fi
+        pidfile=/run/$daemon.pid  # the daemons this script started (SlurmdPidFile, SlurmctldPidFile)
+        if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+            say "restarting $daemon for the new configuration"
+            kill "$(cat "$pidfile")"
+        fi
     done
     for _ in $(seq 20); do running slurmd || running slurmctld || break; sleep 0.5; done
 fi
