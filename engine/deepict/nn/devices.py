@@ -12,6 +12,9 @@ from deepict.errors import ParameterError
 def select_device(name: str = "auto") -> torch.device:
     """``auto`` picks the first visible CUDA GPU, else the CPU.
 
+    Visible GPUs are those of ``CUDA_VISIBLE_DEVICES``, numbered from 0 whatever their ids on the machine:
+    locally the ones the Scipion form lists, in a queue job the ones the scheduler gave the job.
+
     On the CPU every core the process may use is used, unless ``OMP_NUM_THREADS`` is set (as
     Scipion does from a protocol's thread count, or a user sharing a machine): then that count is
     kept, since more threads than free cores make PyTorch's thread pool spin and run many times slower.
@@ -19,8 +22,9 @@ def select_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ParameterError("a CUDA device was asked for but none is visible: use --device cpu "
-                             "(or check CUDA_VISIBLE_DEVICES / the GPU list of the Scipion protocol)")
+        raise ParameterError("a CUDA device was asked for but none is visible: use --device cpu (or check "
+                             "CUDA_VISIBLE_DEVICES: locally the GPU list of the Scipion protocol sets it, in a "
+                             "queue job the GPUs the job asked for, GPU_COUNT in the queue parameters)")
     if name == "cpu":
         torch.set_num_threads(cpu_threads())
     try:
