@@ -117,14 +117,16 @@ def _define_plugin():
             return "python" if cls.getVar(DEEPICT_ENV_ACTIVATION) else sys.executable
 
         @classmethod
-        def getEnviron(cls, useQueue=False):
+        def getEnviron(cls, submitsJobs=False):
+            """The engine's environment; ``submitsJobs``: for jobs this process submits to a queue."""
             environ = Environ(os.environ)
             # Scipion's PYTHONPATH must not leak into an engine environment of its own.
             if cls.getVar(DEEPICT_ENV_ACTIVATION) or cls.getEnginePython() != sys.executable:
                 environ.pop("PYTHONPATH", None)
-            if useQueue:
-                # A queued job sees the GPUs its scheduler gives it (CUDA_VISIBLE_DEVICES, which the job
-                # inherits from the submitting shell unless the scheduler sets it), never this machine's.
+            if submitsJobs:
+                # A submitted job sees the GPUs its scheduler gives it (CUDA_VISIBLE_DEVICES, which the job
+                # would inherit from this machine's shell unless the scheduler sets it). A protocol that
+                # itself runs as a queue job keeps its own: they are the scheduler's.
                 environ.pop("CUDA_VISIBLE_DEVICES", None)
             return environ
 
@@ -150,7 +152,7 @@ def _define_plugin():
             waits for a queued job to leave the queue.
             """
             from .cluster import JOB_BANNER, queued_arguments
-            environ = cls.getEnviron(protocol.useQueue())
+            environ = cls.getEnviron(submitsJobs=protocol.useQueueForSteps())
             if threads > 0:
                 environ["OMP_NUM_THREADS"] = str(threads)
             program, arguments = cls.getProgram(useGpu, protocol.useQueue()), f"{subcommand} {args}"

@@ -42,6 +42,6 @@ def test_a_queued_job_never_gets_the_forms_or_this_machines_gpus(monkeypatch):
     from deepict_scipion import Plugin
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
     assert "CUDA_VISIBLE_DEVICES" not in Plugin.getProgram(useGpu=True, useQueue=True)
-    assert "CUDA_VISIBLE_DEVICES" not in Plugin.getEnviron(useQueue=True)
+    assert "CUDA_VISIBLE_DEVICES" not in Plugin.getEnviron(submitsJobs=True)
     assert "CUDA_VISIBLE_DEVICES=%(GPU)s" in Plugin.getProgram(useGpu=True, useQueue=False)
-    assert Plugin.getEnviron()["CUDA_VISIBLE_DEVICES"] == "5"
+    assert Plugin.getEnviron()["CUDA_VISIBLE_DEVICES"] == "5"  # locally, or a protocol running as a queue job
