@@ -263,3 +263,24 @@ class TestQueueSlurm(BaseTest):
         self.assertEqual(train.getStatus(), STATUS_FINISHED, train.getErrorMessage())
         logs = "".join(open(path).read() for path in glob.glob(train._getLogsPath("*.out")))
         self.assertIn(f"after epoch {done} of {done + 1}", logs)
+
+    def test_a_whole_protocol_as_one_queue_job(self):
+        # QUEUE_FOR_JOBS = N: Scipion submits the protocol itself; its steps run inside that one job.
+        pick = queued(self.newPick(numberOfThreads=1), QUEUE_FOR_JOBS="N")
+        self.proj.launchProtocol(pick)
+        pick = self.proj.getProtocol(pick.getObjId())
+        jobIds = list(pick.getJobIds())
+        self.assertEqual(len(jobIds), 1, "the protocol was not submitted")
+        for _ in range(240):
+            self.proj._updateProtocol(pick)  # what the GUI does: read the job's run.db
+            if not pick.isActive():
+                break
+            time.sleep(0.5)
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertEqual(pick.getStatus(), STATUS_FINISHED, pick.getErrorMessage())
+        for _ in range(60):  # the job ends a moment after the protocol (pyworkflow's last words)
+            if slurmJob(jobIds[0]).get("JobState") not in ("RUNNING", "COMPLETING"):
+                break
+            time.sleep(0.5)
+        self.assertEqual(slurmJob(jobIds[0]).get("JobState"), "COMPLETED")
+        self.assertEqual(len(coordinatesByKey(getattr(pick, pick.OUTPUT_PREFIX))), TOMOGRAMS)
