@@ -36,6 +36,15 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
                       label="Box size (voxels)",
                       help="Box size recorded with the coordinates, for subtomogram extraction. Empty: 3x the "
                            "particle radius the model was trained with (even), else 32.")
+        form.addParam("orientByContext", params.BooleanParam, default=self._default("orient_by_context"),
+                      label="Orient by the context's normal?",
+                      help="Give each coordinate the orientation of the context mask's surface near it: the normal "
+                           "of a plane fitted to the mask's voxels around the particle (e.g. nuclear pores picked "
+                           "by contact with a nuclear-envelope segmentation stand along the envelope's normal; "
+                           "membrane proteins along their membrane's). The normal becomes the coordinate's z axis "
+                           "(its matrix, RELION convention; the spin about it is 0), so subtomogram extraction and "
+                           "averaging start from it. A mask does not tell the sides apart: the normal is turned to "
+                           "+z (to +y, then +x, when it lies flat). Needs context masks.")
 
     def _validateClusterParams(self, model):
         errors = ProtDeepictInferenceBase._validateClusterParams(self, model)
@@ -43,11 +52,15 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
             errors.append(f"Post-processing: the minimum distance must not be negative (got {self.minDistance.get()}).")
         if self.boxSize.get() is not None and self.boxSize.get() < 1:
             errors.append(f"Post-processing: the box size must be at least 1 voxel (got {self.boxSize.get()}).")
+        if self.orientByContext.get() and not self.contextMasks.get():
+            errors.append("Post-processing: orienting by the context's normal needs context masks: choose them "
+                          "(Context) or untick 'Orient by the context's normal?'.")
         return errors
 
     def _inferenceJob(self, key, contextFile):
         job = ProtDeepictInferenceBase._inferenceJob(self, key, contextFile)
         job.min_distance = self.minDistance.get()
+        job.orient_by_context = bool(self.orientByContext.get() and contextFile)
         return job
 
     def _outputPath(self, key):
