@@ -59,6 +59,7 @@ def main():
     from deepict_scipion.protocols import ProtDeepictPick, ProtDeepictTrain3D
 
     project = Manager().createProject("bench_queue")
+    os.chdir(project.path)  # pyworkflow's paths are relative to the project
 
     def run(protocol):
         start = time.perf_counter()
