@@ -15,7 +15,8 @@ A scene is a piece of a nucleus's edge at a coarse voxel size (2x the usual binn
 It is imaged as the cell phantoms are (:mod:`deepict.synthetic.cells`: low-pass, noise, ±60°
 missing wedge about Y, normalisation). Ground truth: masks ``envelope`` (both membranes, the
 perinuclear space between them and the pore membrane), ``membrane`` (the bilayers only), ``npc``
-(the scaffolds in the envelope; not the decoys), ``cytoplasm`` and ``nucleoplasm``; the NPC centres
+(the space each pore's complex fills: a solid cylinder around the scaffold, less the envelope, so
+that one NPC is one connected region whose centroid is its centre; not the decoys), ``cytoplasm`` and ``nucleoplasm``; the NPC centres
 (the middle of each pore, halfway between the membranes) with their orientation, RELION ZYZ angles
 (:mod:`deepict.orientations`) putting the reference's z axis along the envelope's normal, pointing
 to the cytoplasm, ``rot`` the scaffold's spin about it.
@@ -167,6 +168,15 @@ def _scaffold(geometry: _Geometry, centre_zyx, frame_xyz) -> np.ndarray:
     return np.maximum(spokes, 0.9 * rings).astype(np.float32)
 
 
+def _cylinder(geometry: _Geometry, centre_zyx, frame_xyz) -> np.ndarray:
+    """The solid cylinder around the axis that holds a scaffold (rings and spokes)."""
+    cfg, nm = geometry.config, geometry.nm
+    height, rho, _ = geometry.local(centre_zyx, frame_xyz)
+    radius = max(cfg.ring_radius + cfg.ring_tube, cfg.spoke_radius + cfg.spoke_half_axes[0])
+    half_height = max(cfg.ring_height + cfg.ring_tube, cfg.spoke_half_axes[2])
+    return (rho <= radius * nm) & (np.abs(height) <= half_height * nm)
+
+
 def _scaffold_extent(config: EnvelopeConfig) -> float:
     """Radius (nm) of the sphere holding a scaffold."""
     lateral = max(config.ring_radius + config.ring_tube, config.spoke_radius + config.spoke_half_axes[0])
@@ -237,7 +247,7 @@ def make_envelope_scene(config: EnvelopeConfig | None = None) -> EnvelopeScene:
         geometry.cut_pore(centre, frame)
         scaffold = _scaffold(geometry, centre, frame)
         np.maximum(density, scaffold, out=density)
-        npc |= scaffold > 0.5
+        npc |= _cylinder(geometry, centre, frame)
         angles.append(pose)
         normals.append(normal[::-1])
     for centre in decoys:
@@ -255,6 +265,7 @@ def make_envelope_scene(config: EnvelopeConfig | None = None) -> EnvelopeScene:
     membrane_half = max(1.0, 3.0 * nm)
     membrane = np.abs(lumen) <= membrane_half
     envelope = lumen <= membrane_half
+    npc &= ~envelope
     cytoplasm = (geometry.height > 0) & ~envelope & ~npc
     nucleoplasm = (geometry.height <= 0) & ~envelope & ~npc
 

@@ -39,7 +39,7 @@ def test_npc_centres_sit_in_holes_of_the_envelope_along_its_normal(scene):
         # the angles put a reference's z axis along the normal (RELION ZYZ, deepict.orientations)
         assert angle_between_axes(tilt_psi_to_direction(tilt, psi), normal) < 1e-6
         centre = tuple(int(round(v)) for v in (z, y, x))
-        assert envelope[centre] == 0, "the pore's middle is a hole in the envelope"
+        assert envelope[centre] == 0 and npc[centre] == 1, "the pore's middle: a hole in the envelope, in the NPC"
         # the scaffold is around the centre, the envelope beside it in the plane, not along the normal
         ball = _ball(npc.shape, (x, y, z), 14)
         assert npc[ball].sum() > 200
