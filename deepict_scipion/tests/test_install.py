@@ -88,7 +88,7 @@ def test_scipions_python_needs_no_torch():
     plugin, _ = _requirements(ROOT / "setup.py")
     engine, extras = _requirements(ROOT / "engine" / "setup.py")
     assert "torch" not in _names(plugin) and "deepict-engine" in _names(plugin)
-    assert _names(engine) == {"numpy", "scipy", "mrcfile", "emtable"}
+    assert _names(engine) == {"numpy", "scipy", "mrcfile", "emtable", "scikit-image"}
     assert "torch" in _names(extras["torch"])
 
 
