@@ -57,7 +57,27 @@ _FFT_WORKERS = 2
 
 
 @dataclass
-class PhantomConfig:
+class ImagingConfig:
+    """How a scene is imaged (:func:`_image`): noise, background, missing wedge and resolution. Every
+    scene's configuration (cells, filaments, nuclear envelopes) extends it."""
+
+    #: Solid-protein contrast (1.0) over the standard deviation of the noise after the low-pass and
+    #: the wedge: low enough that a naive detector (darkest minima after a Gaussian) confuses the
+    #: particles with the distractors and the crowding, while a small 3D U-Net tells them apart.
+    snr: float = 1.5
+    #: Strength of the smooth (low-frequency) background fluctuation, relative to protein contrast.
+    background_fluctuation: float = 0.2
+    #: Half-angle of the tilt range (±60° tilt about Y -> a missing wedge around Z).
+    tilt_range_deg: float = 60.0
+    #: Gaussian low-pass width in cycles/voxel (Nyquist = 0.5) of the signal: the resolution envelope.
+    lowpass: float = 0.22
+    #: Gaussian low-pass width of the noise (wider than the signal's: finer-grained, as after
+    #: weighted back-projection).
+    noise_lowpass: float = 0.35
+
+
+@dataclass
+class PhantomConfig(ImagingConfig):
     """What a synthetic tomogram holds and how it is imaged. Lengths are in voxels."""
 
     shape_zyx: tuple = (96, 160, 160)
@@ -78,19 +98,6 @@ class PhantomConfig:
     n_sheets: int = 1
     #: Volume fraction of the cytosol occupied by small blobs (other proteins).
     crowding: float = 0.06
-    #: Solid-protein contrast (1.0) over the standard deviation of the noise after the low-pass and
-    #: the wedge: low enough that a naive detector (darkest minima after a Gaussian) confuses the
-    #: particles with the distractors and the crowding, while a small 3D U-Net tells them apart.
-    snr: float = 1.5
-    #: Strength of the smooth (low-frequency) background fluctuation, relative to protein contrast.
-    background_fluctuation: float = 0.2
-    #: Half-angle of the tilt range (±60° tilt about Y -> a missing wedge around Z).
-    tilt_range_deg: float = 60.0
-    #: Gaussian low-pass width in cycles/voxel (Nyquist = 0.5) of the signal: the resolution envelope.
-    lowpass: float = 0.22
-    #: Gaussian low-pass width of the noise (wider than the signal's: finer-grained, as after
-    #: weighted back-projection).
-    noise_lowpass: float = 0.35
     #: Lamella thickness as a fraction of the z size: what lies above and below is vacuum.
     lamella_fraction: float = 0.8
     #: Largest tilt of the lamella surfaces with respect to the xy plane, in degrees.

@@ -37,7 +37,7 @@ from scipy import ndimage
 from deepict.conventions import ANGLE_COLUMNS
 from deepict.io import CoordinateTable, write_coordinates, write_volume
 from deepict.orientations import direction_to_euler, euler_to_matrix
-from deepict.synthetic.cells import _grid, _image, _scatter_blobs, _smooth_step
+from deepict.synthetic.cells import ImagingConfig, _grid, _image, _scatter_blobs, _smooth_step
 
 #: The masks of an envelope scene, in this order.
 ENVELOPE_MASK_NAMES = ("envelope", "membrane", "npc", "cytoplasm", "nucleoplasm")
@@ -46,7 +46,7 @@ NPC_SYMMETRY = 8
 
 
 @dataclass
-class EnvelopeConfig:
+class EnvelopeConfig(ImagingConfig):
     """What an envelope tomogram holds and how it is imaged. Lengths in nm unless said otherwise."""
 
     shape_zyx: tuple = (96, 96, 96)
@@ -69,11 +69,6 @@ class EnvelopeConfig:
     envelope_curvature_range: tuple = (1.5, 2.5)
     #: Volume fraction of cytoplasm and nucleoplasm covered by small blobs.
     crowding: float = 0.05
-    snr: float = 1.5
-    background_fluctuation: float = 0.2
-    tilt_range_deg: float = 60.0
-    lowpass: float = 0.22
-    noise_lowpass: float = 0.35
     seed: int = 0
 
     def __post_init__(self):

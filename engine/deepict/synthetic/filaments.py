@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 
 from deepict.conventions import FILAMENT_ID_COLUMN
 from deepict.io import CoordinateTable, write_coordinates, write_volume
-from deepict.synthetic.cells import _image
+from deepict.synthetic.cells import ImagingConfig, _image
 
 #: Kinds of filament, in the order of their masks.
 FILAMENT_KINDS = ("microtubule", "actin")
@@ -39,19 +39,14 @@ _CHUNK_POINTS = 64
 
 
 @dataclass
-class FilamentSceneConfig:
-    """What a filament scene holds and how it is imaged (imaging fields as in :class:`PhantomConfig`)."""
+class FilamentSceneConfig(ImagingConfig):
+    """What a filament scene holds and how it is imaged (the imaging fields are :class:`ImagingConfig`'s)."""
 
     shape_zyx: tuple = (64, 192, 192)
     voxel_size: float = 13.48
     #: Random gently curved filaments added to the fixed layout.
     n_random_microtubules: int = 0
     n_random_actin: int = 0
-    snr: float = 1.5
-    background_fluctuation: float = 0.2
-    tilt_range_deg: float = 60.0
-    lowpass: float = 0.22
-    noise_lowpass: float = 0.35
     seed: int = 0
 
     def __post_init__(self):
