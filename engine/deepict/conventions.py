@@ -97,3 +97,10 @@ LOSS_NAMES = ("bce_dice", "dice", "generalized_dice")
 
 #: How many z slices are read at once when scanning a (memory-mapped) volume.
 SLAB_SLICES = 32
+
+#: Histogram bins of a voxel precision-recall curve (``deepict evaluate --bins``). Here, not in
+#: :mod:`deepict.evaluate.metrics`, so that the job declarations need no scipy to read it.
+VOXEL_PR_BINS = 1000
+#: 10 %–90 % transition width of the equalization low-pass, as a fraction of its cut-off frequency
+#: (``--lowpass-width``). Here, not in :mod:`deepict.spectrum`, for the same reason.
+SPECTRUM_LOWPASS_WIDTH = 0.1

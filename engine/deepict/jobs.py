@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from deepict.conventions import CONTEXT_MODES
 from deepict.errors import InputFileError
-from deepict.evaluate.metrics import DEFAULT_BINS
+from deepict.conventions import VOXEL_PR_BINS as DEFAULT_BINS
 from deepict.filaments.options import FilamentOptions
 from deepict.formats import FORMATS
 from deepict.formats.copick import COPICK_FORMAT
@@ -31,8 +31,8 @@ from deepict.infer.compartments import DEFAULT_BATCH_SIZE
 from deepict.infer.options import InferenceOptions
 from deepict.io import atomic_path, check_readable
 from deepict.parameters import (CHOICES, device_parameter, has_default, nested_class, parameter, parameter_fields,
-                                parameter_paths, threads_parameter, type_hints)
-from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
+                                parameter_paths, precision_parameter, threads_parameter, type_hints)
+from deepict.conventions import SPECTRUM_LOWPASS_WIDTH as DEFAULT_LOWPASS_WIDTH
 from deepict.train.config import Train2DConfig, TrainConfig
 
 #: Version of the job file format; a file of a newer version is refused.
@@ -105,6 +105,7 @@ class Train3DJob:
                                                                           "(default %(default)s)")
     resume: bool = parameter(False, help="continue from OUT.last.pt if present")
     threads: int | None = threads_parameter()
+    precision: str = precision_parameter()
     training: TrainConfig = parameter(factory=TrainConfig, help="network and training")
 
 
@@ -117,6 +118,7 @@ class _ApplyModel3D:
     context: str | None = parameter(None, help="context mask (e.g. cytosol) of the same shape")
     probability_map: str | None = parameter(None, help="also keep the probability map here")
     threads: int | None = threads_parameter()
+    precision: str = precision_parameter()
     postprocess: PostprocessOptions = parameter(factory=PostprocessOptions,
                                                 help="post-processing (defaults: the model's suggestions)")
     inference: InferenceOptions = parameter(factory=InferenceOptions, help="inference")
@@ -170,6 +172,7 @@ class Train2DJob:
                                          "are kept; --epochs and --patience may be raised); starts afresh if there "
                                          "is no such file")
     threads: int | None = threads_parameter()
+    precision: str = precision_parameter()
     training: Train2DConfig = parameter(factory=Train2DConfig, help="network and training")
 
 
@@ -198,6 +201,7 @@ class Segment2DJob:
                                                     "model's by more than 5%%")
     device: str = device_parameter()
     threads: int | None = threads_parameter()
+    precision: str = precision_parameter()
 
 
 @dataclass(kw_only=True)

@@ -26,6 +26,13 @@ DEVICE_HELP = ("where the network runs: auto (a CUDA GPU when one is visible, el
                "cuda:N (default: %(default)s)")
 #: CPU threads of torch in a step that runs a network.
 TORCH_THREADS_HELP = "CPU threads for torch (default: every core this process may use)"
+#: Numeric precision of a step that runs a network (:mod:`deepict.nn.precision` resolves ``auto``).
+PRECISION_AUTO = "auto"
+PRECISIONS = (PRECISION_AUTO, "fp32", "bf16", "fp16")
+PRECISION_HELP = ("numeric precision of the network: auto = bf16 on a CUDA GPU that supports it (else fp16) and on "
+                  "CPUs with native bf16 (AMX or AVX-512 BF16), fp32 on other CPUs; fp32, bf16 or fp16 (GPU only) "
+                  "force one. Reduced precision runs the convolutions about twice as fast where the hardware "
+                  "supports it; weights and saved models stay fp32 (default %(default)s)")
 
 
 def parameter(default=MISSING, *, help: str, factory=MISSING, choices=None, derived: bool = False):
@@ -43,6 +50,11 @@ def parameter(default=MISSING, *, help: str, factory=MISSING, choices=None, deri
 def device_parameter():
     """The ``device`` parameter of a step that runs a network."""
     return parameter("auto", help=DEVICE_HELP)
+
+
+def precision_parameter():
+    """The ``precision`` parameter of a step that runs a network."""
+    return parameter(PRECISION_AUTO, choices=PRECISIONS, help=PRECISION_HELP)
 
 
 def threads_parameter():

@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 
 from deepict.errors import ParameterError
-from deepict.io.outputs import claimed_outputs
 from deepict.jobs import Segment2DJob, Train2DJob
-from deepict.cli.options import add_command, add_device_options, add_parameter, apply_threads, positive_int
+from deepict.cli.options import (add_command, add_device_options, add_parameter, apply_precision, apply_threads,
+                                 positive_int)
 
-# torch and the modules that import it are imported inside the handlers, so that building the
-# parser (every ``deepict`` call) does not pay for torch.
+# torch, numpy and the modules that import them are imported inside the handlers, so that building
+# the parser (every ``deepict`` call, ``--help`` included) stays fast.
 
 
 def _device(job):
     """The torch device of ``job`` (its threads applied)."""
     from deepict.nn.devices import select_device
 
+    apply_precision(job)
     device = select_device(job.training.device if isinstance(job, Train2DJob) else job.device)
     apply_threads(job.threads)
     return device
@@ -104,6 +105,7 @@ def register(subparsers) -> None:
 
 def run_train2d(job: Train2DJob) -> int:
     from deepict.train.train2d import train_2d
+    from deepict.io.outputs import claimed_outputs
     from deepict.train.state import state_path
 
     job.training.validate()
@@ -117,6 +119,7 @@ def run_train2d(job: Train2DJob) -> int:
 
 def run_segment2d(job: Segment2DJob) -> int:
     from deepict.infer.slices2d import segment_tomogram
+    from deepict.io.outputs import claimed_outputs
 
     if job.threshold is not None and not 0 <= job.threshold < 1:
         raise ParameterError(f"--threshold must lie in [0, 1), not {job.threshold:g}")

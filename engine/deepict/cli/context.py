@@ -10,9 +10,6 @@ import sys
 
 from deepict.conventions import voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
-from deepict.infer.context_filter import split_by_context
-from deepict.io import read_coordinates, read_volume, write_coordinates
-from deepict.io.outputs import claimed_outputs
 from deepict.jobs import FilterContextJob
 from deepict.cli.options import add_command, add_parameter
 
@@ -98,6 +95,9 @@ def _voxel_sizes(job: FilterContextJob, table, mask, tomogram) -> tuple[float, f
 
 
 def run(job: FilterContextJob) -> int:
+    from deepict.infer.context_filter import split_by_context
+    from deepict.io import read_coordinates, read_volume, write_coordinates
+    from deepict.io.outputs import claimed_outputs
     for output in (job.out, job.rejected):
         if output and _is_input(output, (job.coords, job.context, job.tomogram)):
             raise ParameterError(f"{output} is an input of this run: write the results to new files.")

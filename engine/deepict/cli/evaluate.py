@@ -7,9 +7,6 @@ import json
 import math
 
 from deepict.errors import ParameterError
-from deepict.evaluate.files import evaluate_particles, evaluate_voxels
-from deepict.io import atomic_path
-from deepict.io.outputs import claimed_outputs
 from deepict.jobs import EvaluateJob
 from deepict.cli.options import add_command, add_parameter
 
@@ -80,6 +77,9 @@ def _clean(value):
 
 
 def run(job: EvaluateJob) -> int:
+    from deepict.evaluate.files import evaluate_particles, evaluate_voxels
+    from deepict.io import atomic_path
+    from deepict.io.outputs import claimed_outputs
     particle_mode = bool(job.pred or job.gt)
     voxel_mode = bool(job.pred_mask or job.probability_map or job.gt_mask)
     if not particle_mode and not voxel_mode:

@@ -7,10 +7,6 @@ import json
 
 from deepict.conventions import voxel_sizes_differ
 from deepict.errors import ParameterError
-from deepict.io import check_coordinates_in_volume, read_coordinates
-from deepict.io.outputs import FILE_OR_FOLDER, claimed_outputs
-from deepict import formats as export
-from deepict.formats import copick
 from deepict.jobs import ExportJob
 from deepict.cli.options import add_command, add_parameter
 
@@ -100,6 +96,10 @@ def register(subparsers) -> None:
 
 
 def run(job: ExportJob) -> int:
+    from deepict.io import check_coordinates_in_volume, read_coordinates
+    from deepict.io.outputs import FILE_OR_FOLDER, claimed_outputs
+    from deepict import formats as export
+    from deepict.formats import copick
     if len(job.coords) != len(job.tomogram):
         raise ParameterError(
             f"{len(job.coords)} coordinate file(s) but {len(job.tomogram)} tomogram(s): give one --tomogram per "

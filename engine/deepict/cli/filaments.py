@@ -7,12 +7,8 @@ import json
 
 from deepict.conventions import FILAMENT_ID_COLUMN, voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
-from deepict.filaments.masks import binary_mask
-from deepict.io import read_volume, write_coordinates
-from deepict.io.outputs import claimed_outputs
 from deepict.jobs import FilamentsJob
 from deepict.cli.options import add_command, add_parameter
-from deepict.progress import print_line
 
 DESCRIPTION = """\
 Trace the filaments (microtubules, actin, ...) of a segmentation along their centre lines and sample
@@ -82,6 +78,10 @@ def _voxel_size(job: FilamentsJob, path: str, header: float | None) -> float:
 
 
 def run(job: FilamentsJob) -> int:
+    from deepict.filaments.masks import binary_mask
+    from deepict.io import read_volume, write_coordinates
+    from deepict.io.outputs import claimed_outputs
+    from deepict.progress import print_line
     if (job.mask is None) == (job.probability_map is None):
         raise ParameterError("Give the filaments as one of --mask M.mrc or --probability-map P.mrc.")
     from deepict.filaments.trace import trace_filaments  # scikit-image: loaded when a trace runs, not for --help

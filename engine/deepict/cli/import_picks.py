@@ -7,9 +7,6 @@ import json
 from pathlib import Path
 
 from deepict.errors import ParameterError
-from deepict.formats import copick
-from deepict.io import write_coordinates
-from deepict.io.outputs import FILE_OR_FOLDER, claimed_outputs
 from deepict.jobs import ImportPicksJob
 from deepict.cli.options import add_command, add_parameter
 
@@ -58,6 +55,9 @@ def output_files(out, runs) -> dict:
 
 
 def run(job: ImportPicksJob) -> int:
+    from deepict.formats import copick
+    from deepict.io import write_coordinates
+    from deepict.io.outputs import FILE_OR_FOLDER, claimed_outputs
     if not job.voxel_size or job.voxel_size <= 0:
         raise ParameterError(f"--voxel-size must be > 0 Å, got {job.voxel_size}.")
     if len(set(job.run)) != len(job.run):

@@ -22,7 +22,6 @@ import threading
 
 from deepict import __version__
 from deepict.errors import DeepictError, Interrupted
-from deepict.io.outputs import CHECK_THE_PATH, WRITE_ERROR_ADVICE
 
 
 #: Modules of :mod:`deepict.cli` that register subcommands (in this order in ``deepict --help``).
@@ -93,6 +92,8 @@ def _interrupt(signum, frame) -> None:
 
 def _os_error_line(exc: OSError) -> str:
     """``OSError`` as one line: the file(s), what errno means and what to do."""
+    from deepict.io.outputs import CHECK_THE_PATH, WRITE_ERROR_ADVICE  # numpy: not at every start-up
+
     files = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
     meaning = os.strerror(exc.errno) if exc.errno else str(exc)
     advice = WRITE_ERROR_ADVICE.get(exc.errno, CHECK_THE_PATH)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from deepict.io import atomic_path
-from deepict.io.outputs import claimed_outputs
 from deepict.jobs import ModelInfoJob
 from deepict.cli.options import add_command, add_parameter
 
@@ -35,6 +33,8 @@ def describe(model_path) -> dict:
 
 
 def run_model_info(job: ModelInfoJob) -> int:
+    from deepict.io import atomic_path
+    from deepict.io.outputs import claimed_outputs
     with claimed_outputs(("--json", job.json)):
         text = json.dumps(describe(job.model), indent=1)
         if job.json:

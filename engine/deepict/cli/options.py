@@ -1,6 +1,6 @@
 """What the subcommand modules of the ``deepict`` command line share: one subcommand per job class,
 options built from the job's parameters, ``--job FILE``, argument types and the ``--device`` /
-``--threads`` options of the torch commands.
+``--threads`` / ``--precision`` options of the torch commands.
 
 Every subcommand runs the same way: its options (or its ``--job`` file) give a job
 (:mod:`deepict.jobs`), and the subcommand's ``run(job)`` does the step. An option's default, help
@@ -99,9 +99,34 @@ def job_from_options(job_class: type, args, prefix: str = "", **given):
 
 
 def add_device_options(parser, job_class: type) -> None:
-    """``--device`` and ``--threads`` of a command that runs a network."""
+    """``--device``, ``--threads`` and ``--precision`` of a command that runs a network."""
     add_parameter(parser, job_class, device_path(job_class), "--device")
     add_parameter(parser, job_class, "threads", "--threads", type=positive_int, metavar="N")
+    add_parameter(parser, job_class, "precision", "--precision")
+
+
+def apply_precision(job) -> None:
+    """Run this process's networks in the precision of ``job`` and print it with the device.
+
+    Resolved on the job's device before any input is read, so that a precision the device cannot
+    run (fp16 on a CPU) is refused at once. Imports torch: call it in a handler, before
+    :func:`apply_threads` (choosing the CPU device sets torch's thread count).
+    """
+    from deepict.nn.devices import select_device
+    from deepict.nn.precision import resolve_precision, use_precision
+
+    device = select_device(_job_device(job))
+    precision = resolve_precision(job.precision, device)
+    use_precision(job.precision)
+    chosen = " (auto)" if precision.name != job.precision else ""
+    print(f"deepict {job.step}: device {device}, precision {precision.name}{chosen}", flush=True)
+
+
+def _job_device(job) -> str:
+    value = job
+    for name in device_path(type(job)).split("."):
+        value = getattr(value, name)
+    return value
 
 
 def apply_threads(threads) -> None:

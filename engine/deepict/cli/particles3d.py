@@ -7,14 +7,12 @@ import json
 from dataclasses import replace
 
 from deepict.errors import ParameterError
-from deepict.io.outputs import claimed_outputs
 from deepict.jobs import ImportModelJob, PickJob, Segment3DJob, Train3DJob
-from deepict.train import data3d
-from deepict.cli.options import (add_command, add_device_options, add_parameter, apply_threads, job_from_options,
-                                 non_negative_int, positive_int)
+from deepict.cli.options import (add_command, add_device_options, add_parameter, apply_precision, apply_threads,
+                                 job_from_options, non_negative_int, positive_int)
 
-# Modules that import torch (models, picking, train3d) are imported inside the handlers, so that
-# building the parser (every ``deepict`` call, e.g. ``deepict export``) does not pay for torch.
+# The step's modules (torch, numpy, scipy: models, picking, train3d, the output claims) are imported inside
+# the handlers, so that building the parser (every ``deepict`` call, ``--help`` included) stays fast.
 
 TRAIN_EPILOG = """\
 examples:
@@ -162,6 +160,8 @@ def _import_job(args) -> ImportModelJob:
 
 
 def run_train3d(job: Train3DJob) -> int:
+    from deepict.io.outputs import claimed_outputs
+    from deepict.train import data3d
     from deepict.train.train3d import train
     if bool(job.coords) == bool(job.masks):
         raise ParameterError("give the labels either as --coords (with --radius) or as --masks")
@@ -172,6 +172,7 @@ def run_train3d(job: Train3DJob) -> int:
     config = replace(job.training, classes=names, label_kind="spheres" if job.coords else "masks",
                      sphere_radius=dict(zip(names, radii)))
     config.validate()
+    apply_precision(job)
     data3d.check_spectrum_options(job.spectrum_reference, job.equalize_to, job.spectrum_lowpass_angstrom,
                                   job.spectrum_lowpass_width)
     with claimed_outputs(("--out", job.out)):
@@ -216,10 +217,12 @@ def _cluster_parameters(job):
 
 def run_pick(job: PickJob) -> int:
     from deepict.infer.picking import pick_particles
+    from deepict.io.outputs import claimed_outputs
     if job.orient_by_context and not job.context:
         raise ParameterError("--orient-by-context orients the picks by the normal of the context mask: give the "
                              "mask with --context (e.g. the nuclear envelope segmented by 'deepict segment3d')")
     parameters = _cluster_parameters(job)
+    apply_precision(job)
     with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
         apply_threads(job.threads)
         pick_particles(job.model, job.tomogram, job.out, parameters, class_name=job.class_name,
@@ -231,7 +234,9 @@ def run_pick(job: PickJob) -> int:
 
 def run_segment3d(job: Segment3DJob) -> int:
     from deepict.infer.picking import segment_structures
+    from deepict.io.outputs import claimed_outputs
     parameters = _cluster_parameters(job)
+    apply_precision(job)
     with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
         apply_threads(job.threads)
         segment_structures(job.model, job.tomogram, job.out, parameters, class_name=job.class_name,
@@ -240,6 +245,7 @@ def run_segment3d(job: Segment3DJob) -> int:
 
 
 def run_import_model(job: ImportModelJob) -> int:
+    from deepict.io.outputs import claimed_outputs
     from deepict.nn.model_files import import_published_checkpoint, save_model
     with claimed_outputs(("--out", job.out)):
         network, info = import_published_checkpoint(job.checkpoint, job.voxel_size)

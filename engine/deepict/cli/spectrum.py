@@ -10,15 +10,12 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from deepict.errors import InputFileError, ParameterError
-from deepict.io import read_volume, volume_writer
-from deepict.io.outputs import claimed_outputs
 from deepict.jobs import EqualizeJob, SpectrumJob
 from deepict.cli.options import add_command, add_parameter
-from deepict.spectrum import (default_workers, equalize_volume, is_volume_path, load_reference,
-                        radial_spectrum, write_spectrum)
+
+# numpy, scipy and the spectrum modules are imported inside the handlers, so that building the
+# parser (every ``deepict`` call, ``--help`` included) stays fast.
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -96,6 +93,7 @@ def register(subparsers) -> None:
 def _threads(job) -> int:
     """The FFT threads of ``job``: every usable core unless it says otherwise."""
     if job.threads is None:
+        from deepict.spectrum import default_workers
         return default_workers()
     if job.threads < 1:
         raise ParameterError(f"--threads must be at least 1, got {job.threads}.")
@@ -103,6 +101,7 @@ def _threads(job) -> int:
 
 
 def _tomogram(path, voxel_size):
+    from deepict.io import read_volume
     volume = read_volume(path, check_finite=False)  # finiteness is checked while transforming
     size = voxel_size if voxel_size is not None else volume.voxel_size
     if size is None:
@@ -123,6 +122,8 @@ def _same_file(a, b) -> bool:
 
 
 def run_spectrum(job: SpectrumJob) -> int:
+    from deepict.io.outputs import claimed_outputs
+    from deepict.spectrum import is_volume_path, radial_spectrum, write_spectrum
     threads = _threads(job)
     if is_volume_path(job.out):
         raise ParameterError(f"--out {job.out} looks like a volume; the spectrum is a table: give a .tsv name.")
@@ -136,6 +137,10 @@ def run_spectrum(job: SpectrumJob) -> int:
 
 
 def run_equalize(job: EqualizeJob) -> int:
+    import numpy as np
+    from deepict.io import volume_writer
+    from deepict.io.outputs import claimed_outputs
+    from deepict.spectrum import equalize_volume, is_volume_path, load_reference, write_spectrum
     threads = _threads(job)
     if job.reference_box is not None and len(job.reference_box) != 3:
         raise ParameterError(f"--reference-box takes three sizes (NX NY NZ), not {len(job.reference_box)}.")

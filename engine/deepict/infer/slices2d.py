@@ -28,6 +28,7 @@ from deepict.conventions import rescale_factor
 from deepict.infer.rescale import resample_volume, rescaled_shape
 from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, rescale_target
 from deepict.nn.devices import select_device
+from deepict.nn.precision import current_precision
 from deepict.errors import ParameterError
 from deepict.io import read_slab, read_volume, scratch_directory, slices_per_chunk, volume_writer
 from deepict.nn.model_files import KIND_2D, ModelInfo, incomplete_training_warning, load_model
@@ -45,6 +46,7 @@ def predict_slices(network: torch.nn.Module, slices: Iterable[tuple[object, np.n
     All slices must have the same shape. Tiles of several slices share a batch.
     """
     device = torch.device(device) if device is not None else next(network.parameters()).device
+    precision = current_precision(device)
     core = tile - 2 * crop
     pending_tiles: list[np.ndarray] = []
     pending_keys: list[tuple[int, int, int]] = []
@@ -56,7 +58,7 @@ def predict_slices(network: torch.nn.Module, slices: Iterable[tuple[object, np.n
 
     def run_batch():
         batch = torch.from_numpy(np.stack(pending_tiles)[:, None]).to(device)
-        with torch.no_grad():
+        with torch.no_grad(), precision.autocast():
             logits = network(batch)[:, 0, crop:crop + core, crop:crop + core]
             probabilities = torch.sigmoid(logits).float().cpu().numpy()
         for (slot, y0, x0), prob in zip(pending_keys, probabilities):
@@ -228,7 +230,8 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
     mean, std = tomogram_zscore(data, tomogram)
     out = Path(out)
     log(f"segmenting {info.classes[0]} in {Path(tomogram).name} (x,y,z = {shape[::-1]}, slices {z0}..{z1 - 1}), "
-        f"tile {tile_size} px, rim {crop} px, batch {batch_size}, device {device}")
+        f"tile {tile_size} px, rim {crop} px, batch {batch_size}, device {device}, "
+        f"precision {current_precision(device).name}")
 
     def slices():
         step = slices_per_chunk(shape)

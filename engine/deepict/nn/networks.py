@@ -14,6 +14,8 @@ Both return logits; apply a sigmoid for probabilities (classes are independent, 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -101,3 +103,60 @@ class UNet2D(nn.Module):
         for upsample, decode, skip in zip(self.upsamplers, self.decoder, reversed(skips)):
             x = decode(torch.cat([upsample(x), skip], dim=1))
         return self.out_conv(x)
+
+
+class _FoldedUnit(nn.Module):
+    """Conv -> ReLU -> eval-mode BatchNorm as one convolution and one clamp (inference only).
+
+    The batch norm follows the ReLU, so it cannot simply be merged into the convolution; but with
+    ``z`` the convolution's output and ``a * y + b`` the batch norm (per channel), ``a * relu(z) + b``
+    equals ``max(a z + b, b)`` when ``a > 0`` and ``min(a z + b, b)`` when ``a < 0``: the scaled and
+    shifted convolution clamped per channel, which costs what the ReLU alone did (the batch norm was
+    a full extra pass over the activations).
+    """
+
+    def __init__(self, conv: nn.Module, norm: nn.Module):
+        super().__init__()
+        scale = norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)
+        shift = norm.bias.detach() - norm.running_mean * scale
+        self.conv = conv
+        with torch.no_grad():
+            conv.weight.mul_(scale.reshape(-1, *[1] * (conv.weight.dim() - 1)))
+            conv.bias.mul_(scale).add_(shift)
+        shape = (1, -1) + (1,) * (conv.weight.dim() - 2)
+        infinity = torch.full_like(shift, float("inf"))
+        self.register_buffer("low", torch.where(scale > 0, shift, -infinity).reshape(shape))
+        self.register_buffer("high", torch.where(scale > 0, infinity, shift).reshape(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return torch.clamp_(y, self.low.to(y.dtype), self.high.to(y.dtype))
+
+
+def fold_batch_norm(network: nn.Module) -> nn.Module:
+    """An inference copy of ``network`` whose Conv -> ReLU -> BatchNorm units are folded (:class:`_FoldedUnit`).
+
+    Same probabilities as the eval-mode network (to rounding); the copy is for inference only (its
+    state dict differs). A network without batch norm comes back as a plain copy.
+    """
+    network = copy.deepcopy(network).eval()
+    for module in list(network.modules()):
+        if not isinstance(module, nn.Sequential):
+            continue
+        layers = list(module)
+        folded, i = [], 0
+        while i < len(layers):
+            unit = layers[i:i + 3]
+            if (len(unit) == 3 and isinstance(unit[0], (nn.Conv2d, nn.Conv3d)) and unit[0].bias is not None
+                    and isinstance(unit[1], nn.ReLU) and isinstance(unit[2], (nn.BatchNorm2d, nn.BatchNorm3d))):
+                folded.append(_FoldedUnit(unit[0], unit[2]))
+                i += 3
+            else:
+                folded.append(layers[i])
+                i += 1
+        if len(folded) != len(layers):
+            for name in list(module._modules):
+                del module._modules[name]
+            for index, layer in enumerate(folded):
+                module.add_module(str(index), layer)
+    return network

@@ -5,6 +5,9 @@ schedule, validation metric and what happens after the last epoch); :func:`run_t
 
 * **Epochs** of optimiser steps (Adam at ``config.learning_rate``) on the task's batches, with a progress
   line when an epoch is long, and one line per epoch (loss, validation Dice, best epoch, rate, seconds, ETA).
+  The forward passes run in the process's precision (:mod:`deepict.nn.precision`: bf16 or fp16 autocast
+  where the hardware is fast at it, fp16 with loss scaling); the weights, the optimiser and every file
+  written stay fp32.
 * **Checkpoints** — whenever the validation Dice improves (by more than the task's ``min_gain``; every
   epoch without validation data), the network is written to ``OUT``, marked unfinished; after every epoch
   the full state goes to ``OUT.last.pt`` (:mod:`.state`), both atomically.
@@ -28,6 +31,7 @@ import torch
 from deepict.errors import InputFileError, ParameterError
 from deepict.nn.losses import get_loss
 from deepict.nn.model_files import COMPLETE, ModelInfo, load_model, save_model
+from deepict.nn.precision import Precision, current_precision
 from deepict.progress import Progress, format_duration
 from deepict.train.state import read_state, state_path, state_to_resume, write_state
 
@@ -134,11 +138,13 @@ def run_training(task: TrainingTask, out, resumed: dict | None, log: Callable[[s
         log(f"the interrupted training had already stopped early at epoch {record.epoch} "
             f"(patience {config.patience})")
     loss_fn = get_loss(config.loss)
+    precision = current_precision(next(task.network.parameters()).device)
+    scaler = precision.grad_scaler()
     previous_seconds, started, epoch_seconds = record.seconds, time.time(), []
     while record.epoch < config.epochs and not record.stopped_early:
         epoch, tick = record.epoch + 1, time.time()
         learning_rate = optimizer.param_groups[0]["lr"]  # the rate used in this epoch
-        loss = _train_epoch(task, optimizer, loss_fn, epoch, log)
+        loss = _train_epoch(task, optimizer, scaler, precision, loss_fn, epoch, log)
         validation = task.validate()
         warm = epoch <= task.warmup_epochs
         task.step_learning_rate(schedule, validation.dice, warm)
@@ -182,8 +188,9 @@ def _patience_spent(config, record: Record) -> bool:
     return config.patience > 0 and record.bad_epochs >= config.patience
 
 
-def _train_epoch(task: TrainingTask, optimizer, loss_fn, epoch: int, log) -> float:
-    """One epoch of optimiser steps; the mean loss per unit."""
+def _train_epoch(task: TrainingTask, optimizer, scaler: torch.amp.GradScaler, precision: Precision, loss_fn,
+                 epoch: int, log) -> float:
+    """One epoch of optimiser steps; the mean loss per unit (computed in fp32 whatever the precision)."""
     task.network.train()
     # Silent unless the epoch takes longer than a progress interval.
     progress = Progress(f"epoch {epoch}/{task.config.epochs}", task.units_per_epoch, task.unit, log,
@@ -191,12 +198,15 @@ def _train_epoch(task: TrainingTask, optimizer, loss_fn, epoch: int, log) -> flo
     total, units = 0.0, 0
     for inputs, targets, weights, count in task.batches(epoch):
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(task.network(inputs), targets, weights)
+        with precision.autocast():
+            outputs = task.network(inputs)
+        loss = loss_fn(outputs.float(), targets, weights)
         if not torch.isfinite(loss):
             raise ParameterError(f"the training loss became {float(loss)} in epoch {epoch}: lower the learning "
                                  f"rate (now {task.config.learning_rate:g}) and train again (or --resume)")
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         total, units = total + float(loss.detach()) * count, units + count
         progress.advance(count)
     return total / max(units, 1)
