@@ -31,8 +31,8 @@ PRECISION_AUTO = "auto"
 PRECISIONS = (PRECISION_AUTO, "fp32", "bf16", "fp16")
 PRECISION_HELP = ("numeric precision of the network: auto = bf16 on a CUDA GPU that supports it (else fp16) and on "
                   "CPUs with native bf16 (AMX or AVX-512 BF16), fp32 on other CPUs; fp32, bf16 or fp16 (GPU only) "
-                  "force one. Reduced precision runs the convolutions about twice as fast where the hardware "
-                  "supports it; weights and saved models stay fp32 (default %(default)s)")
+                  "force one. Reduced precision runs the convolutions of the larger networks up to about twice as "
+                  "fast where the hardware supports it; weights and saved models stay fp32 (default %(default)s)")
 
 
 def parameter(default=MISSING, *, help: str, factory=MISSING, choices=None, derived: bool = False):
