@@ -288,6 +288,16 @@ def _fmt(value):
     return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
 
 
+def tradeOffLines(points):
+    """The precision-recall trade-off of an evaluation (``overall["trade_off"]``) as summary lines."""
+    if not points:
+        return []
+    return ["Precision-recall trade-off (keep picks with score >= threshold; lower the picking threshold for "
+            "more recall):"] + [
+        f"  recall >= {p['recall_at_least']:g}: score >= {_fmt(p['threshold'])} keeps {p['n_kept']} picks, "
+        f"precision {_fmt(p['precision'])}, recall {_fmt(p['recall'])}, F1 {_fmt(p['f1'])}" for p in points]
+
+
 def summaryLines(evaluation):
     """Human-readable lines of an evaluation.json (the protocol's summary, also used by the viewer)."""
     overall = evaluation["overall"]
@@ -302,6 +312,7 @@ def summaryLines(evaluation):
                      f"AUPRC {_fmt(overall['auprc'])} "
                      f"(TP {overall['tp']}, FP {overall['fp']}, FN {overall['fn']}; best F1 {_fmt(overall['max_f1'])} "
                      f"at score >= {_fmt(overall['max_f1_threshold'])})")
+        lines += tradeOffLines(overall.get("trade_off"))
         for key, t in evaluation["tomograms"].items():
             lines.append(f"{key}: precision {_fmt(t['precision'])}, recall {_fmt(t['recall'])}, F1 {_fmt(t['f1'])}, "
                          f"F{FBETA_BETA:g} {_fmt(t.get('fbeta'))}, AUPRC {_fmt(t['auprc'])} "

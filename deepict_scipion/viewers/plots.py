@@ -135,7 +135,8 @@ def _as_curve(curve) -> dict:
 
 
 def draw_pr_curves(figure: Figure, curves: Mapping, table: Optional[Sequence] = None,
-                   title: Optional[str] = None) -> None:
+                   title: Optional[str] = None, marks: Sequence = ()) -> None:
+    """``marks``: (recall, precision, label) points to annotate on the curves (e.g. the trade-off's thresholds)."""
     curves = {label: _as_curve(c) for label, c in (curves or {}).items()}
     if curves and table:
         curve_ax, table_ax = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
@@ -152,6 +153,10 @@ def draw_pr_curves(figure: Figure, curves: Mapping, table: Optional[Sequence] = 
             curve_ax.plot(recall, precision, "-" if overall else "--", drawstyle="default",
                           color="black" if overall else class_colour(index), linewidth=2 if overall else 1.2,
                           marker="o" if len(recall) < 30 else None, markersize=3, label=label)
+        for recall, precision, label in marks:
+            curve_ax.plot([recall], [precision], "s", color="black", markersize=5)
+            curve_ax.annotate(label, (recall, precision), textcoords="offset points", xytext=(-4, -11), ha="right",
+                              fontsize=7)
         curve_ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
                      title="Precision-recall over the score")
         curve_ax.grid(alpha=0.3)
@@ -183,7 +188,8 @@ def _cell(value) -> str:
     return str(value)
 
 
-def plot_pr_curves(curves: Mapping, out_png, table: Optional[Sequence] = None, title: Optional[str] = None) -> str:
+def plot_pr_curves(curves: Mapping, out_png, table: Optional[Sequence] = None, title: Optional[str] = None,
+                   marks: Sequence = ()) -> str:
     """PNG of precision-recall curves, with an optional metrics table beside them.
 
     ``curves``: {label: curve}, a curve being a ``deepict evaluate --curve`` CSV path, a dict with
@@ -194,7 +200,7 @@ def plot_pr_curves(curves: Mapping, out_png, table: Optional[Sequence] = None, t
     """
     width = 11 if curves and table else 6.5
     figure = _new_figure(width, 4.5)
-    draw_pr_curves(figure, curves, table, title)
+    draw_pr_curves(figure, curves, table, title, marks)
     return _save(figure, out_png)
 
 

@@ -184,6 +184,13 @@ class DeepictEvaluationViewer(DeepictViewerBase):
         rows.append(["overall"] + [overall.get(k) for k in overallKeys])
         return rows
 
+    @staticmethod
+    def tradeOffMarks(evaluation):
+        """(recall, precision, "score >= t") of the overall precision-recall trade-off, to mark on its curve."""
+        points = evaluation["overall"].get("trade_off") or []
+        return [(p["recall"], p["precision"], f"score ≥ {p['threshold']:.2f}") for p in points
+                if p.get("threshold") is not None]
+
     def evaluationPng(self, protocol, outPng):
         evaluation = protocol.loadEvaluation()
         if evaluation is None:
@@ -200,7 +207,8 @@ class DeepictEvaluationViewer(DeepictViewerBase):
         else:
             title = "Voxel evaluation: " + ", ".join(f"{label} {overall[k]:.3f}" for k, label in
                                                      (("f1", "F1"), ("auprc", "mean AUPRC")) if k in overall)
-        return plots.plot_pr_curves(curves, outPng, table=self.evaluationTable(evaluation), title=title)
+        return plots.plot_pr_curves(curves, outPng, table=self.evaluationTable(evaluation), title=title,
+                                    marks=self.tradeOffMarks(evaluation))
 
     def _visualize(self, obj, **kwargs):
         def build():

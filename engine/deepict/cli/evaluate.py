@@ -22,7 +22,9 @@ already matched particle is a false positive. Reports TP/FP/FN, precision, recal
 tolerance is half the particle radius, give it as --radius) of the whole list, per class too when
 both lists have a 'class' column (each class's picks matched with that class's truth), and AUPRC
 (trapezoid of precision over recall over the score threshold, starting at recall 0) with the best F1
-and its score threshold.
+and its score threshold, and the precision-recall trade-off: for recalls from 0.5 to 0.95, the
+score threshold with the best precision reaching it (keep picks scoring at least that; pick
+with a lower --threshold to reach recalls beyond the curve).
 
 Voxel mode: --pred-mask with --gt-mask gives the voxel F1 (Dice) of two binary masks (nonzero =
 foreground); --probability-map with --gt-mask gives the voxel AUPRC of a probability map, computed
@@ -41,8 +43,8 @@ examples:
   deepict evaluate --probability-map probs.mrc --gt-mask membranes_gt.mrc --bins 2000
 
 JSON keys: "particles" {radius, n_pred, n_true, tp, fp, fn, precision, recall, f1, fbeta, beta, auprc, max_f1,
-max_f1_threshold, max_f1_n_kept, ranking[, classes {name: {n_pred, n_true, tp, fp, fn, precision, recall,
-f1, fbeta, beta}}]}; "voxels" {dice / f1, tp, fp, fn, tn, precision, recall}
+max_f1_threshold, max_f1_n_kept, trade_off [{recall_at_least, threshold, n_kept, precision, recall, f1}],
+ranking[, classes {name: {n_pred, n_true, tp, fp, fn, precision, recall, f1, fbeta, beta}}]}; "voxels" {dice / f1, tp, fp, fn, tn, precision, recall}
 and/or {auprc, max_f1, max_f1_threshold, bins}. Exit status 2 on bad input.
 """
 

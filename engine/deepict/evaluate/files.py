@@ -32,6 +32,7 @@ def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None) -> di
         write_curve_csv(curve_path, curve.rows())
     result = match.summary()
     result.update(curve.summary())
+    result["trade_off"] = curve.trade_off()
     result["ranking"] = "score" if scores is not None else "file order"
     if CLASS_COLUMN in pred.columns and CLASS_COLUMN in truth.columns:
         result["classes"] = _per_class(pred, truth, radius, scores)

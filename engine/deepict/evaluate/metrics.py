@@ -59,6 +59,8 @@ from deepict.errors import ParameterError
 DEFAULT_BINS = 1000
 #: beta of the reported F-beta score: 4, recall-weighted, as in the CZII cryo-ET challenge.
 FBETA_BETA = 4.0
+#: Recalls at which the precision-recall trade-off is reported (:meth:`PRCurve.trade_off`).
+TRADE_OFF_RECALLS = (0.5, 0.7, 0.8, 0.9, 0.95)
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,6 +284,22 @@ class PRCurve:
         return {"auprc": self.auprc, "max_f1": self.max_f1,
                 "max_f1_threshold": None if not np.isfinite(threshold) else float(threshold),
                 "max_f1_n_kept": self.max_f1_n_kept}
+
+    def trade_off(self, recalls=TRADE_OFF_RECALLS) -> list[dict]:
+        """The precision-recall trade-off over the score threshold: for each wanted recall, the threshold
+        with the best precision among those reaching that recall or more (the highest such threshold), and
+        the precision, recall, F1 and number of picks kept there; recalls never reached are left out."""
+        points = []
+        for wanted in recalls:
+            reached = np.flatnonzero(self.recall >= wanted - 1e-12)
+            if len(reached):
+                i = int(reached[np.argmax(self.precision[reached])])  # first maximum: the highest threshold
+                threshold = float(self.thresholds[i])
+                points.append({"recall_at_least": float(wanted),
+                               "threshold": threshold if np.isfinite(threshold) else None,
+                               "n_kept": int(self.n_kept[i]), "precision": float(self.precision[i]),
+                               "recall": float(self.recall[i]), "f1": float(self.f1[i])})
+        return points
 
     def rows(self) -> Iterator[dict]:
         """One dict per curve point (for CSV output / plotting)."""

@@ -83,7 +83,7 @@ def pool_particles(tomograms: Sequence[Mapping], curves: Sequence[Mapping]) -> t
     overall = {"n_pred": n_pred, "n_true": n_true, "tp": tp, "fp": fp, "fn": fn, "precision": precision,
                "recall": recall, "f1": f1, "fbeta": f_beta, "beta": FBETA_BETA, "auprc": curve.auprc,
                "max_f1": curve.max_f1,
-               "max_f1_threshold": curve.summary()["max_f1_threshold"]}
+               "max_f1_threshold": curve.summary()["max_f1_threshold"], "trade_off": curve.trade_off()}
     return overall, curve
 
 
