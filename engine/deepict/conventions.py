@@ -83,6 +83,9 @@ SPECTRUM_COLUMNS = (SPECTRUM_FREQUENCY_COLUMN, SPECTRUM_AMPLITUDE_COLUMN)
 
 #: How a 3D model's picks are kept near a context mask (``--context-mode``; the first is the default).
 CONTEXT_MODES = ("intersection", "contact", "colocalization")
+#: Whether ``deepict pick`` splits clusters of touching particles, one pick per particle, unless told
+#: otherwise; the post-processing calibrated after training assumes the same.
+SPLIT_TOUCHING = True
 #: When ``deepict pick``/``segment3d`` equalize a tomogram to the model's stored spectrum first:
 #: ``auto`` when the model has one, ``on`` always (an error without one), ``off`` never.
 EQUALIZE_MODES = ("auto", "on", "off")

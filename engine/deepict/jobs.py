@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from deepict.conventions import CONTEXT_MODES
+from deepict.conventions import SPLIT_TOUCHING
 from deepict.errors import InputFileError
 from deepict.conventions import VOXEL_PR_BINS as DEFAULT_BINS
 from deepict.filaments.options import FilamentOptions
@@ -136,6 +137,9 @@ class PickJob(_ApplyModel3D):
                                                     "surface near it (a plane fit), e.g. nuclear pores by the "
                                                     "nuclear envelope: writes rot, tilt, psi (RELION ZYZ, rot 0, "
                                                     "the normal towards +z); needs --context")
+    split_touching: bool = parameter(SPLIT_TOUCHING, help="split clusters of touching particles (1.5 training-sphere "
+                                                "volumes or more) at the peaks of their distance transform, one "
+                                                "pick per particle (default: on)")
 
 
 @dataclass(kw_only=True)

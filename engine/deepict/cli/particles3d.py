@@ -125,6 +125,8 @@ def register(subparsers) -> None:
     add_parameter(pick_parser, PickJob, "min_distance", "--min-distance", type=float)
     _add_cluster_arguments(pick_parser, PickJob)
     add_parameter(pick_parser, PickJob, "orient_by_context", "--orient-by-context", action="store_true")
+    add_parameter(pick_parser, PickJob, "split_touching", "--no-split-touching", action="store_false",
+                  help="keep clusters of touching particles whole (one pick each)")
     _add_inference_arguments(pick_parser, PickJob)
 
     segment_parser = add_command(
@@ -228,7 +230,7 @@ def run_pick(job: PickJob) -> int:
         pick_particles(job.model, job.tomogram, job.out, parameters, class_name=job.class_name,
                        context_path=job.context, min_distance=job.min_distance,
                        probability_map=job.probability_map, options=job.inference,
-                       orient_by_context=job.orient_by_context)
+                       orient_by_context=job.orient_by_context, split_touching=job.split_touching)
     return 0
 
 

@@ -31,11 +31,14 @@ SLAB = 64
 
 @dataclass
 class Clusters:
-    """Kept clusters: centroids (N, 3) as x, y, z voxels, sizes in voxels, mean probabilities."""
+    """Kept clusters: centroids (N, 3) as x, y, z voxels, sizes in voxels, mean probabilities, and the
+    bounding box of each, (N, 2, 3): z, y, x of its first voxel and one past its last (``None`` where
+    unknown)."""
 
     xyz: np.ndarray
     size: np.ndarray
     mean_probability: np.ndarray
+    box_zyx: np.ndarray | None = None
 
     def __len__(self):
         return len(self.size)
@@ -159,6 +162,15 @@ def _slab_statistics(labels: np.ndarray, n: int, values: np.ndarray, z0: int) ->
     return count, sums
 
 
+def _slab_boxes(labels: np.ndarray, n: int, z0: int) -> np.ndarray:
+    """(n, 2, 3) bounding boxes (start, stop; z, y, x in the whole map) of the ``n`` labels of a slab."""
+    boxes = np.zeros((n, 2, 3), np.int64)
+    for index, box in enumerate(ndimage.find_objects(labels, max_label=n)):
+        boxes[index] = [[s.start for s in box], [s.stop for s in box]]
+    boxes[:, :, 0] += z0
+    return boxes
+
+
 def find_clusters(probability: np.ndarray, params: ClusterParameters, context: np.ndarray | None = None,
                   slab: int = SLAB, keep_mask_writer=None) -> Clusters:
     """Cluster a (z, y, x) probability map (array or memory map); see the module docstring.
@@ -173,7 +185,7 @@ def find_clusters(probability: np.ndarray, params: ClusterParameters, context: n
     structure = ndimage.generate_binary_structure(3, params.connectivity)
     offsets = _neighbour_offsets(params.connectivity)
     union = _UnionFind()
-    counts, all_sums, all_touches = [], [], []
+    counts, all_sums, all_touches, all_boxes = [], [], [], []
     total = 0
     previous_last, previous_offset = None, 0
     slab_offsets = []
@@ -189,6 +201,7 @@ def find_clusters(probability: np.ndarray, params: ClusterParameters, context: n
         del values
         counts.append(count)
         all_sums.append(sums)
+        all_boxes.append(_slab_boxes(labels, n, z0))
         touches = np.zeros(n, bool)
         if n and context is not None and params.context_mode == "contact":
             near = _context_slab(context, z0, z1, params.context_distance)
@@ -210,6 +223,10 @@ def find_clusters(probability: np.ndarray, params: ClusterParameters, context: n
         if total else np.zeros((0, 4))
     merged_touches = np.zeros(total, bool)
     np.logical_or.at(merged_touches, roots, touches)
+    boxes = np.concatenate(all_boxes) if all_boxes else np.zeros((0, 2, 3), np.int64)
+    merged_boxes = np.stack([np.full((total, 3), np.iinfo(np.int64).max), np.zeros((total, 3), np.int64)], axis=1)
+    np.minimum.at(merged_boxes[:, 0], roots, boxes[:, 0])
+    np.maximum.at(merged_boxes[:, 1], roots, boxes[:, 1])
     is_root = roots == np.arange(total)
     keep = is_root & (merged_count >= params.min_size)
     if params.max_size is not None:
@@ -224,7 +241,7 @@ def find_clusters(probability: np.ndarray, params: ClusterParameters, context: n
         _write_kept(probability, context, params, structure, slab, slab_offsets, roots, keep, keep_mask_writer)
     kept = np.flatnonzero(keep)
     return Clusters(xyz=centroids_zyx[kept][:, ::-1].copy(), size=merged_count[kept].astype(np.int64),
-                    mean_probability=merged_sums[kept, 3] / merged_count[kept])
+                    mean_probability=merged_sums[kept, 3] / merged_count[kept], box_zyx=merged_boxes[kept])
 
 
 def _near_mask(context: np.ndarray, centre_zyx: np.ndarray, distance: float) -> bool:

@@ -30,6 +30,7 @@ from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
 from deepict.nn.model_files import KIND_3D, ModelInfo, incomplete_training_warning, load_model
 from deepict.infer.clusters import ClusterParameters, Clusters, find_clusters, remove_duplicates
+from deepict.infer import splitting
 from deepict.infer.normals import orientation_columns
 from deepict.infer.sliding_window import predict_tomogram, window_count
 from deepict.infer.rescale import resample_volume, rescaled_shape
@@ -208,7 +209,10 @@ def tomogram_voxel_scale(info: ModelInfo, tomogram_path, options: InferenceOptio
     return voxel_scale(info, read_volume(tomogram_path, check_finite=False).voxel_size, options)
 
 
-def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=None, voxel_size=None) -> Clusters:
+def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=None, voxel_size=None,
+                 split_radius: float = 0.0) -> Clusters:
+    """The clusters of a probability map; with ``split_radius``, clusters of touching particles of that radius
+    (voxels) are split (:mod:`.splitting`)."""
     probability = read_volume(map_path).data
     context = None
     if context_path:
@@ -219,16 +223,20 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
                                  "Give a context mask made on this tomogram, at the same binning.")
         context = context_volume.data
     if mask_out is None:
-        return find_clusters(probability, params, context)
+        clusters = find_clusters(probability, params, context)
+        return splitting.split_touching(probability, clusters, params, split_radius, context) if split_radius \
+            else clusters
     with volume_writer(mask_out, probability.shape, np.int8, voxel_size) as write:
         return find_clusters(probability, params, context, keep_mask_writer=write)
 
 
 def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterParameters | None, class_name,
-                         context_path, probability_map, options: InferenceOptions | None, log, mask_out=None):
+                         context_path, probability_map, options: InferenceOptions | None, log, mask_out=None,
+                         split: bool = False):
     """Predict one class's probability map (kept only when asked for) and cluster it: (info, voxel size, clusters).
 
-    ``mask_out`` also receives the clusters as a binary int8 mask.
+    ``mask_out`` also receives the clusters as a binary int8 mask. ``split``: clusters of touching particles
+    (of the class's training sphere radius) are split, one cluster per particle (:mod:`.splitting`).
     """
     options = options or InferenceOptions()
     Path(out_path).resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +245,10 @@ def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterPar
         info, voxel_size = predict_to_file(model_path, tomogram_path, map_path, class_name, options, log)
         params = params or ClusterParameters(**_model_defaults(info, tomogram_voxel_scale(info, tomogram_path,
                                                                                            options)))
-        clusters = _cluster_map(map_path, params, context_path, mask_out=mask_out, voxel_size=voxel_size)
+        split_radius = float(info.sphere_radius.get(info.classes[info.class_index(class_name)], 0.0)) \
+            * tomogram_voxel_scale(info, tomogram_path, options) if split else 0.0
+        clusters = _cluster_map(map_path, params, context_path, mask_out=mask_out, voxel_size=voxel_size,
+                                split_radius=split_radius)
     finally:
         if scratch:
             scratch.cleanup()
@@ -254,16 +265,18 @@ def _map_path(probability_map, out_path):
 def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters | None = None,
                    class_name: str | None = None, context_path=None, min_distance: float | None = None,
                    probability_map=None, options: InferenceOptions | None = None, log=print,
-                   orient_by_context: bool = False) -> CoordinateTable:
+                   orient_by_context: bool = False, split_touching: bool = True) -> CoordinateTable:
     """Pick particles of one class; writes a CSV (x, y, z, score, size, class) with the voxel size.
 
     ``orient_by_context``: also orient each pick along the normal of the context mask near it
-    (:mod:`.normals`; columns rot, tilt, psi).
+    (:mod:`.normals`; columns rot, tilt, psi). ``split_touching``: clusters of touching particles give
+    one pick per particle (:mod:`.splitting`).
     """
     if orient_by_context and not context_path:
         raise ParameterError("orienting picks by their context needs a context mask")
     info, voxel_size, clusters = _predict_and_cluster(model_path, tomogram_path, out_csv, params, class_name,
-                                                      context_path, probability_map, options, log)
+                                                      context_path, probability_map, options, log,
+                                                      split=split_touching)
     name = info.classes[info.class_index(class_name)]
     if min_distance is None:
         min_distance = _default_min_distance(info, name) * tomogram_voxel_scale(info, tomogram_path, options)
