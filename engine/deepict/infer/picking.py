@@ -315,7 +315,10 @@ def _model_defaults(info: ModelInfo, scale: float = 1.0) -> dict:
 
 
 def _default_min_distance(info: ModelInfo, class_name: str) -> float:
-    """Two picks closer than one particle radius are one particle (when the radius is known)."""
+    """The duplicate distance calibrated at training (one-class models), else one particle radius (when known):
+    two picks closer than that are one particle."""
+    if "min_distance" in info.postprocess:
+        return float(info.postprocess["min_distance"])
     return float(info.sphere_radius.get(class_name, 0.0))
 
 

@@ -1,18 +1,26 @@
-"""Choosing a trained particle network's minimum cluster size on its own validation data.
+"""Choosing a trained particle network's post-processing on its own validation data.
 
-A cluster of above-threshold voxels must be at least ``min_size`` voxels to become a pick. The
-right value depends on how sharp the network's probability maps are, which depends on the data
-and on how long it trained: on the simulated development tomograms true ribosome clusters of a
-well-trained network fill about a whole training sphere, while an early network spreads them thin.
-A fixed fraction of the sphere volume is therefore wrong somewhere: the best fraction differs
-between data sets.
+A pick is a cluster of voxels above a probability ``threshold`` holding at least ``min_size``
+voxels; picks closer than ``min_distance`` are one particle (the higher score wins). The right
+values depend on how sharp the network's probability maps are, which depends on the data and on
+how long it trained: a well-trained ribosome network fills about a whole training sphere above 0.5,
+while an early network, or one for rare particles, spreads them thin. Fixed values are therefore
+wrong somewhere, and so is choosing one of them with the others fixed: the best minimum size
+depends on the threshold.
 
 So after training, the best network predicts the validation slab of every training tomogram
-(the high-x part it never trained on, see :mod:`.train3d`), the clusters are found at the
-model's threshold, and the candidate minimum size that gives the highest particle F1 against the
-annotated coordinates there (pooled over tomograms) becomes the model's suggestion. Only the
-interior of each slab is scored (a sphere radius away from where training data begin), so that
-particles cut by the slab edge do not count.
+(the high-x part it never trained on, see :mod:`.train3d`), and every combination of the
+candidate thresholds (:data:`THRESHOLDS`), minimum sizes (:data:`SPHERE_FRACTIONS` of the training
+sphere's volume) and duplicate distances (:data:`DUPLICATE_RADII` of the sphere radius) is scored
+by the particle F1 against the annotated coordinates, pooled over all slabs (rare particles such
+as FAS have only a few per slab). Clusters of touching particles are split as ``deepict pick``
+does (:mod:`deepict.infer.splitting`). Only the interior of each slab is scored (a sphere radius
+away from where training data begin), so that particles cut by the slab edge do not count.
+
+The best combination becomes the model's suggestion; among equal F1 the one whose neighbours in
+the grid score best (the middle of a plateau, less sensitive to the few validation particles).
+A choice at the edge of a searched range, where F1 still rises towards that edge, is reported
+(``at_edge``, and a note in the log): the optimum may lie beyond it.
 """
 
 from __future__ import annotations
@@ -21,14 +29,21 @@ import math
 from typing import Callable
 
 import numpy as np
+from scipy import ndimage
 
+from deepict.conventions import SPLIT_TOUCHING
 from deepict.evaluate.metrics import match_particles
-from deepict.infer.clusters import ClusterParameters, find_clusters
+from deepict.infer.clusters import ClusterParameters, find_clusters, remove_duplicates
 from deepict.infer.sliding_window import DEFAULT_MARGIN, DEFAULT_WINDOW, predict_tomogram, window_count
+from deepict.infer.splitting import split_touching
 from deepict.progress import Progress
 
+#: Candidate probability thresholds.
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: Candidate minimum cluster sizes, as fractions of the training sphere's volume.
-SPHERE_FRACTIONS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75)
+SPHERE_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1.1, 1.3)
+#: Candidate duplicate distances, as fractions of the training sphere's radius.
+DUPLICATE_RADII = (0.5, 1.0, 1.5, 2.0)
 
 #: Fewer annotated particles than this in all validation slabs together: too few to choose from.
 MIN_VALIDATION_PARTICLES = 8
@@ -38,22 +53,19 @@ def sphere_volume(radius: float) -> float:
     return 4 / 3 * math.pi * radius ** 3
 
 
-def calibrate_min_size(network, slabs: list, radius: float, threshold: float, device,
-                       log: Callable[[str], None] | None = None) -> dict | None:
-    """The minimum cluster size (voxels) with the best validation F1, or ``None`` if undecidable.
+def predict_slabs(network, slabs: list, device, log: Callable[[str], None] | None = None) -> list:
+    """The network's probability map of every validation slab: ``(probability, x_first, truth_xyz)`` each.
 
     ``slabs``: ``(data, stats, x_first_scored, points_zyx)`` per tomogram: the validation part of
     a tomogram (z, y, x) with a few voxels of training data on its low-x side, the tomogram's
     (mean, std), the first x (in ``data``) that is scored, and the annotated particle centres in
-    ``data``'s frame. Picks match annotations within ``radius`` voxels (the sphere radius).
-    Returns ``{"min_size", "f1", "candidates": [{"min_size", "f1", "precision", "recall"}, ...]}``.
+    ``data``'s frame. ``truth_xyz`` are the annotated centres that are scored (x >= x_first).
     """
-    found, truths = [], []
     windows = sum(window_count(data.shape, DEFAULT_WINDOW, DEFAULT_MARGIN) for data, *_ in slabs)
-    progress = Progress("calibrating the minimum cluster size on the validation slabs", windows, "windows", log)
+    progress = Progress("calibrating the post-processing on the validation slabs", windows, "windows", log)
+    predictions = []
     for data, stats, x_first, points_zyx in slabs:
         truth_xyz = np.asarray(points_zyx, dtype=float).reshape(-1, 3)[:, ::-1]
-        truths.append(truth_xyz[truth_xyz[:, 0] >= x_first])
         probability = np.empty((1,) + data.shape, np.float32)
 
         def write(z0, probs, probability=probability):
@@ -61,28 +73,97 @@ def calibrate_min_size(network, slabs: list, radius: float, threshold: float, de
 
         predict_tomogram(network, data, write, channels=[0], window=DEFAULT_WINDOW, margin=DEFAULT_MARGIN, batch_size=2,
                          device=device, stats=stats, progress=progress)
-        clusters = find_clusters(probability[0], ClusterParameters(threshold=threshold, min_size=1))
-        inside = clusters.xyz[:, 0] >= x_first
-        found.append((clusters.xyz[inside], clusters.size[inside]))
-    if sum(len(t) for t in truths) < MIN_VALIDATION_PARTICLES:
+        predictions.append((probability[0], x_first, truth_xyz[truth_xyz[:, 0] >= x_first]))
+    return predictions
+
+
+def _counts(predictions: list, radius: float, split: bool, values: dict) -> np.ndarray:
+    """TP, FP, FN (pooled over the slabs) of every (threshold, min size, duplicate distance) candidate."""
+    counts = np.zeros(tuple(len(v) for v in values.values()) + (3,), np.int64)
+    for probability, x_first, truth in predictions:
+        for t, threshold in enumerate(values["threshold"]):
+            params = ClusterParameters(threshold=threshold, min_size=1)
+            clusters = find_clusters(probability, params)
+            if split:
+                clusters = split_touching(probability, clusters, params, radius)
+            for s, min_size in enumerate(values["min_size"]):
+                large = clusters.size >= min_size
+                xyz, score = clusters.xyz[large], clusters.mean_probability[large]
+                for d, distance in enumerate(values["min_distance"]):
+                    picks = xyz[remove_duplicates(xyz, score, distance)]
+                    result = match_particles(picks[picks[:, 0] >= x_first], truth, radius)
+                    counts[t, s, d] += (result.tp, result.fp, result.fn)
+    return counts
+
+
+def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOUCHING,
+                       log: Callable[[str], None] | None = None, thresholds=THRESHOLDS,
+                       sphere_fractions=SPHERE_FRACTIONS, duplicate_radii=DUPLICATE_RADII) -> dict | None:
+    """The best threshold, minimum size and duplicate distance on predicted validation slabs
+    (:func:`predict_slabs`), or ``None`` when they hold too few particles to choose from.
+
+    Picks match annotations within ``radius`` voxels (the sphere radius). Returns ``{"threshold",
+    "min_size", "min_distance", "f1", "precision", "recall", "particles", "at_edge": [names of the
+    parameters chosen at the edge of their range], "candidates": {name: [{"value", "f1", "precision",
+    "recall"}, ...]}}``, the candidates of each parameter with the other two at their chosen values.
+    """
+    particles = sum(len(truth) for *_, truth in predictions)
+    if particles < MIN_VALIDATION_PARTICLES:
         if log:
-            log(f"minimum cluster size not calibrated: fewer than {MIN_VALIDATION_PARTICLES} annotated "
-                "particles lie in the validation slabs")
+            log(f"post-processing (threshold, minimum cluster size) not calibrated: fewer than "
+                f"{MIN_VALIDATION_PARTICLES} annotated particles lie in the validation slabs")
         return None
-    candidates = []
-    for fraction in SPHERE_FRACTIONS:
-        min_size = max(1, int(fraction * sphere_volume(radius)))
-        tp = fp = fn = 0
-        for (xyz, size), truth in zip(found, truths):
-            result = match_particles(xyz[size >= min_size], truth, radius)
-            tp, fp, fn = tp + result.tp, fp + result.fp, fn + result.fn
-        precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-        f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-        candidates.append({"min_size": min_size, "f1": round(f1, 4), "precision": round(precision, 4),
-                           "recall": round(recall, 4)})
-    best = max(candidates, key=lambda c: c["f1"])  # first (smallest size) among equals
+    values = {"threshold": list(thresholds),
+              "min_size": [max(1, int(f * sphere_volume(radius))) for f in sphere_fractions],
+              "min_distance": [f * radius for f in duplicate_radii]}
+    tp, fp, fn = np.moveaxis(_counts(predictions, radius, split, values), -1, 0).astype(float)
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / np.maximum(tp + fn, 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    # Among equal F1, the candidate amid the best neighbours (outside the grid counts as F1 0): the middle of a
+    # plateau, not its edge.
+    near, wider = (ndimage.uniform_filter(f1, size=size, mode="constant") for size in (3, 5))
+    best = max(np.ndindex(f1.shape), key=lambda i: (round(f1[i], 9), round(near[i], 9), wider[i]))
+    candidates = {}
+    for axis, name in enumerate(values):
+        line = [best[:axis] + (k,) + best[axis + 1:] for k in range(f1.shape[axis])]
+        candidates[name] = [{"value": values[name][k[axis]], "f1": round(f1[k], 4),
+                             "precision": round(precision[k], 4), "recall": round(recall[k], 4)} for k in line]
+    at_edge = [name for axis, name in enumerate(values) if _rises_to_the_edge(f1, best, axis)]
+    chosen = {name: values[name][best[axis]] for axis, name in enumerate(values)}
+    result = {**chosen, "f1": round(f1[best], 4), "precision": round(precision[best], 4),
+              "recall": round(recall[best], 4), "particles": particles, "split_touching": split, "at_edge": at_edge,
+              "candidates": candidates}
     if log:
-        log(f"minimum cluster size {best['min_size']} voxels ({best['min_size'] / sphere_volume(radius):.2f} "
-            f"sphere volumes): validation F1 {best['f1']:.3f} (precision {best['precision']:.3f}, recall "
-            f"{best['recall']:.3f}, {sum(len(t) for t in truths)} annotated particles)")
-    return {"min_size": best["min_size"], "f1": best["f1"], "candidates": candidates}
+        log(f"post-processing calibrated on the validation slabs ({particles} annotated particles): threshold "
+            f"{chosen['threshold']:g}, minimum cluster size {chosen['min_size']} voxels "
+            f"({chosen['min_size'] / sphere_volume(radius):.2f} sphere volumes), duplicate distance "
+            f"{chosen['min_distance']:g} voxels: F1 {result['f1']:.3f} (precision {result['precision']:.3f}, recall "
+            f"{result['recall']:.3f})")
+        if at_edge:
+            log(f"note: the calibrated {', '.join(at_edge)} lie(s) at the edge of the searched range; the best value "
+                "may lie beyond it")
+    return result
+
+
+def _rises_to_the_edge(f1: np.ndarray, best: tuple, axis: int) -> bool:
+    """Whether ``best`` is at an end of ``axis`` with a lower F1 next to it: the optimum may lie beyond."""
+    index, length = best[axis], f1.shape[axis]
+    if length < 2 or index not in (0, length - 1):
+        return False
+    inner = best[:axis] + (1 if index == 0 else length - 2,) + best[axis + 1:]
+    return f1[inner] < f1[best]
+
+
+def calibrate_postprocess(network, slabs: list, radius: float, device, log: Callable[[str], None] | None = None,
+                          split: bool = SPLIT_TOUCHING) -> dict | None:
+    """:func:`choose_postprocess` on the network's predictions of the validation ``slabs`` (see :func:`predict_slabs`)."""
+    return choose_postprocess(predict_slabs(network, slabs, device, log), radius, split, log)
+
+
+def calibrate_min_size(network, slabs: list, radius: float, threshold: float, device,
+                       log: Callable[[str], None] | None = None) -> dict | None:
+    """The minimum size alone, at a fixed ``threshold`` and a duplicate distance of one radius: what
+    :mod:`.train3d` chose before the joint calibration (:func:`calibrate_postprocess`) replaced it."""
+    return choose_postprocess(predict_slabs(network, slabs, device, log), radius, SPLIT_TOUCHING, log,
+                              thresholds=(threshold,), duplicate_radii=(1.0,))

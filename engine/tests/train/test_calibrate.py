@@ -1,4 +1,4 @@
-"""Tests of the minimum-cluster-size calibration on validation slabs (deepict.train.calibrate)."""
+"""Tests of the post-processing calibration on validation slabs (deepict.train.calibrate)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from deepict.train.calibrate import SPHERE_FRACTIONS, calibrate_min_size, sphere_volume
+from deepict.train.calibrate import (DUPLICATE_RADII, SPHERE_FRACTIONS, THRESHOLDS, calibrate_min_size,
+                                     calibrate_postprocess, choose_postprocess, sphere_volume)
 from deepict.train.labels import paint_spheres
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SHAPE = (40, 64, 64)
+PARTICLES = np.array([(z, y, x) for z in (10, 28) for y in (10, 30, 50) for x in (10, 30, 50)][:10], float)
+NOISE = np.array([[20, 20, 20], [20, 40, 40], [20, 20, 40], [20, 40, 20]], float)
 
 
 class VoxelOracle(torch.nn.Module):
@@ -25,39 +30,56 @@ class VoxelOracle(torch.nn.Module):
         return 20 * (x - 0.5)
 
 
-def blob_volume(shape, centres_zyx, radius):
-    volume = np.zeros(shape, np.float32)
+def blob_volume(centres_zyx, radius, value=1.0, shape=SHAPE):
     paint = np.zeros(shape, np.uint8)
     paint_spheres(paint, np.asarray(centres_zyx, float)[:, ::-1], radius)
-    volume[paint > 0] = 1
-    return volume
+    return np.where(paint > 0, value, 0).astype(np.float32)
 
 
-def test_the_size_that_drops_small_false_clusters_and_keeps_particles_is_chosen():
-    shape = (40, 64, 64)
-    grid = [(z, y, x) for z in (10, 28) for y in (10, 30, 50) for x in (10, 30, 50)]
-    particles = np.array(grid[:10], float)  # z, y, x, 18+ voxels apart
-    noise = np.array([[20, 20, 20], [20, 40, 40], [20, 20, 40], [20, 40, 20]], float)
-    data = blob_volume(shape, particles, 4) + blob_volume(shape, noise, 1.2)
-    slabs = [(data, (0.0, 1.0), 0, particles)]
-    result = calibrate_min_size(VoxelOracle(), slabs, radius=4, threshold=0.5, device=torch.device("cpu"))
-    sizes = [c["min_size"] for c in result["candidates"]]
-    assert sizes == [max(1, int(f * sphere_volume(4))) for f in SPHERE_FRACTIONS]
-    noise_size = int((blob_volume(shape, noise[:1], 1.2) > 0).sum())
-    particle_size = int((blob_volume(shape, particles[:1], 4) > 0).sum())
-    assert noise_size < result["min_size"] <= particle_size
-    assert result["f1"] == pytest.approx(1.0)
-    smallest = result["candidates"][0]
-    assert smallest["min_size"] <= noise_size and smallest["precision"] < 1  # noise picked at the smallest size
+def size_of(radius):
+    return int((blob_volume(PARTICLES[:1], radius) > 0).sum())
 
 
-def test_particles_before_the_scored_x_are_ignored_and_too_few_particles_give_no_answer():
-    shape = (24, 32, 48)
-    particles = np.array([[8, 8, 8], [16, 20, 10], [12, 12, 36]], float)
-    data = blob_volume(shape, particles, 3)
+def test_threshold_and_size_are_chosen_together_inside_their_ranges():
+    # Particles at p = 0.65 (lost above 0.6), small confident noise blobs, and a haze at p = 0.25 that joins
+    # everything into one cluster at thresholds of 0.2 and below: the best threshold lies inside the range,
+    # and so does the best size (above the noise blobs, not above the particles).
+    probability = np.maximum(blob_volume(PARTICLES, 4, 0.65), blob_volume(NOISE, 1.2, 0.95))
+    probability = np.maximum(probability, 0.25)
+    truth_xyz = PARTICLES[:, ::-1]
+    result = choose_postprocess([(probability, 0, truth_xyz)], radius=4, split=True)
+    assert result["threshold"] in (0.3, 0.4, 0.5) and result["at_edge"] == []
+    assert size_of(1.2) < result["min_size"] <= size_of(4)
+    assert result["f1"] == pytest.approx(1.0) and result["particles"] == len(PARTICLES)
+    by_threshold = {c["value"]: c["f1"] for c in result["candidates"]["threshold"]}
+    assert by_threshold[0.2] < 0.2 and by_threshold[0.7] == 0  # the haze, then the particles' own probability
+    assert [c["value"] for c in result["candidates"]["min_size"]] == \
+        [max(1, int(f * sphere_volume(4))) for f in SPHERE_FRACTIONS]
+    assert len(result["candidates"]["min_distance"]) == len(DUPLICATE_RADII)
+    # At the threshold alone (the former calibration) the same size range is found.
+    alone = choose_postprocess([(probability, 0, truth_xyz)], radius=4, thresholds=(0.5,), duplicate_radii=(1.0,))
+    assert alone["threshold"] == 0.5 and size_of(1.2) < alone["min_size"] <= size_of(4)
+
+
+def test_a_choice_at_the_edge_of_a_range_is_reported():
+    # Noise blobs as large as the particles, at p = 0.85: only the highest threshold (0.9) drops them.
+    probability = np.maximum(blob_volume(PARTICLES, 4, 0.95), blob_volume(NOISE, 4, 0.85))
     messages = []
-    result = calibrate_min_size(VoxelOracle(), [(data, (0.0, 1.0), 24, particles)], radius=3, threshold=0.5,
-                                device=torch.device("cpu"), log=messages.append)
-    assert result is None and "not calibrated" in messages[-1]
+    result = choose_postprocess([(probability, 0, PARTICLES[:, ::-1])], radius=4, log=messages.append)
+    assert result["threshold"] == THRESHOLDS[-1] and result["at_edge"] == ["threshold"]
+    assert "edge of the searched range" in messages[-1]
+
+
+def test_the_network_predicts_the_slabs_particles_before_the_scored_x_are_ignored_and_too_few_give_no_answer():
+    data = blob_volume(PARTICLES, 4) + blob_volume(NOISE, 1.2)
+    messages = []
+    result = calibrate_postprocess(VoxelOracle(), [(data, (0.0, 1.0), 0, PARTICLES)], radius=4,
+                                   device=torch.device("cpu"), log=messages.append)
+    assert size_of(1.2) < result["min_size"] <= size_of(4) and result["f1"] == pytest.approx(1.0)
     # The predictions over the slabs report their progress (windows of the default inference box).
-    assert messages[0].startswith("calibrating the minimum cluster size on the validation slabs: 1/1 windows")
+    assert messages[0].startswith("calibrating the post-processing on the validation slabs: 1/1 windows")
+    few = np.array([[8, 8, 8], [16, 20, 10], [12, 12, 36]], float)
+    messages = []
+    result = calibrate_min_size(VoxelOracle(), [(blob_volume(few, 3, shape=(24, 32, 48)), (0.0, 1.0), 24, few)],
+                                radius=3, threshold=0.5, device=torch.device("cpu"), log=messages.append)
+    assert result is None and "not calibrated" in messages[-1]
