@@ -199,7 +199,7 @@ class Segment2DJob:
     z_range: list[int] | None = parameter(None, help="only segment slices FIRST..END-1 (0-based); the others are 0 "
                                                      "(default: all slices)")
     tile_size: int | None = parameter(None, help="prediction tile edge, a multiple of 16 (default: chosen from the "
-                                                 "model's training tile up to 512 px to need the least computation)")
+                                                 "model's training tile up to 640 px to need the least computation)")
     crop: int | None = parameter(None, help="rim discarded from every tile, px (default: the model's, usually 48)")
     ignore_voxel_size: bool = parameter(False, help="segment even if the tomogram's voxel size differs from the "
                                                     "model's by more than 5%%")

@@ -12,6 +12,7 @@ tomograms), then smoothed along z with a 1D Gaussian and thresholded into a 0/1 
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import time
 from pathlib import Path
@@ -20,14 +21,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from deepict.infer.compartments import DEFAULT_BATCH_SIZE, DEFAULT_CROP, DEFAULT_SIGMA, DEFAULT_THRESHOLD
+from deepict.infer.compartments import (DEFAULT_BATCH_SIZE, DEFAULT_CROP, DEFAULT_SIGMA, DEFAULT_THRESHOLD,
+                                        MAX_AUTO_TILE)
 from deepict.infer.normalization import tomogram_zscore
 from deepict.infer.smoothing import smooth_and_threshold_slabs
 from deepict.infer.tiling import auto_tile_size, box_starts, check_tile_geometry, pad_for_tiles
 from deepict.conventions import rescale_factor
 from deepict.infer.rescale import resample_volume, rescaled_shape
 from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, rescale_target
-from deepict.nn.devices import select_device
+from deepict.nn.devices import memory_format, select_device
 from deepict.nn.precision import current_precision
 from deepict.errors import ParameterError
 from deepict.io import read_slab, read_volume, scratch_directory, slices_per_chunk, volume_writer
@@ -43,10 +45,13 @@ def predict_slices(network: torch.nn.Module, slices: Iterable[tuple[object, np.n
                    batch_size: int = DEFAULT_BATCH_SIZE, device=None) -> Iterator[tuple[object, np.ndarray]]:
     """Yield ``(key, probability slice)`` for each ``(key, normalised 2D slice)`` of ``slices``, in order.
 
-    All slices must have the same shape. Tiles of several slices share a batch.
+    All slices must have the same shape. Tiles of several slices share a batch. An inference copy
+    of ``network`` runs (channels-last on the CPU), so a network in training is left as it is.
     """
     device = torch.device(device) if device is not None else next(network.parameters()).device
     precision = current_precision(device)
+    layout = memory_format(device, spatial_dims=2)
+    network = copy.deepcopy(network).eval().to(device=device, memory_format=layout)
     core = tile - 2 * crop
     pending_tiles: list[np.ndarray] = []
     pending_keys: list[tuple[int, int, int]] = []
@@ -57,7 +62,7 @@ def predict_slices(network: torch.nn.Module, slices: Iterable[tuple[object, np.n
     geometry = None
 
     def run_batch():
-        batch = torch.from_numpy(np.stack(pending_tiles)[:, None]).to(device)
+        batch = torch.from_numpy(np.stack(pending_tiles)[:, None]).to(device).contiguous(memory_format=layout)
         with torch.no_grad(), precision.autocast():
             logits = network(batch)[:, 0, crop:crop + core, crop:crop + core]
             probabilities = torch.sigmoid(logits).float().cpu().numpy()
@@ -74,40 +79,35 @@ def predict_slices(network: torch.nn.Module, slices: Iterable[tuple[object, np.n
             yield keys.pop(slot), sums.pop(slot) / geometry[2]
             del remaining[slot]
 
-    was_training = network.training
-    network.eval()
-    try:
-        for slot, (key, image) in enumerate(slices):
-            image = np.asarray(image, dtype=np.float32)
-            if image.ndim != 2:
-                raise ParameterError(f"expected 2D slices, got shape {image.shape}")
-            if geometry is None:
-                ys, xs = box_starts(image.shape[0], tile, crop), box_starts(image.shape[1], tile, crop)
-                count = np.zeros(image.shape, dtype=np.float32)
-                for y0 in ys:
-                    for x0 in xs:
-                        count[y0:y0 + core, x0:x0 + core] += 1
-                geometry = (ys, xs, count, image.shape)
-            elif image.shape != geometry[3]:
-                raise ParameterError(f"slice {key} has shape {image.shape}, the others {geometry[3]}")
-            ys, xs = geometry[0], geometry[1]
-            padded = pad_for_tiles(image, tile, crop)
-            sums[slot] = np.zeros(image.shape, dtype=np.float32)
-            remaining[slot] = len(ys) * len(xs)
-            keys[slot] = key
-            order.append(slot)
+    for slot, (key, image) in enumerate(slices):
+        image = np.asarray(image, dtype=np.float32)
+        if image.ndim != 2:
+            raise ParameterError(f"expected 2D slices, got shape {image.shape}")
+        if geometry is None:
+            ys, xs = box_starts(image.shape[0], tile, crop), box_starts(image.shape[1], tile, crop)
+            count = np.zeros(image.shape, dtype=np.float32)
             for y0 in ys:
                 for x0 in xs:
-                    pending_tiles.append(padded[y0:y0 + tile, x0:x0 + tile])
-                    pending_keys.append((slot, y0, x0))
-                    if len(pending_tiles) >= batch_size:
-                        run_batch()
-            yield from finished()
-        if pending_tiles:
-            run_batch()
+                    count[y0:y0 + core, x0:x0 + core] += 1
+            geometry = (ys, xs, count, image.shape)
+        elif image.shape != geometry[3]:
+            raise ParameterError(f"slice {key} has shape {image.shape}, the others {geometry[3]}")
+        ys, xs = geometry[0], geometry[1]
+        padded = pad_for_tiles(image, tile, crop)
+        sums[slot] = np.zeros(image.shape, dtype=np.float32)
+        remaining[slot] = len(ys) * len(xs)
+        keys[slot] = key
+        order.append(slot)
+        for y0 in ys:
+            for x0 in xs:
+                pending_tiles.append(padded[y0:y0 + tile, x0:x0 + tile])
+                pending_keys.append((slot, y0, x0))
+                if len(pending_tiles) >= batch_size:
+                    run_batch()
         yield from finished()
-    finally:
-        network.train(was_training)
+    if pending_tiles:
+        run_batch()
+    yield from finished()
 
 
 def predict_array(network: torch.nn.Module, normalized: np.ndarray, tile: int, crop: int,
@@ -182,7 +182,7 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
 
     ``model`` is a model file path or ``(network, info)``. ``threshold`` / ``sigma`` default to the
     values recorded in the model (else 0.75 / 5 slices). ``tile_size`` None picks the tile size
-    (from the model's training tile up to 512 px) that needs the least computation for this slice
+    (from the model's training tile up to ``MAX_AUTO_TILE`` px) that needs the least computation for this slice
     size. Slices outside ``z_range`` = (first, end) are 0 in both outputs. Both outputs carry the
     tomogram's voxel size, are streamed to disk slab by slab (memory does not grow with the
     tomogram's depth) and appear only once complete. Returns a summary dict.
@@ -222,7 +222,7 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
         raise ParameterError(f"z range {z0}..{z1} is not within the tomogram's {shape[0]} slices "
                              "(give first and end slice, 0-based, end excluded)")
     if tile_size is None:
-        tile_size = auto_tile_size(shape[1:], int(info.patch_size), crop, depth)
+        tile_size = auto_tile_size(shape[1:], int(info.patch_size), crop, depth, MAX_AUTO_TILE)
     tile_size = int(tile_size)
     check_tile_geometry(tile_size, crop, depth)
     device = select_device(device or "auto") if isinstance(device, str) or device is None else torch.device(device)

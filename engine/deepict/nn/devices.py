@@ -41,7 +41,10 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def memory_format(device: torch.device) -> torch.memory_format:
-    """Layout for 3D networks and their inputs: channels-last on the CPU, where oneDNN's 3D
-    convolutions then need no layout conversions (about 2x faster for training and inference)."""
-    return torch.channels_last_3d if torch.device(device).type == "cpu" else torch.contiguous_format
+def memory_format(device: torch.device, spatial_dims: int = 3) -> torch.memory_format:
+    """Layout for networks and their inputs: channels-last on the CPU, where oneDNN's convolutions
+    then need no layout conversions (3D: about 2x faster for training and inference; 2D U-Net
+    inference: 1.3x on an AVX2 CPU)."""
+    if torch.device(device).type != "cpu":
+        return torch.contiguous_format
+    return torch.channels_last_3d if spatial_dims == 3 else torch.channels_last
