@@ -133,6 +133,13 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         if self.useQueueForSteps():
             self._checkQueuedJob(job.step, path, logSizes)
 
+    def _insertFunctionStep(self, func, *args, **kwargs):
+        """Queued steps get their GPUs from the scheduler: pyworkflow's GPU slots (one per GPU of the form's
+        list) must not make them wait for each other, or a 200-tomogram pick would run one job at a time."""
+        if self.useQueueForSteps():
+            kwargs["needsGPU"] = False
+        return super()._insertFunctionStep(func, *args, **kwargs)
+
     def _checkQueuedJob(self, subcommand, jobFile, logSizes):
         """Fail the step as a local run would when its queued job failed or was killed by the scheduler
         (pyworkflow only waits for the job to leave the queue)."""

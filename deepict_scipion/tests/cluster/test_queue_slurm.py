@@ -6,6 +6,7 @@ its jobs, and a job the scheduler kills fails the protocol with the scheduler's 
 Run by ``scripts/test-cluster.sh`` only (the conftest checks SLURM and installs the README's hosts.conf).
 """
 
+import datetime
 import glob
 import json
 import os
@@ -52,6 +53,16 @@ def jobBanners(protocol):
             for match in BANNER.finditer(handle.read()):
                 banners[int(match.group(1))] = (int(match.group(2)), match.group(3))
     return banners
+
+
+def stepTimes(protocol, stepName):
+    """(start, end) datetimes of each run of ``stepName``, from the protocol's log."""
+    text = open(protocol.getLogPaths()[0]).read()
+    pattern = r"(STARTED|FINISHED)\S*: {}, step (\d+), time (\S+ \S+)".format(stepName)
+    times = {}
+    for event, step, stamp in re.findall(pattern, text):
+        times.setdefault(step, {})[event] = datetime.datetime.fromisoformat(stamp)
+    return [(t["STARTED"], t["FINISHED"]) for t in times.values() if len(t) == 2]
 
 
 def slurmJob(jobId):
@@ -130,6 +141,11 @@ class TestQueueSlurm(BaseTest):
             os.environ.pop("CUDA_VISIBLE_DEVICES") if previous is None else os.environ.update(
                 CUDA_VISIBLE_DEVICES=previous)
         self.assertWentThroughSlurm(remote, TOMOGRAMS)
+        # Two step threads (threads 3): the two tomograms' jobs ran at the same time, not one after the other.
+        steps = stepTimes(remote, "inferenceStep")
+        self.assertEqual(len(steps), len(TOMOGRAMS))
+        (first_start, first_end), (second_start, _) = sorted(steps)
+        self.assertLess(second_start, first_end, "the per-tomogram jobs were not submitted concurrently")
         expected, got = picksByTomogram(local), picksByTomogram(remote)
         self.assertEqual(sorted(expected), sorted(got))
         for key in expected:
