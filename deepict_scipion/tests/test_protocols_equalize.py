@@ -57,7 +57,7 @@ class TestEqualizationHelpers(unittest.TestCase):
     def test_spectrum_record_round_trip_and_equalize_modes(self):
         from deepict.errors import ParameterError
         from deepict.nn.model_files import ModelInfo
-        from deepict.infer.picking import model_reference_spectrum, should_equalize, spectrum_record
+        from deepict.infer.model_spectrum import model_reference_spectrum, should_equalize, spectrum_record
         record = spectrum_record(self.reference, LOWPASS, source="ref.tsv")
         json.dumps(record)  # plain data only
         info = ModelInfo(kind="3d", classes=["ribosome"], architecture={}, voxel_size=VOXEL, patch_size=32,
@@ -84,10 +84,12 @@ class TestEqualizationHelpers(unittest.TestCase):
         self.assertEqual(check_equalized(tomograms, self.reference, LOWPASS, log=messages.append), ["raw"])
         self.assertIn("does not look equalized", messages[0])
 
-    def test_train3d_refuses_a_low_pass_without_reference(self):
-        from deepict.cli.main import main
-        self.assertEqual(main(["train3d", "--tomograms", "a.mrc", "--coords", "a.csv", "--radius", "8",
-                               "--out", "m.pt", "--spectrum-lowpass-angstrom", "40"]), 2)
+    def test_train3d_refuses_a_low_pass_without_equalization(self):
+        from deepict.errors import ParameterError
+        from deepict.train.equalization import check_spectrum_options
+        with self.assertRaisesRegex(ParameterError, "needs --equalize-to"):
+            check_spectrum_options(None, "none", 40.0, 0.1)
+        check_spectrum_options(None, "auto", 40.0, 0.1)  # the default equalizes: a low-pass is fine
 
 
 def bandDeviation(spectrum, reference):
@@ -188,11 +190,15 @@ class TestDeepictEqualizeProtocols(BaseTest):
         self.assertIn("mean spectrum of the 2 training tomograms", stored["source"])
         self.assertEqual(stored["lowpass_angstrom"], LOWPASS)
         self.assertTrue(any("equalized to their mean spectrum" in line for line in train.summary()))
-        # Tomograms already equalized by the equalize protocol: one of the two, not both.
+        # Tomograms already equalized by the equalize protocol keep their reference (the checkbox is on by default).
         twice = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.equalize.Tomograms, classNames="ribosome",
-                                 particleRadii="80", equalizeTraining=True, **TINY_TRAINING)
+                                 particleRadii="80", **TINY_TRAINING)
         twice.inputCoordinates.append(self.importCoords.outputCoordinates)
-        self.assertTrue(any("already equalized" in e for e in twice.validate()), twice.validate())
+        self.assertTrue(twice.equalizeTraining.get())
+        self.assertEqual(twice.validate(), [])
+        job = twice._trainJob(["t.mrc"], [["t.txt"]])
+        self.assertEqual(job.equalize_to, "none")
+        self.assertEqual(job.spectrum_reference, os.path.abspath(self.equalize.referenceSpectrum.getFileName()))
 
     def test_pick_equalizes_on_the_fly(self):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,

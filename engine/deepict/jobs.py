@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass
 from typing import ClassVar
 
-from deepict.conventions import CONTEXT_MODES
+from deepict.conventions import CONTEXT_MODES, EQUALIZE_MODES, EQUALIZE_TO_MEAN
 from deepict.conventions import SPLIT_TOUCHING
 from deepict.errors import InputFileError
 from deepict.conventions import VOXEL_PR_BINS as DEFAULT_BINS
@@ -95,10 +95,11 @@ class Train3DJob:
                    "or the reference tomogram. It is stored in the model, and 'deepict pick' / 'segment3d' equalize "
                    "new tomograms to it (--equalize auto)")
     equalize_to: str | None = parameter(
-        None, help="equalize the training tomograms now, in memory, to 'auto' (their mean spectrum) or to a reference "
-                   "(a tomogram or a spectrum TSV); the reference is stored in the model and 'deepict pick' / "
-                   "'segment3d' equalize new tomograms to it (--equalize auto): one flag for data from other "
-                   "microscopes or defocus (default: no equalization)")
+        EQUALIZE_TO_MEAN, help="equalize the training tomograms, in memory, to 'auto' (their mean spectrum) or to a "
+                               "reference (a tomogram or a spectrum TSV); the reference is stored in the model and "
+                               "'deepict pick' / 'segment3d' equalize new tomograms to it (--equalize auto), so data "
+                               "from other microscopes or defocus look like the training data; 'none' trains on the "
+                               "tomograms as they are (default: auto, or none with --spectrum-reference)")
     spectrum_lowpass_angstrom: float | None = parameter(None, help="the low-pass (Å) of that equalization: the "
                                                                    "--lowpass-angstrom used with --spectrum-reference, "
                                                                    "or applied with --equalize-to (default: none)")
@@ -139,7 +140,7 @@ class PickJob(_ApplyModel3D):
                                                     "the normal towards +z); needs --context")
     split_touching: bool = parameter(SPLIT_TOUCHING, help="split clusters of touching particles (1.5 training-sphere "
                                                 "volumes or more) at the peaks of their distance transform, one "
-                                                "pick per particle (default: on)")
+                                                "pick per particle, e.g. for crowded ribosomes (default: off)")
 
 
 @dataclass(kw_only=True)
@@ -172,6 +173,13 @@ class Train2DJob:
                    "(more than 1%% off) are rescaled to it with their masks, up to 4x either way (default: the first "
                    "tomogram's)")
     out: str = parameter(help="model file to write (e.g. cytosol2d.pt); the resumable state goes to MODEL.last.pt")
+    equalize_to: str | None = parameter(
+        None, help="equalize the training tomograms, in memory, to 'auto' (their mean spectrum) or to a reference "
+                   "(a tomogram or a spectrum TSV); the reference is stored in the model and 'deepict segment2d' "
+                   "equalizes new tomograms to it (--equalize auto), so data from other microscopes or defocus look "
+                   "like the training data (default: none)")
+    spectrum_lowpass_angstrom: float | None = parameter(None, help="low-pass (Å) applied with that equalization "
+                                                                   "(default: none)")
     resume: bool = parameter(False, help="continue the interrupted training of OUT from OUT.last.pt (its settings "
                                          "are kept; --epochs and --patience may be raised); starts afresh if there "
                                          "is no such file")
@@ -203,6 +211,11 @@ class Segment2DJob:
     crop: int | None = parameter(None, help="rim discarded from every tile, px (default: the model's, usually 48)")
     ignore_voxel_size: bool = parameter(False, help="segment even if the tomogram's voxel size differs from the "
                                                     "model's by more than 5%%")
+    equalize: str = parameter("auto", choices=EQUALIZE_MODES,
+                              help="equalize the tomogram to the model's reference spectrum (and low-pass) first: "
+                                   "auto = if the model stores one (trained with --equalize-to), on = always (error "
+                                   "if it has none), off = never (default %(default)s); the equalized tomogram is a "
+                                   "temporary file next to the output")
     device: str = device_parameter()
     threads: int | None = threads_parameter()
     precision: str = precision_parameter()

@@ -50,6 +50,9 @@ def register(subparsers) -> None:
     add_parameter(train, Train2DJob, "masks", "--masks", nargs="+", metavar="MRC")
     add_parameter(train, Train2DJob, "out", "--out", metavar="MODEL")
     add_parameter(train, Train2DJob, "training_voxel_size", "--training-voxel-size", type=float)
+    add_parameter(train, Train2DJob, "equalize_to", "--equalize-to", metavar="auto|SPEC.tsv|R.mrc")
+    add_parameter(train, Train2DJob, "spectrum_lowpass_angstrom", "--spectrum-lowpass-angstrom", type=float,
+                  metavar="Å")
     add_parameter(train, Train2DJob, "training.class_name", "--class-name")
     add_parameter(train, Train2DJob, "training.remap", "--remap", metavar="MAPPING")
     add_parameter(train, Train2DJob, "training.val_tomograms", "--val-tomograms", nargs="+", metavar="MRC")
@@ -100,6 +103,7 @@ def register(subparsers) -> None:
     add_parameter(segment, Segment2DJob, "tile_size", "--tile-size", type=positive_int)
     add_parameter(segment, Segment2DJob, "crop", "--crop", type=int)
     add_parameter(segment, Segment2DJob, "ignore_voxel_size", "--ignore-voxel-size", action="store_true")
+    add_parameter(segment, Segment2DJob, "equalize", "--equalize")
     add_device_options(segment, Segment2DJob)
 
 
@@ -112,12 +116,14 @@ def run_train2d(job: Train2DJob) -> int:
     with claimed_outputs(("--out", job.out)):
         train_2d(job.tomograms, job.masks, job.out, job.training, resume=job.resume,
                  log=lambda text: print(text, flush=True), device=_device(job),
-                 training_voxel_size=job.training_voxel_size)
+                 training_voxel_size=job.training_voxel_size, equalize_to=job.equalize_to,
+                 spectrum_lowpass_angstrom=job.spectrum_lowpass_angstrom)
     print(f"model: {job.out}  (resumable state: {state_path(job.out)})", flush=True)
     return 0
 
 
 def run_segment2d(job: Segment2DJob) -> int:
+    from deepict.infer.model_spectrum import equalized_for_model
     from deepict.infer.slices2d import segment_tomogram
     from deepict.io.outputs import claimed_outputs
 
@@ -127,11 +133,12 @@ def run_segment2d(job: Segment2DJob) -> int:
         raise ParameterError(f"--sigma must be 0 or more, not {job.sigma:g}")
     if job.z_range is not None and len(job.z_range) != 2:
         raise ParameterError(f"--z-range takes two slice numbers (FIRST END), not {len(job.z_range)}")
+    log = lambda text: print(text, flush=True)  # noqa: E731
     with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
         device = _device(job)
-        segment_tomogram(job.model, job.tomogram, job.out, probability_map=job.probability_map,
-                         threshold=job.threshold, sigma=job.sigma, batch_size=job.batch_size, device=device,
-                         z_range=tuple(job.z_range) if job.z_range else None, tile_size=job.tile_size,
-                         crop=job.crop, ignore_voxel_size=job.ignore_voxel_size,
-                         log=lambda text: print(text, flush=True))
+        with equalized_for_model(job.model, job.tomogram, job.equalize, job.out, log) as tomogram:
+            segment_tomogram(job.model, tomogram, job.out, probability_map=job.probability_map,
+                             threshold=job.threshold, sigma=job.sigma, batch_size=job.batch_size, device=device,
+                             z_range=tuple(job.z_range) if job.z_range else None, tile_size=job.tile_size,
+                             crop=job.crop, ignore_voxel_size=job.ignore_voxel_size, log=log)
     return 0

@@ -125,8 +125,7 @@ def register(subparsers) -> None:
     add_parameter(pick_parser, PickJob, "min_distance", "--min-distance", type=float)
     _add_cluster_arguments(pick_parser, PickJob)
     add_parameter(pick_parser, PickJob, "orient_by_context", "--orient-by-context", action="store_true")
-    add_parameter(pick_parser, PickJob, "split_touching", "--no-split-touching", action="store_false",
-                  help="keep clusters of touching particles whole (one pick each)")
+    add_parameter(pick_parser, PickJob, "split_touching", "--split-touching", action="store_true")
     _add_inference_arguments(pick_parser, PickJob)
 
     segment_parser = add_command(
@@ -163,7 +162,7 @@ def _import_job(args) -> ImportModelJob:
 
 def run_train3d(job: Train3DJob) -> int:
     from deepict.io.outputs import claimed_outputs
-    from deepict.train import data3d
+    from deepict.train import data3d, equalization
     from deepict.train.train3d import train
     if bool(job.coords) == bool(job.masks):
         raise ParameterError("give the labels either as --coords (with --radius) or as --masks")
@@ -175,18 +174,19 @@ def run_train3d(job: Train3DJob) -> int:
                      sphere_radius=dict(zip(names, radii)))
     config.validate()
     apply_precision(job)
-    data3d.check_spectrum_options(job.spectrum_reference, job.equalize_to, job.spectrum_lowpass_angstrom,
+    equalization.check_spectrum_options(job.spectrum_reference, job.equalize_to, job.spectrum_lowpass_angstrom,
                                   job.spectrum_lowpass_width)
     with claimed_outputs(("--out", job.out)):
-        reference, spectrum = data3d.spectrum_reference(job.spectrum_reference, job.spectrum_lowpass_angstrom,
+        reference, spectrum = equalization.spectrum_reference(job.spectrum_reference, job.spectrum_lowpass_angstrom,
                                                         job.spectrum_lowpass_width)
         tomograms = data3d.load_training_tomograms(job.tomograms, coords=job.coords, masks=job.masks, radii=radii,
                                                    voxel_size=job.voxel_size,
                                                    training_voxel_size=job.training_voxel_size)
         if reference is not None:
             data3d.check_equalized(tomograms, reference, job.spectrum_lowpass_angstrom)
-        if job.equalize_to:
-            spectrum = data3d.equalize_training_tomograms(tomograms, job.equalize_to, job.spectrum_lowpass_angstrom,
+        equalize_to = equalization.training_equalization(job.spectrum_reference, job.equalize_to)
+        if equalize_to:
+            spectrum = data3d.equalize_training_tomograms(tomograms, equalize_to, job.spectrum_lowpass_angstrom,
                                                           job.spectrum_lowpass_width,
                                                           log=lambda text: print(text, flush=True))
         apply_threads(job.threads)

@@ -5,7 +5,7 @@ to disk, then cluster it (:mod:`.clusters`) slab by slab, so memory stays bounde
 tomogram size. The probability map is kept only when asked for.
 
 A model trained on spectrum-equalized tomograms stores its reference spectrum
-(``ModelInfo.spectrum``, see :func:`spectrum_record`); the tomogram is then equalized to it on the
+(``ModelInfo.spectrum``, see :mod:`.model_spectrum`); the tomogram is then equalized to it on the
 fly before prediction (``InferenceOptions.equalize``: ``auto`` = when the model has a spectrum),
 streamed to a temporary file next to the output that is deleted afterwards.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepict.conventions import CLASS_COLUMN, EQUALIZE_MODES, SCORE_COLUMN, rescale_factor
+from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN, rescale_factor
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
@@ -37,96 +37,8 @@ from deepict.infer.rescale import resample_volume, rescaled_shape
 from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, rescale_target
 from deepict.infer.options import InferenceOptions
 from deepict.progress import Progress
-from deepict.spectrum import (DEFAULT_LOWPASS_WIDTH, RadialSpectrum, default_workers, equalize_volume,
-                              radial_spectrum, spectrum_mismatch)
+from deepict.infer.model_spectrum import equalize_to_model, should_equalize, warn_if_unlike_training
 
-
-
-# --------------------------------------------------------------------------------------------
-# The reference spectrum stored in a model
-# --------------------------------------------------------------------------------------------
-
-def spectrum_record(spectrum: RadialSpectrum, lowpass_angstrom: float | None = None,
-                    lowpass_width: float = DEFAULT_LOWPASS_WIDTH, source: str | None = None) -> dict:
-    """``ModelInfo.spectrum`` (plain data) for a reference spectrum the training tomograms were equalized to.
-
-    ``lowpass_angstrom`` / ``lowpass_width`` are the low-pass applied with that equalization; the
-    same low-pass is applied when a tomogram is equalized on the fly at inference.
-    """
-    return {"frequency": [float(f) for f in spectrum.frequency],
-            "amplitude": [float(a) for a in spectrum.amplitude],
-            "voxel_size": spectrum.voxel_size,
-            "lowpass_angstrom": None if lowpass_angstrom is None else float(lowpass_angstrom),
-            "lowpass_width": float(lowpass_width),
-            "source": source or spectrum.metadata.get("file") or spectrum.metadata.get("source")}
-
-
-def model_reference_spectrum(info: ModelInfo, model_path=None) -> RadialSpectrum | None:
-    """The reference spectrum stored in a model (``None`` if it has none)."""
-    record = info.spectrum
-    if record is None:
-        return None
-    try:
-        return RadialSpectrum(record["frequency"], record["amplitude"], record.get("voxel_size"),
-                              {"source": f"reference spectrum of {model_path}"})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputFileError(model_path or "model", f"holds a damaged reference spectrum ({exc})",
-                             "Train the model again with --spectrum-reference, or use --equalize off.") from None
-
-
-def should_equalize(info: ModelInfo, mode: str, model_path=None) -> bool:
-    """Whether a tomogram is equalized to the model's spectrum before prediction (see EQUALIZE_MODES)."""
-    if mode not in EQUALIZE_MODES:
-        raise ParameterError(f"--equalize must be one of {', '.join(EQUALIZE_MODES)}, got {mode!r}")
-    if mode == "off":
-        return False
-    if info.spectrum is None:
-        if mode == "on":
-            raise ParameterError(
-                f"--equalize on: the model {model_path} stores no reference spectrum (it was trained without "
-                "--spectrum-reference). Equalize the tomogram yourself with 'deepict equalize', or use "
-                "--equalize auto or off.")
-        return False
-    return True
-
-
-def _equalize_to_model(info: ModelInfo, model_path, tomogram, voxel_size: float, tomogram_path, out_path,
-                       log) -> None:
-    """Stream the tomogram equalized to the model's reference spectrum (and low-pass) to ``out_path``."""
-    reference = model_reference_spectrum(info, model_path)
-    record = info.spectrum
-    lowpass = record.get("lowpass_angstrom")
-    with volume_writer(out_path, tomogram.shape, np.float32, voxel_size) as write_slab:
-        equalize_volume(tomogram, voxel_size, reference, lowpass_angstrom=lowpass,
-                        lowpass_width=record.get("lowpass_width") or DEFAULT_LOWPASS_WIDTH, write_slab=write_slab,
-                        workers=default_workers(), source=tomogram_path, log=lambda m: log(f"note: {m}"))
-    log(f"equalized {tomogram_path} to the model's reference spectrum"
-        + (f" (low-pass {lowpass:g} Å)" if lowpass else ""))
-
-
-#: A tomogram whose spectrum departs from the training tomograms' by more than this factor at some
-#: frequency is reported as unlike the training data (one microscope and defocus stay within about
-#: 1.3x; defocus-only tomograms differ from phase-plate ones by 10x or more).
-SPECTRUM_MISMATCH_WARNING = 3.0
-#: Edge of the central box whose spectrum is compared (enough shells, a bounded cost on any tomogram).
-_MISMATCH_BOX = 256
-
-
-def _warn_if_unlike_training(info: ModelInfo, data, voxel_size: float, tomogram_path, log) -> None:
-    """Warn when the tomogram's spectrum is far from the training tomograms' (``ModelInfo.training_spectrum``)."""
-    record = info.training_spectrum
-    if record is None or not voxel_size:
-        return
-    box = tuple(slice(max(0, (n - _MISMATCH_BOX) // 2), max(0, (n - _MISMATCH_BOX) // 2) + _MISMATCH_BOX)
-                for n in data.shape)
-    training = RadialSpectrum(record["frequency"], record["amplitude"], record.get("voxel_size"))
-    factor, frequency = spectrum_mismatch(radial_spectrum(np.asarray(data[box], np.float32), voxel_size,
-                                                          workers=default_workers()), training)
-    if factor > SPECTRUM_MISMATCH_WARNING:
-        log(f"warning: the spectrum of {tomogram_path} differs from the training tomograms' by {factor:.0f}x (at "
-            f"{1 / frequency:.0f} Å): it looks unlike the training data (another microscope, defocus or filter) and "
-            "the model may find little in it. Train with --equalize-to auto (Train 3D: 'Equalize to the tomograms' "
-            "mean spectrum'), so that new tomograms are equalized to the training data.")
 
 
 def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None, options: InferenceOptions,
@@ -163,11 +75,11 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
             volume = read_volume(folder / "rescaled.mrc", check_finite=False)
             network_voxel_size = target
         if should_equalize(info, options.equalize, model_path):
-            _equalize_to_model(info, model_path, volume.data, network_voxel_size, tomogram_path,
+            equalize_to_model(info, model_path, volume.data, network_voxel_size, tomogram_path,
                                folder / "equalized.mrc", log)
             volume = read_volume(folder / "equalized.mrc", check_finite=False)
         else:
-            _warn_if_unlike_training(info, volume.data, network_voxel_size, tomogram_path, log)
+            warn_if_unlike_training(info, volume.data, network_voxel_size, tomogram_path, log)
         map_path = folder / "probability_rescaled.mrc" if target else out_path
         with volume_writer(map_path, volume.data.shape, np.float32, network_voxel_size) as write:
             predict_tomogram(network, volume.data, lambda z0, probs: write(z0, probs[0]), channels=[channel],
@@ -265,7 +177,7 @@ def _map_path(probability_map, out_path):
 def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters | None = None,
                    class_name: str | None = None, context_path=None, min_distance: float | None = None,
                    probability_map=None, options: InferenceOptions | None = None, log=print,
-                   orient_by_context: bool = False, split_touching: bool = True) -> CoordinateTable:
+                   orient_by_context: bool = False, split_touching: bool = False) -> CoordinateTable:
     """Pick particles of one class; writes a CSV (x, y, z, score, size, class) with the voxel size.
 
     ``orient_by_context``: also orient each pick along the normal of the context mask near it

@@ -21,10 +21,42 @@ from deepict.infer.normalization import normalized_slices, tomogram_zscore
 from deepict.infer.rescale import resample_array, rescaled_shape
 from deepict.io import read_volume
 from deepict.progress import Progress
+from deepict.spectrum import RadialSpectrum, default_workers, equalize_volume, radial_spectrum
 from deepict.train.config import Train2DConfig, check_training_voxel_size
+from deepict.train.equalization import check_spectrum_options, training_equalization, training_reference
 
 #: Fraction of the depth held out for validation when only one tomogram is given.
 SINGLE_TOMOGRAM_VALIDATION = (0.6, 0.8)
+
+
+@dataclass
+class Equalization2D:
+    """The reference spectrum the training tomograms are equalized to, and the low-pass applied with it."""
+
+    reference: RadialSpectrum
+    lowpass_angstrom: float | None
+    lowpass_width: float
+
+
+def training_equalization_2d(tomograms, equalize_to: str | None, lowpass_angstrom: float | None,
+                             lowpass_width: float, log) -> Equalization2D | None:
+    """The equalization of ``train2d --equalize-to`` (``None`` without one); ``auto`` measures the
+    spectrum of every training tomogram first (read slab by slab, not held in memory)."""
+    check_spectrum_options(None, equalize_to, lowpass_angstrom, lowpass_width)
+    equalize_to = training_equalization(None, equalize_to)
+    if not equalize_to:
+        return None
+    progress = Progress("measuring the spectra of the training tomograms", len(tomograms), "tomograms", log)
+
+    def spectra():
+        for path in tomograms:
+            volume = read_volume(path)
+            yield radial_spectrum(volume.data, volume.voxel_size or 1.0, workers=default_workers(), source=path)
+            progress.advance()
+
+    reference = training_reference(equalize_to, len(tomograms), spectra())
+    log(f"equalizing the training tomograms to the {reference.metadata['source']}")
+    return Equalization2D(reference, lowpass_angstrom, lowpass_width)
 
 
 @dataclass
@@ -55,12 +87,14 @@ def validation_indices(tomograms: list, val_names: list) -> list[int]:
     return chosen
 
 
-def load_training_slices(tomograms, masks, config: Train2DConfig, log, training_voxel_size: float | None = None) \
+def load_training_slices(tomograms, masks, config: Train2DConfig, log, training_voxel_size: float | None = None,
+                         equalization: Equalization2D | None = None) \
         -> tuple[list[TrainingSlices], list[TrainingSlices], float | None]:
     """(training slices, validation slices, voxel size) of ``tomograms`` and their ``masks``.
 
     Tomograms at another voxel size than ``training_voxel_size`` (default: the first known one) are
-    rescaled to it with their masks; it is the voxel size returned.
+    rescaled to it with their masks; it is the voxel size returned. With ``equalization``, each
+    tomogram is equalized to its reference (after rescaling) before it is z-scored.
     """
     if len(tomograms) == 0:
         raise ParameterError("give at least one tomogram and its mask")
@@ -85,6 +119,10 @@ def load_training_slices(tomograms, masks, config: Train2DConfig, log, training_
         voxel_size = voxel_size or size  # the first tomogram's unless one is chosen
         if size and voxel_size and voxel_sizes_differ(size, voxel_size):
             data, labels = _rescaled(tomogram, labels, voxel_size, log)
+        if equalization is not None:
+            data = equalize_volume(data, voxel_size or size or 1.0, equalization.reference,
+                                   equalization.lowpass_angstrom, equalization.lowpass_width,
+                                   workers=default_workers(), source=tomo_path, log=None).data
         mean, std = tomogram_zscore(data, tomo_path)
         depth = data.shape[0]
         name = Path(tomo_path).name

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepict.conventions import (EQUALIZE_TO_MEAN, MAX_RESCALE_FACTOR, rescale_factor, rescale_within_limit,
-                                  voxel_sizes_differ)
+from deepict.conventions import MAX_RESCALE_FACTOR, rescale_factor, rescale_within_limit, voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
+from deepict.infer.model_spectrum import spectrum_record
 from deepict.infer.rescale import resample_array, rescaled_shape, to_input_voxels
 from deepict.io import check_coordinates_in_volume, read_coordinates, read_volume, require_voxel_size
 from deepict.progress import Progress
-from deepict.spectrum import (default_workers, equalize_volume, load_reference, mean_spectrum,
-                              radial_spectrum)
+from deepict.spectrum import default_workers, equalize_volume, radial_spectrum
 from deepict.train.config import check_training_voxel_size
+from deepict.train.equalization import training_reference
 from deepict.train.labels import mask_targets, sphere_targets
 
 #: A training tomogram whose spectrum shape deviates from the reference by more than this (median
@@ -117,32 +117,6 @@ def check_coordinate_voxel_size(table_size, tomogram_size, csv_path, tomogram_pa
             "'# voxel_size_angstrom' line), or give the tomogram they were picked on.")
 
 
-def check_spectrum_options(spectrum_reference_path, equalize_to, lowpass_angstrom, lowpass_width) -> None:
-    """The spectrum options of a training: one way to give the reference, and a sensible low-pass."""
-    if spectrum_reference_path and equalize_to:
-        raise ParameterError("give --spectrum-reference (the tomograms were equalized to it before) or "
-                             "--equalize-to (equalize them now), not both")
-    if not (spectrum_reference_path or equalize_to):
-        if lowpass_angstrom is not None:
-            raise ParameterError("--spectrum-lowpass-angstrom needs --equalize-to or --spectrum-reference")
-        return
-    if lowpass_angstrom is not None and not lowpass_angstrom > 0:
-        raise ParameterError(f"--spectrum-lowpass-angstrom must be a positive resolution in Å, got "
-                             f"{lowpass_angstrom:g}")
-    if not 0 < lowpass_width <= 1:
-        raise ParameterError(f"--spectrum-lowpass-width must lie in (0, 1], got {lowpass_width:g}")
-
-
-def spectrum_reference(path, lowpass_angstrom, lowpass_width):
-    """(reference spectrum, ``ModelInfo.spectrum``) of the reference the training tomograms were equalized
-    to, with the low-pass of that equalization; (None, None) without a reference."""
-    if not path:
-        return None, None
-    from deepict.infer.picking import spectrum_record  # imports torch
-    reference = load_reference(path, workers=default_workers(), log=None)
-    return reference, spectrum_record(reference, lowpass_angstrom, lowpass_width, source=str(path))
-
-
 def equalize_training_tomograms(tomograms, equalize_to, lowpass_angstrom, lowpass_width, log=print):
     """Equalize the loaded training tomograms in memory to ``equalize_to``: ``auto`` (their own mean
     spectrum, :func:`~deepict.spectrum.mean_spectrum`) or a reference tomogram / spectrum TSV.
@@ -151,15 +125,10 @@ def equalize_training_tomograms(tomograms, equalize_to, lowpass_angstrom, lowpas
     tomograms to the same reference (``--equalize auto``), so tomograms from another microscope or
     defocus look like the training data to the network.
     """
-    from deepict.infer.picking import spectrum_record  # imports torch
     workers = default_workers()
-    if equalize_to == EQUALIZE_TO_MEAN:
-        source = f"mean spectrum of the {len(tomograms)} training tomograms"
-        reference = mean_spectrum([radial_spectrum(t.data, t.voxel_size, workers=workers) for t in tomograms],
-                                  source)
-    else:
-        source = str(equalize_to)
-        reference = load_reference(equalize_to, workers=workers, log=None)
+    reference = training_reference(equalize_to, len(tomograms),
+                                   (radial_spectrum(t.data, t.voxel_size, workers=workers) for t in tomograms))
+    source = reference.metadata["source"]
     progress = Progress(f"equalizing the training tomograms to the {source}", len(tomograms), "tomograms", log)
     for tomo in tomograms:
         tomo.data = equalize_volume(tomo.data, tomo.voxel_size, reference, lowpass_angstrom, lowpass_width,

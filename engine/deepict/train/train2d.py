@@ -28,11 +28,13 @@ import torch
 from deepict.errors import ParameterError
 from deepict.infer.compartments import DEFAULT_THRESHOLD
 from deepict.infer.masks import format_remap, parse_remap
+from deepict.infer.model_spectrum import spectrum_record
 from deepict.nn.devices import select_device
 from deepict.nn.model_files import KIND_2D, ModelInfo, build_network
 from deepict.progress import format_duration
+from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
 from deepict.train.config import Train2DConfig
-from deepict.train.data2d import load_training_slices
+from deepict.train.data2d import load_training_slices, training_equalization_2d
 from deepict.train.loop import Record, TrainingTask, Validation, resumable_state, run_training
 from deepict.train.state import state_path
 from deepict.train.tiles2d import sample_tiles
@@ -61,7 +63,7 @@ def initialise(network: torch.nn.Module, scheme: str = "kaiming") -> None:
                 torch.nn.init.zeros_(module.bias)
 
 
-def _model_info(config: Train2DConfig, voxel_size, history, training, threshold=None) -> ModelInfo:
+def _model_info(config: Train2DConfig, voxel_size, history, training, threshold=None, spectrum=None) -> ModelInfo:
     if config.threshold is not None:
         threshold = config.threshold
     return ModelInfo(
@@ -71,15 +73,16 @@ def _model_info(config: Train2DConfig, voxel_size, history, training, threshold=
         sphere_radius={}, normalization="tomogram_zscore",
         postprocess={"threshold": float(DEFAULT_THRESHOLD if threshold is None else threshold),
                      "sigma": config.sigma},
-        history=list(history), training=dict(training))
+        history=list(history), training=dict(training), spectrum=spectrum)
 
 
 class _Training2D(TrainingTask):
     kind, unit, final_step = KIND_2D, "tiles", "writing the final model"
     min_gain = 1e-4
 
-    def __init__(self, config: Train2DConfig, train, val, voxel_size, training: dict, device):
+    def __init__(self, config: Train2DConfig, train, val, voxel_size, training: dict, device, spectrum=None):
         self.config, self.train, self.val, self.voxel_size, self.training = config, train, val, voxel_size, training
+        self.spectrum = spectrum  # ModelInfo.spectrum: the reference the training tomograms were equalized to
         self.device = device
         self.units_per_epoch = config.tiles_per_epoch
         self.warmup_epochs = config.epochs // 2 if config.warmup_epochs is None else config.warmup_epochs
@@ -117,7 +120,8 @@ class _Training2D(TrainingTask):
     def model_info(self, record):
         training = dict(self.training, best_epoch=record.best_epoch, best_val_dice=record.best_dice,
                         epochs_run=record.epoch)
-        return _model_info(self.config, self.voxel_size, record.history, training, _best_threshold(record))
+        return _model_info(self.config, self.voxel_size, record.history, training, _best_threshold(record),
+                           self.spectrum)
 
     def state(self, record):
         return {"best_threshold": _best_threshold(record),
@@ -127,7 +131,8 @@ class _Training2D(TrainingTask):
         training = dict(self.training, best_epoch=record.best_epoch, best_val_dice=record.best_dice,
                         epochs_run=record.epoch, stopped_early=record.stopped_early, seconds=round(record.seconds, 1),
                         remap=format_remap(parse_remap(self.config.remap)))
-        return _model_info(self.config, self.voxel_size, record.history, training, _best_threshold(record))
+        return _model_info(self.config, self.voxel_size, record.history, training, _best_threshold(record),
+                           self.spectrum)
 
 
 def _best_threshold(record: Record) -> float | None:
@@ -148,12 +153,16 @@ def _resumed_config(config: Train2DConfig, state: dict, tomograms, path) -> Trai
 
 def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume: bool = False,
              log: Callable[[str], None] | None = print, device: torch.device | None = None,
-             training_voxel_size: float | None = None) -> ModelInfo:
+             training_voxel_size: float | None = None, equalize_to: str | None = None,
+             spectrum_lowpass_angstrom: float | None = None,
+             spectrum_lowpass_width: float = DEFAULT_LOWPASS_WIDTH) -> ModelInfo:
     """Train a 2D U-Net on ``tomograms`` + binary ``masks``; write the best model to ``out`` and return its
     description.
 
     ``device`` (an already chosen torch device) overrides ``config.device``. Tomograms at another voxel
-    size than ``training_voxel_size`` (default: the first tomogram's) are rescaled to it. With ``resume``,
+    size than ``training_voxel_size`` (default: the first tomogram's) are rescaled to it. ``equalize_to``
+    (``auto`` or a reference file) equalizes them in memory to that spectrum, which the model stores so
+    that ``segment2d`` equalizes new tomograms to it (see :mod:`.equalization`). With ``resume``,
     continue from ``<out>.last.pt`` (architecture, tiles, learning rate and the other
     training settings come from the state; ``epochs`` and ``patience`` from ``config``).
     """
@@ -164,14 +173,19 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
         config = _resumed_config(config, resumed, tomograms, state_path(out))
     config.validate()
     device = torch.device(device) if device is not None else select_device(config.device)
-    train, val, voxel_size = load_training_slices(tomograms, masks, config, log, training_voxel_size)
+    equalization = training_equalization_2d(tomograms, equalize_to, spectrum_lowpass_angstrom,
+                                            spectrum_lowpass_width, log)
+    train, val, voxel_size = load_training_slices(tomograms, masks, config, log, training_voxel_size, equalization)
+    spectrum = None if equalization is None else spectrum_record(
+        equalization.reference, spectrum_lowpass_angstrom, spectrum_lowpass_width,
+        source=equalization.reference.metadata["source"])
     training = {"settings": asdict(config), "tomogram_names": [Path(p).name for p in tomograms],
                 "train_tomograms": [s.name for s in train], "val_tomograms": sorted({s.name for s in val}),
                 "train_slices": int(sum(len(s.z) for s in train)), "val_slices": int(sum(len(s.z) for s in val))}
     log(f"training a 2D U-Net (depth {config.depth}, {config.initial_features} filters) for '{config.class_name}' "
         f"on {training['train_slices']} slices, {config.tiles_per_epoch} tiles of {config.tile_size} px per epoch, "
         f"up to {config.epochs} epochs, device {device}")
-    info = run_training(_Training2D(config, train, val, voxel_size, training, device), out, resumed, log)
+    info = run_training(_Training2D(config, train, val, voxel_size, training, device, spectrum), out, resumed, log)
     run = info.training
     log(f"wrote {out}: best validation Dice {run['best_val_dice']:.4f} at epoch {run['best_epoch']} of "
         f"{run['epochs_run']}, mask threshold {info.postprocess['threshold']:g}"

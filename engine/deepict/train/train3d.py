@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from deepict.errors import InputFileError, ParameterError
-from deepict.infer.picking import spectrum_record
+from deepict.infer.model_spectrum import spectrum_record
 from deepict.io import volume_mean_std
 from deepict.nn.devices import memory_format, select_device
 from deepict.nn.model_files import COMPLETE, KIND_3D, ModelInfo, build_network
@@ -239,7 +239,7 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     """Train a 3D U-Net and write the best model to ``out_path`` (see the module docstring).
 
     ``spectrum``: the reference spectrum the training tomograms were equalized to, stored as
-    ``ModelInfo.spectrum`` (see :func:`~deepict.infer.picking.spectrum_record`).
+    ``ModelInfo.spectrum`` (see :func:`~deepict.infer.model_spectrum.spectrum_record`).
     """
     log = log or print_line
     config.validate()

@@ -81,8 +81,17 @@ def test_train3d_equalize_to_auto_stores_the_reference(two_microscopes, capsys):
     assert "equaliz" in out + err
 
 
+def test_train3d_equalizes_to_the_mean_spectrum_by_default(two_microscopes, capsys):
+    folder, files = two_microscopes
+    model = folder / "default.pt"
+    code, out, _ = run(capsys, "train3d", "--tomograms", *[f["tomogram"] for f in files],
+                       "--coords", *[f["ribosome"] for f in files], "--out", model, *TINY_TRAINING)
+    assert code == 0, out
+    assert read_model_info(model).spectrum["source"] == "mean spectrum of the 2 training tomograms"
+
+
 @pytest.mark.parametrize("extra, words", [
-    (["--equalize-to", "auto", "--spectrum-reference", "ref.tsv"], "not both"),
+    (["--equalize-to", "other_reference.mrc", "--spectrum-reference", "ref.tsv"], "not both"),
     (["--equalize-to", "missing_reference.mrc"], "missing_reference.mrc"),
 ])
 def test_train3d_equalize_to_bad_input_is_refused(two_microscopes, capsys, extra, words):
@@ -98,7 +107,8 @@ def test_picking_a_tomogram_unlike_the_training_data_warns(two_microscopes, caps
     folder, (sharp, blurred) = two_microscopes
     model = folder / "sharp_only.pt"
     assert run(capsys, "train3d", "--tomograms", sharp["tomogram"], "--coords", sharp["ribosome"], "--out", model,
-               *TINY_TRAINING)[0] == 0
+               "--equalize-to", "none", *TINY_TRAINING)[0] == 0
+    assert read_model_info(model).spectrum is None
     assert read_model_info(model).training_spectrum["voxel_size"] == pytest.approx(VOXEL)
     warnings = {}
     for name, files in (("sharp", sharp), ("blurred", blurred)):
