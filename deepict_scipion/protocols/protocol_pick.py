@@ -36,6 +36,11 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
                       label="Box size (voxels)",
                       help="Box size recorded with the coordinates, for subtomogram extraction. Empty: 3x the "
                            "particle radius the model was trained with (even), else 32.")
+        form.addParam("splitTouching", params.BooleanParam, default=self._default("split_touching"),
+                      expertLevel=params.LEVEL_ADVANCED, label="Split touching particles?",
+                      help="A cluster of 1.5 training-sphere volumes or more is split at the peaks of its distance "
+                           "transform (at least a particle radius apart), one coordinate per particle, instead of "
+                           "one coordinate between touching particles (e.g. dense polysomes).")
         form.addParam("orientByContext", params.BooleanParam, default=self._default("orient_by_context"),
                       label="Orient by the context's normal?",
                       help="Give each coordinate the orientation of the context mask's surface near it: the normal "
@@ -61,6 +66,7 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         job = ProtDeepictInferenceBase._inferenceJob(self, key, contextFile)
         job.min_distance = self.minDistance.get()
         job.orient_by_context = bool(self.orientByContext.get() and contextFile)
+        job.split_touching = bool(self.splitTouching.get())
         return job
 
     def _outputPath(self, key):

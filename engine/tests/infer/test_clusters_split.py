@@ -91,7 +91,7 @@ def test_cluster_boxes_are_the_boxes_of_whole_volume_labelling():
         np.testing.assert_array_equal(clusters.box_zyx, expected)
 
 
-def test_deepict_pick_splits_touching_particles_unless_told_not_to(tmp_path, monkeypatch, capsys):
+def test_deepict_pick_splits_touching_particles_when_asked(tmp_path, monkeypatch, capsys):
     from deepict.cli.main import main
     from deepict.infer import picking
     from deepict.io import read_coordinates, write_volume
@@ -110,8 +110,8 @@ def test_deepict_pick_splits_touching_particles_unless_told_not_to(tmp_path, mon
         return info, 10.0
 
     monkeypatch.setattr(picking, "predict_to_file", predict_to_file)
-    for flags, expected in (([], 2), (["--no-split-touching"], 1)):
+    for flags, expected in ((["--split-touching"], 2), ([], 1)):
         out = tmp_path / f"picks{len(flags)}.csv"
         assert main(["pick", "--model", str(model), "--tomogram", str(tomogram), "--out", str(out), *flags]) == 0
         assert len(read_coordinates(out)) == expected, flags
-    assert "2 ribosome particle(s) picked" in capsys.readouterr().out
+    assert "2 ribosome particle(s) picked" in capsys.readouterr().out  # split; then 1 kept whole (the default)
