@@ -408,7 +408,9 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
     def _insertAllSteps(self):
         self.tomos = tomogramsByKey(self.inputTomograms.get())
         masks = self.masksByKey(self.contextMasks.get(), self.inputTomograms.get()) if self.contextMasks.get() else {}
-        runs = [self._insertFunctionStep(self.inferenceStep, key, masks.get(key), needsGPU=True) for key in self.tomos]
+        # prerequisites=[]: the tomograms' steps are independent (pyworkflow chains each to the previous by default)
+        runs = [self._insertFunctionStep(self.inferenceStep, key, masks.get(key), prerequisites=[], needsGPU=True)
+                for key in self.tomos]
         self._insertFunctionStep(self.createOutputStep, prerequisites=runs, needsGPU=False)
 
     def inferenceStep(self, key, contextFile):

@@ -52,7 +52,8 @@ class ProtDeepictSegment2D(ProtDeepictBase):
 
     def _insertAllSteps(self):
         self.tomos = tomogramsByKey(self.inputTomograms.get())
-        steps = [self._insertFunctionStep(self.segmentStep, key, needsGPU=True) for key in self.tomos]
+        # prerequisites=[]: the tomograms' steps are independent (pyworkflow chains each to the previous by default)
+        steps = [self._insertFunctionStep(self.segmentStep, key, prerequisites=[], needsGPU=True) for key in self.tomos]
         self._insertFunctionStep(self.createOutputStep, prerequisites=steps, needsGPU=False)
 
     def _maskPath(self, key):

@@ -92,7 +92,8 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
         return self.masksByKey(self.inputMasks.get(), self.inputTomograms.get())
 
     def _insertAllSteps(self):
-        steps = [self._insertFunctionStep(self.traceStep, key, maskFile, needsGPU=False)
+        # prerequisites=[]: the tomograms' steps are independent (pyworkflow chains each to the previous by default)
+        steps = [self._insertFunctionStep(self.traceStep, key, maskFile, prerequisites=[], needsGPU=False)
                  for key, maskFile in sorted(self._maskFiles().items())]
         self._insertFunctionStep(self.createOutputStep, prerequisites=steps, needsGPU=False)
 

@@ -211,6 +211,10 @@ class TestDeepictEqualizeProtocols(BaseTest):
             self.assertEqual(read_job(pick._getExtraPath(f"pick_{key}.json")).inference.equalize, "on")
         self.assertEqual(stdout.count("to the model's reference spectrum (low-pass 40 Å)"), 2, stdout[-2000:])
         self.assertEqual(glob.glob(pick._getExtraPath(".deepict-*")), [], "temporary files left behind")
+        # One independent step per tomogram (Scipion runs them in parallel, or as parallel queue jobs).
+        inference = [s for s in pick.loadSteps() if s.funcName.get() == "inferenceStep"]
+        self.assertEqual(len(inference), 2)
+        self.assertEqual([list(s._prerequisites) for s in inference], [[], []])
 
     def test_pick_warns_when_equalization_is_off(self):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,

@@ -143,7 +143,7 @@ class TestQueueSlurm(BaseTest):
         self.assertWentThroughSlurm(remote, TOMOGRAMS)
         # Two step threads (threads 3): the two tomograms' jobs ran at the same time, not one after the other.
         steps = stepTimes(remote, "inferenceStep")
-        self.assertEqual(len(steps), len(TOMOGRAMS))
+        self.assertEqual(len(steps), TOMOGRAMS)
         (first_start, first_end), (second_start, _) = sorted(steps)
         self.assertLess(second_start, first_end, "the per-tomogram jobs were not submitted concurrently")
         expected, got = picksByTomogram(local), picksByTomogram(remote)
