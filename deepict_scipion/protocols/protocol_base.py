@@ -269,6 +269,16 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                 f"network (factor {rescale_factor(tomoSize, modelSize):.3g}); the results are at the tomograms' own "
                 "sampling rate."]
 
+    def _addEqualizeParam(self, form, jobPath):
+        """The checkbox that equalizes each tomogram to the model's reference spectrum (job field ``jobPath``)."""
+        form.addParam("equalize", params.BooleanParam, default=self._default(jobPath) != "off",
+                      label="Equalize to the model's reference spectrum",
+                      help="Models trained on spectrum-equalized tomograms (the training protocols' 'Equalize to "
+                           "the tomograms' mean spectrum', or the equalize spectrum protocol) store their reference "
+                           "spectrum: each tomogram is then equalized to it (with the training's low-pass) before "
+                           "prediction, on the fly (a temporary file). Models without one use the tomograms as they "
+                           "are. Switch it off only for tomograms already equalized to the same reference.")
+
     def _addTrainingVoxelSizeParam(self, form):
         """The training protocols' optional "Train at voxel size" (the job's ``training_voxel_size``)."""
         form.addParam("trainingVoxelSize", params.FloatParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
@@ -342,12 +352,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         form.addParam("className", params.StringParam, default="", label="Class (multi-class models)",
                       help="Which class of a multi-class model to use, by name (e.g. 'fas'). Empty: the model's "
                            "first class.")
-        form.addParam("equalize", params.BooleanParam, default=self._default("inference.equalize") != "off",
-                      label="Equalize to the model's reference spectrum",
-                      help="Models trained on spectrum-equalized tomograms store their reference spectrum: each "
-                           "tomogram is then equalized to it (with the training's low-pass) before prediction, "
-                           "on the fly (a temporary file). Models without one use the tomograms as they are. "
-                           "Switch it off only for tomograms already equalized to the same reference.")
+        self._addEqualizeParam(form, "inference.equalize")
 
         form.addSection(label="Post-processing")
         form.addParam("threshold", params.FloatParam, allowsNull=True, label="Probability threshold",

@@ -33,12 +33,7 @@ class ProtDeepictSegment2D(ProtDeepictBase):
                       label="Tomograms", help="Tomograms at the model's voxel size.")
         form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
                       label="DeePiCt 2D model", help="A model from 'train 2D compartment network'.")
-        form.addParam("equalize", params.BooleanParam, default=self._default("equalize") != "off",
-                      label="Equalize to the model's reference spectrum",
-                      help="A model trained with 'Equalize to the tomograms' mean spectrum' stores that spectrum: "
-                           "each tomogram is then equalized to it (with the training's low-pass) before "
-                           "segmentation, on the fly (a temporary file). Models without one use the tomograms as "
-                           "they are. Switch it off only for tomograms already equalized to the same reference.")
+        self._addEqualizeParam(form, "equalize")
         form.addSection(label="Post-processing")
         form.addParam("threshold", params.FloatParam, allowsNull=True, label="Threshold",
                       help=self._help("threshold"))
