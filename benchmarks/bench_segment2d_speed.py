@@ -6,7 +6,8 @@ as trained ones) and runs ``deepict segment2d`` on it in a child process for eac
 
 - ``former``: the former defaults, 416 px tiles (9 per slice) and 2 tiles per network call;
 - ``engine``: the engine's defaults (tile size chosen by ``auto_tile_size``, batch of
-  ``DEFAULT_BATCH_SIZE`` tiles).
+  ``DEFAULT_BATCH_SIZE`` tiles);
+- ``one_tile_per_slice``: one 1024 px tile per slice (the least work; more memory per call).
 
 It reports wall time (start-up excluded), seconds per slice, the time projected to 464 slices
 and the child's peak resident memory (``VmHWM``). With ``--slices 464`` the projection is the
@@ -34,7 +35,8 @@ from deepict.train.config import Train2DConfig  # noqa: E402
 SLICE_YX = (928, 928)
 FULL_SLICES = 464
 TARGET_S, TARGET_RSS_BYTES = 240, 1e9
-SETTINGS = {"former": ["--tile-size", "416", "--batch-size", "2"], "engine": []}
+SETTINGS = {"former": ["--tile-size", "416", "--batch-size", "2"], "engine": [],
+            "one_tile_per_slice": ["--tile-size", "1024", "--batch-size", "1"]}
 
 
 def write_model(path: Path) -> None:
