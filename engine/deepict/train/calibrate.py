@@ -127,12 +127,12 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
     candidates = {}
     for axis, name in enumerate(values):
         line = [best[:axis] + (k,) + best[axis + 1:] for k in range(f1.shape[axis])]
-        candidates[name] = [{"value": values[name][k[axis]], "f1": round(f1[k], 4),
-                             "precision": round(precision[k], 4), "recall": round(recall[k], 4)} for k in line]
+        candidates[name] = [{"value": _plain(values[name][k[axis]]), "f1": _plain(f1[k], 4),
+                             "precision": _plain(precision[k], 4), "recall": _plain(recall[k], 4)} for k in line]
     at_edge = [name for axis, name in enumerate(values) if _rises_to_the_edge(f1, best, axis)]
-    chosen = {name: values[name][best[axis]] for axis, name in enumerate(values)}
-    result = {**chosen, "f1": round(f1[best], 4), "precision": round(precision[best], 4),
-              "recall": round(recall[best], 4), "particles": particles, "split_touching": split, "at_edge": at_edge,
+    chosen = {name: _plain(values[name][best[axis]]) for axis, name in enumerate(values)}
+    result = {**chosen, "f1": _plain(f1[best], 4), "precision": _plain(precision[best], 4),
+              "recall": _plain(recall[best], 4), "particles": int(particles), "split_touching": split, "at_edge": at_edge,
               "candidates": candidates}
     if log:
         log(f"post-processing calibrated on the validation slabs ({particles} annotated particles): threshold "
@@ -144,6 +144,13 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
             log(f"note: the calibrated {', '.join(at_edge)} lie(s) at the edge of the searched range; the best value "
                 "may lie beyond it")
     return result
+
+
+def _plain(value, digits: int | None = None):
+    """A Python int or float: the result is stored in model files, which may hold no numpy scalars."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return float(value) if digits is None else round(float(value), digits)
 
 
 def _rises_to_the_edge(f1: np.ndarray, best: tuple, axis: int) -> bool:

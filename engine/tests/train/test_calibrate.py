@@ -40,6 +40,14 @@ def size_of(radius):
     return int((blob_volume(PARTICLES[:1], radius) > 0).sum())
 
 
+def plain_types(value) -> bool:
+    if isinstance(value, dict):
+        return all(plain_types(v) for v in value.values())
+    if isinstance(value, list):
+        return all(plain_types(v) for v in value)
+    return type(value) in (int, float, str, bool, type(None))
+
+
 def test_threshold_and_size_are_chosen_together_inside_their_ranges():
     # Particles at p = 0.65 (lost above 0.6), small confident noise blobs, and a haze at p = 0.25 that joins
     # everything into one cluster at thresholds of 0.2 and below: the best threshold lies inside the range,
@@ -56,6 +64,8 @@ def test_threshold_and_size_are_chosen_together_inside_their_ranges():
     assert [c["value"] for c in result["candidates"]["min_size"]] == \
         [max(1, int(f * sphere_volume(4))) for f in SPHERE_FRACTIONS]
     assert len(result["candidates"]["min_distance"]) == len(DUPLICATE_RADII)
+    # Stored in model files, which refuse numpy scalars (np.float64 passes json.dumps): Python types only.
+    assert plain_types(result)
     # At the threshold alone (the former calibration) the same size range is found.
     alone = choose_postprocess([(probability, 0, truth_xyz)], radius=4, thresholds=(0.5,), duplicate_radii=(1.0,))
     assert alone["threshold"] == 0.5 and size_of(1.2) < alone["min_size"] <= size_of(4)
