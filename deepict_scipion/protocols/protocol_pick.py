@@ -30,8 +30,9 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
     def _defineClusterParams(self, form):
         form.addParam("minDistance", params.FloatParam, allowsNull=True,
                       label="Minimum distance (voxels)",
-                      help="Picks closer than this are merged, the higher score wins. Empty: the particle radius "
-                           "the model was trained with.")
+                      help="Picks closer than this are merged, the higher score wins. Empty: the model's "
+                           "suggestion (the duplicate distance calibrated after training, else the particle radius "
+                           "the model was trained with).")
         form.addParam("boxSize", params.IntParam, allowsNull=True,
                       label="Box size (voxels)",
                       help="Box size recorded with the coordinates, for subtomogram extraction. Empty: 3x the "
