@@ -47,6 +47,8 @@ DUPLICATE_RADII = (0.5, 1.0, 1.5, 2.0)
 
 #: Fewer annotated particles than this in all validation slabs together: too few to choose from.
 MIN_VALIDATION_PARTICLES = 8
+#: The threshold at which the minimum size is chosen on whole training tomograms (too few validation particles).
+FALLBACK_THRESHOLD = 0.5
 
 
 def sphere_volume(radius: float) -> float:
@@ -163,9 +165,26 @@ def _rises_to_the_edge(f1: np.ndarray, best: tuple, axis: int) -> bool:
 
 
 def calibrate_postprocess(network, slabs: list, radius: float, device, log: Callable[[str], None] | None = None,
-                          split: bool = SPLIT_TOUCHING) -> dict | None:
-    """:func:`choose_postprocess` on the network's predictions of the validation ``slabs`` (see :func:`predict_slabs`)."""
-    return choose_postprocess(predict_slabs(network, slabs, device, log), radius, split, log)
+                          split: bool = SPLIT_TOUCHING, whole_tomograms: list | None = None) -> dict | None:
+    """:func:`choose_postprocess` on the network's predictions of the validation ``slabs`` (see :func:`predict_slabs`).
+
+    ``whole_tomograms`` (the same form as ``slabs``, covering the training parts too) are used when the
+    validation slabs hold too few particles (rare particles such as FAS: about 7 in three dev tomograms'
+    slabs). The network has seen most of them, which makes its probabilities there optimistic and a
+    threshold chosen there too high, so only the minimum size is chosen, at :data:`FALLBACK_THRESHOLD`
+    (``"source": "whole training tomograms"`` in the result).
+    """
+    result = choose_postprocess(predict_slabs(network, slabs, device, log), radius, split, log)
+    if result is not None or not whole_tomograms:
+        return result
+    if log:
+        log("choosing the minimum cluster size on the whole training tomograms instead (threshold "
+            f"{FALLBACK_THRESHOLD:g})")
+    result = choose_postprocess(predict_slabs(network, whole_tomograms, device, log), radius, split, log,
+                                thresholds=(FALLBACK_THRESHOLD,), duplicate_radii=(1.0,))
+    if result is not None:
+        result["source"] = "whole training tomograms"
+    return result
 
 
 def calibrate_min_size(network, slabs: list, radius: float, threshold: float, device,

@@ -93,3 +93,17 @@ def test_the_network_predicts_the_slabs_particles_before_the_scored_x_are_ignore
     result = calibrate_min_size(VoxelOracle(), [(blob_volume(few, 3, shape=(24, 32, 48)), (0.0, 1.0), 24, few)],
                                 radius=3, threshold=0.5, device=torch.device("cpu"), log=messages.append)
     assert result is None and "not calibrated" in messages[-1]
+
+
+def test_too_few_validation_particles_fall_back_to_the_minimum_size_on_whole_tomograms():
+    few = PARTICLES[:3]
+    slab = (blob_volume(few, 4), (0.0, 1.0), 0, few)
+    whole = (blob_volume(PARTICLES, 4, 0.95) + blob_volume(NOISE, 1.2, 0.95), (0.0, 1.0), 0, PARTICLES)
+    messages = []
+    result = calibrate_postprocess(VoxelOracle(), [slab], radius=4, device=torch.device("cpu"), log=messages.append,
+                                   whole_tomograms=[whole])
+    assert result["source"] == "whole training tomograms" and result["particles"] == len(PARTICLES)
+    assert result["threshold"] == 0.5 and result["min_distance"] == 4.0  # only the size is chosen there
+    assert size_of(1.2) < result["min_size"] <= size_of(4)
+    assert any("not calibrated" in m for m in messages) and any("whole training tomograms" in m for m in messages)
+    assert calibrate_postprocess(VoxelOracle(), [slab], radius=4, device=torch.device("cpu")) is None
