@@ -6,11 +6,12 @@ what the published DeePiCt ribosome network gives on the same tomogram (it was t
 spectrum-matched S. pombe data that we do not have, so it is applied as is).
 
 ``post_processing`` compares, on the same model and its probability map of vpp_003, the model's
-stored suggestion with and without splitting touching particles (``--no-split-touching``), with
+stored suggestion with and without splitting touching particles (``--split-touching``), with
 the TP recovered by the split. ``--recalibrate`` also repeats the calibration after training on
 the model's validation slabs (:mod:`deepict.train.calibrate`): the minimum size alone at threshold
 0.5 (the former calibration) and threshold x minimum size x duplicate distance jointly, each with
-and without splitting, and scores each choice on vpp_003.
+and without splitting, and scores each choice on vpp_003; when the validation slabs hold too few
+particles (FAS), the fallback instead: the minimum size at 0.5 on the whole training tomograms.
 
     .venv/bin/python benchmarks/bench_picking_quality.py [--epochs 40] [--iterations 25] [--workdir DIR]
         [--reuse] [--model CLASS=MODEL.pt ...] [--recalibrate] [--classes ribosome fas]
@@ -85,9 +86,10 @@ def score_choice(probability, truth_xyz, radius: float, choice: dict, split: boo
             "auprc": round(curve.auprc, 4)}
 
 
-def validation_predictions(model: Path, name: str, work: Path, reuse: bool) -> list:
-    """The model's predictions of its validation slabs, built as ``deepict train3d`` builds them."""
-    cache = work / f"{name}_validation_maps.npz"
+def validation_predictions(model: Path, name: str, work: Path, reuse: bool, whole: bool = False) -> list:
+    """The model's predictions of its validation slabs, built as ``deepict train3d`` builds them (``whole``: of
+    the whole training tomograms, the calibration's fallback for rare particles)."""
+    cache = work / f"{name}_{'whole' if whole else 'validation'}_maps.npz"
     if reuse and cache.exists():
         stored = np.load(cache)
         return [(stored[f"p{i}"], float(stored[f"x{i}"]), stored[f"t{i}"]) for i in range(int(stored["n"]))]
@@ -113,9 +115,10 @@ def validation_predictions(model: Path, name: str, work: Path, reuse: bool) -> l
     for tomo in tomograms:
         data, _ = pad_to_patch(tomo.data, tomo.targets, config.patch_size)
         x_start = _train_width(data.shape[2], config)
-        x0 = max(0, x_start - int(math.ceil(radius)))
+        x0 = 0 if whole else max(0, x_start - int(math.ceil(radius)))
         points = tomo.label_points_zyx[tomo.label_points_zyx[:, 2] >= x0] - (0, 0, x0)
-        slabs.append((np.asarray(data[:, :, x0:]), volume_mean_std(data), x_start - x0 + radius, points))
+        slabs.append((np.asarray(data[:, :, x0:]), volume_mean_std(data), radius if whole else x_start - x0 + radius,
+                      points))
     predictions = predict_slabs(network.eval(), slabs, torch.device("cpu"))
     np.savez_compressed(cache, n=len(predictions), **{f"p{i}": p for i, (p, _, _) in enumerate(predictions)},
                         **{f"x{i}": x for i, (_, x, _) in enumerate(predictions)},
@@ -127,7 +130,7 @@ def post_processing(model: Path, name: str, probability_map: Path, work: Path, a
     """Post-processing variants of one model, scored on its probability map of the test tomogram."""
     from deepict.io import read_coordinates, read_volume
     from deepict.nn.model_files import read_model_info
-    from deepict.train.calibrate import choose_postprocess
+    from deepict.train.calibrate import FALLBACK_THRESHOLD, choose_postprocess
     info = read_model_info(model)
     radius = float(info.sphere_radius[name])
     probability = np.asarray(read_volume(probability_map).data, np.float32)
@@ -152,6 +155,14 @@ def post_processing(model: Path, name: str, probability_map: Path, work: Path, a
                     "test": score_choice(probability, truth, radius, choice, split)}
                 if label == "joint":
                     result[f"{label}{suffix}"]["candidates"] = choice["candidates"]
+            if size_only is None:  # too few validation particles: the calibration's fallback
+                with contextlib.redirect_stdout(sys.stderr):
+                    whole = validation_predictions(model, name, work, args.reuse, whole=True)
+                choice = choose_postprocess(whole, radius, split, thresholds=(FALLBACK_THRESHOLD,),
+                                            duplicate_radii=(1.0,))
+                result[f"whole_tomograms_min_size{suffix}"] = {
+                    "training_data": {k: choice[k] for k in ("f1", "precision", "recall", "particles", "at_edge")},
+                    "test": score_choice(probability, truth, radius, choice, split)}
     return result
 
 
