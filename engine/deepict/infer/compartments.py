@@ -17,12 +17,13 @@ training and at prediction alike.
 
 #: Prediction defaults when a model does not record its own: z smoothing (slices), mask threshold,
 #: rim discarded from every tile (px), tiles per forward pass (on a CPU the speed per pixel hardly
-#: depends on it: 4 puts the four 560 px tiles of a 928 px slice in one call; on a GPU raise it).
+#: depends on it, the memory does: 4 tiles of 560 px took the peak to 1.02 GB on a 928 px slice,
+#: 2 keep it near 0.7 GB; on a GPU raise it).
 DEFAULT_SIGMA = 5.0
 DEFAULT_THRESHOLD = 0.75
 DEFAULT_CROP = 48
-DEFAULT_BATCH_SIZE = 4
+DEFAULT_BATCH_SIZE = 2
 #: Largest prediction tile (px) the automatic tile size considers: larger tiles waste less on their
 #: discarded rims (a 928 px slice: four 560 px tiles instead of nine 416 px ones, 20 % less work),
-#: at a network memory of about 0.3 GB for a batch of four.
+#: at a network memory of about 0.2 GB for a batch of two.
 MAX_AUTO_TILE = 640
