@@ -52,11 +52,11 @@ from typing import Iterator, Optional
 import numpy as np
 from scipy.spatial import cKDTree
 
-from deepict.conventions import SLAB_SLICES
+from deepict.conventions import SLAB_SLICES, VOXEL_PR_BINS
 from deepict.errors import ParameterError
 
-#: Default number of histogram bins for voxel PR curves.
-DEFAULT_BINS = 1000
+#: Default number of histogram bins for voxel PR curves (the value lives in conventions).
+DEFAULT_BINS = VOXEL_PR_BINS
 #: beta of the reported F-beta score: 4, recall-weighted, as in the CZII cryo-ET challenge.
 FBETA_BETA = 4.0
 #: Recalls at which the precision-recall trade-off is reported (:meth:`PRCurve.trade_off`).

@@ -26,15 +26,15 @@ import numpy as np
 import scipy.fft
 from scipy.special import expit
 
-from deepict.conventions import voxel_sizes_differ
+from deepict.conventions import SPECTRUM_LOWPASS_WIDTH, voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.progress import Progress
 from deepict.spectrum.measure import (DEFAULT_WORKERS, FFT_SLAB_SLICES, FrequencyGrid, HalfSpectrum, accumulate_profile,
                                       checked_volume, release_mapped_pages, shell_profile, spectrum_metadata)
 from deepict.spectrum.profile import RadialSpectrum, checked_voxel_size
 
-#: Default 10 %–90 % transition width of the low-pass, as a fraction of its cut-off frequency.
-DEFAULT_LOWPASS_WIDTH = 0.1
+#: Default 10 %–90 % transition width of the low-pass (the value lives in conventions).
+DEFAULT_LOWPASS_WIDTH = SPECTRUM_LOWPASS_WIDTH
 
 #: Input gains are computed against an input amplitude floored at this fraction of its maximum,
 #: so that (near-)empty shells of the input cannot produce unbounded gains.

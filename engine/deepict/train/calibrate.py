@@ -186,10 +186,3 @@ def calibrate_postprocess(network, slabs: list, radius: float, device, log: Call
         result["source"] = "whole training tomograms"
     return result
 
-
-def calibrate_min_size(network, slabs: list, radius: float, threshold: float, device,
-                       log: Callable[[str], None] | None = None) -> dict | None:
-    """The minimum size alone, at a fixed ``threshold`` and a duplicate distance of one radius: what
-    :mod:`.train3d` chose before the joint calibration (:func:`calibrate_postprocess`) replaced it."""
-    return choose_postprocess(predict_slabs(network, slabs, device, log), radius, SPLIT_TOUCHING, log,
-                              thresholds=(threshold,), duplicate_radii=(1.0,))

@@ -39,7 +39,7 @@ from deepict.nn.devices import memory_format, select_device
 from deepict.nn.model_files import COMPLETE, KIND_3D, ModelInfo, build_network
 from deepict.progress import Progress, print_line
 from deepict.spectrum import default_workers, mean_spectrum, radial_spectrum
-from deepict.train.calibrate import calibrate_min_size, sphere_volume
+from deepict.train.calibrate import calibrate_postprocess, sphere_volume
 from deepict.train.config import TrainConfig
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
 
@@ -229,8 +229,8 @@ class _Training3D(TrainingTask):
         calibration = _calibrate_postprocess(network.to(self.device), self.tomograms, self.sampler.stats,
                                              self.config, info, self.device, self.log)
         if calibration:
-            info.postprocess["min_size"] = calibration["min_size"]
-            info.training["min_size_calibration"] = calibration
+            info.postprocess.update({key: calibration[key] for key in ("threshold", "min_size", "min_distance")})
+            info.training["postprocess_calibration"] = calibration
         return info
 
 
@@ -279,7 +279,8 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
 
 
 def _calibrate_postprocess(network, tomograms, stats, config: TrainConfig, info: ModelInfo, device, log):
-    """Choose the minimum cluster size of a one-class particle model on its validation slabs
+    """Choose the threshold, minimum cluster size and duplicate distance of a one-class particle model on
+    its validation slabs, or (too few particles there) the minimum size on the whole training tomograms
     (see :mod:`.calibrate`); ``None`` for structure or multi-class models, or without slabs."""
     if config.label_kind != "spheres" or len(config.classes) != 1 or not config.sphere_radius:
         return None
@@ -296,7 +297,9 @@ def _calibrate_postprocess(network, tomograms, stats, config: TrainConfig, info:
         slabs.append((tomo.data[:, :, x0:], tomo_stats, x_start - x0 + radius, points))
     if not slabs:
         return None
-    return calibrate_min_size(network, slabs, radius, info.postprocess["threshold"], device, log)
+    # Whole tomograms, scored from a radius in (particles cut by the low-x face do not count).
+    whole = [(tomo.data, tomo_stats, radius, tomo.label_points_zyx) for tomo, tomo_stats in zip(tomograms, stats)]
+    return calibrate_postprocess(network, slabs, radius, device, log, whole_tomograms=whole)
 
 
 def validation_dice(network, tomograms, stats, boxes, config: TrainConfig, device) -> float:

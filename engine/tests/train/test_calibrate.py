@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepict.train.calibrate import (DUPLICATE_RADII, SPHERE_FRACTIONS, THRESHOLDS, calibrate_min_size,
+from deepict.train.calibrate import (DUPLICATE_RADII, SPHERE_FRACTIONS, THRESHOLDS,
                                      calibrate_postprocess, choose_postprocess, sphere_volume)
 from deepict.train.labels import paint_spheres
 
@@ -90,8 +90,8 @@ def test_the_network_predicts_the_slabs_particles_before_the_scored_x_are_ignore
     assert messages[0].startswith("calibrating the post-processing on the validation slabs: 1/1 windows")
     few = np.array([[8, 8, 8], [16, 20, 10], [12, 12, 36]], float)
     messages = []
-    result = calibrate_min_size(VoxelOracle(), [(blob_volume(few, 3, shape=(24, 32, 48)), (0.0, 1.0), 24, few)],
-                                radius=3, threshold=0.5, device=torch.device("cpu"), log=messages.append)
+    result = calibrate_postprocess(VoxelOracle(), [(blob_volume(few, 3, shape=(24, 32, 48)), (0.0, 1.0), 24, few)],
+                                   radius=3, device=torch.device("cpu"), log=messages.append)
     assert result is None and "not calibrated" in messages[-1]
 
 

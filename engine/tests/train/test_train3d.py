@@ -93,12 +93,12 @@ def test_a_run_killed_in_the_calibration_leaves_a_model_marked_unfinished(phanto
                                         radii=[4.0])
     out, messages = tmp_path / "ribo.pt", []
     # A resume without a state says that it starts afresh (a run killed in epoch 1 leaves none).
-    real_calibration = train3d.calibrate_min_size
+    real_calibration = train3d.calibrate_postprocess
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train3d, "calibrate_min_size", killed)
+    monkeypatch.setattr(train3d, "calibrate_postprocess", killed)
     with pytest.raises(KeyboardInterrupt):
         train(tomograms, tiny_config(), out, resume=True, log=messages.append)
     assert any("no training state" in m and "starting a new training" in m for m in messages)
@@ -108,7 +108,7 @@ def test_a_run_killed_in_the_calibration_leaves_a_model_marked_unfinished(phanto
                  str(tmp_path / "picks.csv"), "--window", "16", "--margin", "4", "--device", "cpu"]) == 0
     assert "did not finish" in capsys.readouterr().out
     # Resuming only runs what was left: the calibration.
-    monkeypatch.setattr(train3d, "calibrate_min_size", real_calibration)
+    monkeypatch.setattr(train3d, "calibrate_postprocess", real_calibration)
     messages.clear()
     info = train(tomograms, tiny_config(), out, resume=True, log=messages.append)
     assert any("every epoch is done, only the final calibration runs" in m for m in messages)
