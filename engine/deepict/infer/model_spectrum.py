@@ -24,7 +24,6 @@ from deepict.spectrum import (DEFAULT_LOWPASS_WIDTH, RadialSpectrum, default_wor
                               radial_spectrum, spectrum_mismatch)
 
 
-
 def spectrum_record(spectrum: RadialSpectrum, lowpass_angstrom: float | None = None,
                     lowpass_width: float = DEFAULT_LOWPASS_WIDTH, source: str | None = None) -> dict:
     """``ModelInfo.spectrum`` (plain data) for a reference spectrum the training tomograms were equalized to.

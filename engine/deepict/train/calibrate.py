@@ -13,8 +13,8 @@ So after training, the best network predicts the validation slab of every traini
 candidate thresholds (:data:`THRESHOLDS`), minimum sizes (:data:`SPHERE_FRACTIONS` of the training
 sphere's volume) and duplicate distances (:data:`DUPLICATE_RADII` of the sphere radius) is scored
 by the particle F1 against the annotated coordinates, pooled over all slabs (rare particles such
-as FAS have only a few per slab). Clusters of touching particles are split as ``deepict pick``
-does (:mod:`deepict.infer.splitting`). Only the interior of each slab is scored (a sphere radius
+as FAS have only a few per slab). Clusters of touching particles are split only when asked, as
+``deepict pick --split-touching`` does (:mod:`deepict.infer.splitting`; off by default). Only the interior of each slab is scored (a sphere radius
 away from where training data begin), so that particles cut by the slab edge do not count.
 
 The best combination becomes the model's suggestion; among equal F1 the one whose neighbours in
