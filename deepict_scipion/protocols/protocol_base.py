@@ -52,6 +52,10 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     #: The deepict job of the protocol's main step: its form's defaults and choices come from there.
     _jobClass = None
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._heldFailures = []  # failed steps not reported yet (see _stepFinished)
+
     def _default(self, path):
         """The default of a parameter of this protocol's job (one place for it: the engine's job)."""
         return default_of(self._jobClass, path)
@@ -139,6 +143,32 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         if self.useQueueForSteps():
             kwargs["needsGPU"] = False
         return super()._insertFunctionStep(func, *args, **kwargs)
+
+    def _stepFinished(self, step):
+        """A failed tomogram fails alone: the protocol fails once every other tomogram that can still run has
+        run and been recorded.
+
+        pyworkflow stops at the first failed step: tomograms running beside it would finish unrecorded (and
+        be redone by "continue"), the ones not yet started would not run at all.
+        """
+        if step.isFailed() and self._stepsLeftBeside(step):
+            self._heldFailures.append(step)
+            self._stepsSet.update(step)  # recorded as failed, so "continue" reruns it
+            self._stepsSet.write()
+            self.error(f"FAILED: {step.funcName.get()}, step {step._index}: {step.getErrorMessage()} (the other "
+                       "tomograms go on; the protocol fails when they are done)")
+            return True
+        doContinue = super()._stepFinished(step)
+        if doContinue and self._heldFailures and not self._stepsLeftBeside(step):
+            return super()._stepFinished(self._heldFailures.pop(0))
+        return doContinue
+
+    def _stepsLeftBeside(self, step):
+        """Whether a step other than ``step`` is running or can still start (its prerequisites finished)."""
+        steps = self._steps
+        return any(other is not step and (other.isRunning() or other.isNew() and
+                                          all(steps[index - 1].isFinished() for index in other._prerequisites))
+                   for other in steps)
 
     def _checkQueuedJob(self, subcommand, jobFile, logSizes):
         """Fail the step as a local run would when its queued job failed or was killed by the scheduler

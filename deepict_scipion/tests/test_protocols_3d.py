@@ -4,12 +4,14 @@ Data are small synthetic phantoms written on the fly; every protocol runs in its
 exactly as from the GUI, calling the ``deepict`` command through runJob.
 """
 
+import json
 import os
 import sys
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
+from pyworkflow.protocol.constants import STATUS_FAILED, STATUS_FINISHED
 from pyworkflow.tests import BaseTest, setupTestProject
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
@@ -256,3 +258,39 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertIn(f"deepict pick: error: {damaged}: ", message)
         self.assertNotIn("\n", message.strip())
         self.assertNotIn("non-zero exit status", message)
+
+    def test_a_failed_tomogram_fails_alone(self):
+        """The tomograms after a broken one still run; the protocol then fails naming it, and "continue" (after
+        the fix) redoes only the broken one."""
+        folder = os.path.abspath(self.proj.getTmpPath("with_broken"))
+        os.makedirs(folder)
+        good = sorted(Path(self.dataDir).glob("tomo*.mrc"))
+        os.symlink(os.path.abspath(good[0]), os.path.join(folder, "a.mrc"))
+        os.symlink(os.path.abspath(good[1]), os.path.join(folder, "c.mrc"))
+        broken = os.path.join(folder, "b.mrc")
+        with open(good[0], "rb") as source, open(broken, "wb") as handle:
+            handle.write(source.read(1024 + 4096))  # a valid header, the data cut short
+        tomos = self.newProtocol(ProtImportTomograms, filesPath=folder, filesPattern="*.mrc", samplingRate=VOXEL)
+        self.launchProtocol(tomos)
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=tomos.Tomograms, inputModel=self.train.deepictModel,
+                                threshold=0.05, minSize=1, numberOfThreads=1)  # one tomogram after the other
+        self.proj.launchProtocol(pick, wait=True)
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertTrue(pick.isFailed())
+        self.assertIn("deepict pick: error:", pick.getErrorMessage())
+        self.assertIn("b.mrc", pick.getErrorMessage())
+        steps = {json.loads(step.argsStr.get())[0]: step.getStatus() for step in pick.loadSteps()
+                 if step.funcName.get() == "inferenceStep"}
+        self.assertEqual(sorted(steps.values()), [STATUS_FAILED, STATUS_FINISHED, STATUS_FINISHED], steps)
+        for key, status in steps.items():
+            self.assertEqual(os.path.exists(pick._outputPath(key)), status == STATUS_FINISHED, key)
+
+        os.remove(broken)
+        os.symlink(os.path.abspath(good[0]), broken)
+        done = {key: os.path.getmtime(pick._outputPath(key)) for key, status in steps.items()
+                if status == STATUS_FINISHED}
+        self.proj.launchProtocol(pick, wait=True)  # "continue": Scipion's default run mode resumes
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertEqual(pick.getStatus(), STATUS_FINISHED, pick.getErrorMessage())
+        self.assertEqual({key: os.path.getmtime(pick._outputPath(key)) for key in done}, done, "redone")
+        self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getPrecedents().getSize(), 3)
