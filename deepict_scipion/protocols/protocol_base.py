@@ -436,6 +436,9 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         form.addParam("batchSize", params.IntParam, default=self._default("inference.batch_size"),
                       expertLevel=params.LEVEL_ADVANCED, label="Boxes per batch",
                       help="Boxes predicted together; more use more memory.")
+        form.addParam("testTimeMirrors", params.BooleanParam, default=self._default("inference.test_time_mirrors"),
+                      expertLevel=params.LEVEL_ADVANCED, label="Test-time mirrors",
+                      help=self._help("inference.test_time_mirrors"))
         self._defineComputeParams(form)
 
     def _defineClusterParams(self, form):
@@ -465,6 +468,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                 context_mode=CONTEXT_MODES[self.contextMode.get()], context_distance=self.contextDistance.get()),
             inference=jobs.InferenceOptions(
                 window=self.window.get(), batch_size=self.batchSize.get(),
+                test_time_mirrors=self.testTimeMirrors.get(),
                 voxel_size=self.inputTomograms.get().getSamplingRate(),
                 equalize="on" if self._equalizes() else "off"))
 

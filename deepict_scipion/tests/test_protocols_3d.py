@@ -16,7 +16,7 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImportTomomasks
 
-from deepict_scipion.convert import coordinatesByKey
+from deepict_scipion.convert import coordinatesByKey, tomogramsByKey
 from deepict.infer.rescale import resample_array, rescaled_shape
 from deepict.io import read_volume, write_volume
 from deepict.synthetic import PhantomConfig, make_phantom
@@ -98,6 +98,17 @@ class TestDeepict3DProtocols(BaseTest):
         probability = read_volume(pick.probabilityMaps.getFirstItem().getFileName())
         self.assertEqual(probability.data.shape, SHAPE)
         self.assertAlmostEqual(probability.voxel_size, VOXEL, places=2)
+
+    def test_test_time_mirrors_reach_the_job(self):
+        """The advanced checkbox (off by default) turns on the engine's mirrored prediction."""
+        for protocolClass in (ProtDeepictPick, ProtDeepictSegment3D):
+            for checked in (False, True):
+                protocol = self.newProtocol(protocolClass, inputTomograms=self.importTomos.Tomograms,
+                                            inputModel=self.train.deepictModel,
+                                            **({"testTimeMirrors": True} if checked else {}))
+                protocol.tomos = tomogramsByKey(protocol.inputTomograms.get())
+                job = protocol._inferenceJob(next(iter(protocol.tomos)), None)
+                self.assertEqual(job.inference.test_time_mirrors, checked, protocolClass.__name__)
 
     def test_picks_round_trip_through_scipion_coordinates(self):
         """The engine's BOTTOM_LEFT voxels survive Scipion's origin-relative storage unchanged."""

@@ -20,6 +20,9 @@ class InferenceOptions:
                                       "be divisible by 2^depth)")
     margin: int = parameter(12, help="blended margin of each box in voxels (default %(default)s)")
     batch_size: int = parameter(2, help="boxes per forward pass (default %(default)s)")
+    test_time_mirrors: bool = parameter(False, help="average each box's prediction with those of its mirror "
+                                                    "images in x, y and both (test-time augmentation): smoother "
+                                                    "probabilities at four times the network's time")
     device: str = device_parameter()
     voxel_size: float | None = parameter(None, help="voxel size of the tomogram in Å (default: its header)")
     ignore_voxel_size: bool = parameter(False, help="apply the model to the tomogram as it is even if its voxel "

@@ -84,7 +84,8 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
         with volume_writer(map_path, volume.data.shape, np.float32, network_voxel_size) as write:
             predict_tomogram(network, volume.data, lambda z0, probs: write(z0, probs[0]), channels=[channel],
                              window=options.window, margin=options.margin, batch_size=options.batch_size,
-                             device=device, progress=Progress(f"predicting {name}", window_count(
+                             device=device, mirror=options.test_time_mirrors,
+                             progress=Progress(f"predicting {name}", window_count(
                                  volume.data.shape, options.window, options.margin), "windows", log))
         if target:
             del volume

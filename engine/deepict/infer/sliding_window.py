@@ -51,6 +51,10 @@ DEFAULT_WINDOW, DEFAULT_MARGIN = 128, 12
 #: z slices normalised and written per call of ``write`` (bounds the temporary output array).
 WRITE_SLICES = 16
 
+#: Test-time views of a box: itself and its mirror images in x, in y and in both (dims of a batch
+#: (n, c, z, y, x)). In-plane only: the missing wedge makes z unlike y and x.
+MIRROR_VIEWS = ((), (4,), (3,), (3, 4))
+
 
 def axis_weights(length: int, starts: list, window: int, margin: int, profile: np.ndarray) -> np.ndarray:
     """Sum, at each real voxel of one axis, of the blending profiles of the boxes along that axis.
@@ -70,7 +74,8 @@ def axis_weights(length: int, starts: list, window: int, margin: int, profile: n
 def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable[[int, np.ndarray], None],
                      channels: list | None = None, window: int = DEFAULT_WINDOW, margin: int = DEFAULT_MARGIN,
                      batch_size: int = 4, device: torch.device | None = None,
-                     stats: tuple | None = None, progress: Progress | None = None, fold: bool = True) -> None:
+                     stats: tuple | None = None, progress: Progress | None = None, fold: bool = True,
+                     mirror: bool = False) -> None:
     """Predict class probabilities for a (z, y, x) volume and pass them to ``write(z0, probs)``.
 
     ``probs`` is (len(channels), nz, Y, X) float32 in [0, 1]; slabs arrive in increasing z and
@@ -78,7 +83,8 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
     ``stats`` = (mean, std) overrides the tomogram's own normalisation. ``network`` itself is left
     as it is: an inference copy runs, its batch norms folded unless ``fold`` is False (for
     comparisons), in the channels-last layout on the CPU. ``progress`` is advanced by one per box
-    (see :func:`window_count`).
+    (see :func:`window_count`). ``mirror`` averages each box's probabilities with those of its mirror images
+    in x, y and both (:data:`MIRROR_VIEWS`, test-time augmentation: four times the network's time).
     """
     device = device or torch.device("cpu")
     divisor = 2 ** getattr(network, "depth", 0)
@@ -107,6 +113,7 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
         chunks[-2:] = [chunks[-2] + chunks[-1]]
 
     channels = list(range(network.out_conv.out_channels)) if channels is None else list(channels)
+    views = MIRROR_VIEWS if mirror else MIRROR_VIEWS[:1]
     # Rolling accumulator of weighted probabilities over real z in [buffer_z0, buffer_z0 + window).
     accumulated = np.zeros((len(channels), window, ny, nx), np.float32)
     buffer_z0 = starts[0][0] - margin
@@ -121,9 +128,9 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
             batch = np.stack([slab[:, y0:y0 + window, x0:x0 + window] for y0, x0 in chunk])[:, None]
             with torch.inference_mode():
                 inputs = torch.from_numpy(batch).to(device).contiguous(memory_format=layout)
-                with precision.autocast():
-                    logits = network(inputs)[:, channels]
-                weighted = (torch.sigmoid(logits.float()) * box_weight).contiguous().cpu().numpy()
+                probability = sum(_view_probability(network, inputs, channels, precision, layout, dims)
+                                  for dims in views) / len(views)
+                weighted = (probability * box_weight).contiguous().cpu().numpy()
             for (y0, x0), box in zip(chunk, weighted):
                 _accumulate(accumulated, box, y0 - margin, x0 - margin)
             if progress is not None:
@@ -137,6 +144,15 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
             probabilities /= weight_z[z0:z1, None, None]
             write(z0, probabilities)
         written = max(written, min(final_z, nz))
+
+
+def _view_probability(network, inputs: torch.Tensor, channels: list, precision, layout, dims: tuple) -> torch.Tensor:
+    """The network's probabilities of a batch seen mirrored along ``dims``, mirrored back (float32)."""
+    if dims:
+        inputs = inputs.flip(dims).contiguous(memory_format=layout)
+    with precision.autocast():
+        probability = torch.sigmoid(network(inputs)[:, channels].float())
+    return probability.flip(dims) if dims else probability
 
 
 def _shift_down(accumulated: np.ndarray, shift: int) -> None:

@@ -177,3 +177,22 @@ def test_window_not_divisible_by_the_network_depth_and_bad_batch_size_are_refuse
     with pytest.raises(ParameterError, match="batch size"):
         predict_tomogram(UNet3D(depth=2, initial_features=2), np.zeros((4, 4, 4), np.float32),
                          lambda z0, p: None, window=16, margin=2, batch_size=0)
+
+
+def test_mirrors_average_the_predictions_of_the_mirrored_tomograms():
+    """One box covering the tomogram exactly: the mirrored prediction is the mean over the in-plane mirror
+    images of the tomogram (x, y, both; never z, because of the missing wedge), each predicted and mirrored
+    back."""
+    data = np.random.default_rng(3).normal(size=(16, 16, 16)).astype(np.float32)
+    network = tiny_unet(seed=4)
+
+    def predicted(volume, mirror=False):
+        recorder = Recorder(volume.shape, 1)
+        predict_tomogram(network, np.ascontiguousarray(volume), recorder, window=16, margin=0, mirror=mirror)
+        return recorder.result[0]
+
+    views = [predicted(data), predicted(data[:, :, ::-1])[:, :, ::-1], predicted(data[:, ::-1])[:, ::-1],
+             predicted(data[:, ::-1, ::-1])[:, ::-1, ::-1]]
+    mirrored = predicted(data, mirror=True)
+    np.testing.assert_allclose(mirrored, np.mean(views, axis=0), atol=1e-5)
+    assert np.abs(mirrored - views[0]).max() > 1e-3  # a random network is not mirror-symmetric
