@@ -84,6 +84,8 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         """
         if gpu:
             self._defineGpuParams(form)
+            # Before the parallel section: the form draws only the thread counts of that section (in its header).
+            self._definePrecisionParam(form)
         if self.modeParallel():
             form.addParallelSection(threads=threads, mpi=0)
             form.addParam(BIN_THREADS_PARAM, params.IntParam, default=0, label="Threads per tomogram",
@@ -92,8 +94,6 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         else:
             form.addParallelSection(threads=0, mpi=0)
             form.addParam("numberOfThreads", params.IntParam, default=0, label="Threads", help=THREADS_HELP)
-        if gpu:
-            self._definePrecisionParam(form)
 
     def _definePrecisionParam(self, form):
         """The numeric precision of the network (protocols that run one: those with a GPU choice)."""

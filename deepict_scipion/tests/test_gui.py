@@ -94,6 +94,19 @@ def test_every_form_starts_with_input_and_explains_every_parameter(name):
     assert not _unexplainedParams(protocol), f"{name}: parameters without help: {_unexplainedParams(protocol)}"
 
 
+#: The parameters of the header sections that the form draws (the thread counts of Parallelization, the run's
+#: name and mode); any other parameter placed there would be invisible in the GUI.
+HEADER_PARAMS = {"runName", "runMode", "hostName", "numberOfThreads", "numberOfMpi", "binThreads"}
+
+
+@pytest.mark.parametrize("name", sorted(plugin_protocol_classes()))
+def test_no_parameter_hides_in_the_run_header(name):
+    protocol = plugin_protocol_classes()[name]()
+    hidden = [param for section in protocol.iterDefinitionSections() if section.getLabel() in HEADER_SECTIONS
+              for param, _ in section.iterParams() if param not in HEADER_PARAMS]
+    assert not hidden, f"{name}: parameters the form does not draw: {hidden}"
+
+
 @pytest.mark.parametrize("name", sorted(plugin_protocol_classes()))
 def test_compute_header_has_the_threads_pyworkflow_reads(name):
     """pyworkflow logs and submits STEPS_PARALLEL protocols with ``binThreads``; without it the run log says
