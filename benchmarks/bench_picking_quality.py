@@ -154,7 +154,7 @@ def post_processing(model: Path, name: str, probability_map: Path, work: Path, a
     """Post-processing variants of one model, scored on its probability map of the test tomogram."""
     from deepict.io import read_coordinates, read_volume
     from deepict.nn.model_files import read_model_info
-    from deepict.train.calibrate import FALLBACK_THRESHOLD, choose_postprocess
+    from deepict.train.calibrate import UNCALIBRATED_THRESHOLD, choose_postprocess
     info = read_model_info(model)
     radius = float(info.sphere_radius[name])
     probability = np.asarray(read_volume(probability_map).data, np.float32)
@@ -182,7 +182,7 @@ def post_processing(model: Path, name: str, probability_map: Path, work: Path, a
             if size_only is None:  # too few validation particles: the calibration's fallback
                 with contextlib.redirect_stdout(sys.stderr):
                     whole = validation_predictions(model, name, work, args.reuse, whole=True)
-                choice = choose_postprocess(whole, radius, split, thresholds=(FALLBACK_THRESHOLD,),
+                choice = choose_postprocess(whole, radius, split, thresholds=(UNCALIBRATED_THRESHOLD,),
                                             duplicate_radii=(1.0,))
                 result[f"whole_tomograms_min_size{suffix}"] = {
                     "training_data": {k: choice[k] for k in ("f1", "precision", "recall", "particles", "at_edge")},

@@ -17,9 +17,15 @@ as FAS have only a few per slab). Clusters of touching particles are split only 
 ``deepict pick --split-touching`` does (:mod:`deepict.infer.splitting`; off by default). Only the interior of each slab is scored (a sphere radius
 away from where training data begin), so that particles cut by the slab edge do not count.
 
-The best combination becomes the model's suggestion; among equal F1 the one whose neighbours in
-the grid score best (the middle of a plateau, less sensitive to the few validation particles).
-A choice at the edge of a searched range, where F1 still rises towards that edge, is reported
+A few dozen validation particles cannot tell apart combinations whose F1 differ by a few
+points, and the best of hundreds of combinations on them is partly luck: the demo's 20 validation
+particles chose a threshold of 0.3 (F1 0.952 there, 0.864 on its test tomogram, where the
+threshold 0.5, at F1 0.947 on validation, gives 0.923). So every combination within one standard
+error of the best F1 (:func:`standard_error`) counts as equally good, and among those
+the suggestion is the one nearest the uncalibrated threshold (:data:`UNCALIBRATED_THRESHOLD`) and a
+duplicate distance of one sphere radius, then the highest F1, then the one whose neighbours in the
+grid score best (the middle of a plateau). Many validation particles shrink the tolerance, so a
+clearly better threshold still wins. A choice at the edge of a searched range, where F1 still rises towards that edge, is reported
 (``at_edge``, and a note in the log): the optimum may lie beyond it.
 """
 
@@ -47,8 +53,9 @@ DUPLICATE_RADII = (0.5, 1.0, 1.5, 2.0)
 
 #: Fewer annotated particles than this in all validation slabs together: too few to choose from.
 MIN_VALIDATION_PARTICLES = 8
-#: The threshold at which the minimum size is chosen on whole training tomograms (too few validation particles).
-FALLBACK_THRESHOLD = 0.5
+#: The threshold of an uncalibrated model; the one at which the minimum size is chosen on whole training
+#: tomograms (too few validation particles), and the one preferred among equally good calibrated choices.
+UNCALIBRATED_THRESHOLD = 0.5
 
 
 def sphere_volume(radius: float) -> float:
@@ -106,7 +113,8 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
 
     Picks match annotations within ``radius`` voxels (the sphere radius). Returns ``{"threshold",
     "min_size", "min_distance", "f1", "precision", "recall", "particles", "at_edge": [names of the
-    parameters chosen at the edge of their range], "candidates": {name: [{"value", "f1", "precision",
+    parameters chosen at the edge of their range], "best_f1" (of any candidate), "tolerance" (the
+    standard error within which a candidate counts as good as the best), "candidates": {name: [{"value", "f1", "precision",
     "recall"}, ...]}}``, the candidates of each parameter with the other two at their chosen values.
     """
     particles = sum(len(truth) for *_, truth in predictions)
@@ -125,7 +133,12 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
     # Among equal F1, the candidate amid the best neighbours (outside the grid counts as F1 0): the middle of a
     # plateau, not its edge.
     near, wider = (ndimage.uniform_filter(f1, size=size, mode="constant") for size in (3, 5))
-    best = max(np.ndindex(f1.shape), key=lambda i: (round(f1[i], 9), round(near[i], 9), wider[i]))
+    top = max(np.ndindex(f1.shape), key=lambda i: (round(f1[i], 9), round(near[i], 9), wider[i]))
+    tolerance = standard_error(f1[top], particles)
+    as_good = [i for i in np.ndindex(f1.shape) if f1[i] >= f1[top] - tolerance - 1e-9]
+    best = min(as_good, key=lambda i: (round(abs(values["threshold"][i[0]] - UNCALIBRATED_THRESHOLD), 9),
+                                       round(abs(values["min_distance"][i[2]] - radius), 9),
+                                       -round(f1[i], 9), -round(near[i], 9), -wider[i]))
     candidates = {}
     for axis, name in enumerate(values):
         line = [best[:axis] + (k,) + best[axis + 1:] for k in range(f1.shape[axis])]
@@ -135,17 +148,28 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
     chosen = {name: _plain(values[name][best[axis]]) for axis, name in enumerate(values)}
     result = {**chosen, "f1": _plain(f1[best], 4), "precision": _plain(precision[best], 4),
               "recall": _plain(recall[best], 4), "particles": int(particles), "split_touching": split, "at_edge": at_edge,
-              "candidates": candidates}
+              "best_f1": _plain(f1[top], 4), "tolerance": _plain(tolerance, 4), "candidates": candidates}
     if log:
         log(f"post-processing calibrated on the validation slabs ({particles} annotated particles): threshold "
             f"{chosen['threshold']:g}, minimum cluster size {chosen['min_size']} voxels "
             f"({chosen['min_size'] / sphere_volume(radius):.2f} sphere volumes), duplicate distance "
             f"{chosen['min_distance']:g} voxels: F1 {result['f1']:.3f} (precision {result['precision']:.3f}, recall "
             f"{result['recall']:.3f})")
+        if best != top:
+            log(f"  the best F1 on the validation slabs, {f1[top]:.3f} at threshold {values['threshold'][top[0]]:g}, lies "
+                f"within one standard error ({tolerance:.3f} at {particles} particles) of this choice: too few particles "
+                f"to prefer it to one nearer the usual threshold {UNCALIBRATED_THRESHOLD:g}")
         if at_edge:
             log(f"note: the calibrated {', '.join(at_edge)} lie(s) at the edge of the searched range; the best value "
                 "may lie beyond it")
     return result
+
+
+def standard_error(f1: float, particles: int) -> float:
+    """The standard error of an F1 measured on ``particles`` annotated particles, treated as a proportion,
+    with the "plus four" (Agresti-Coull) correction: a perfect F1 on ten particles is not exact."""
+    adjusted = (f1 * particles + 2) / (particles + 4)
+    return math.sqrt(adjusted * (1 - adjusted) / (particles + 4))
 
 
 def _plain(value, digits: int | None = None):
@@ -171,7 +195,7 @@ def calibrate_postprocess(network, slabs: list, radius: float, device, log: Call
     ``whole_tomograms`` (the same form as ``slabs``, covering the training parts too) are used when the
     validation slabs hold too few particles (rare particles such as FAS: about 7 in three dev tomograms'
     slabs). The network has seen most of them, which makes its probabilities there optimistic and a
-    threshold chosen there too high, so only the minimum size is chosen, at :data:`FALLBACK_THRESHOLD`
+    threshold chosen there too high, so only the minimum size is chosen, at :data:`UNCALIBRATED_THRESHOLD`
     (``"source": "whole training tomograms"`` in the result).
     """
     result = choose_postprocess(predict_slabs(network, slabs, device, log), radius, split, log)
@@ -179,9 +203,9 @@ def calibrate_postprocess(network, slabs: list, radius: float, device, log: Call
         return result
     if log:
         log("choosing the minimum cluster size on the whole training tomograms instead (threshold "
-            f"{FALLBACK_THRESHOLD:g})")
+            f"{UNCALIBRATED_THRESHOLD:g})")
     result = choose_postprocess(predict_slabs(network, whole_tomograms, device, log), radius, split, log,
-                                thresholds=(FALLBACK_THRESHOLD,), duplicate_radii=(1.0,))
+                                thresholds=(UNCALIBRATED_THRESHOLD,), duplicate_radii=(1.0,))
     if result is not None:
         result["source"] = "whole training tomograms"
     return result

@@ -39,7 +39,7 @@ from deepict.nn.devices import memory_format, select_device
 from deepict.nn.model_files import COMPLETE, KIND_3D, ModelInfo, build_network
 from deepict.progress import Progress, print_line
 from deepict.spectrum import default_workers, mean_spectrum, radial_spectrum
-from deepict.train.calibrate import calibrate_postprocess, sphere_volume
+from deepict.train.calibrate import UNCALIBRATED_THRESHOLD, calibrate_postprocess, sphere_volume
 from deepict.train.config import TrainConfig
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
 
@@ -326,5 +326,6 @@ def _default_postprocess(config: TrainConfig) -> dict:
         smallest = min(config.sphere_radius.values())
         # Until calibrated (calibrate.py), or where it cannot be: a particle must fill half a training sphere;
         # smaller blobs are mostly noise.
-        return {"threshold": 0.5, "min_size": max(5, int(0.5 * sphere_volume(smallest))), "max_size": None}
-    return {"threshold": 0.5, "min_size": 50, "max_size": None}
+        return {"threshold": UNCALIBRATED_THRESHOLD, "min_size": max(5, int(0.5 * sphere_volume(smallest))),
+                "max_size": None}
+    return {"threshold": UNCALIBRATED_THRESHOLD, "min_size": 50, "max_size": None}

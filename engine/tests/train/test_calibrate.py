@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from deepict.train.calibrate import (DUPLICATE_RADII, SPHERE_FRACTIONS, THRESHOLDS,
-                                     calibrate_postprocess, choose_postprocess, sphere_volume)
+                                     calibrate_postprocess, choose_postprocess, sphere_volume, standard_error)
 from deepict.train.labels import paint_spheres
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -107,3 +107,24 @@ def test_too_few_validation_particles_fall_back_to_the_minimum_size_on_whole_tom
     assert size_of(1.2) < result["min_size"] <= size_of(4)
     assert any("not calibrated" in m for m in messages) and any("whole training tomograms" in m for m in messages)
     assert calibrate_postprocess(VoxelOracle(), [slab], radius=4, device=torch.device("cpu")) is None
+
+
+def test_a_threshold_away_from_the_usual_one_is_chosen_only_for_a_gain_beyond_one_standard_error():
+    # Ten particles and one confident noise blob. Particles seen only below 0.4 are lost at the usual 0.5.
+    def choice(faint: int, copies: int = 1):
+        probability = np.maximum(blob_volume(PARTICLES[faint:], 4, 0.95), blob_volume(PARTICLES[:faint], 4, 0.35))
+        probability = np.maximum(probability, blob_volume(NOISE[:1], 4, 0.95))
+        messages = []
+        result = choose_postprocess([(probability, 0, PARTICLES[:, ::-1])] * copies, radius=4, log=messages.append)
+        return result, messages
+
+    # One faint particle: F1 0.952 at 0.3 against 0.900 at 0.5, within one standard error on ten particles.
+    one_faint, messages = choice(1)
+    assert one_faint["threshold"] == 0.5 and one_faint["f1"] == pytest.approx(0.9)
+    assert one_faint["best_f1"] == pytest.approx(0.952, abs=1e-3)
+    assert one_faint["tolerance"] == pytest.approx(standard_error(0.9524, 10), abs=1e-3)
+    assert "within one standard error" in messages[-1]
+    # The same gain measured on five times as many particles is clear enough to move the threshold.
+    assert choice(1, copies=5)[0]["threshold"] in (0.2, 0.3)
+    # Five faint particles: F1 0.952 against 0.625 is a gain on ten particles too.
+    assert choice(5)[0]["threshold"] in (0.2, 0.3)
