@@ -158,6 +158,13 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             self.error(f"FAILED: {step.funcName.get()}, step {step._index}: {step.getErrorMessage()} (the other "
                        "tomograms go on; the protocol fails when they are done)")
             return True
+        failed = self._heldFailures + [step] * step.isFailed()
+        if len(failed) > 1 and not self._stepsLeftBeside(step):
+            # pyworkflow fails the protocol with one step's error: the step it reports names them all.
+            reported = step if step.isFailed() else failed[0]
+            reported.getError().set(f"{len(failed)} steps failed: " +
+                                    "; ".join(other.getErrorMessage() for other in failed))
+            self._heldFailures = [] if reported is step else [reported]
         doContinue = super()._stepFinished(step)
         if doContinue and self._heldFailures and not self._stepsLeftBeside(step):
             return super()._stepFinished(self._heldFailures.pop(0))

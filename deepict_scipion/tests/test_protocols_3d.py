@@ -271,16 +271,17 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertNotIn("non-zero exit status", message)
 
     def test_a_failed_tomogram_fails_alone(self):
-        """The tomograms after a broken one still run; the protocol then fails naming it, and "continue" (after
-        the fix) redoes only the broken one."""
+        """The tomograms after a broken one still run; the protocol then fails naming every broken one (the
+        last of them ran last), and "continue" (after the fix) redoes only the broken ones."""
         folder = os.path.abspath(self.proj.getTmpPath("with_broken"))
         os.makedirs(folder)
         good = sorted(Path(self.dataDir).glob("tomo*.mrc"))
         os.symlink(os.path.abspath(good[0]), os.path.join(folder, "a.mrc"))
         os.symlink(os.path.abspath(good[1]), os.path.join(folder, "c.mrc"))
-        broken = os.path.join(folder, "b.mrc")
-        with open(good[0], "rb") as source, open(broken, "wb") as handle:
-            handle.write(source.read(1024 + 4096))  # a valid header, the data cut short
+        broken = [os.path.join(folder, name) for name in ("b.mrc", "d.mrc")]
+        for path in broken:
+            with open(good[0], "rb") as source, open(path, "wb") as handle:
+                handle.write(source.read(1024 + 4096))  # a valid header, the data cut short
         tomos = self.newProtocol(ProtImportTomograms, filesPath=folder, filesPattern="*.mrc", samplingRate=VOXEL)
         self.launchProtocol(tomos)
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=tomos.Tomograms, inputModel=self.train.deepictModel,
@@ -288,20 +289,23 @@ class TestDeepict3DProtocols(BaseTest):
         self.proj.launchProtocol(pick, wait=True)
         pick = self.proj.getProtocol(pick.getObjId())
         self.assertTrue(pick.isFailed())
-        self.assertIn("deepict pick: error:", pick.getErrorMessage())
-        self.assertIn("b.mrc", pick.getErrorMessage())
+        message = pick.getErrorMessage()
+        self.assertIn("2 steps failed: deepict pick: error:", message)
+        self.assertIn("b.mrc", message)
+        self.assertIn("d.mrc", message)
         steps = {json.loads(step.argsStr.get())[0]: step.getStatus() for step in pick.loadSteps()
                  if step.funcName.get() == "inferenceStep"}
-        self.assertEqual(sorted(steps.values()), [STATUS_FAILED, STATUS_FINISHED, STATUS_FINISHED], steps)
+        self.assertEqual(sorted(steps.values()), [STATUS_FAILED] * 2 + [STATUS_FINISHED] * 2, steps)
         for key, status in steps.items():
             self.assertEqual(os.path.exists(pick._outputPath(key)), status == STATUS_FINISHED, key)
 
-        os.remove(broken)
-        os.symlink(os.path.abspath(good[0]), broken)
+        for path in broken:
+            os.remove(path)
+            os.symlink(os.path.abspath(good[0]), path)
         done = {key: os.path.getmtime(pick._outputPath(key)) for key, status in steps.items()
                 if status == STATUS_FINISHED}
         self.proj.launchProtocol(pick, wait=True)  # "continue": Scipion's default run mode resumes
         pick = self.proj.getProtocol(pick.getObjId())
         self.assertEqual(pick.getStatus(), STATUS_FINISHED, pick.getErrorMessage())
         self.assertEqual({key: os.path.getmtime(pick._outputPath(key)) for key in done}, done, "redone")
-        self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getPrecedents().getSize(), 3)
+        self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getPrecedents().getSize(), 4)
