@@ -333,16 +333,27 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                     f"{MAX_RESCALE_FACTOR:g}x of the tomograms' {sampling:.2f} Å/voxel (or leave it empty)."]
         return []
 
-    def _validateMasksFor(self, masks, tomograms, label):
-        """Masks must have their tomogram's sampling rate, and every tomogram needs one."""
+    def _validateMasksFor(self, masks, tomograms, label, anyBinning=False):
+        """Masks must have their tomogram's sampling rate and size (``anyBinning``: any sampling rate over the
+        tomogram's extent), and every tomogram needs one."""
         errors = []
-        if not self._sameSampling(masks.getSamplingRate(), tomograms.getSamplingRate()):
-            errors.append(f"{label} have {masks.getSamplingRate():.2f} Å/voxel but the tomograms "
-                          f"{tomograms.getSamplingRate():.2f} Å/voxel: give masks made on these tomograms.")
+        maskSampling, tomoSampling = masks.getSamplingRate(), tomograms.getSamplingRate()
+        if not (maskSampling and tomoSampling) or not anyBinning and not self._sameSampling(maskSampling,
+                                                                                             tomoSampling):
+            errors.append(f"{label} have {maskSampling or 0:.2f} Å/voxel but the tomograms {tomoSampling or 0:.2f} "
+                          "Å/voxel: give masks made on these tomograms.")
+            return errors
         tomoDims = {tomogramKey(t): t.getDim() for t in tomograms.iterItems()}
         for key, maskFile in self.masksByKey(masks, tomograms).items():
             mask = next((m for m in masks.iterItems() if m.getFileName() == maskFile), None)
-            if mask is not None and tuple(mask.getDim() or ()) != tuple(tomoDims[key] or ()):
+            if mask is None:
+                continue
+            maskDim, tomoDim = tuple(mask.getDim() or ()), tuple(tomoDims[key] or ())
+            if anyBinning and not self._sameExtent(maskDim, maskSampling, tomoDim, tomoSampling):
+                errors.append(f"{label}: the mask {maskFile} covers {self._extent(maskDim, maskSampling)} Å but its "
+                              f"tomogram {key} {self._extent(tomoDim, tomoSampling)} Å (x, y, z): give masks made on "
+                              "these tomograms (at any binning).")
+            elif not anyBinning and maskDim != tomoDim:
                 errors.append(f"{label}: the mask {maskFile} has size {mask.getDim()} but its tomogram {key} has "
                               f"{tomoDims[key]} (x, y, z): give masks made on these tomograms, at the same binning.")
         maskKeys = {tomogramKey(m) for m in masks.iterItems()} | {
@@ -352,6 +363,17 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         if missing:
             errors.append(f"{label}: no mask for tomogram(s) {', '.join(missing)}.")
         return errors
+
+    @staticmethod
+    def _sameExtent(dimA, samplingA, dimB, samplingB):
+        """Whether two volumes span the same length along every axis, to within a voxel of the coarser one
+        (binning rounds an odd size)."""
+        return len(dimA) == len(dimB) == 3 and all(
+            abs(a * samplingA - b * samplingB) < max(samplingA, samplingB) for a, b in zip(dimA, dimB))
+
+    @staticmethod
+    def _extent(dim, sampling):
+        return " x ".join(f"{n * sampling:.0f}" for n in dim)
 
     def masksByKey(self, masks, tomograms):
         """{tomogram key: mask file} matching masks to tomograms by tsId, else by tomogram file name."""

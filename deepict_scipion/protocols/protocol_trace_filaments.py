@@ -10,6 +10,7 @@ from tomo.objects import SetOfCoordinates3D
 from deepict import jobs
 from deepict.conventions import FILAMENT_ID_COLUMN
 from deepict.filaments.options import FilamentOptions
+from deepict.infer.rescale import to_grid_voxels
 from deepict.io import read_coordinates
 
 from ..convert import appendPicks, tomogramKey
@@ -47,9 +48,11 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
                       label="Tomograms", help="The tomograms the filaments are in: the coordinates belong to them.")
         form.addParam("inputMasks", params.PointerParam, pointerClass="SetOfTomoMasks", important=True,
                       label="Filament masks",
-                      help="One mask per tomogram at the tomograms' sampling rate, matched by tsId (else by tomogram "
-                           "file name): a filament segmentation (voxels above 0 are filament), or the probability "
-                           "maps the pick / segment 3D protocols keep ('Keep probability maps').")
+                      help="One mask per tomogram, matched by tsId (else by tomogram file name): a filament "
+                           "segmentation (voxels above 0 are filament), or the probability maps the pick / segment "
+                           "3D protocols keep ('Keep probability maps'). The masks may come from the same tomograms "
+                           "at another binning (e.g. segmented at bin 4): the filaments are traced at the masks' "
+                           "sampling rate and the coordinates scaled to these tomograms.")
         form.addParam("maskKind", params.EnumParam, choices=list(MASK_KINDS), default=0, label="The masks are",
                       display=params.EnumParam.DISPLAY_HLIST,
                       help="Binary masks: every voxel above 0 is filament. Probability maps: voxels from the "
@@ -121,8 +124,11 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
         coordinates = self._createSetOfCoordinates3D(self.inputTomograms)
         coordinates.setSamplingRate(tomograms.getSamplingRate())
         coordinates.setBoxSize(self.boxSize.get())
+        # Traced in the masks' voxels; the masks may be binned (see _validate).
+        ratio = self.inputMasks.get().getSamplingRate() / tomograms.getSamplingRate()
         for tomo in [t.clone() for t in tomograms.iterItems(orderBy="id")]:
             table = read_coordinates(self._tablePath(tomogramKey(tomo)))
+            table.xyz = to_grid_voxels(table.xyz, ratio)
             appendPicks(coordinates, tomo, table, groupIds=table.column(FILAMENT_ID_COLUMN, 1).astype(int))
         self._defineOutputs(**{OUTPUT: coordinates})
         self._defineSourceRelation(self.inputTomograms, coordinates)
@@ -135,7 +141,7 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
         if errors:
             return errors
         tomograms, masks = self.inputTomograms.get(), self.inputMasks.get()
-        errors += self._validateMasksFor(masks, tomograms, "Filament masks")
+        errors += self._validateMasksFor(masks, tomograms, "Filament masks", anyBinning=True)
         sampling = masks.getSamplingRate()
         if sampling and (self.spacing.get() is None or self.spacing.get() < sampling):
             errors.append(f"Spacing: {self.spacing.get()} Å is smaller than a voxel ({sampling:.2f} Å): give at "

@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 from tomo.constants import BOTTOM_LEFT_CORNER, TR_RELION
 from tomo.protocols import ProtImportTomograms, ProtImportTomomasks
 
+from deepict.infer.rescale import to_grid_voxels
 from deepict.io import read_coordinates, write_volume
 from deepict.orientations import euler_to_matrix, tilt_psi_to_direction
 from deepict.synthetic import FilamentSceneConfig, make_filament_scene
@@ -65,17 +66,18 @@ class TestDeepictTraceFilaments(BaseTest):
         self.launchProtocol(protocol)
         return protocol
 
-    def _checkFilaments(self, protocol):
+    def _checkFilaments(self, protocol, binning=1):
+        """``binning``: the masks' voxel size over the tomograms'."""
         output = protocol.outputCoordinates
-        self.assertEqual(output.getSamplingRate(), self.scene.voxel_size)
+        self.assertEqual(output.getSamplingRate(), self.scene.voxel_size / binning)
         coords = [c.clone() for c in output.iterCoordinates()]
         groups = {c.getGroupId() for c in coords}
         self.assertEqual(len(groups), len(self.scene.centre_lines))  # 7: the re-entering actin is two
-        truth = np.concatenate(self.scene.centre_lines)
+        truth = to_grid_voxels(np.concatenate(self.scene.centre_lines), binning)
         tangents = np.concatenate([np.gradient(line, axis=0) for line in self.scene.centre_lines])
         xyz = np.array([c.getPosition(BOTTOM_LEFT_CORNER) for c in coords])
         distance, nearest = cKDTree(truth).query(xyz)
-        self.assertGreaterEqual(np.mean(distance <= 1.5), 0.95)
+        self.assertGreaterEqual(np.mean(distance <= 1.5 * binning), 0.95)
         angles = np.array([coordinateAngles(c) for c in coords])
         directions = tilt_psi_to_direction(angles[:, 1], angles[:, 2])
         cosines = np.abs(np.sum(directions * tangents[nearest], axis=1)) / np.linalg.norm(tangents[nearest], axis=1)
@@ -99,6 +101,25 @@ class TestDeepictTraceFilaments(BaseTest):
 
     def test_probability_maps_are_thresholded(self):
         self._checkFilaments(self._trace(self.maps, "probability maps", threshold=0.5))
+
+    def test_masks_of_the_binned_tomograms_give_coordinates_in_the_unbinned_ones(self):
+        # The same tomogram at half the voxel size (twice the voxels along each axis), the masks made at bin 2.
+        folder = os.path.abspath(self.proj.getTmpPath("unbinned"))
+        os.makedirs(folder)
+        unbinned = self.scene.tomogram.repeat(2, 0).repeat(2, 1).repeat(2, 2)
+        write_volume(os.path.join(folder, "fil0.mrc"), unbinned, self.scene.voxel_size / 2)
+        tomos = self._import(ProtImportTomograms, filesPath=folder, filesPattern="fil*.mrc",
+                             samplingRate=self.scene.voxel_size / 2).Tomograms
+        protocol = self.newProtocol(ProtDeepictTraceFilaments, inputTomograms=tomos, inputMasks=self.masks,
+                                    spacing=SPACING)
+        self.launchProtocol(protocol)
+        self._checkFilaments(protocol, binning=2)
+        # Masks that do not cover the tomograms (here: only half of them along each axis) are refused.
+        halfTomos = self._import(ProtImportTomograms, filesPath=self.folders["tomos"], filesPattern="fil*.mrc",
+                                 samplingRate=self.scene.voxel_size * 2).Tomograms
+        refused = self.newProtocol(ProtDeepictTraceFilaments, inputTomograms=halfTomos, inputMasks=self.masks,
+                                   spacing=SPACING)
+        self.assertIn("covers", "\n".join(refused.validate()))
 
     def test_a_spacing_below_a_voxel_is_refused(self):
         protocol = self.newProtocol(ProtDeepictTraceFilaments, inputTomograms=self.tomos, inputMasks=self.masks,

@@ -66,6 +66,12 @@ def to_input_voxels(xyz: np.ndarray, input_shape_zyx, rescaled_shape_zyx) -> np.
     """Voxel positions (x, y, z columns) on the rescaled grid expressed in the input volume's voxels."""
     ratio = np.array([input_shape_zyx[2] / rescaled_shape_zyx[2], input_shape_zyx[1] / rescaled_shape_zyx[1],
                       input_shape_zyx[0] / rescaled_shape_zyx[0]])
+    return to_grid_voxels(xyz, ratio)
+
+
+def to_grid_voxels(xyz: np.ndarray, ratio) -> np.ndarray:
+    """Voxel positions (x, y, z columns) on one grid expressed in the voxels of another grid with the same
+    corner: ``ratio`` is the first grid's voxel size over the other's (per axis, or one number)."""
     return (np.asarray(xyz, dtype=float) + 0.5) * ratio - 0.5
 
 
