@@ -158,16 +158,17 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             self.error(f"FAILED: {step.funcName.get()}, step {step._index}: {step.getErrorMessage()} (the other "
                        "tomograms go on; the protocol fails when they are done)")
             return True
-        failed = self._heldFailures + [step] * step.isFailed()
-        if len(failed) > 1 and not self._stepsLeftBeside(step):
-            # pyworkflow fails the protocol with one step's error: the step it reports names them all.
-            reported = step if step.isFailed() else failed[0]
-            reported.getError().set(f"{len(failed)} steps failed: " +
-                                    "; ".join(other.getErrorMessage() for other in failed))
-            self._heldFailures = [] if reported is step else [reported]
         doContinue = super()._stepFinished(step)
-        if doContinue and self._heldFailures and not self._stepsLeftBeside(step):
-            return super()._stepFinished(self._heldFailures.pop(0))
+        if self._heldFailures and not self._stepsLeftBeside(step):
+            failed = self._heldFailures + [step] * step.isFailed()
+            self._heldFailures = []
+            if doContinue:  # the last step succeeded: a held failure fails the protocol
+                doContinue = super()._stepFinished(failed[0])
+            if len(failed) > 1:
+                # pyworkflow fails the protocol with one step's error; each step keeps its own.
+                message = f"{len(failed)} steps failed: " + "; ".join(each.getErrorMessage() for each in failed)
+                self.setFailed(message)
+                self.error(message)
         return doContinue
 
     def _stepsLeftBeside(self, step):
@@ -338,11 +339,13 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         tomogram's extent), and every tomogram needs one."""
         errors = []
         maskSampling, tomoSampling = masks.getSamplingRate(), tomograms.getSamplingRate()
-        if not (maskSampling and tomoSampling) or not anyBinning and not self._sameSampling(maskSampling,
-                                                                                             tomoSampling):
-            errors.append(f"{label} have {maskSampling or 0:.2f} Å/voxel but the tomograms {tomoSampling or 0:.2f} "
-                          "Å/voxel: give masks made on these tomograms.")
-            return errors
+        unknown = [name for name, sampling in (("the masks", maskSampling), ("the tomograms", tomoSampling)) if not sampling]
+        if unknown:
+            return [f"{label}: the sampling rate of {' and of '.join(unknown)} is unknown: set it when importing "
+                    "them (Å/voxel)."]
+        if not anyBinning and not self._sameSampling(maskSampling, tomoSampling):
+            return [f"{label} have {maskSampling:.2f} Å/voxel but the tomograms {tomoSampling:.2f} Å/voxel: give "
+                    "masks made on these tomograms, at the same binning."]
         tomoDims = {tomogramKey(t): t.getDim() for t in tomograms.iterItems()}
         for key, maskFile in self.masksByKey(masks, tomograms).items():
             mask = next((m for m in masks.iterItems() if m.getFileName() == maskFile), None)

@@ -7,12 +7,14 @@ centre lines, each coordinate's matrix holding the filament's direction as relio
 """
 
 import os
+from unittest import mock
 
 import numpy as np
 from pwem.convert.transformations import euler_matrix
 from pyworkflow.tests import BaseTest, setupTestProject
 from scipy.spatial import cKDTree
 from tomo.constants import BOTTOM_LEFT_CORNER, TR_RELION
+from tomo.objects import SetOfTomoMasks
 from tomo.protocols import ProtImportTomograms, ProtImportTomomasks
 
 from deepict.infer.rescale import to_grid_voxels
@@ -120,6 +122,14 @@ class TestDeepictTraceFilaments(BaseTest):
         refused = self.newProtocol(ProtDeepictTraceFilaments, inputTomograms=halfTomos, inputMasks=self.masks,
                                    spacing=SPACING)
         self.assertIn("covers", "\n".join(refused.validate()))
+
+    def test_masks_without_a_sampling_rate_are_refused_as_such(self):
+        protocol = self.newProtocol(ProtDeepictTraceFilaments, inputTomograms=self.tomos, inputMasks=self.masks,
+                                    spacing=SPACING)
+        with mock.patch.object(SetOfTomoMasks, "getSamplingRate", return_value=None):
+            errors = "\n".join(protocol.validate())
+        self.assertIn("Filament masks: the sampling rate of the masks is unknown", errors)
+        self.assertNotIn("0.00", errors)
 
     def test_a_spacing_below_a_voxel_is_refused(self):
         protocol = self.newProtocol(ProtDeepictTraceFilaments, inputTomograms=self.tomos, inputMasks=self.masks,

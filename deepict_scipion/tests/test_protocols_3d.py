@@ -296,6 +296,10 @@ class TestDeepict3DProtocols(BaseTest):
         steps = {json.loads(step.argsStr.get())[0]: step.getStatus() for step in pick.loadSteps()
                  if step.funcName.get() == "inferenceStep"}
         self.assertEqual(sorted(steps.values()), [STATUS_FAILED] * 2 + [STATUS_FINISHED] * 2, steps)
+        for step in pick.loadSteps():  # each failed step keeps its own error, naming its own tomogram
+            if step.isFailed():
+                self.assertEqual(sum(os.path.basename(path) in step.getErrorMessage() for path in broken), 1,
+                                 step.getErrorMessage())
         for key, status in steps.items():
             self.assertEqual(os.path.exists(pick._outputPath(key)), status == STATUS_FINISHED, key)
 
