@@ -56,22 +56,26 @@ MIN_VALIDATION_PARTICLES = 8
 #: The threshold of an uncalibrated model; the one at which the minimum size is chosen on whole training
 #: tomograms (too few validation particles), and the one preferred among equally good calibrated choices.
 UNCALIBRATED_THRESHOLD = 0.5
+#: What the calibration predicted, as the log names it.
+VALIDATION_SLABS, WHOLE_TOMOGRAMS = "the validation slabs", "the whole training tomograms"
 
 
 def sphere_volume(radius: float) -> float:
     return 4 / 3 * math.pi * radius ** 3
 
 
-def predict_slabs(network, slabs: list, device, log: Callable[[str], None] | None = None) -> list:
+def predict_slabs(network, slabs: list, device, log: Callable[[str], None] | None = None,
+                  where: str = VALIDATION_SLABS) -> list:
     """The network's probability map of every validation slab: ``(probability, x_first, truth_xyz)`` each.
 
     ``slabs``: ``(data, stats, x_first_scored, points_zyx)`` per tomogram: the validation part of
     a tomogram (z, y, x) with a few voxels of training data on its low-x side, the tomogram's
     (mean, std), the first x (in ``data``) that is scored, and the annotated particle centres in
-    ``data``'s frame. ``truth_xyz`` are the annotated centres that are scored (x >= x_first).
+    ``data``'s frame. ``truth_xyz`` are the annotated centres that are scored (x >= x_first). ``where`` names
+    them in the progress lines.
     """
     windows = sum(window_count(data.shape, DEFAULT_WINDOW, DEFAULT_MARGIN) for data, *_ in slabs)
-    progress = Progress("calibrating the post-processing on the validation slabs", windows, "windows", log)
+    progress = Progress(f"calibrating the post-processing on {where}", windows, "windows", log)
     predictions = []
     for data, stats, x_first, points_zyx in slabs:
         truth_xyz = np.asarray(points_zyx, dtype=float).reshape(-1, 3)[:, ::-1]
@@ -107,9 +111,11 @@ def _counts(predictions: list, radius: float, split: bool, values: dict) -> np.n
 
 def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOUCHING,
                        log: Callable[[str], None] | None = None, thresholds=THRESHOLDS,
-                       sphere_fractions=SPHERE_FRACTIONS, duplicate_radii=DUPLICATE_RADII) -> dict | None:
+                       sphere_fractions=SPHERE_FRACTIONS, duplicate_radii=DUPLICATE_RADII,
+                       where: str = VALIDATION_SLABS) -> dict | None:
     """The best threshold, minimum size and duplicate distance on predicted validation slabs
-    (:func:`predict_slabs`), or ``None`` when they hold too few particles to choose from.
+    (:func:`predict_slabs`), or ``None`` when they hold too few particles to choose from. ``where`` names
+    what was predicted in the log.
 
     Picks match annotations within ``radius`` voxels (the sphere radius). Returns ``{"threshold",
     "min_size", "min_distance", "f1", "precision", "recall", "particles", "at_edge": [names of the
@@ -121,7 +127,7 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
     if particles < MIN_VALIDATION_PARTICLES:
         if log:
             log(f"post-processing (threshold, minimum cluster size) not calibrated: fewer than "
-                f"{MIN_VALIDATION_PARTICLES} annotated particles lie in the validation slabs")
+                f"{MIN_VALIDATION_PARTICLES} annotated particles lie in {where}")
         return None
     values = {"threshold": list(thresholds),
               "min_size": [max(1, int(f * sphere_volume(radius))) for f in sphere_fractions],
@@ -150,13 +156,13 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
               "recall": _plain(recall[best], 4), "particles": int(particles), "split_touching": split, "at_edge": at_edge,
               "best_f1": _plain(f1[top], 4), "tolerance": _plain(tolerance, 4), "candidates": candidates}
     if log:
-        log(f"post-processing calibrated on the validation slabs ({particles} annotated particles): threshold "
+        log(f"post-processing calibrated on {where} ({particles} annotated particles): threshold "
             f"{chosen['threshold']:g}, minimum cluster size {chosen['min_size']} voxels "
             f"({chosen['min_size'] / sphere_volume(radius):.2f} sphere volumes), duplicate distance "
             f"{chosen['min_distance']:g} voxels: F1 {result['f1']:.3f} (precision {result['precision']:.3f}, recall "
             f"{result['recall']:.3f})")
         if best != top:
-            log(f"  the best F1 on the validation slabs, {f1[top]:.3f} at threshold {values['threshold'][top[0]]:g}, lies "
+            log(f"  the best F1 on {where}, {f1[top]:.3f} at threshold {values['threshold'][top[0]]:g}, lies "
                 f"within one standard error ({tolerance:.3f} at {particles} particles) of this choice: too few particles "
                 f"to prefer it to one nearer the usual threshold {UNCALIBRATED_THRESHOLD:g}")
         if at_edge:
@@ -204,8 +210,8 @@ def calibrate_postprocess(network, slabs: list, radius: float, device, log: Call
     if log:
         log("choosing the minimum cluster size on the whole training tomograms instead (threshold "
             f"{UNCALIBRATED_THRESHOLD:g})")
-    result = choose_postprocess(predict_slabs(network, whole_tomograms, device, log), radius, split, log,
-                                thresholds=(UNCALIBRATED_THRESHOLD,), duplicate_radii=(1.0,))
+    result = choose_postprocess(predict_slabs(network, whole_tomograms, device, log, WHOLE_TOMOGRAMS), radius, split,
+                                log, thresholds=(UNCALIBRATED_THRESHOLD,), duplicate_radii=(1.0,), where=WHOLE_TOMOGRAMS)
     if result is not None:
         result["source"] = "whole training tomograms"
     return result
