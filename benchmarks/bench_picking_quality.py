@@ -121,7 +121,7 @@ def validation_predictions(model: Path, name: str, work: Path, reuse: bool, whol
     from deepict.io import volume_mean_std
     from deepict.nn.model_files import load_model
     from deepict.train import data3d
-    from deepict.train.calibrate import predict_slabs
+    from deepict.train.calibrate import VALIDATION_SLABS, WHOLE_TOMOGRAMS, predict_slabs
     from deepict.train.config import TrainConfig
     from deepict.train.train3d import _train_width, pad_to_patch
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
@@ -143,7 +143,8 @@ def validation_predictions(model: Path, name: str, work: Path, reuse: bool, whol
         points = tomo.label_points_zyx[tomo.label_points_zyx[:, 2] >= x0] - (0, 0, x0)
         slabs.append((np.asarray(data[:, :, x0:]), volume_mean_std(data), radius if whole else x_start - x0 + radius,
                       points))
-    predictions = predict_slabs(network.eval(), slabs, torch.device("cpu"))
+    predictions = predict_slabs(network.eval(), slabs, torch.device("cpu"),
+                                where=WHOLE_TOMOGRAMS if whole else VALIDATION_SLABS)
     np.savez_compressed(cache, n=len(predictions), **{f"p{i}": p for i, (p, _, _) in enumerate(predictions)},
                         **{f"x{i}": x for i, (_, x, _) in enumerate(predictions)},
                         **{f"t{i}": t for i, (_, _, t) in enumerate(predictions)})
