@@ -42,8 +42,8 @@ def score(volume: np.ndarray, truth: np.ndarray, radius: float) -> dict:
     values = {"threshold": THRESHOLDS, "min_size": [max(1, int(f * sphere_volume(radius))) for f in SPHERE_FRACTIONS],
               "min_distance": [f * radius for f in DUPLICATE_RADII]}
     f1 = f1_grid(_counts([(volume, 0, truth)], MATCH_RADIUS, False, values))
-    at_half = THRESHOLDS.index(UNCALIBRATED_THRESHOLD), DUPLICATE_RADII.index(1.0)
-    result = {f"f1_at_0.5_size{fraction:g}": round(float(f1[at_half[0], SPHERE_FRACTIONS.index(fraction), at_half[1]]), 3)
+    threshold, distance = THRESHOLDS.index(UNCALIBRATED_THRESHOLD), DUPLICATE_RADII.index(1.0)
+    result = {f"f1_at_0.5_size{fraction:g}": round(float(f1[threshold, SPHERE_FRACTIONS.index(fraction), distance]), 3)
               for fraction in SIZES_REPORTED}
     best = np.unravel_index(np.argmax(f1), f1.shape)
     result["best"] = {"f1": round(float(f1[best]), 3), "threshold": THRESHOLDS[best[0]],
@@ -53,7 +53,8 @@ def score(volume: np.ndarray, truth: np.ndarray, radius: float) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("maps", nargs="+", help="probability maps of the same tomogram (deepict pick --probability-map)")
+    parser.add_argument("maps", nargs="+",
+                        help="probability maps of the same tomogram (deepict pick --probability-map)")
     parser.add_argument("--truth", required=True, help="true particle centres (CSV, voxels)")
     parser.add_argument("--radius", type=float, default=8.0, help="the training sphere's radius in voxels")
     args = parser.parse_args()

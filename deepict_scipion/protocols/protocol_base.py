@@ -339,7 +339,8 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         tomogram's extent), and every tomogram needs one."""
         errors = []
         maskSampling, tomoSampling = masks.getSamplingRate(), tomograms.getSamplingRate()
-        unknown = [name for name, sampling in (("the masks", maskSampling), ("the tomograms", tomoSampling)) if not sampling]
+        unknown = [name for name, sampling in (("the masks", maskSampling), ("the tomograms", tomoSampling))
+                   if not sampling]
         if unknown:
             return [f"{label}: the sampling rate of {' and of '.join(unknown)} is unknown: set it when importing "
                     "them (Å/voxel)."]

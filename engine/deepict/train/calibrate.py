@@ -210,8 +210,9 @@ def calibrate_postprocess(network, slabs: list, radius: float, device, log: Call
     if log:
         log("choosing the minimum cluster size on the whole training tomograms instead (threshold "
             f"{UNCALIBRATED_THRESHOLD:g})")
-    result = choose_postprocess(predict_slabs(network, whole_tomograms, device, log, WHOLE_TOMOGRAMS), radius, split,
-                                log, thresholds=(UNCALIBRATED_THRESHOLD,), duplicate_radii=(1.0,), where=WHOLE_TOMOGRAMS)
+    predictions = predict_slabs(network, whole_tomograms, device, log, WHOLE_TOMOGRAMS)
+    result = choose_postprocess(predictions, radius, split, log, thresholds=(UNCALIBRATED_THRESHOLD,),
+                                duplicate_radii=(1.0,), where=WHOLE_TOMOGRAMS)
     if result is not None:
         result["source"] = "whole training tomograms"
     return result

@@ -107,7 +107,8 @@ def test_too_few_validation_particles_fall_back_to_the_minimum_size_on_whole_tom
     assert size_of(1.2) < result["min_size"] <= size_of(4)
     assert any("not calibrated" in m for m in messages) and any("whole training tomograms" in m for m in messages)
     calibrated = [m for m in messages if m.startswith("post-processing calibrated")]  # says where it was measured
-    assert len(calibrated) == 1 and "on the whole training tomograms (10 annotated particles)" in calibrated[0], messages
+    assert len(calibrated) == 1, messages
+    assert "on the whole training tomograms (10 annotated particles)" in calibrated[0]
     assert calibrate_postprocess(VoxelOracle(), [slab], radius=4, device=torch.device("cpu")) is None
 
 
