@@ -20,17 +20,11 @@ import json
 import numpy as np
 
 from deepict.io import read_coordinates, read_volume
-from deepict.train.calibrate import (DUPLICATE_RADII, SPHERE_FRACTIONS, THRESHOLDS, UNCALIBRATED_THRESHOLD, _counts,
-                                     sphere_volume)
+from deepict.train.calibrate import (DUPLICATE_RADII, SPHERE_FRACTIONS, THRESHOLDS, UNCALIBRATED_THRESHOLD,
+                                     candidate_grid, score_candidates)
 
 MATCH_RADIUS = 10.0
 SIZES_REPORTED = (0.25, 0.5, 0.9)
-
-
-def f1_grid(counts: np.ndarray) -> np.ndarray:
-    tp, fp, fn = np.moveaxis(counts, -1, 0).astype(float)
-    precision, recall = tp / np.maximum(tp + fp, 1), tp / np.maximum(tp + fn, 1)
-    return 2 * precision * recall / np.maximum(precision + recall, 1e-12)
 
 
 def probability(path: str) -> np.ndarray:
@@ -39,14 +33,13 @@ def probability(path: str) -> np.ndarray:
 
 
 def score(volume: np.ndarray, truth: np.ndarray, radius: float) -> dict:
-    values = {"threshold": THRESHOLDS, "min_size": [max(1, int(f * sphere_volume(radius))) for f in SPHERE_FRACTIONS],
-              "min_distance": [f * radius for f in DUPLICATE_RADII]}
-    f1 = f1_grid(_counts([(volume, 0, truth)], MATCH_RADIUS, False, values))
+    values = candidate_grid(radius)
+    _, _, f1 = score_candidates([(volume, 0, truth)], MATCH_RADIUS, False, values)
     threshold, distance = THRESHOLDS.index(UNCALIBRATED_THRESHOLD), DUPLICATE_RADII.index(1.0)
     result = {f"f1_at_0.5_size{fraction:g}": round(float(f1[threshold, SPHERE_FRACTIONS.index(fraction), distance]), 3)
               for fraction in SIZES_REPORTED}
     best = np.unravel_index(np.argmax(f1), f1.shape)
-    result["best"] = {"f1": round(float(f1[best]), 3), "threshold": THRESHOLDS[best[0]],
+    result["best"] = {"f1": round(float(f1[best]), 3), "threshold": values["threshold"][best[0]],
                       "min_size": values["min_size"][best[1]], "min_distance": values["min_distance"][best[2]]}
     return result
 

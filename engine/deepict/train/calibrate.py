@@ -90,6 +90,24 @@ def predict_slabs(network, slabs: list, device, log: Callable[[str], None] | Non
     return predictions
 
 
+def candidate_grid(radius: float, thresholds=THRESHOLDS, sphere_fractions=SPHERE_FRACTIONS,
+                   duplicate_radii=DUPLICATE_RADII) -> dict:
+    """The candidates for a training sphere of ``radius`` voxels: ``{"threshold", "min_size" (voxels),
+    "min_distance" (voxels)}``, each a list."""
+    return {"threshold": list(thresholds),
+            "min_size": [max(1, int(f * sphere_volume(radius))) for f in sphere_fractions],
+            "min_distance": [f * radius for f in duplicate_radii]}
+
+
+def score_candidates(predictions: list, radius: float, split: bool, values: dict) -> tuple:
+    """(precision, recall, F1) arrays over the ``values`` grid (:func:`candidate_grid`), pooled over the
+    predictions (:func:`predict_slabs`); picks match annotations within ``radius`` voxels."""
+    tp, fp, fn = np.moveaxis(_counts(predictions, radius, split, values), -1, 0).astype(float)
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / np.maximum(tp + fn, 1)
+    return precision, recall, 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+
+
 def _counts(predictions: list, radius: float, split: bool, values: dict) -> np.ndarray:
     """TP, FP, FN (pooled over the slabs) of every (threshold, min size, duplicate distance) candidate."""
     counts = np.zeros(tuple(len(v) for v in values.values()) + (3,), np.int64)
@@ -129,13 +147,8 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
             log(f"post-processing (threshold, minimum cluster size) not calibrated: fewer than "
                 f"{MIN_VALIDATION_PARTICLES} annotated particles lie in {where}")
         return None
-    values = {"threshold": list(thresholds),
-              "min_size": [max(1, int(f * sphere_volume(radius))) for f in sphere_fractions],
-              "min_distance": [f * radius for f in duplicate_radii]}
-    tp, fp, fn = np.moveaxis(_counts(predictions, radius, split, values), -1, 0).astype(float)
-    precision = tp / np.maximum(tp + fp, 1)
-    recall = tp / np.maximum(tp + fn, 1)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    values = candidate_grid(radius, thresholds, sphere_fractions, duplicate_radii)
+    precision, recall, f1 = score_candidates(predictions, radius, split, values)
     # Among equal F1, the candidate amid the best neighbours (outside the grid counts as F1 0): the middle of a
     # plateau, not its edge.
     near, wider = (ndimage.uniform_filter(f1, size=size, mode="constant") for size in (3, 5))
