@@ -1,10 +1,11 @@
 """Sliding-window 3D inference that streams a probability map to disk.
 
-The tomogram is reflect-padded by ``margin`` voxels on every side and covered by ``window``³
-boxes whose cores (the box minus ``margin`` on each side) tile every voxel (:mod:`.tiling`): no
-voxel is left uncovered, whatever the tomogram's shape (tomograms smaller than a box included).
-Overlapping predictions are blended with weights that are 1 in a box's core and fall off linearly
-over its margin, where a convolutional network sees the least context.
+The tomogram is covered by ``window``³ boxes that stay inside it and overlap by twice ``margin``
+(:func:`.tiling.window_starts`): its edges lie on box edges, as a training patch's edges do, and
+an axis shorter than a box is mirrored beyond its end, so no voxel is left uncovered whatever the
+tomogram's shape. Overlapping predictions are blended with weights that are 1 in a box's core (the
+box minus ``margin`` on each side) and fall off linearly over its margin, where a convolutional
+network sees the least context; at the tomogram's edges the only box there counts alone.
 
 Boxes are processed one z row at a time, in batches; finished z slices are written to the output
 as soon as no later row can touch them, so memory holds one row of boxes, never the whole map.
@@ -29,7 +30,7 @@ from deepict.nn.devices import memory_format
 from deepict.nn.networks import fold_batch_norm
 from deepict.nn.precision import current_precision
 from deepict.errors import ParameterError
-from deepict.infer.tiling import box_count, box_starts, padded_indices, reflect_indices
+from deepict.infer.tiling import reflect_indices, window_starts
 from deepict.io import read_slab, volume_mean_std
 from deepict.progress import Progress
 
@@ -42,7 +43,7 @@ def blending_profile(window: int, margin: int) -> np.ndarray:
 
 def window_count(shape, window: int, margin: int) -> int:
     """How many boxes :func:`predict_tomogram` runs over a volume of ``shape`` (for progress reports)."""
-    return box_count(shape, window, margin)
+    return int(np.prod([len(window_starts(int(n), window, margin)) for n in shape]))
 
 
 #: The inference box and its blended margin (voxels) unless the caller chooses others.
@@ -56,7 +57,7 @@ WRITE_SLICES = 16
 MIRROR_VIEWS = ((), (4,), (3,), (3, 4))
 
 
-def axis_weights(length: int, starts: list, window: int, margin: int, profile: np.ndarray) -> np.ndarray:
+def axis_weights(length: int, starts: list, window: int, profile: np.ndarray) -> np.ndarray:
     """Sum, at each real voxel of one axis, of the blending profiles of the boxes along that axis.
 
     The boxes form a grid (every combination of the z, y and x starts), and a box's weight is the
@@ -65,9 +66,7 @@ def axis_weights(length: int, starts: list, window: int, margin: int, profile: n
     """
     total = np.zeros(length, np.float64)
     for start in starts:
-        first = start - margin  # real coordinate of the box's first voxel
-        lo, hi = max(0, first), min(length, first + window)
-        total[lo:hi] += profile[lo - first:hi - first]
+        total[start:start + window] += profile[:min(window, length - start)]
     return total.astype(np.float32)
 
 
@@ -99,13 +98,13 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
     mean, std = stats or volume_mean_std(data)
     std = std if std > 0 else 1.0
     nz, ny, nx = data.shape
-    starts = [box_starts(n, window, margin) for n in (nz, ny, nx)]
-    y_index, x_index = padded_indices(ny, window, margin), padded_indices(nx, window, margin)
+    starts = [window_starts(n, window, margin) for n in (nz, ny, nx)]
+    y_index, x_index = (reflect_indices(np.arange(max(n, window)), n) for n in (ny, nx))
     profile = blending_profile(window, margin)
     box_weight = torch.from_numpy(profile[:, None, None] * profile[None, :, None] * profile[None, None, :]).to(device)
-    weight_z = axis_weights(nz, starts[0], window, margin, profile)
-    weight_yx = axis_weights(ny, starts[1], window, margin, profile)[:, None] * \
-        axis_weights(nx, starts[2], window, margin, profile)[None, :]
+    weight_z = axis_weights(nz, starts[0], window, profile)
+    weight_yx = axis_weights(ny, starts[1], window, profile)[:, None] * \
+        axis_weights(nx, starts[2], window, profile)[None, :]
     boxes = [(y0, x0) for y0 in starts[1] for x0 in starts[2]]
     chunks = [boxes[i:i + batch_size] for i in range(0, len(boxes), batch_size)]
     if batch_size > 1 and len(chunks) > 1 and len(chunks[-1]) == 1:
@@ -116,12 +115,12 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
     views = MIRROR_VIEWS if mirror else MIRROR_VIEWS[:1]
     # Rolling accumulator of weighted probabilities over real z in [buffer_z0, buffer_z0 + window).
     accumulated = np.zeros((len(channels), window, ny, nx), np.float32)
-    buffer_z0 = starts[0][0] - margin
+    buffer_z0 = 0
     written = 0
     for row, z_start in enumerate(starts[0]):
-        _shift_down(accumulated, (z_start - margin) - buffer_z0)
-        buffer_z0 = z_start - margin
-        slab = _padded_slab(data, z_start - margin, window, y_index, x_index)
+        _shift_down(accumulated, z_start - buffer_z0)
+        buffer_z0 = z_start
+        slab = _slab(data, z_start, window, y_index, x_index)
         slab -= mean
         slab /= std
         for chunk in chunks:
@@ -132,12 +131,12 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
                                   for dims in views) / len(views)
                 weighted = (probability * box_weight).contiguous().cpu().numpy()
             for (y0, x0), box in zip(chunk, weighted):
-                _accumulate(accumulated, box, y0 - margin, x0 - margin)
+                _accumulate(accumulated, box, y0, x0)
             if progress is not None:
                 progress.advance(len(chunk))
         del slab
         # Real z slices below the next row's reach are final.
-        final_z = (starts[0][row + 1] - margin) if row + 1 < len(starts[0]) else nz
+        final_z = starts[0][row + 1] if row + 1 < len(starts[0]) else nz
         for z0 in range(written, min(final_z, nz), WRITE_SLICES):
             z1 = min(final_z, nz, z0 + WRITE_SLICES)
             probabilities = accumulated[:, z0 - buffer_z0:z1 - buffer_z0] / weight_yx
@@ -167,8 +166,9 @@ def _shift_down(accumulated: np.ndarray, shift: int) -> None:
     accumulated[:, keep:] = 0
 
 
-def _padded_slab(data: np.ndarray, z_first: int, window: int, y_index: np.ndarray, x_index: np.ndarray) -> np.ndarray:
-    """Real slices ``z_first .. z_first + window`` (mirrored at the ends), padded in y and x, as float32."""
+def _slab(data: np.ndarray, z_first: int, window: int, y_index: np.ndarray, x_index: np.ndarray) -> np.ndarray:
+    """Slices ``z_first .. z_first + window`` at rows ``y_index`` and columns ``x_index`` (mirrored past
+    the ends of an axis shorter than a box), as float32."""
     z_real = reflect_indices(np.arange(z_first, z_first + window), data.shape[0])
     slab = np.empty((window, len(y_index), len(x_index)), np.float32)
     for i, z in enumerate(z_real):  # plane by plane: no second copy of the slab in memory
@@ -177,10 +177,8 @@ def _padded_slab(data: np.ndarray, z_first: int, window: int, y_index: np.ndarra
 
 
 def _accumulate(accumulated, weighted_probability, y0: int, x0: int) -> None:
-    """Add one weighted box (whose origin is at real y0, x0, possibly negative) into the accumulator."""
+    """Add one weighted box whose origin is at y0, x0 into the accumulator (what reaches past its end is dropped)."""
     _, _, ny, nx = accumulated.shape
-    window = weighted_probability.shape[-1]
-    ys, xs = slice(max(0, y0), min(ny, y0 + window)), slice(max(0, x0), min(nx, x0 + window))
-    by, bx = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
-    # z: the box spans the whole buffer (the buffer starts at this row's first real z).
-    accumulated[:, :, ys, xs] += weighted_probability[:, :, by, bx]
+    height, width = min(ny - y0, weighted_probability.shape[-2]), min(nx - x0, weighted_probability.shape[-1])
+    # z: the box spans the whole buffer (the buffer starts at this row's first z).
+    accumulated[:, :, y0:y0 + height, x0:x0 + width] += weighted_probability[:, :, :height, :width]

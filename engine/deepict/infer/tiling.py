@@ -1,15 +1,20 @@
-"""One tiler for 3D and 2D prediction: boxes whose cores cover every voxel of an axis.
+"""Tilers for 3D and 2D prediction: boxes whose cores cover every voxel of an axis.
 
-A box of ``box`` voxels is trusted only in its core, the box minus ``margin`` voxels on each side,
-where a convolutional network sees the least context. The axis is padded by ``margin`` on each
-side by mirror reflection, and further at its end when it is shorter than one box. Boxes start
-every core length from the start of the padded axis, the last one ending exactly at its end, so
-the cores cover every voxel, whatever the length, with no more boxes than needed. A box's start
-in padded coordinates is the real coordinate of the first voxel of its core.
+A box of ``box`` voxels is trusted most in its core, the box minus ``margin`` voxels on each
+side: in the margin a convolutional network sees the least context. Two rules place the boxes:
 
-The 3D sliding window (:mod:`.sliding_window`: ``window`` and ``margin``; predictions blended)
-and the 2D tiles of compartment segmentation (:mod:`.slices2d`: ``tile`` and the discarded rim
-``crop``; cores averaged) both use it.
+* :func:`window_starts`, the 3D sliding window (:mod:`.sliding_window`): boxes stay inside the
+  axis and are blended, so the tomogram's first and last voxels lie on a box's edge. A particle
+  cut by the tomogram's edge is then seen as every training patch shows a particle cut by the
+  patch's edge, not beside its own mirror image, which no training patch shows. An axis shorter
+  than a box is mirrored beyond its end.
+* :func:`box_starts`, the 2D tiles of compartment segmentation (:mod:`.slices2d`): each tile's
+  rim (``margin``, there called ``crop``) is discarded, so the axis is padded by ``margin`` on
+  each side by mirror reflection, and further at its end when it is shorter than one box. Boxes
+  start every core length from the start of the padded axis, the last one ending exactly at its
+  end. A box's start in padded coordinates is the real coordinate of the first voxel of its core.
+
+Both use no more boxes than needed.
 """
 
 from __future__ import annotations
@@ -19,17 +24,34 @@ import numpy as np
 from deepict.errors import ParameterError
 
 
+def window_starts(length: int, box: int, margin: int) -> list[int]:
+    """First voxels of blended boxes inside an axis of ``length`` voxels: from 0 to the end, cores joined.
+
+    Consecutive boxes overlap by ``2 margin``, so the core of each begins where the previous one
+    ends; the last box ends at the axis's last voxel. An axis shorter than a box gets one box at 0.
+    """
+    return _starts(max(length - box, 0), _core(box, margin))
+
+
 def box_starts(length: int, box: int, margin: int) -> list[int]:
     """Starts (in padded coordinates) of the boxes whose cores cover an axis of ``length`` voxels.
 
     The core of a box starting at ``s`` covers the real voxels ``[s, s + box - 2 margin)``.
     """
+    return _starts(padded_length(length, box, margin) - box, _core(box, margin))
+
+
+def _core(box: int, margin: int) -> int:
     core = box - 2 * margin
     if core < 1:
         raise ParameterError(f"a box of {box} voxels must be larger than twice its margin ({margin}): "
                              "it would keep no core")
-    last = padded_length(length, box, margin) - box
-    starts = list(range(0, last + 1, core))
+    return core
+
+
+def _starts(last: int, step: int) -> list[int]:
+    """0, step, 2 step, … and ``last``, where the last box must start."""
+    starts = list(range(0, last + 1, step))
     if starts[-1] != last:
         starts.append(last)
     return starts
@@ -52,11 +74,6 @@ def reflect_indices(indices: np.ndarray, length: int) -> np.ndarray:
     period = 2 * (length - 1)
     indices = np.mod(indices, period)
     return np.where(indices >= length, period - indices, indices)
-
-
-def padded_indices(length: int, box: int, margin: int) -> np.ndarray:
-    """The real index of every voxel of the padded axis (mirror reflection beyond the ends)."""
-    return reflect_indices(np.arange(padded_length(length, box, margin)) - margin, length)
 
 
 # --------------------------------------------------------------------------------------------

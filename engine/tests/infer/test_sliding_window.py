@@ -10,7 +10,7 @@ from deepict.errors import ParameterError
 from deepict.io import read_volume, write_volume
 from deepict.nn.networks import UNet3D
 from deepict.infer.sliding_window import axis_weights, blending_profile, predict_tomogram
-from deepict.infer.tiling import box_starts, reflect_indices
+from deepict.infer.tiling import reflect_indices, window_starts
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,17 +27,16 @@ def test_blending_profile():
 def test_axis_weights_multiply_to_the_summed_box_weights():
     shape, window, margin = (9, 30, 21), 16, 3
     profile = blending_profile(window, margin)
-    starts = [box_starts(n, window, margin) for n in shape]
+    starts = [window_starts(n, window, margin) for n in shape]
     total = np.zeros(shape)
     box = profile[:, None, None] * profile[None, :, None] * profile[None, None, :]
     for z0 in starts[0]:
         for y0 in starts[1]:
             for x0 in starts[2]:
-                padded = np.zeros(tuple(s + 2 * window for s in shape))
-                padded[z0 - margin + window:z0 - margin + 2 * window, y0 - margin + window:y0 - margin + 2 * window,
-                       x0 - margin + window:x0 - margin + 2 * window] += box
-                total += padded[window:-window, window:-window, window:-window]
-    weights = [axis_weights(n, st, window, margin, profile) for n, st in zip(shape, starts)]
+                padded = np.zeros(tuple(s + window for s in shape))
+                padded[z0:z0 + window, y0:y0 + window, x0:x0 + window] += box
+                total += padded[:shape[0], :shape[1], :shape[2]]
+    weights = [axis_weights(n, st, window, profile) for n, st in zip(shape, starts)]
     np.testing.assert_allclose(weights[0][:, None, None] * weights[1][None, :, None] * weights[2][None, None, :],
                                total, rtol=1e-6)
 
@@ -86,9 +85,10 @@ def test_predict_tomogram_writes_each_slice_once(shape, window, margin, batch_si
 
 
 def reference_prediction(network, data, window, margin):
-    """Straightforward blending on the whole reflect-padded volume (no rolling buffer, no streaming)."""
-    starts = [box_starts(n, window, margin) for n in data.shape]
-    index = [reflect_indices(np.arange(st[-1] + window) - margin, n) for n, st in zip(data.shape, starts)]
+    """Straightforward blending on the whole volume, mirrored past the end of axes shorter than a box
+    (no rolling buffer, no streaming)."""
+    starts = [window_starts(n, window, margin) for n in data.shape]
+    index = [reflect_indices(np.arange(st[-1] + window), n) for n, st in zip(data.shape, starts)]
     padded = (data[np.ix_(*index)] - data.mean(dtype=np.float64)) / data.std(dtype=np.float64)
     profile = blending_profile(window, margin)
     box_weight = profile[:, None, None] * profile[None, :, None] * profile[None, None, :]
@@ -101,8 +101,8 @@ def reference_prediction(network, data, window, margin):
                 with torch.no_grad():
                     total[(slice(None),) + where] += torch.sigmoid(network(box))[0].numpy() * box_weight
                 weights[where] += box_weight
-    core = tuple(slice(margin, margin + n) for n in data.shape)
-    return (total[(slice(None),) + core] / weights[core]).astype(np.float32)
+    real = tuple(slice(0, n) for n in data.shape)
+    return (total[(slice(None),) + real] / weights[real]).astype(np.float32)
 
 
 @pytest.mark.parametrize("shape, window, margin, batch_size", [
@@ -118,6 +118,38 @@ def test_streamed_prediction_equals_whole_volume_blending(shape, window, margin,
     recorder = Recorder(shape, 2)
     predict_tomogram(network, data, recorder, window=window, margin=margin, batch_size=batch_size)
     np.testing.assert_allclose(recorder.result, expected, atol=1e-5)
+
+
+class RecordingNet(torch.nn.Module):
+    """Keeps every box it is given; its output is a constant. Not copied, so the inference copy is itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.out_conv = torch.nn.Conv3d(1, 1, kernel_size=1)
+        self.boxes = []
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def forward(self, x):
+        self.boxes.extend(x[:, 0].clone())
+        return torch.zeros_like(x)
+
+
+def test_boxes_stay_inside_a_tomogram_at_least_one_box_long():
+    """A particle cut by the tomogram's edge must reach the network as training patches show one cut by
+    their edge: every box is a block of the tomogram itself, none holds mirrored voxels."""
+    shape, window, margin = (20, 45, 37), 16, 4
+    data = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)  # every voxel tells where it is
+    network = RecordingNet()
+    predict_tomogram(network, data, Recorder(shape, 1), window=window, margin=margin, fold=False, stats=(0.0, 1.0))
+    assert len(network.boxes) == len(window_starts(20, 16, 4)) * len(window_starts(45, 16, 4)) * \
+        len(window_starts(37, 16, 4))
+    for box in network.boxes:
+        z0, y0, x0 = np.unravel_index(int(box[0, 0, 0]), shape)
+        np.testing.assert_array_equal(box.numpy(), data[z0:z0 + window, y0:y0 + window, x0:x0 + window])
+    corners = {np.unravel_index(int(box[0, 0, 0]), shape) for box in network.boxes}
+    assert (0, 0, 0) in corners and (shape[0] - window, shape[1] - window, shape[2] - window) in corners
 
 
 class PointwiseNet(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""The one tiler of 3D and 2D prediction (deepict.infer.tiling): cores cover every voxel, no more boxes than needed."""
+"""The tilers of 3D and 2D prediction (deepict.infer.tiling): cores cover every voxel, no more boxes than needed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepict.errors import ParameterError
-from deepict.infer.tiling import box_starts, reflect_indices
+from deepict.infer.tiling import box_starts, reflect_indices, window_starts
 
 
 def covered(length: int, window: int, margin: int) -> np.ndarray:
@@ -46,6 +46,23 @@ def test_window_starts_smaller_than_box():
 def test_window_must_exceed_twice_the_margin():
     with pytest.raises(ParameterError, match="margin"):
         box_starts(10, 24, 12)
+
+
+@pytest.mark.parametrize("length", [1, 5, 16, 17, 31, 32, 33, 47, 48, 49, 61, 96, 130, 256])
+@pytest.mark.parametrize("window, margin", [(32, 4), (16, 4), (24, 0), (128, 12)])
+def test_blended_windows_stay_inside_and_their_cores_join(length, window, margin):
+    starts = window_starts(length, window, margin)
+    assert starts == sorted(set(starts)) and starts[0] == 0
+    assert starts[-1] == max(length - window, 0)  # inside, the last one ending at the last voxel
+    core = window - 2 * margin
+    for previous, start in zip(starts, starts[1:]):
+        assert start - previous <= core  # each core begins where the previous one ends, or earlier
+    assert len(starts) == 1 + max(0, -(-(length - window) // core))  # no more boxes than needed
+
+
+def test_blended_windows_need_a_core():
+    with pytest.raises(ParameterError, match="margin"):
+        window_starts(100, 24, 12)
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 7, 10])
