@@ -59,8 +59,8 @@ def test_pick_prints_progress_lines_with_eta(tmp_path, capsys):
     out = pick_small(untrained_model(tmp_path / "ours.pt"), noise_tomogram(tmp_path / "T.mrc"), capsys)
     lines = [PROGRESS_LINE.search(line) for line in out.splitlines()]
     counts = [(int(m[1]), int(m[2])) for m in lines if m]
-    assert counts and counts[0][1] == 3 * 5 * 5  # 24 x 40 x 40 voxels in boxes of 16 with cores of 8
-    assert "predicting T.mrc: 75/75 windows (100%)" in out  # and the end of the step
+    assert counts and counts[0][1] == 2 * 4 * 4  # 24 x 40 x 40 voxels: boxes of 16 inside it, every 8
+    assert "predicting T.mrc: 32/32 windows (100%)" in out  # and the end of the step
     assert "spectrum" not in out  # no published-network warning for our own model
 
 
