@@ -30,7 +30,7 @@ from deepict.nn.devices import memory_format
 from deepict.nn.networks import fold_batch_norm
 from deepict.nn.precision import current_precision
 from deepict.errors import ParameterError
-from deepict.infer.tiling import reflect_indices, window_starts
+from deepict.infer.tiling import box_count, reflect_indices, window_starts
 from deepict.io import read_slab, volume_mean_std
 from deepict.progress import Progress
 
@@ -43,7 +43,7 @@ def blending_profile(window: int, margin: int) -> np.ndarray:
 
 def window_count(shape, window: int, margin: int) -> int:
     """How many boxes :func:`predict_tomogram` runs over a volume of ``shape`` (for progress reports)."""
-    return int(np.prod([len(window_starts(int(n), window, margin)) for n in shape]))
+    return box_count(shape, window, margin, window_starts)
 
 
 #: The inference box and its blended margin (voxels) unless the caller chooses others.
@@ -57,7 +57,7 @@ WRITE_SLICES = 16
 MIRROR_VIEWS = ((), (4,), (3,), (3, 4))
 
 
-def axis_weights(length: int, starts: list, window: int, profile: np.ndarray) -> np.ndarray:
+def axis_weights(length: int, starts: list, profile: np.ndarray) -> np.ndarray:
     """Sum, at each real voxel of one axis, of the blending profiles of the boxes along that axis.
 
     The boxes form a grid (every combination of the z, y and x starts), and a box's weight is the
@@ -66,7 +66,7 @@ def axis_weights(length: int, starts: list, window: int, profile: np.ndarray) ->
     """
     total = np.zeros(length, np.float64)
     for start in starts:
-        total[start:start + window] += profile[:min(window, length - start)]
+        total[start:start + len(profile)] += profile[:length - start]
     return total.astype(np.float32)
 
 
@@ -102,9 +102,9 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
     y_index, x_index = (reflect_indices(np.arange(max(n, window)), n) for n in (ny, nx))
     profile = blending_profile(window, margin)
     box_weight = torch.from_numpy(profile[:, None, None] * profile[None, :, None] * profile[None, None, :]).to(device)
-    weight_z = axis_weights(nz, starts[0], window, profile)
-    weight_yx = axis_weights(ny, starts[1], window, profile)[:, None] * \
-        axis_weights(nx, starts[2], window, profile)[None, :]
+    weight_z = axis_weights(nz, starts[0], profile)
+    weight_yx = axis_weights(ny, starts[1], profile)[:, None] * \
+        axis_weights(nx, starts[2], profile)[None, :]
     boxes = [(y0, x0) for y0 in starts[1] for x0 in starts[2]]
     chunks = [boxes[i:i + batch_size] for i in range(0, len(boxes), batch_size)]
     if batch_size > 1 and len(chunks) > 1 and len(chunks[-1]) == 1:

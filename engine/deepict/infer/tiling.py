@@ -62,9 +62,10 @@ def padded_length(length: int, box: int, margin: int) -> int:
     return max(length + 2 * margin, box)
 
 
-def box_count(shape, box: int, margin: int) -> int:
-    """How many boxes cover a volume or an image of ``shape``."""
-    return int(np.prod([len(box_starts(int(n), box, margin)) for n in shape]))
+def box_count(shape, box: int, margin: int, starts=None) -> int:
+    """How many boxes cover a volume or an image of ``shape``, placed by ``starts`` (default :func:`box_starts`)."""
+    starts = starts or box_starts
+    return int(np.prod([len(starts(int(n), box, margin)) for n in shape]))
 
 
 def reflect_indices(indices: np.ndarray, length: int) -> np.ndarray:

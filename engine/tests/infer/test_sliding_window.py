@@ -36,7 +36,7 @@ def test_axis_weights_multiply_to_the_summed_box_weights():
                 padded = np.zeros(tuple(s + window for s in shape))
                 padded[z0:z0 + window, y0:y0 + window, x0:x0 + window] += box
                 total += padded[:shape[0], :shape[1], :shape[2]]
-    weights = [axis_weights(n, st, window, profile) for n, st in zip(shape, starts)]
+    weights = [axis_weights(n, st, profile) for n, st in zip(shape, starts)]
     np.testing.assert_allclose(weights[0][:, None, None] * weights[1][None, :, None] * weights[2][None, None, :],
                                total, rtol=1e-6)
 
