@@ -53,6 +53,10 @@ def main():
     args = parser.parse_args()
     truth = read_coordinates(args.truth).xyz
     maps = {path: probability(path) for path in args.maps}
+    shapes = {path: volume.shape for path, volume in maps.items()}
+    if len(set(shapes.values())) > 1:
+        raise SystemExit("the maps differ in shape, so they are not of one tomogram: "
+                         + ", ".join(f"{path} {shape}" for path, shape in shapes.items()))
     results = {path: score(volume, truth, args.radius) for path, volume in maps.items()}
     if len(maps) > 1:
         results["mean"] = score(sum(maps.values()) / len(maps), truth, args.radius)

@@ -14,8 +14,9 @@ candidate thresholds (:data:`THRESHOLDS`), minimum sizes (:data:`SPHERE_FRACTION
 sphere's volume) and duplicate distances (:data:`DUPLICATE_RADII` of the sphere radius) is scored
 by the particle F1 against the annotated coordinates, pooled over all slabs (rare particles such
 as FAS have only a few per slab). Clusters of touching particles are split only when asked, as
-``deepict pick --split-touching`` does (:mod:`deepict.infer.splitting`; off by default). Only the interior of each slab is scored (a sphere radius
-away from where training data begin), so that particles cut by the slab edge do not count.
+``deepict pick --split-touching`` does (:mod:`deepict.infer.splitting`; off by default). Only the
+interior of each slab is scored (a sphere radius away from where training data begin), so that
+particles cut by the slab edge do not count.
 
 A few dozen validation particles cannot tell apart combinations whose F1 differ by a few
 points, and the best of hundreds of combinations on them is partly luck: the demo's 20 validation
@@ -25,8 +26,8 @@ error of the best F1 (:func:`standard_error`) counts as equally good, and among 
 the suggestion is the one nearest the uncalibrated threshold (:data:`UNCALIBRATED_THRESHOLD`) and a
 duplicate distance of one sphere radius, then the highest F1, then the one whose neighbours in the
 grid score best (the middle of a plateau). Many validation particles shrink the tolerance, so a
-clearly better threshold still wins. A choice at the edge of a searched range, where F1 still rises towards that edge, is reported
-(``at_edge``, and a note in the log): the optimum may lie beyond it.
+clearly better threshold still wins. A choice at the edge of a searched range, where F1 still rises
+towards that edge, is reported (``at_edge``, and a note in the log): the optimum may lie beyond it.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def predict_slabs(network, slabs: list, device, log: Callable[[str], None] | Non
     ``slabs``: ``(data, stats, x_first_scored, points_zyx)`` per tomogram: the validation part of
     a tomogram (z, y, x) with a few voxels of training data on its low-x side, the tomogram's
     (mean, std), the first x (in ``data``) that is scored, and the annotated particle centres in
-    ``data``'s frame. ``truth_xyz`` are the annotated centres that are scored (x >= x_first). ``where`` names
-    them in the progress lines.
+    ``data``'s frame. ``truth_xyz`` are the annotated centres that are scored (x >= x_first). ``where``
+    names them in the progress lines.
     """
     windows = sum(window_count(data.shape, DEFAULT_WINDOW, DEFAULT_MARGIN) for data, *_ in slabs)
     progress = Progress(f"calibrating the post-processing on {where}", windows, "windows", log)
@@ -84,8 +85,8 @@ def predict_slabs(network, slabs: list, device, log: Callable[[str], None] | Non
         def write(z0, probs, probability=probability):
             probability[:, z0:z0 + probs.shape[1]] = probs
 
-        predict_tomogram(network, data, write, channels=[0], window=DEFAULT_WINDOW, margin=DEFAULT_MARGIN, batch_size=2,
-                         device=device, stats=stats, progress=progress)
+        predict_tomogram(network, data, write, channels=[0], window=DEFAULT_WINDOW, margin=DEFAULT_MARGIN,
+                         batch_size=2, device=device, stats=stats, progress=progress)
         predictions.append((probability[0], x_first, truth_xyz[truth_xyz[:, 0] >= x_first]))
     return predictions
 
@@ -138,8 +139,9 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
     Picks match annotations within ``radius`` voxels (the sphere radius). Returns ``{"threshold",
     "min_size", "min_distance", "f1", "precision", "recall", "particles", "at_edge": [names of the
     parameters chosen at the edge of their range], "best_f1" (of any candidate), "tolerance" (the
-    standard error within which a candidate counts as good as the best), "candidates": {name: [{"value", "f1", "precision",
-    "recall"}, ...]}}``, the candidates of each parameter with the other two at their chosen values.
+    standard error within which a candidate counts as good as the best), "candidates": {name: [{"value",
+    "f1", "precision", "recall"}, ...]}}``, the candidates of each parameter with the other two at their
+    chosen values.
     """
     particles = sum(len(truth) for *_, truth in predictions)
     if particles < MIN_VALIDATION_PARTICLES:
@@ -166,8 +168,9 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
     at_edge = [name for axis, name in enumerate(values) if _rises_to_the_edge(f1, best, axis)]
     chosen = {name: _plain(values[name][best[axis]]) for axis, name in enumerate(values)}
     result = {**chosen, "f1": _plain(f1[best], 4), "precision": _plain(precision[best], 4),
-              "recall": _plain(recall[best], 4), "particles": int(particles), "split_touching": split, "at_edge": at_edge,
-              "best_f1": _plain(f1[top], 4), "tolerance": _plain(tolerance, 4), "candidates": candidates}
+              "recall": _plain(recall[best], 4), "particles": int(particles), "split_touching": split,
+              "at_edge": at_edge, "best_f1": _plain(f1[top], 4), "tolerance": _plain(tolerance, 4),
+              "candidates": candidates}
     if log:
         log(f"post-processing calibrated on {where} ({particles} annotated particles): threshold "
             f"{chosen['threshold']:g}, minimum cluster size {chosen['min_size']} voxels "
@@ -176,8 +179,8 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
             f"{result['recall']:.3f})")
         if best != top:
             log(f"  the best F1 on {where}, {f1[top]:.3f} at threshold {values['threshold'][top[0]]:g}, lies "
-                f"within one standard error ({tolerance:.3f} at {particles} particles) of this choice: too few particles "
-                f"to prefer it to one nearer the usual threshold {UNCALIBRATED_THRESHOLD:g}")
+                f"within one standard error ({tolerance:.3f} at {particles} particles) of this choice: too few "
+                f"particles to prefer it to one nearer the usual threshold {UNCALIBRATED_THRESHOLD:g}")
         if at_edge:
             log(f"note: the calibrated {', '.join(at_edge)} lie(s) at the edge of the searched range; the best value "
                 "may lie beyond it")
