@@ -157,6 +157,11 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       expertLevel=params.LEVEL_ADVANCED, label="Random seed",
                       help="Seed of the weight initialisation, box sampling and augmentation (same seed, same "
                            "data: the same model on the CPU).")
+        form.addParam("weightAveraging", params.BooleanParam, default=self._default("training.weight_averaging"),
+                      expertLevel=params.LEVEL_ADVANCED, label="Average the weights of the late epochs",
+                      help="Yes: the model is the mean of the network's weights over the second half of the "
+                           "epochs (stochastic weight averaging), which varies less from one training to the next "
+                           "than the single epoch of best validation Dice. No: keep that best epoch.")
         self._defineComputeParams(form)
 
     # ----------------------------------------- steps -----------------------------------------
@@ -273,7 +278,8 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             learning_rate=self.learningRate.get(), loss=LOSSES[self.loss.get()],
             positive_fraction=self.positiveFraction.get(), val_fraction=self.valFraction.get(),
             patience=self.patience.get(), augment=self.augment.get(),
-            coarser_sampling=self.coarserSampling.get(), seed=self.seed.get())
+            coarser_sampling=self.coarserSampling.get(), seed=self.seed.get(),
+            weight_averaging=self.weightAveraging.get())
 
     def _radii(self):
         radii = [float(r) for r in splitList(self.particleRadii.get())]

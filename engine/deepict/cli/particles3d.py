@@ -108,6 +108,9 @@ def register(subparsers) -> None:
                   help="no flips / rotations / intensity jitter")
     add_parameter(hyper, Train3DJob, "training.coarser_sampling", "--coarser-sampling", type=float)
     add_parameter(hyper, Train3DJob, "training.seed", "--seed", type=int)
+    add_parameter(hyper, Train3DJob, "training.weight_averaging", "--no-weight-averaging", action="store_false",
+                  help="keep the epoch of best validation Dice instead of the mean of the weights over the second "
+                       "half of the epochs")
     add_device_options(hyper, Train3DJob)
     add_parameter(hyper, Train3DJob, "resume", "--resume", action="store_true")
 

@@ -71,6 +71,9 @@ class TrainConfig:
                                                   "1 = off (default %(default)s)")
     seed: int = parameter(0, help="random seed of initialisation, box sampling and augmentation "
                                   "(default %(default)s)")
+    weight_averaging: bool = parameter(True, help="the model is the mean of the weights over the second half of the "
+                                                  "epochs, which varies less from training to training than the "
+                                                  "best validation epoch (default: on)")
     device: str = device_parameter()
     label_kind: str = parameter("spheres", derived=True, help="spheres (from coordinates) or masks")
     sphere_radius: dict = parameter(factory=dict, derived=True, help="sphere radius of each class in voxels")

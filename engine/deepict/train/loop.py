@@ -15,8 +15,9 @@ schedule, validation metric and what happens after the last epoch); :func:`run_t
   task's ``warmup_epochs``; the task's learning-rate schedule is told whether the epoch was a warm-up one.
 * **Resume** continues after the last finished epoch of the state (:func:`resumable_state`); with every epoch
   done it only runs what follows them.
-* **The end** — the best network is read back, the task finishes it (calibration, final record) and it is
-  written marked complete; that :class:`~deepict.nn.model_files.ModelInfo` is the training's result.
+* **The end** — the best network is read back, the task finishes it (3D: the weight average may replace it;
+  calibration, final record) and it is written marked complete; that
+  :class:`~deepict.nn.model_files.ModelInfo` is the training's result.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class TrainingTask:
     def validate(self) -> Validation:
         raise NotImplementedError
 
+    def epoch_done(self, epoch: int) -> None:
+        """Called after each epoch's validation (e.g. to add the weights to a running average)."""
+
     def model_info(self, record: Record) -> ModelInfo:
         """The description written with the best network so far (marked unfinished by the loop)."""
         raise NotImplementedError
@@ -103,9 +107,10 @@ class TrainingTask:
     def restore(self, state: dict, path: Path) -> None:
         """Take back the task's entries of a state, or refuse a state of another training (naming ``path``)."""
 
-    def finish(self, network: torch.nn.Module, info: ModelInfo, record: Record) -> ModelInfo:
-        """The final description of the best network (read back from ``OUT``) once the epochs are over."""
-        return info
+    def finish(self, network: torch.nn.Module, info: ModelInfo, record: Record) -> tuple:
+        """The final network and its description, from the best network (read back from ``OUT``) once the
+        epochs are over."""
+        return network, info
 
 
 def resumable_state(out, kind: str, log: Callable[[str], None]) -> dict | None:
@@ -146,6 +151,7 @@ def run_training(task: TrainingTask, out, resumed: dict | None, log: Callable[[s
         learning_rate = optimizer.param_groups[0]["lr"]  # the rate used in this epoch
         loss = _train_epoch(task, optimizer, scaler, precision, loss_fn, epoch, log)
         validation = task.validate()
+        task.epoch_done(epoch)
         warm = epoch <= task.warmup_epochs
         task.step_learning_rate(schedule, validation.dice, warm)
         seconds = time.time() - tick
@@ -178,7 +184,7 @@ def run_training(task: TrainingTask, out, resumed: dict | None, log: Callable[[s
     network, info = load_model(out, kind=task.kind)
     # The best model file carries the whole history, not only the epochs up to the best one.
     info.history = record.history
-    info = task.finish(network, info, record)
+    network, info = task.finish(network, info, record)
     info.training[COMPLETE] = True
     save_model(out, network, info)
     return info

@@ -131,8 +131,8 @@ class _Training2D(TrainingTask):
         training = dict(self.training, best_epoch=record.best_epoch, best_val_dice=record.best_dice,
                         epochs_run=record.epoch, stopped_early=record.stopped_early, seconds=round(record.seconds, 1),
                         remap=format_remap(parse_remap(self.config.remap)))
-        return _model_info(self.config, self.voxel_size, record.history, training, _best_threshold(record),
-                           self.spectrum)
+        return network, _model_info(self.config, self.voxel_size, record.history, training, _best_threshold(record),
+                                    self.spectrum)
 
 
 def _best_threshold(record: Record) -> float | None:

@@ -22,6 +22,9 @@ How training works, and why:
 * **Epochs, checkpoints, resume** — the shared loop's (:mod:`.loop`): cosine-annealed learning rate,
   the model with the best validation Dice in ``<out>``, the full state in ``<out>.last.pt``; the
   model is marked complete only after the calibration (see :mod:`.state`).
+* **Weight averaging** — by default the final model is the mean of the weights over the second half
+  of the epochs (:mod:`.averaging`), not the best validation epoch, whose choice on a few dozen
+  validation particles is partly luck.
 """
 
 from __future__ import annotations
@@ -39,9 +42,14 @@ from deepict.nn.devices import memory_format, select_device
 from deepict.nn.model_files import COMPLETE, KIND_3D, ModelInfo, build_network
 from deepict.progress import Progress, print_line
 from deepict.spectrum import default_workers, mean_spectrum, radial_spectrum
+from deepict.train.averaging import WeightAverage, averaged_network
 from deepict.train.calibrate import UNCALIBRATED_THRESHOLD, calibrate_postprocess, sphere_volume
 from deepict.train.config import TrainConfig
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
+
+
+#: Batches of training boxes over which the averaged network's batch-norm statistics are estimated.
+BATCH_NORM_BATCHES = 40
 
 
 @dataclass
@@ -184,7 +192,10 @@ class _Training3D(TrainingTask):
         self.sampler = PatchSampler(tomograms, config, np.random.default_rng(config.seed), stats)
         self.val_boxes = validation_boxes(tomograms, config)
         if not self.val_boxes:
-            log("no validation slab (tomograms too small or val_fraction 0): the last epoch's model is kept")
+            log("no validation slab (tomograms too small or val_fraction 0): the model is "
+                + ("the mean of the weights of the second half of the epochs" if config.weight_averaging
+                   else "the last epoch's"))
+        self.average = WeightAverage()
 
     def learning_rate_schedule(self, optimizer):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.config.epochs,
@@ -202,11 +213,28 @@ class _Training3D(TrainingTask):
             yield (torch.from_numpy(inputs).to(self.device).contiguous(memory_format=self.layout),
                    torch.from_numpy(targets).to(self.device), None, 1)
 
-    def validate(self):
+    def validate(self, network=None):
         if not self.val_boxes:
             return Validation(None)
-        return Validation(validation_dice(self.network, self.tomograms, self.sampler.stats, self.val_boxes,
-                                          self.config, self.device))
+        return Validation(validation_dice(network or self.network, self.tomograms, self.sampler.stats,
+                                          self.val_boxes, self.config, self.device))
+
+    def epoch_done(self, epoch):
+        first = self.config.epochs // 2 + 1
+        if not self.config.weight_averaging or epoch < first:
+            return
+        if self.average.count and self.average.first_epoch < first:
+            self.average = WeightAverage()  # resumed with more epochs: the second half starts later
+        self.average.add(self.network, epoch)
+
+    def _batch_norm_inputs(self):
+        """Training boxes for the averaged network's batch-norm statistics, drawn with their own generator
+        so that a resumed or longer training samples as before."""
+        sampler = PatchSampler(self.tomograms, self.config, np.random.default_rng(self.config.seed + 1),
+                               self.sampler.stats)
+        for _ in range(BATCH_NORM_BATCHES):
+            inputs, _ = sampler.sample()
+            yield torch.from_numpy(inputs).to(self.device).contiguous(memory_format=self.layout)
 
     def model_info(self, record):
         self.info.history = record.history
@@ -215,7 +243,7 @@ class _Training3D(TrainingTask):
 
     def state(self, record):
         return {"info": asdict(self.model_info(record)), "rng": self.sampler.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state()}
+                "torch_rng": torch.get_rng_state(), "weight_average": self.average.state()}
 
     def restore(self, state, path):
         saved = state["info"]
@@ -224,14 +252,25 @@ class _Training3D(TrainingTask):
                                  "Resume with the same parameters, or delete it to start afresh.")
         torch.set_rng_state(state["torch_rng"])
         self.sampler.rng.bit_generator.state = state["rng"]
+        self.average.restore(state.get("weight_average"))
 
     def finish(self, network, info, record):
+        averaged = averaged_network(self.average, self.network, self._batch_norm_inputs)
+        if averaged is not None:
+            dice = self.validate(averaged).dice
+            first = self.average.first_epoch
+            self.log(f"the model is the mean of the weights of epochs {first}-{record.epoch}"
+                     + (f": validation Dice {dice:.4f} (the best epoch, {record.best_epoch}: {record.best_dice:.4f})"
+                        if dice is not None else ""))
+            network = averaged
+            info.training["weight_average"] = {"first_epoch": first, "last_epoch": record.epoch,
+                                               "val_dice": None if dice is None else round(dice, 6)}
         calibration = _calibrate_postprocess(network.to(self.device), self.tomograms, self.sampler.stats,
                                              self.config, info, self.device, self.log)
         if calibration:
             info.postprocess.update({key: calibration[key] for key in ("threshold", "min_size", "min_distance")})
             info.training["postprocess_calibration"] = calibration
-        return info
+        return network, info
 
 
 def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, log=None,

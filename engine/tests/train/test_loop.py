@@ -59,7 +59,7 @@ class ScriptedTask(TrainingTask):
 
     def finish(self, network, info, record):
         self.finished = True
-        return info
+        return network, info
 
 
 def test_early_stopping_counts_only_after_the_warm_up_and_a_resume_knows_it_stopped(tmp_path):

@@ -78,6 +78,10 @@ def test_tiny_training_writes_model_and_state_then_resumes(phantom_files, tmp_pa
     assert all(b <= a + 1e-12 for a, b in zip(lrs, lrs[1:])), lrs
     assert len(load_model(out)[1].history) == 4
     assert torch.load(tmp_path / "ribo.pt.last.pt", map_location="cpu", weights_only=True)["epoch"] == 4
+    # The weights are averaged over the second half of the resumed run's 4 epochs, not from epoch 2 of the first.
+    assert resumed.training["weight_average"]["first_epoch"] == 3
+    assert resumed.training["weight_average"]["last_epoch"] == 4
+    assert any(m.startswith("the model is the mean of the weights of epochs 3-4: validation Dice") for m in messages)
 
     # A damaged state file, or one for another architecture, is refused with the state file's name.
     (tmp_path / "broken.pt.last.pt").write_bytes(b"hello")
@@ -114,6 +118,27 @@ def test_a_run_killed_in_the_calibration_leaves_a_model_marked_unfinished(phanto
     assert any("every epoch is done, only the final calibration runs" in m for m in messages)
     assert not any(m.startswith("epoch ") for m in messages) and len(info.history) == 2
     assert read_model_info(out).training[COMPLETE] is True
+
+
+def test_the_model_is_the_weight_average_or_with_it_off_the_best_epoch(phantom_files, tmp_path):
+    tomograms = load_training_tomograms([phantom_files["tomogram"]], coords=[[phantom_files["ribosome"]]],
+                                        radii=[4.0])
+    averaged = train(tomograms, tiny_config(epochs=4), tmp_path / "averaged.pt", log=lambda m: None)
+    assert averaged.training["weight_average"]["first_epoch"] == 3
+    assert averaged.training["weight_averaging"] is True
+    messages = []
+    best = train(tomograms, tiny_config(epochs=4, weight_averaging=False), tmp_path / "best.pt", log=messages.append)
+    assert "weight_average" not in best.training
+    assert not any("mean of the weights" in m for m in messages)
+    # The same seed trains the same epochs: only the final choice differs.
+    assert [h["loss"] for h in best.history] == [h["loss"] for h in averaged.history]
+    state = torch.load(tmp_path / "best.pt.last.pt", map_location="cpu", weights_only=True)
+    best_network, averaged_network = load_model(tmp_path / "best.pt")[0], load_model(tmp_path / "averaged.pt")[0]
+    if best.training["best_epoch"] == 4:  # the best epoch is the last one, whose weights the state holds
+        assert all(torch.equal(v, state["state_dict"][k]) for k, v in best_network.state_dict().items())
+    differs = [not torch.equal(v, averaged_network.state_dict()[k]) for k, v in best_network.state_dict().items()
+               if v.is_floating_point()]
+    assert any(differs)
 
 
 def test_training_without_validation_slab_and_tomogram_smaller_than_a_patch(tmp_path):
