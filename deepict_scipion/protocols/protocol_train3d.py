@@ -109,8 +109,9 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         form.addSection(label="Training")
         form.addParam("epochs", params.IntParam, default=self._default("training.epochs"),
                       validators=[params.Positive], label="Epochs",
-                      help="Training length in epochs of 'batches per epoch' batches. The model of the epoch with "
-                           "the best validation Dice is kept; an interrupted run continues where it stopped.")
+                      help="Training length in epochs of 'batches per epoch' batches. The model is the mean of the "
+                           "weights over the second half of the epochs (or, without weight averaging, the epoch of "
+                           "best validation Dice); an interrupted run continues where it stopped.")
         form.addParam("iterationsPerEpoch", params.IntParam, default=self._default("training.iterations_per_epoch"),
                       validators=[params.Positive],
                       label="Batches per epoch",
@@ -137,7 +138,8 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       validators=[params.Range(0, 0.45)],
                       label="Validation fraction",
                       help="Fraction of each tomogram's width (high x) kept aside to measure validation Dice "
-                           "and keep the best epoch. 0 trains on everything and keeps the last epoch.")
+                           "and to calibrate the picking threshold and sizes; without weight averaging the epoch "
+                           "of best validation Dice is kept. 0 trains on everything (no calibration).")
         form.addParam("patience", params.IntParam, default=self._default("training.patience"),
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Early stop patience (epochs, 0 = off)",
@@ -358,6 +360,11 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             best = max((h["val_dice"] or 0) for h in info["history"])
             summary.append(f"{len(info['history'])} epochs, final loss {last['loss']:.3f}, "
                            f"best validation Dice {best:.3f}.")
+            average = info.get("weight_average")
+            if average:
+                dice = "" if average["val_dice"] is None else f" (validation Dice {average['val_dice']:.3f})"
+                summary.append(f"Model: the mean of the weights of epochs {average['first_epoch']}-"
+                               f"{average['last_epoch']}{dice}.")
         return summary or ["Training not finished yet."]
 
     def _existingInfo(self):

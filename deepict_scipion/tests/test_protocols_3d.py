@@ -74,6 +74,8 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertAlmostEqual(model.getVoxelSize(), VOXEL, places=2)
         self.assertAlmostEqual(model.getRadiusAngstrom("ribosome"), 100.0, places=3)
         self.assertTrue(os.path.exists(self.train._getExtraPath("model.pt.last.pt")), "resumable state missing")
+        # Two epochs: the model is the weight average of the second, and the summary says so.
+        self.assertIn("Model: the mean of the weights of epochs 2-2", " ".join(self.train.summary()))
 
     def test_pick_gives_coordinates_inside_their_tomograms(self):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
@@ -154,8 +156,10 @@ class TestDeepict3DProtocols(BaseTest):
         train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms, labelSource=1,
                                  classNames="membrane", **TINY_TRAINING)
         train.inputMasks.append(masks.tomomasks)
+        train.weightAveraging.set(False)  # the form's switch reaches the engine: the best epoch is kept
         self.launchProtocol(train)
         self.assertEqual(train.deepictModel.getClasses(), ["membrane"])
+        self.assertNotIn("mean of the weights", " ".join(train.summary()))
 
     # ------------------------------------ _validate ------------------------------------
     def test_pick_rescales_tomograms_at_another_voxel_size(self):

@@ -29,7 +29,8 @@ def describe(model_path) -> dict:
             "sphere_radius": info.sphere_radius,
             "sphere_radius_angstrom": {c: r * voxel for c, r in info.sphere_radius.items()} if voxel else {},
             "postprocess": info.postprocess, "has_spectrum": info.spectrum is not None,
-            "history": info.history, "source": info.source, "version": info.version}
+            "history": info.history, "weight_average": info.training.get("weight_average"), "source": info.source,
+            "version": info.version}
 
 
 def run_model_info(job: ModelInfoJob) -> int:

@@ -31,8 +31,9 @@ examples:
                   --spectrum-reference ref.tsv --spectrum-lowpass-angstrom 40
 
 Coordinate CSVs need a header with x,y,z (0-based voxels of that tomogram, x = fastest MRC axis);
-other columns are ignored. Writes OUT (the model with the best validation Dice) and OUT.last.pt
-(the full training state, every epoch: rerun with --resume after an interruption).
+other columns are ignored. Writes OUT (the mean of the weights over the second half of the epochs;
+with --no-weight-averaging the epoch of best validation Dice) and OUT.last.pt (the full training
+state, every epoch: rerun with --resume after an interruption).
 """
 
 
