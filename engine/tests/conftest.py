@@ -20,3 +20,13 @@ def one_torch_thread():
         torch.set_num_threads(1)
         yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def fp32_networks():
+    """Networks run in fp32 unless a test asks otherwise: ``auto`` is bf16 on CPUs with AMX or AVX-512 BF16,
+    and the tests that compare two ways of predicting expect fp32's agreement on every machine."""
+    from deepict.nn import precision
+    precision.use_precision("fp32")
+    yield
+    precision.use_precision("auto")

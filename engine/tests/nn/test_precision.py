@@ -24,8 +24,8 @@ def auto_precision_after():
 
 
 def test_auto_is_fp32_on_a_cpu_without_native_bf16_and_bf16_on_one_with_it(monkeypatch):
-    if not precision.cpu_has_native_bf16():  # this machine (AVX2 only): the real probe
-        assert precision.resolve_precision("auto", "cpu").name == "fp32"
+    native = precision.cpu_has_native_bf16()  # the real probe: AVX2-only machines say no, AMX ones yes
+    assert precision.resolve_precision("auto", "cpu").name == ("bf16" if native else "fp32")
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert precision.resolve_precision("auto", "cpu").name == "fp32"
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
