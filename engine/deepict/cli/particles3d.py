@@ -198,7 +198,8 @@ def run_train3d(job: Train3DJob) -> int:
         info = train(tomograms, config, job.out, resume=job.resume, spectrum=spectrum)
     best = max((h["val_dice"] or 0 for h in info.history), default=0)
     print(json.dumps({"model": job.out, "classes": info.classes, "epochs": len(info.history),
-                      "best_val_dice": best, "voxel_size": info.voxel_size, "has_spectrum": info.spectrum is not None}))
+                      "best_val_dice": best, "weight_average": info.training.get("weight_average"),
+                      "voxel_size": info.voxel_size, "has_spectrum": info.spectrum is not None}))
     return 0
 
 

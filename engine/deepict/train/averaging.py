@@ -4,7 +4,7 @@ A few dozen validation particles pick the best epoch, and the best epoch of one 
 luck: two trainings that differ only in their seed give FAS networks 0.08 apart in F1. The mean of
 the weights over the second half of the epochs (stochastic weight averaging, Izmailov et al. 2018,
 arXiv:1803.05407) lies amid the minima the optimiser visits there and varies less from training to
-training; it costs one forward pass per averaged epoch's worth of batch-norm statistics, no training.
+training. It costs no training: only the forward passes that estimate its batch-norm statistics.
 
 The batch-norm running statistics of averaged weights belong to no epoch, so they are estimated
 anew (:func:`estimate_batch_norm`) on training boxes before the averaged network is used.
@@ -51,8 +51,8 @@ class WeightAverage:
     def network(self, like: torch.nn.Module) -> torch.nn.Module:
         """A copy of ``like`` holding the averaged weights (batch-norm statistics still to be estimated)."""
         averaged = copy.deepcopy(like)
-        averaged.load_state_dict({name: value.to(dtype=like.state_dict()[name].dtype)
-                                  for name, value in self.mean.items()})
+        dtypes = {name: value.dtype for name, value in like.state_dict().items()}
+        averaged.load_state_dict({name: value.to(dtype=dtypes[name]) for name, value in self.mean.items()})
         return averaged
 
 

@@ -255,7 +255,9 @@ class _Training3D(TrainingTask):
         self.average.restore(state.get("weight_average"))
 
     def finish(self, network, info, record):
-        averaged = averaged_network(self.average, self.network, self._batch_norm_inputs)
+        # The setting of this run decides: a training resumed with averaging switched off keeps its best epoch.
+        averaged = averaged_network(self.average, self.network, self._batch_norm_inputs) \
+            if self.config.weight_averaging else None
         if averaged is not None:
             dice = self.validate(averaged).dice
             first = self.average.first_epoch

@@ -120,6 +120,26 @@ def test_a_run_killed_in_the_calibration_leaves_a_model_marked_unfinished(phanto
     assert read_model_info(out).training[COMPLETE] is True
 
 
+def test_a_training_resumed_with_averaging_switched_off_keeps_its_best_epoch(phantom_files, tmp_path, monkeypatch):
+    tomograms = load_training_tomograms([phantom_files["tomogram"]], coords=[[phantom_files["ribosome"]]],
+                                        radii=[4.0])
+    out = tmp_path / "ribo.pt"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # every epoch done, the state holds an average, the run dies
+        patch.setattr(train3d, "calibrate_postprocess", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train(tomograms, tiny_config(epochs=4), out, log=lambda m: None)
+    state = torch.load(tmp_path / "ribo.pt.last.pt", map_location="cpu", weights_only=True)
+    assert state["weight_average"]["count"] == 2
+    best = load_model(out)[0].state_dict()
+    info = train(tomograms, tiny_config(epochs=4, weight_averaging=False), out, resume=True, log=lambda m: None)
+    assert "weight_average" not in info.training
+    assert all(torch.equal(v, load_model(out)[0].state_dict()[k]) for k, v in best.items())
+
+
 def test_the_model_is_the_weight_average_or_with_it_off_the_best_epoch(phantom_files, tmp_path):
     tomograms = load_training_tomograms([phantom_files["tomogram"]], coords=[[phantom_files["ribosome"]]],
                                         radii=[4.0])
