@@ -10,7 +10,8 @@ schedule, validation metric and what happens after the last epoch); :func:`run_t
   written stay fp32.
 * **Checkpoints** — whenever the validation Dice improves (by more than the task's ``min_gain``; every
   epoch without validation data), the network is written to ``OUT``, marked unfinished; after every epoch
-  the full state goes to ``OUT.last.pt`` (:mod:`.state`), both atomically.
+  the full state goes to ``OUT.last.pt`` (:mod:`.state`), both atomically and, against Ctrl-C and SIGTERM,
+  together (:func:`deepict.signals.interrupts_held`).
 * **Early stopping** after ``config.patience`` epochs without improvement (0: never), counted only after the
   task's ``warmup_epochs``; the task's learning-rate schedule is told whether the epoch was a warm-up one.
 * **Resume** continues after the last finished epoch of the state (:func:`resumable_state`); with every epoch
@@ -34,6 +35,7 @@ from deepict.nn.losses import get_loss
 from deepict.nn.model_files import COMPLETE, ModelInfo, load_model, save_model
 from deepict.nn.precision import Precision, current_precision
 from deepict.progress import Progress, format_duration
+from deepict.signals import interrupts_held
 from deepict.train.state import read_state, state_path, state_to_resume, write_state
 
 
@@ -164,14 +166,17 @@ def run_training(task: TrainingTask, out, resumed: dict | None, log: Callable[[s
         if improved:
             record.best_dice = record.best_dice if validation.dice is None else validation.dice
             record.best_epoch, record.bad_epochs = epoch, 0
-            info = task.model_info(record)
-            info.training[COMPLETE] = False
-            save_model(out, task.network, info)
         elif not warm:
             record.bad_epochs += 1
         record.seconds = previous_seconds + (time.time() - started)
-        write_state(path, task.kind, {**record.state(), **task.state(record), "optimizer": optimizer.state_dict(),
-                                      "scheduler": schedule.state_dict(), "state_dict": _cpu_state(task.network)})
+        with interrupts_held():  # the best model and the state to resume from land together
+            if improved:
+                info = task.model_info(record)
+                info.training[COMPLETE] = False
+                save_model(out, task.network, info)
+            write_state(path, task.kind, {**record.state(), **task.state(record),
+                                          "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
+                                          "state_dict": _cpu_state(task.network)})
         eta = sum(epoch_seconds) / len(epoch_seconds) * (config.epochs - epoch)
         log(_epoch_line(config.epochs, loss, validation, improved, record, learning_rate, seconds, eta))
         if _patience_spent(config, record) and epoch < config.epochs:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
 
 from deepict.errors import InputFileError
 from deepict.io import write_volume
-from deepict.nn.model_files import KIND_2D, KIND_3D, ModelInfo, build_network, read_model_info
+from deepict.nn.model_files import KIND_2D, KIND_3D, ModelInfo, build_network, read_model_info, save_model
 from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
 from deepict.train import loop
 from deepict.train.config import Train2DConfig, TrainConfig
@@ -95,6 +98,30 @@ def test_a_resume_without_the_best_model_is_refused(tmp_path):
     out.unlink()
     with pytest.raises(InputFileError, match="best model of the interrupted training is missing"):
         run_training(ScriptedTask([], epochs=2), out, resumable_state(out, KIND_3D, print), print)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_between_the_best_model_and_the_state_waits_until_both_are_written(tmp_path, monkeypatch, signum):
+    """Ctrl-C (or a scheduler's SIGTERM) right after the best model is written still leaves the state that
+    --resume continues from: the two files are one step."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signum)
+
+    def save_then_signal(*args, **kwargs):
+        save_model(*args, **kwargs)
+        os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(loop, "save_model", save_then_signal)
+    previous = signal.signal(signal.SIGTERM, interrupt)  # the CLI's SIGTERM handler raises, like Ctrl-C
+    try:
+        out = tmp_path / "m.pt"
+        with pytest.raises(KeyboardInterrupt):
+            run_training(ScriptedTask([0.5, 0.6], epochs=2), out, None, lambda line: None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert read_model_info(out).training[COMPLETE] is False
+    assert read_state(state_path(out), KIND_3D)["epoch"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # --------------------------------------------------------------------------------------------
