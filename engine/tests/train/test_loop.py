@@ -112,16 +112,18 @@ def test_a_signal_between_the_best_model_and_the_state_waits_until_both_are_writ
         os.kill(os.getpid(), signum)
 
     monkeypatch.setattr(loop, "save_model", save_then_signal)
-    previous = signal.signal(signal.SIGTERM, interrupt)  # the CLI's SIGTERM handler raises, like Ctrl-C
+    # Both raise, as the CLI's handlers do (a job started in the background of a shell ignores SIGINT).
+    previous = {held: signal.signal(held, interrupt) for held in (signal.SIGINT, signal.SIGTERM)}
     try:
         out = tmp_path / "m.pt"
         with pytest.raises(KeyboardInterrupt):
             run_training(ScriptedTask([0.5, 0.6], epochs=2), out, None, lambda line: None)
+        assert signal.getsignal(signal.SIGINT) is interrupt and signal.getsignal(signal.SIGTERM) is interrupt
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for held, handler in previous.items():
+            signal.signal(held, handler)
     assert read_model_info(out).training[COMPLETE] is False
     assert read_state(state_path(out), KIND_3D)["epoch"] == 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # --------------------------------------------------------------------------------------------
