@@ -164,6 +164,15 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       help="Yes: the model is the mean of the network's weights over the second half of the "
                            "epochs (stochastic weight averaging), which varies less from one training to the next "
                            "than the single epoch of best validation Dice. No: keep that best epoch.")
+        form.addParam("hardNegatives", params.BooleanParam, default=self._default("training.hard_negatives"),
+                      expertLevel=params.LEVEL_ADVANCED, label="Train on hard negatives",
+                      condition=f"labelSource == {LABELS_COORDINATES}",
+                      help="Particle trainings (coordinates). Yes: after a quarter, half and three quarters of the "
+                           "epochs the network predicts the training tomograms, and half of the background boxes are "
+                           "then centred where it sees the particle but nothing is annotated (for FAS: clumps of "
+                           "cytosol it took for FAS). This teaches it what the particle is not, for three "
+                           "predictions of the training tomograms. It assumes the annotation is complete: where "
+                           "many particles are left unannotated, say No.")
         self._defineComputeParams(form)
 
     # ----------------------------------------- steps -----------------------------------------
@@ -281,7 +290,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             positive_fraction=self.positiveFraction.get(), val_fraction=self.valFraction.get(),
             patience=self.patience.get(), augment=self.augment.get(),
             coarser_sampling=self.coarserSampling.get(), seed=self.seed.get(),
-            weight_averaging=self.weightAveraging.get())
+            weight_averaging=self.weightAveraging.get(), hard_negatives=self.hardNegatives.get())
 
     def _radii(self):
         radii = [float(r) for r in splitList(self.particleRadii.get())]

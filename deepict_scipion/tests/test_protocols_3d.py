@@ -19,6 +19,7 @@ from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImp
 from deepict_scipion.convert import coordinatesByKey, tomogramsByKey
 from deepict.infer.rescale import resample_array, rescaled_shape
 from deepict.io import read_volume, write_volume
+from deepict.nn.model_files import read_model_info
 from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.protocols import (ProtDeepictImportModel, ProtDeepictPick, ProtDeepictSegment3D,
                                        ProtDeepictTrain3D)
@@ -156,10 +157,15 @@ class TestDeepict3DProtocols(BaseTest):
         train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms, labelSource=1,
                                  classNames="membrane", **TINY_TRAINING)
         train.inputMasks.append(masks.tomomasks)
-        train.weightAveraging.set(False)  # the form's switch reaches the engine: the best epoch is kept
+        # The form's switches reach the engine: the best epoch is kept, no hard negatives are looked for.
+        train.weightAveraging.set(False)
+        train.hardNegatives.set(False)
         self.launchProtocol(train)
         self.assertEqual(train.deepictModel.getClasses(), ["membrane"])
         self.assertNotIn("mean of the weights", " ".join(train.summary()))
+        training = read_model_info(train.deepictModel.getFileName()).training
+        self.assertIs(training["hard_negatives"], False)
+        self.assertIs(training["weight_averaging"], False)
 
     # ------------------------------------ _validate ------------------------------------
     def test_pick_rescales_tomograms_at_another_voxel_size(self):

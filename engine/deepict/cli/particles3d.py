@@ -112,6 +112,10 @@ def register(subparsers) -> None:
     add_parameter(hyper, Train3DJob, "training.weight_averaging", "--no-weight-averaging", action="store_false",
                   help="keep the epoch of best validation Dice instead of the mean of the weights over the second "
                        "half of the epochs")
+    add_parameter(hyper, Train3DJob, "training.hard_negatives", "--no-hard-negatives", action="store_false",
+                  help="particle trainings: draw background boxes uniformly only, without predicting the training "
+                       "tomograms for the places the network confuses with the particle (structure masks never "
+                       "use hard negatives)")
     add_device_options(hyper, Train3DJob)
     add_parameter(hyper, Train3DJob, "resume", "--resume", action="store_true")
 

@@ -74,6 +74,10 @@ class TrainConfig:
     weight_averaging: bool = parameter(True, help="the model is the mean of the weights over the second half of the "
                                                   "epochs, which varies less from training to training than the "
                                                   "best validation epoch (default: on)")
+    hard_negatives: bool = parameter(True, help="particle trainings: after a quarter, half and three quarters of the "
+                                                "epochs the network predicts its training tomograms, and half of the "
+                                                "background boxes are then centred where it sees the particle "
+                                                "without a label (default: on)")
     device: str = device_parameter()
     label_kind: str = parameter("spheres", derived=True, help="spheres (from coordinates) or masks")
     sphere_radius: dict = parameter(factory=dict, derived=True, help="sphere radius of each class in voxels")

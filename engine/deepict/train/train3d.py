@@ -9,7 +9,9 @@ How training works, and why:
   deviation, exactly as at inference (the original normalised training boxes differently).
 * **Patches** — each sample is a ``patch_size``³ box; a fraction ``positive_fraction`` of them is
   centred near a labelled voxel (a particle centre, or a voxel of a structure mask) so that rare
-  particles are seen, the rest are drawn uniformly so that background is seen too.
+  particles are seen, the rest are drawn uniformly so that background is seen too; in particle
+  trainings, once the network has predicted its training tomograms (:mod:`.hard_negatives`), half of
+  those background boxes are centred where it sees the particle without a label instead.
 * **Augmentation that applies** — every sample is flipped along each axis at random, rotated by a
   random multiple of 90° about z, and its intensities are jittered (gain, offset, noise). Half of
   the samples are also low-passed as if the tomogram had been acquired at up to
@@ -45,6 +47,7 @@ from deepict.spectrum import default_workers, mean_spectrum, radial_spectrum
 from deepict.train.averaging import WeightAverage, averaged_network
 from deepict.train.calibrate import UNCALIBRATED_THRESHOLD, calibrate_postprocess, sphere_volume
 from deepict.train.config import TrainConfig
+from deepict.train.hard_negatives import HARD_NEGATIVE_SHARE, find_hard_negatives, mining_epochs
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
 
 
@@ -72,6 +75,8 @@ class PatchSampler:
         self.rng = rng
         self.stats = stats  # (mean, std) per tomogram
         self.train_width = [_train_width(t.data.shape[2], config) for t in tomograms]
+        #: Per tomogram, centres (z, y, x) of false positives of the network so far (:mod:`.hard_negatives`).
+        self.hard_negatives = [np.zeros((0, 3), int) for _ in tomograms]
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """One batch: inputs (B, 1, P, P, P) float32 and targets (B, C, P, P, P) float32."""
@@ -82,7 +87,7 @@ class PatchSampler:
             index = int(self.rng.integers(len(self.tomograms)))
             tomo = self.tomograms[index]
             limits = np.array(tomo.data.shape[:2] + (self.train_width[index],))
-            origin = self._origin(tomo, limits)
+            origin = self._origin(tomo, limits, self.hard_negatives[index])
             box = tuple(slice(o, o + p) for o in origin)
             mean, std = self.stats[index]
             image = (np.asarray(tomo.data[box], np.float32) - mean) / std
@@ -92,17 +97,19 @@ class PatchSampler:
             inputs[i, 0], targets[i] = image, label
         return inputs, targets
 
-    def _origin(self, tomo: TrainingTomogram, limits: np.ndarray) -> np.ndarray:
+    def _origin(self, tomo: TrainingTomogram, limits: np.ndarray, hard_negatives: np.ndarray) -> np.ndarray:
         p = self.config.patch_size
         high = np.maximum(limits - p, 0)
         points = tomo.label_points_zyx
         points = points[points[:, 2] < limits[2]] if len(points) else points
         if len(points) and self.rng.random() < self.config.positive_fraction:
-            point = points[self.rng.integers(len(points))]
-            # The labelled voxel lands anywhere in the central half of the box.
-            origin = point - self.rng.integers(p // 4, p - p // 4, size=3)
+            centre = points[self.rng.integers(len(points))]
+        elif len(hard_negatives) and self.rng.random() < HARD_NEGATIVE_SHARE:
+            centre = hard_negatives[self.rng.integers(len(hard_negatives))]
         else:
-            origin = self.rng.integers(0, high + 1)
+            return np.clip(self.rng.integers(0, high + 1), 0, high).astype(int)
+        # The centre lands anywhere in the central half of the box.
+        origin = centre - self.rng.integers(p // 4, p - p // 4, size=3)
         return np.clip(origin, 0, high).astype(int)
 
 
@@ -221,11 +228,22 @@ class _Training3D(TrainingTask):
 
     def epoch_done(self, epoch):
         first = self.config.epochs // 2 + 1
-        if not self.config.weight_averaging or epoch < first:
-            return
-        if self.average.count and self.average.first_epoch < first:
-            self.average = WeightAverage()  # resumed with more epochs: the second half starts later
-        self.average.add(self.network, epoch)
+        if self.config.weight_averaging and epoch >= first:
+            if self.average.count and self.average.first_epoch < first:
+                self.average = WeightAverage()  # resumed with more epochs: the second half starts later
+            self.average.add(self.network, epoch)
+        # Particles only: measured there, and structure masks are often partial (unlabelled membrane would be mined).
+        if self.config.hard_negatives and self.config.label_kind == "spheres" and epoch in mining_epochs(
+                self.config.epochs):
+            self._mine_hard_negatives(epoch)
+
+    def _mine_hard_negatives(self, epoch):
+        min_voxels = _default_postprocess(self.config)["min_size"]  # half a sphere: what an uncalibrated pick reports
+        found = find_hard_negatives(self.network, self.tomograms, self.sampler.stats, self.sampler.train_width,
+                                    min_voxels, self.device, self.log)
+        self.sampler.hard_negatives = found
+        self.log(f"after epoch {epoch}: {sum(map(len, found))} hard negatives (clusters the network predicts "
+                 f"outside every label); {HARD_NEGATIVE_SHARE:.0%} of the background boxes now centre on them")
 
     def _batch_norm_inputs(self):
         """Training boxes for the averaged network's batch-norm statistics, drawn with their own generator
@@ -243,7 +261,8 @@ class _Training3D(TrainingTask):
 
     def state(self, record):
         return {"info": asdict(self.model_info(record)), "rng": self.sampler.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "weight_average": self.average.state()}
+                "torch_rng": torch.get_rng_state(), "weight_average": self.average.state(),
+                "hard_negatives": [points.tolist() for points in self.sampler.hard_negatives]}
 
     def restore(self, state, path):
         saved = state["info"]
@@ -253,6 +272,8 @@ class _Training3D(TrainingTask):
         torch.set_rng_state(state["torch_rng"])
         self.sampler.rng.bit_generator.state = state["rng"]
         self.average.restore(state.get("weight_average"))
+        if state.get("hard_negatives"):
+            self.sampler.hard_negatives = [np.asarray(points, int).reshape(-1, 3) for points in state["hard_negatives"]]
 
     def finish(self, network, info, record):
         # The setting of this run decides: a training resumed with averaging switched off keeps its best epoch.

@@ -161,6 +161,40 @@ def test_the_model_is_the_weight_average_or_with_it_off_the_best_epoch(phantom_f
     assert any(differs)
 
 
+def test_a_training_mines_hard_negatives_keeps_them_in_its_state_and_a_resume_restores_them(phantom_files, tmp_path,
+                                                                                          monkeypatch):
+    tomograms = load_training_tomograms([phantom_files["tomogram"]], coords=[[phantom_files["ribosome"]]],
+                                        radii=[4.0])
+    point = [[10, 20, 12]]
+    calls = []
+
+    def found(network, tomograms, stats, widths, min_voxels, device, log):
+        calls.append((widths, min_voxels))
+        return [np.array(point)]
+
+    monkeypatch.setattr(train3d, "find_hard_negatives", found)
+    messages = []
+    out = tmp_path / "m.pt"
+    train(tomograms, tiny_config(epochs=4), out, log=messages.append)
+    # After epochs 1, 2 and 3 of 4, in the training part (the high-x third is validation), for clusters an
+    # uncalibrated pick reports (half a training sphere).
+    assert len(calls) == 3 and calls[0] == ([32], 134)
+    assert sum("hard negatives (clusters the network predicts outside every label)" in m for m in messages) == 3
+    state = torch.load(tmp_path / "m.pt.last.pt", map_location="cpu", weights_only=True)
+    assert state["hard_negatives"] == [point]
+
+    # Resumed to 6 epochs, it mines at epochs 2, 3 and 4 (done already): it goes on with the restored ones.
+    calls.clear()
+    train(tomograms, tiny_config(epochs=6), out, resume=True, log=messages.append)
+    assert not calls
+    assert torch.load(tmp_path / "m.pt.last.pt", map_location="cpu", weights_only=True)["hard_negatives"] == [point]
+
+    # Switched off, or a structure-mask training: never predicted.
+    train(tomograms, tiny_config(epochs=4, hard_negatives=False), tmp_path / "off.pt", log=messages.append)
+    train(tomograms, tiny_config(epochs=4, label_kind="masks"), tmp_path / "masks.pt", log=messages.append)
+    assert not calls
+
+
 def test_training_without_validation_slab_and_tomogram_smaller_than_a_patch(tmp_path):
     rng = np.random.default_rng(0)
     data = rng.normal(size=(10, 20, 12)).astype(np.float32)
