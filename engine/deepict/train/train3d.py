@@ -288,6 +288,11 @@ class _Training3D(TrainingTask):
             network = averaged
             info.training["weight_average"] = {"first_epoch": first, "last_epoch": record.epoch,
                                                "val_dice": None if dice is None else round(dice, 6)}
+        elif "weight_average" in info.training:  # a finished training's OUT: the average replaced the best epoch
+            kept = info.training["weight_average"]
+            self.log(f"the finished training's model stays the mean of the weights of epochs {kept['first_epoch']}-"
+                     f"{kept['last_epoch']}: it replaced the best epoch, which was not kept (train again with "
+                     "--no-weight-averaging for it)")
         calibration = _calibrate_postprocess(network.to(self.device), self.tomograms, self.sampler.stats,
                                              self.config, info, self.device, self.log)
         if calibration:

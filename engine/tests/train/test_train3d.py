@@ -140,6 +140,20 @@ def test_a_training_resumed_with_averaging_switched_off_keeps_its_best_epoch(pha
     assert all(torch.equal(v, load_model(out)[0].state_dict()[k]) for k, v in best.items())
 
 
+def test_a_finished_averaged_training_resumed_with_averaging_off_says_its_best_epoch_is_gone(phantom_files, tmp_path):
+    tomograms = load_training_tomograms([phantom_files["tomogram"]], coords=[[phantom_files["ribosome"]]],
+                                        radii=[4.0])
+    out, messages = tmp_path / "ribo.pt", []
+    train(tomograms, tiny_config(epochs=4), out, log=lambda m: None)
+    averaged = load_model(out)[0].state_dict()
+    info = train(tomograms, tiny_config(epochs=4, weight_averaging=False), out, resume=True, log=messages.append)
+    # The model is still the average, and says so; the log says why the best epoch cannot come back.
+    assert info.training["weight_average"]["first_epoch"] == 3
+    assert all(torch.equal(v, load_model(out)[0].state_dict()[k]) for k, v in averaged.items())
+    said = "the finished training's model stays the mean of the weights of epochs 3-4"
+    assert any(m.startswith(said) for m in messages)
+
+
 def test_the_model_is_the_weight_average_or_with_it_off_the_best_epoch(phantom_files, tmp_path):
     tomograms = load_training_tomograms([phantom_files["tomogram"]], coords=[[phantom_files["ribosome"]]],
                                         radii=[4.0])
