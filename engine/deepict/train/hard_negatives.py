@@ -51,11 +51,7 @@ def find_hard_negatives(network, tomograms: list, stats: list, widths: list, min
                          device=device, stats=tomo_stats, progress=progress)
         labelled = ndimage.binary_dilation(tomo.targets[:, :, :, :width].any(axis=0), iterations=LABEL_MARGIN)
         clusters, count = ndimage.label(predicted & ~labelled)
-        if not count:
-            found.append(np.zeros((0, 3), int))
-            continue
-        sizes = ndimage.sum_labels(np.ones(part.shape), clusters, np.arange(1, count + 1))
-        kept = np.flatnonzero(sizes >= min_voxels) + 1
-        centres = ndimage.center_of_mass(np.ones(part.shape), clusters, kept) if len(kept) else []
+        kept = np.flatnonzero(np.bincount(clusters.ravel(), minlength=count + 1)[1:] >= min_voxels) + 1
+        centres = ndimage.center_of_mass(clusters > 0, clusters, kept) if len(kept) else []
         found.append(np.round(np.asarray(centres, float).reshape(-1, 3)).astype(int))
     return found

@@ -107,7 +107,7 @@ class PatchSampler:
         elif len(hard_negatives) and self.rng.random() < HARD_NEGATIVE_SHARE:
             centre = hard_negatives[self.rng.integers(len(hard_negatives))]
         else:
-            return np.clip(self.rng.integers(0, high + 1), 0, high).astype(int)
+            return self.rng.integers(0, high + 1).astype(int)
         # The centre lands anywhere in the central half of the box.
         origin = centre - self.rng.integers(p // 4, p - p // 4, size=3)
         return np.clip(origin, 0, high).astype(int)
