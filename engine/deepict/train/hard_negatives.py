@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from deepict.infer.sliding_window import DEFAULT_MARGIN, DEFAULT_WINDOW, predict_tomogram, window_count
 from deepict.progress import Progress
+from deepict.train.calibrate import UNCALIBRATED_THRESHOLD
 
 #: When the network predicts its training tomograms: after these fractions of the epochs.
 MINING_EPOCHS = (0.25, 0.5, 0.75)
@@ -23,8 +24,6 @@ MINING_EPOCHS = (0.25, 0.5, 0.75)
 LABEL_MARGIN = 3
 #: The share of the background boxes centred on a hard negative once there are some.
 HARD_NEGATIVE_SHARE = 0.5
-#: Probability above which a voxel counts as predicted.
-THRESHOLD = 0.5
 
 
 def mining_epochs(epochs: int) -> set:
@@ -34,9 +33,9 @@ def mining_epochs(epochs: int) -> set:
 
 def find_hard_negatives(network, tomograms: list, stats: list, widths: list, min_voxels: int, device,
                         log) -> list:
-    """Per tomogram, the centres (z, y, x; int) of the clusters the network predicts above :data:`THRESHOLD`
-    in its first ``widths[i]`` voxels along x, outside every label (any class), holding at least
-    ``min_voxels`` voxels."""
+    """Per tomogram, the centres (z, y, x; int) of the clusters the network predicts in its first ``widths[i]``
+    voxels along x, outside every label (any class), holding at least ``min_voxels`` voxels; a voxel is
+    predicted above an uncalibrated pick's threshold (:data:`~deepict.train.calibrate.UNCALIBRATED_THRESHOLD`)."""
     parts = [np.asarray(t.data[:, :, :width]) for t, width in zip(tomograms, widths)]
     windows = sum(window_count(part.shape, DEFAULT_WINDOW, DEFAULT_MARGIN) for part in parts)
     progress = Progress("looking for hard negatives in the training tomograms", windows, "windows", log)
@@ -45,7 +44,7 @@ def find_hard_negatives(network, tomograms: list, stats: list, widths: list, min
         predicted = np.zeros(part.shape, bool)
 
         def write(z0, probs, predicted=predicted):
-            predicted[z0:z0 + probs.shape[1]] = (probs > THRESHOLD).any(axis=0)
+            predicted[z0:z0 + probs.shape[1]] = (probs > UNCALIBRATED_THRESHOLD).any(axis=0)
 
         predict_tomogram(network, part, write, window=DEFAULT_WINDOW, margin=DEFAULT_MARGIN, batch_size=2,
                          device=device, stats=tomo_stats, progress=progress)
