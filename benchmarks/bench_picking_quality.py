@@ -87,27 +87,23 @@ def other_domain(model: Path, name: str, work: Path) -> dict:
 
 def pick_centres(probability, radius: float, threshold: float, min_size: int, min_distance: float, split: bool):
     """What ``deepict pick`` does after the prediction, on a probability map: (x, y, z) picks and scores."""
-    from deepict.infer.clusters import ClusterParameters, find_clusters, remove_duplicates
-    from deepict.infer.splitting import split_touching
-    params = ClusterParameters(threshold=threshold, min_size=min_size)
-    clusters = find_clusters(probability, params)
-    if split:
-        clusters = split_touching(probability, clusters, params, radius)
+    from deepict.infer.clusters import ClusterParameters, remove_duplicates
+    from deepict.infer.picking import clusters_of_map
+    clusters = clusters_of_map(probability, ClusterParameters(threshold=threshold, min_size=min_size),
+                               split_radius=radius if split else 0.0)
     keep = remove_duplicates(clusters.xyz, clusters.mean_probability, min_distance)
     return clusters.xyz[keep], clusters.mean_probability[keep]
 
 
 def score_choice(probability, truth_xyz, radius: float, choice: dict, split: bool) -> dict:
-    from deepict.evaluate.metrics import match_particles, precision_recall_curve
+    from deepict.evaluate.metrics import score_particles
     xyz, scores = pick_centres(probability, radius, choice["threshold"], choice["min_size"],
                                choice.get("min_distance", radius), split)
-    match = match_particles(xyz, truth_xyz, EVALUATION_RADIUS, scores=scores)
-    curve = precision_recall_curve(xyz, scores, truth_xyz, EVALUATION_RADIUS, match=match)
+    summary, _ = score_particles(xyz, scores, truth_xyz, EVALUATION_RADIUS)
     return {"threshold": choice["threshold"], "min_size": choice["min_size"],
             "min_distance": choice.get("min_distance", radius), "split_touching": split,
-            **{k: round(v, 4) if isinstance(v, float) else v for k, v in match.summary().items()
-               if k in ("n_pred", "tp", "fp", "fn", "precision", "recall", "f1")},
-            "auprc": round(curve.auprc, 4)}
+            **{k: round(summary[k], 4) if isinstance(summary[k], float) else summary[k]
+               for k in ("n_pred", "tp", "fp", "fn", "precision", "recall", "f1", "auprc")}}
 
 
 def validation_predictions(model: Path, name: str, work: Path, reuse: bool, whole: bool = False) -> list:

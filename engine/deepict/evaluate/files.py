@@ -26,13 +26,9 @@ def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None) -> di
             scores = pred.columns[SCORE_COLUMN].astype(float)
         except (TypeError, ValueError):
             raise ParameterError(f"{pred_path}: the score column holds values that are not numbers.") from None
-    match = metrics.match_particles(pred.xyz, truth.xyz, radius=radius, scores=scores)
-    curve = metrics.precision_recall_curve(pred.xyz, scores, truth.xyz, radius, match=match)
+    result, curve = metrics.score_particles(pred.xyz, scores, truth.xyz, radius)
     if curve_path:
         write_curve_csv(curve_path, curve.rows())
-    result = match.summary()
-    result.update(curve.summary())
-    result["trade_off"] = curve.trade_off()
     result["ranking"] = "score" if scores is not None else "file order"
     if CLASS_COLUMN in pred.columns and CLASS_COLUMN in truth.columns:
         result["classes"] = _per_class(pred, truth, radius, scores)

@@ -358,6 +358,15 @@ def precision_recall_curve(pred_xyz, scores, gt_xyz, radius: float = 10.0,
                               nothing_predicted=match.n_pred == 0)
 
 
+def score_particles(pred_xyz, scores, gt_xyz, radius: float = 10.0) -> tuple[dict, PRCurve]:
+    """What ``deepict evaluate`` reports of one list of picks, and its PR curve: the matching's counts,
+    precision, recall, F1 and F-beta (:func:`match_particles`), the curve's AUPRC and best F1, and the
+    precision-recall trade-off (:meth:`PRCurve.trade_off`)."""
+    match = match_particles(pred_xyz, gt_xyz, radius=radius, scores=scores)
+    curve = precision_recall_curve(pred_xyz, scores, gt_xyz, radius, match=match)
+    return {**match.summary(), **curve.summary(), "trade_off": curve.trade_off()}, curve
+
+
 # --------------------------------------------------------------------------------------------
 # Voxel metrics
 # --------------------------------------------------------------------------------------------

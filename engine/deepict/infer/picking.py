@@ -122,6 +122,15 @@ def tomogram_voxel_scale(info: ModelInfo, tomogram_path, options: InferenceOptio
     return voxel_scale(info, read_volume(tomogram_path, check_finite=False).voxel_size, options)
 
 
+def clusters_of_map(probability, params: ClusterParameters, context=None, split_radius: float = 0.0) -> Clusters:
+    """The clusters of a probability map (z, y, x) as ``deepict pick`` finds them, before duplicates are
+    removed; with ``split_radius``, clusters of touching particles of that radius (voxels) are split
+    (:mod:`.splitting`)."""
+    clusters = find_clusters(probability, params, context)
+    return splitting.split_touching(probability, clusters, params, split_radius, context) if split_radius \
+        else clusters
+
+
 def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=None, voxel_size=None,
                  split_radius: float = 0.0) -> Clusters:
     """The clusters of a probability map; with ``split_radius``, clusters of touching particles of that radius
@@ -136,9 +145,7 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
                                  "Give a context mask made on this tomogram, at the same binning.")
         context = context_volume.data
     if mask_out is None:
-        clusters = find_clusters(probability, params, context)
-        return splitting.split_touching(probability, clusters, params, split_radius, context) if split_radius \
-            else clusters
+        return clusters_of_map(probability, params, context, split_radius)
     with volume_writer(mask_out, probability.shape, np.int8, voxel_size) as write:
         return find_clusters(probability, params, context, keep_mask_writer=write)
 

@@ -141,6 +141,20 @@ def test_auprc_matches_hand_computation():
     assert curve.max_f1_threshold == 1
 
 
+def test_score_particles_reports_the_matching_the_curve_and_the_trade_off():
+    truth = [[0, 0, 0], [20, 0, 0]]
+    preds = [[50, 50, 50], [0, 0, 1], [20, 0, 1]]  # FP first, then two TPs
+    summary, curve = metrics.score_particles(preds, [3, 2, 1], truth, 2)
+    assert (summary["tp"], summary["fp"], summary["fn"]) == (2, 1, 0)
+    assert summary["f1"] == pytest.approx(0.8)  # the whole list
+    assert summary["auprc"] == pytest.approx(curve.auprc) == pytest.approx(0.125 + (0.5 + 2 / 3) / 4)
+    assert summary["max_f1_threshold"] == 1
+    # Recall 0.5 is reached at scores >= 2 (precision 1/2) and >= 1 (2/3): the better precision is offered.
+    assert summary["trade_off"][0] == {"recall_at_least": 0.5, "threshold": 1.0, "n_kept": 3,
+                                       "precision": pytest.approx(2 / 3), "recall": 1.0, "f1": pytest.approx(0.8)}
+    json.dumps(summary)  # what deepict evaluate prints
+
+
 def test_tied_scores_form_one_threshold():
     truth = [[0, 0, 0], [20, 0, 0]]
     preds = [[0, 0, 0], [50, 50, 50], [20, 0, 0]]
