@@ -127,9 +127,10 @@ def test_picks_on_a_rescaled_copy_agree_with_the_native_picks(model, phantom, tm
     assert 0 <= copy_map.data.min() and copy_map.data.max() <= 1
     # The map given back, brought to the native grid, is the native map.
     native_map = read_volume(tmp_path / "native.mrc").data
-    # Single voxels move by up to about 0.05 with the thread count (bf16 rounding, resampled twice).
+    # Resampling there and back moves a few single voxels (one next to a face) by about 0.05, to either side
+    # of it with the thread count or the precision (fp32 too); 99.9 % of them move by less than 0.013.
     difference = np.abs(np.clip(resample_array(copy_map.data, native.data.shape), 0, 1) - native_map)
-    assert np.quantile(difference, 0.999) < 0.05 and difference.max() < 0.1
+    assert np.quantile(difference, 0.999) < 0.025 and difference.max() < 0.1
     native_picks = read_coordinates(tmp_path / "native.csv")
     copy_picks = read_coordinates(tmp_path / "copy.csv")
     assert copy_picks.voxel_size == pytest.approx(finer) and len(native_picks) > 0
