@@ -291,8 +291,8 @@ class _Training3D(TrainingTask):
         elif "weight_average" in info.training:  # a finished training's OUT: the average replaced the best epoch
             kept = info.training["weight_average"]
             self.log(f"the finished training's model stays the mean of the weights of epochs {kept['first_epoch']}-"
-                     f"{kept['last_epoch']}: it replaced the best epoch, which was not kept (train again with "
-                     "--no-weight-averaging for it)")
+                     f"{kept['last_epoch']}: it replaced the best epoch, which was not kept (to keep the best epoch, train "
+                     "again, not resumed, without weight averaging)")
         calibration = _calibrate_postprocess(network.to(self.device), self.tomograms, self.sampler.stats,
                                              self.config, info, self.device, self.log)
         if calibration:
