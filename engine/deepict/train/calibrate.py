@@ -40,9 +40,9 @@ from scipy import ndimage
 
 from deepict.conventions import SPLIT_TOUCHING
 from deepict.evaluate.metrics import match_particles
-from deepict.infer.clusters import ClusterParameters, find_clusters, remove_duplicates
+from deepict.infer.clusters import ClusterParameters, remove_duplicates
+from deepict.infer.picking import clusters_of_map
 from deepict.infer.sliding_window import DEFAULT_MARGIN, DEFAULT_WINDOW, predict_tomogram, window_count
-from deepict.infer.splitting import split_touching
 from deepict.progress import Progress
 
 #: Candidate probability thresholds.
@@ -114,10 +114,8 @@ def _counts(predictions: list, radius: float, split: bool, values: dict) -> np.n
     counts = np.zeros(tuple(len(v) for v in values.values()) + (3,), np.int64)
     for probability, x_first, truth in predictions:
         for t, threshold in enumerate(values["threshold"]):
-            params = ClusterParameters(threshold=threshold, min_size=1)
-            clusters = find_clusters(probability, params)
-            if split:
-                clusters = split_touching(probability, clusters, params, radius)
+            clusters = clusters_of_map(probability, ClusterParameters(threshold=threshold, min_size=1),
+                                       split_radius=radius if split else 0.0)
             for s, min_size in enumerate(values["min_size"]):
                 large = clusters.size >= min_size
                 xyz, score = clusters.xyz[large], clusters.mean_probability[large]
