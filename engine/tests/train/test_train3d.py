@@ -194,6 +194,8 @@ def test_a_training_mines_hard_negatives_keeps_them_in_its_state_and_a_resume_re
     # uncalibrated pick reports (half a training sphere).
     assert len(calls) == 3 and calls[0] == ([32], 134)
     assert sum("hard negatives (clusters the network predicts outside every label)" in m for m in messages) == 3
+    # Partial annotations turn hard negatives against real particles: the log says so once.
+    assert sum("assume that every particle is annotated" in m for m in messages) == 1
     state = torch.load(tmp_path / "m.pt.last.pt", map_location="cpu", weights_only=True)
     assert state["hard_negatives"] == [point]
 
