@@ -129,7 +129,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       label="Loss",
                       help="bce_dice: cross-entropy + Dice (robust default); dice: DeePiCt's loss; "
                            "generalized_dice: weights rare classes up (for the rare FAS on the development "
-                           "data it did worse than bce_dice: F1 0.59 against 0.79; see the README).")
+                           "data it did worse than bce_dice; the README's Measured table has the figures).")
         form.addParam("positiveFraction", params.FloatParam, default=self._default("training.positive_fraction"),
                       validators=[params.Range(0, 1)],
                       expertLevel=params.LEVEL_ADVANCED, label="Fraction of boxes near labels",
