@@ -472,6 +472,9 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         form.addParam("testTimeMirrors", params.BooleanParam, default=self._default("inference.test_time_mirrors"),
                       expertLevel=params.LEVEL_ADVANCED, label="Test-time mirrors",
                       help=self._help("inference.test_time_mirrors"))
+        form.addParam("testTimeRotations", params.BooleanParam, default=self._default("inference.test_time_rotations"),
+                      expertLevel=params.LEVEL_ADVANCED, label="Test-time rotations",
+                      help=self._help("inference.test_time_rotations"))
         self._defineComputeParams(form)
 
     def _defineClusterParams(self, form):
@@ -501,7 +504,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                 context_mode=CONTEXT_MODES[self.contextMode.get()], context_distance=self.contextDistance.get()),
             inference=jobs.InferenceOptions(
                 window=self.window.get(), batch_size=self.batchSize.get(),
-                test_time_mirrors=self.testTimeMirrors.get(),
+                test_time_mirrors=self.testTimeMirrors.get(), test_time_rotations=self.testTimeRotations.get(),
                 voxel_size=self.inputTomograms.get().getSamplingRate(),
                 equalize="on" if self._equalizes() else "off"))
 

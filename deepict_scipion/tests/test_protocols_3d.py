@@ -102,16 +102,18 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertEqual(probability.data.shape, SHAPE)
         self.assertAlmostEqual(probability.voxel_size, VOXEL, places=2)
 
-    def test_test_time_mirrors_reach_the_job(self):
-        """The advanced checkbox (off by default) turns on the engine's mirrored prediction."""
+    def test_test_time_mirrors_and_rotations_reach_the_job(self):
+        """The advanced checkboxes (off by default) turn on the engine's mirrored and rotated prediction."""
         for protocolClass in (ProtDeepictPick, ProtDeepictSegment3D):
-            for checked in (False, True):
+            for mirrors, rotations in ((False, False), (True, False), (False, True), (True, True)):
+                checked = {"testTimeMirrors": True} if mirrors else {}
+                checked.update({"testTimeRotations": True} if rotations else {})
                 protocol = self.newProtocol(protocolClass, inputTomograms=self.importTomos.Tomograms,
-                                            inputModel=self.train.deepictModel,
-                                            **({"testTimeMirrors": True} if checked else {}))
+                                            inputModel=self.train.deepictModel, **checked)
                 protocol.tomos = tomogramsByKey(protocol.inputTomograms.get())
                 job = protocol._inferenceJob(next(iter(protocol.tomos)), None)
-                self.assertEqual(job.inference.test_time_mirrors, checked, protocolClass.__name__)
+                self.assertEqual((job.inference.test_time_mirrors, job.inference.test_time_rotations),
+                                 (mirrors, rotations), protocolClass.__name__)
 
     def test_picks_round_trip_through_scipion_coordinates(self):
         """The engine's BOTTOM_LEFT voxels survive Scipion's origin-relative storage unchanged."""

@@ -43,6 +43,7 @@ def _add_inference_arguments(parser, job_class) -> None:
     add_parameter(group, job_class, "inference.margin", "--margin", type=non_negative_int)
     add_parameter(group, job_class, "inference.batch_size", "--batch-size", type=positive_int)
     add_parameter(group, job_class, "inference.test_time_mirrors", "--test-time-mirrors", action="store_true")
+    add_parameter(group, job_class, "inference.test_time_rotations", "--test-time-rotations", action="store_true")
     add_device_options(group, job_class)
     add_parameter(group, job_class, "inference.voxel_size", "--voxel-size", type=float)
     add_parameter(group, job_class, "inference.ignore_voxel_size", "--ignore-voxel-size", action="store_true")

@@ -23,6 +23,10 @@ class InferenceOptions:
     test_time_mirrors: bool = parameter(False, help="average each box's prediction with those of its mirror "
                                                     "images in x, y and both (test-time augmentation): smoother "
                                                     "probabilities at four times the network's time")
+    test_time_rotations: bool = parameter(False, help="average each box's prediction with those of the box turned by "
+                                                      "90, 180 and 270° about z (test-time augmentation; with the "
+                                                      "mirrors, over all eight in-plane symmetries): four times the "
+                                                      "network's time (eight with the mirrors)")
     device: str = device_parameter()
     voxel_size: float | None = parameter(None, help="voxel size of the tomogram in Å (default: its header)")
     ignore_voxel_size: bool = parameter(False, help="apply the model to the tomogram as it is even if its voxel "

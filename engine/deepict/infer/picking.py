@@ -85,6 +85,7 @@ def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None,
             predict_tomogram(network, volume.data, lambda z0, probs: write(z0, probs[0]), channels=[channel],
                              window=options.window, margin=options.margin, batch_size=options.batch_size,
                              device=device, mirror=options.test_time_mirrors,
+                             rotate=options.test_time_rotations,
                              progress=Progress(f"predicting {name}", window_count(
                                  volume.data.shape, options.window, options.margin), "windows", log))
         if target:

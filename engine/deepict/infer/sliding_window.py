@@ -52,9 +52,20 @@ DEFAULT_WINDOW, DEFAULT_MARGIN = 128, 12
 #: z slices normalised and written per call of ``write`` (bounds the temporary output array).
 WRITE_SLICES = 16
 
-#: Test-time views of a box: itself and its mirror images in x, in y and in both (dims of a batch
-#: (n, c, z, y, x)). In-plane only: the missing wedge makes z unlike y and x.
-MIRROR_VIEWS = ((), (4,), (3,), (3, 4))
+#: Test-time views of a box, each (quarter turns about z, mirrored dims of a batch (n, c, z, y, x)); all
+#: in-plane: the missing wedge makes z unlike y and x. Mirrors: the box, its mirror images in x, in y and
+#: in both. Rotations: the box turned by 0, 90, 180 and 270° about z (training boxes are turned so too).
+#: Both: the eight symmetries of the square (each rotation, and each rotation of the x mirror image).
+MIRROR_VIEWS = ((0, ()), (0, (4,)), (0, (3,)), (0, (3, 4)))
+ROTATION_VIEWS = tuple((turns, ()) for turns in range(4))
+SQUARE_VIEWS = tuple((turns, flip) for turns in range(4) for flip in ((), (4,)))
+
+
+def augmentation_views(mirror: bool, rotate: bool) -> tuple:
+    """The views of a box whose probabilities are averaged (see :data:`MIRROR_VIEWS`)."""
+    if mirror and rotate:
+        return SQUARE_VIEWS
+    return MIRROR_VIEWS if mirror else ROTATION_VIEWS if rotate else MIRROR_VIEWS[:1]
 
 
 def axis_weights(length: int, starts: list, profile: np.ndarray) -> np.ndarray:
@@ -74,7 +85,7 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
                      channels: list | None = None, window: int = DEFAULT_WINDOW, margin: int = DEFAULT_MARGIN,
                      batch_size: int = 4, device: torch.device | None = None,
                      stats: tuple | None = None, progress: Progress | None = None, fold: bool = True,
-                     mirror: bool = False) -> None:
+                     mirror: bool = False, rotate: bool = False) -> None:
     """Predict class probabilities for a (z, y, x) volume and pass them to ``write(z0, probs)``.
 
     ``probs`` is (len(channels), nz, Y, X) float32 in [0, 1]; slabs arrive in increasing z and
@@ -83,7 +94,9 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
     as it is: an inference copy runs, its batch norms folded unless ``fold`` is False (for
     comparisons), in the channels-last layout on the CPU. ``progress`` is advanced by one per box
     (see :func:`window_count`). ``mirror`` averages each box's probabilities with those of its mirror images
-    in x, y and both (:data:`MIRROR_VIEWS`, test-time augmentation: four times the network's time).
+    in x, y and both, ``rotate`` with those of the box turned by 90, 180 and 270° about z, both together over
+    the eight symmetries of the square (:func:`augmentation_views`, test-time augmentation: four or eight times
+    the network's time).
     """
     device = device or torch.device("cpu")
     divisor = 2 ** getattr(network, "depth", 0)
@@ -112,7 +125,7 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
         chunks[-2:] = [chunks[-2] + chunks[-1]]
 
     channels = list(range(network.out_conv.out_channels)) if channels is None else list(channels)
-    views = MIRROR_VIEWS if mirror else MIRROR_VIEWS[:1]
+    views = augmentation_views(mirror, rotate)
     # Rolling accumulator of weighted probabilities over real z in [buffer_z0, buffer_z0 + window).
     accumulated = np.zeros((len(channels), window, ny, nx), np.float32)
     buffer_z0 = 0
@@ -127,8 +140,8 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
             batch = np.stack([slab[:, y0:y0 + window, x0:x0 + window] for y0, x0 in chunk])[:, None]
             with torch.inference_mode():
                 inputs = torch.from_numpy(batch).to(device).contiguous(memory_format=layout)
-                probability = sum(_view_probability(network, inputs, channels, precision, layout, dims)
-                                  for dims in views) / len(views)
+                probability = sum(_view_probability(network, inputs, channels, precision, layout, view)
+                                  for view in views) / len(views)
                 weighted = (probability * box_weight).contiguous().cpu().numpy()
             for (y0, x0), box in zip(chunk, weighted):
                 _accumulate(accumulated, box, y0, x0)
@@ -145,12 +158,20 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
         written = max(written, min(final_z, nz))
 
 
-def _view_probability(network, inputs: torch.Tensor, channels: list, precision, layout, dims: tuple) -> torch.Tensor:
-    """The network's probabilities of a batch seen mirrored along ``dims``, mirrored back (float32)."""
+def _view_probability(network, inputs: torch.Tensor, channels: list, precision, layout, view: tuple) -> torch.Tensor:
+    """The network's probabilities of a batch seen mirrored along ``dims`` and then turned ``turns`` quarter
+    turns about z (``view`` = (turns, dims)), turned and mirrored back (float32)."""
+    turns, dims = view
     if dims:
-        inputs = inputs.flip(dims).contiguous(memory_format=layout)
+        inputs = inputs.flip(dims)
+    if turns:
+        inputs = torch.rot90(inputs, turns, dims=(3, 4))
+    if dims or turns:
+        inputs = inputs.contiguous(memory_format=layout)
     with precision.autocast():
         probability = torch.sigmoid(network(inputs)[:, channels].float())
+    if turns:
+        probability = torch.rot90(probability, -turns, dims=(3, 4))
     return probability.flip(dims) if dims else probability
 
 

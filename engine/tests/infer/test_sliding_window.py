@@ -218,9 +218,10 @@ def test_mirrors_average_the_predictions_of_the_mirrored_tomograms():
     data = np.random.default_rng(3).normal(size=(16, 16, 16)).astype(np.float32)
     network = tiny_unet(seed=4)
 
-    def predicted(volume, mirror=False):
+    def predicted(volume, mirror=False, rotate=False):
         recorder = Recorder(volume.shape, 1)
-        predict_tomogram(network, np.ascontiguousarray(volume), recorder, window=16, margin=0, mirror=mirror)
+        predict_tomogram(network, np.ascontiguousarray(volume), recorder, window=16, margin=0, mirror=mirror,
+                         rotate=rotate)
         return recorder.result[0]
 
     views = [predicted(data), predicted(data[:, :, ::-1])[:, :, ::-1], predicted(data[:, ::-1])[:, ::-1],
@@ -228,3 +229,28 @@ def test_mirrors_average_the_predictions_of_the_mirrored_tomograms():
     mirrored = predicted(data, mirror=True)
     np.testing.assert_allclose(mirrored, np.mean(views, axis=0), atol=1e-5)
     assert np.abs(mirrored - views[0]).max() > 1e-3  # a random network is not mirror-symmetric
+
+
+def test_rotations_average_the_predictions_of_the_turned_tomograms():
+    """One box covering the tomogram exactly: the rotated prediction is the mean over the tomogram turned by
+    0, 90, 180 and 270° about z, each predicted and turned back; with the mirrors, the mean over the eight
+    symmetries of the square (each turn of the tomogram and of its x mirror image)."""
+    data = np.random.default_rng(5).normal(size=(16, 16, 16)).astype(np.float32)
+    network = tiny_unet(seed=6)
+
+    def predicted(volume, mirror=False, rotate=False):
+        recorder = Recorder(volume.shape, 1)
+        predict_tomogram(network, np.ascontiguousarray(volume), recorder, window=16, margin=0, mirror=mirror,
+                         rotate=rotate)
+        return recorder.result[0]
+
+    def turned(volume, turns):
+        return np.rot90(volume, turns, axes=(1, 2))
+
+    rotations = [turned(predicted(turned(data, k)), -k) for k in range(4)]
+    rotated = predicted(data, rotate=True)
+    np.testing.assert_allclose(rotated, np.mean(rotations, axis=0), atol=1e-5)
+    assert np.abs(rotated - rotations[0]).max() > 1e-3  # a random network is not rotation-symmetric
+    mirrored = data[:, :, ::-1]
+    square = rotations + [turned(predicted(turned(mirrored, k)), -k)[:, :, ::-1] for k in range(4)]
+    np.testing.assert_allclose(predicted(data, mirror=True, rotate=True), np.mean(square, axis=0), atol=1e-5)
