@@ -223,7 +223,8 @@ def _cluster_parameters(job):
         info, voxel_scale=tomogram_voxel_scale(info, job.tomogram, job.inference), threshold=options.threshold, min_size=options.min_size,
         max_size=options.max_size, connectivity=options.connectivity,
         border=options.border if len(options.border) == 3 else options.border[0],
-        context_mode=options.context_mode, context_distance=options.context_distance)
+        context_mode=options.context_mode, context_distance=options.context_distance,
+        rotations=job.inference.test_time_rotations)
     parameters.validate()
     return parameters
 

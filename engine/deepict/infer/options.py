@@ -26,7 +26,10 @@ class InferenceOptions:
     test_time_rotations: bool = parameter(False, help="average each box's prediction with those of the box turned by "
                                                       "90, 180 and 270° about z (test-time augmentation; with the "
                                                       "mirrors, over all eight in-plane symmetries): four times the "
-                                                      "network's time (eight with the mirrors)")
+                                                      "network's time (eight with the mirrors). A particle model's "
+                                                      "calibrated threshold is then taken 0.2 lower (not below 0.1) "
+                                                      "unless a threshold is given: where the averaged maps were best "
+                                                      "on the development data")
     device: str = device_parameter()
     voxel_size: float | None = parameter(None, help="voxel size of the tomogram in Å (default: its header)")
     ignore_voxel_size: bool = parameter(False, help="apply the model to the tomogram as it is even if its voxel "

@@ -1,0 +1,51 @@
+"""The post-processing a pick uses when the user gives none: the model's suggestion, and its threshold with
+test-time rotations (deepict.infer.picking)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deepict.infer.picking import ROTATED_THRESHOLD_FLOOR, ROTATED_THRESHOLD_SHIFT, resolve_cluster_parameters
+from deepict.nn.model_files import KIND_3D, ModelInfo
+
+
+def particle_model(threshold: float, calibrated: bool = True) -> ModelInfo:
+    info = ModelInfo(kind=KIND_3D, classes=["ribosome"], voxel_size=13.48, patch_size=48, overlap=12,
+                     architecture={"depth": 3, "initial_features": 8, "out_channels": 1, "batch_norm": True},
+                     label_kind="spheres", sphere_radius={"ribosome": 8.0},
+                     postprocess={"threshold": threshold, "min_size": 107, "max_size": None, "min_distance": 8.0})
+    if calibrated:
+        info.training["postprocess_calibration"] = {"threshold": threshold, "min_size": 107, "min_distance": 8.0}
+    return info
+
+
+def test_rotations_lower_a_calibrated_threshold():
+    info = particle_model(0.5)
+    assert resolve_cluster_parameters(info).threshold == 0.5
+    assert resolve_cluster_parameters(info, rotations=True).threshold == pytest.approx(0.5 - ROTATED_THRESHOLD_SHIFT)
+    assert resolve_cluster_parameters(info, rotations=True).min_size == 107  # only the threshold moves
+
+
+def test_rotations_keep_a_given_threshold_an_uncalibrated_one_and_the_floor():
+    assert resolve_cluster_parameters(particle_model(0.5), threshold=0.45, rotations=True).threshold == 0.45
+    # Structure and multi-class models are not calibrated: their 0.5 was never measured against rotations.
+    assert resolve_cluster_parameters(particle_model(0.5, calibrated=False), rotations=True).threshold == 0.5
+    assert resolve_cluster_parameters(particle_model(0.2), rotations=True).threshold == ROTATED_THRESHOLD_FLOOR
+
+
+def test_the_pick_command_lowers_the_threshold_with_rotations(tmp_path):
+    """deepict pick resolves its post-processing before predicting: --test-time-rotations reaches it."""
+    import numpy as np
+    from deepict.cli.particles3d import _cluster_parameters
+    from deepict.io import write_volume
+    from deepict.jobs import PickJob
+    from deepict.nn.model_files import build_network, save_model
+    info = particle_model(0.5)
+    info.architecture = {"depth": 1, "initial_features": 2, "out_channels": 1, "batch_norm": False}
+    model, tomogram = tmp_path / "model.pt", tmp_path / "tomo.mrc"
+    save_model(model, build_network(info), info)
+    write_volume(tomogram, np.zeros((16, 16, 16), np.float32), 13.48)
+    for rotations, threshold in ((False, 0.5), (True, 0.5 - ROTATED_THRESHOLD_SHIFT)):
+        job = PickJob(model=str(model), tomogram=str(tomogram), out=str(tmp_path / "picks.csv"))
+        job.inference.test_time_rotations = rotations
+        assert _cluster_parameters(job).threshold == pytest.approx(threshold)
