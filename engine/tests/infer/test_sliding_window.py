@@ -211,6 +211,14 @@ def test_window_not_divisible_by_the_network_depth_and_bad_batch_size_are_refuse
                          lambda z0, p: None, window=16, margin=2, batch_size=0)
 
 
+def one_box_prediction(network, volume, mirror=False, rotate=False) -> np.ndarray:
+    """The network's probabilities of a 16³ volume predicted as one box (no blending), with test-time views."""
+    recorder = Recorder(volume.shape, 1)
+    predict_tomogram(network, np.ascontiguousarray(volume), recorder, window=16, margin=0, mirror=mirror,
+                     rotate=rotate)
+    return recorder.result[0]
+
+
 def test_mirrors_average_the_predictions_of_the_mirrored_tomograms():
     """One box covering the tomogram exactly: the mirrored prediction is the mean over the in-plane mirror
     images of the tomogram (x, y, both; never z, because of the missing wedge), each predicted and mirrored
@@ -218,11 +226,8 @@ def test_mirrors_average_the_predictions_of_the_mirrored_tomograms():
     data = np.random.default_rng(3).normal(size=(16, 16, 16)).astype(np.float32)
     network = tiny_unet(seed=4)
 
-    def predicted(volume, mirror=False, rotate=False):
-        recorder = Recorder(volume.shape, 1)
-        predict_tomogram(network, np.ascontiguousarray(volume), recorder, window=16, margin=0, mirror=mirror,
-                         rotate=rotate)
-        return recorder.result[0]
+    def predicted(volume, **views):
+        return one_box_prediction(network, volume, **views)
 
     views = [predicted(data), predicted(data[:, :, ::-1])[:, :, ::-1], predicted(data[:, ::-1])[:, ::-1],
              predicted(data[:, ::-1, ::-1])[:, ::-1, ::-1]]
@@ -238,11 +243,8 @@ def test_rotations_average_the_predictions_of_the_turned_tomograms():
     data = np.random.default_rng(5).normal(size=(16, 16, 16)).astype(np.float32)
     network = tiny_unet(seed=6)
 
-    def predicted(volume, mirror=False, rotate=False):
-        recorder = Recorder(volume.shape, 1)
-        predict_tomogram(network, np.ascontiguousarray(volume), recorder, window=16, margin=0, mirror=mirror,
-                         rotate=rotate)
-        return recorder.result[0]
+    def predicted(volume, **views):
+        return one_box_prediction(network, volume, **views)
 
     def turned(volume, turns):
         return np.rot90(volume, turns, axes=(1, 2))
