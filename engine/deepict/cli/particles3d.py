@@ -209,9 +209,10 @@ def run_train3d(job: Train3DJob) -> int:
 
 
 def _cluster_parameters(job):
-    """The post-processing parameters, checked before any inference (the engine checks them only afterwards)."""
+    """The post-processing parameters, checked before any inference (the engine checks them only afterwards);
+    says when test-time rotations lowered the model's threshold."""
     from deepict.nn.model_files import read_model_info
-    from deepict.infer.picking import resolve_cluster_parameters, tomogram_voxel_scale
+    from deepict.infer.picking import model_threshold, resolve_cluster_parameters, tomogram_voxel_scale
     if job.class_name is not None and not job.class_name.strip():
         raise ParameterError("--class-name is empty: give one of the model's classes (deepict model-info lists them)")
     min_distance = getattr(job, "min_distance", None)  # pick only
@@ -226,6 +227,10 @@ def _cluster_parameters(job):
         context_mode=options.context_mode, context_distance=options.context_distance,
         rotations=job.inference.test_time_rotations)
     parameters.validate()
+    if options.threshold is None and parameters.threshold != model_threshold(info):
+        print(f"deepict {job.step}: threshold {parameters.threshold:g}, the model's calibrated "
+              f"{model_threshold(info):g} lowered for the maps averaged over test-time rotations (give --threshold "
+              "to choose another)", flush=True)
     return parameters
 
 

@@ -245,6 +245,11 @@ def _model_defaults(info: ModelInfo, scale: float = 1.0, rotations: bool = False
     return defaults
 
 
+def model_threshold(info: ModelInfo) -> float:
+    """The threshold the model suggests for single-view maps (its calibrated one, else 0.5)."""
+    return float(_model_defaults(info)["threshold"])
+
+
 def _default_min_distance(info: ModelInfo, class_name: str) -> float:
     """The duplicate distance calibrated at training (one-class models), else one particle radius (when known):
     two picks closer than that are one particle."""

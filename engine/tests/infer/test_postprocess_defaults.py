@@ -33,8 +33,9 @@ def test_rotations_keep_a_given_threshold_an_uncalibrated_one_and_the_floor():
     assert resolve_cluster_parameters(particle_model(0.2), rotations=True).threshold == ROTATED_THRESHOLD_FLOOR
 
 
-def test_the_pick_command_lowers_the_threshold_with_rotations(tmp_path):
-    """deepict pick resolves its post-processing before predicting: --test-time-rotations reaches it."""
+def test_the_pick_command_lowers_the_threshold_with_rotations(tmp_path, capsys):
+    """deepict pick resolves its post-processing before predicting: --test-time-rotations reaches it, and the
+    command says that the threshold was lowered."""
     import numpy as np
     from deepict.cli.particles3d import _cluster_parameters
     from deepict.io import write_volume
@@ -49,3 +50,4 @@ def test_the_pick_command_lowers_the_threshold_with_rotations(tmp_path):
         job = PickJob(model=str(model), tomogram=str(tomogram), out=str(tmp_path / "picks.csv"))
         job.inference.test_time_rotations = rotations
         assert _cluster_parameters(job).threshold == pytest.approx(threshold)
+        assert ("lowered for the maps averaged over test-time rotations" in capsys.readouterr().out) == rotations
