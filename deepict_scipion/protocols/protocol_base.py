@@ -18,8 +18,8 @@ from tomo.objects import SetOfTomoMasks
 from tomo.protocols import ProtTomoBase
 
 from deepict import jobs
-from deepict.conventions import (CONTEXT_MODES, MAX_RESCALE_FACTOR, fits_model_voxel_size, rescale_factor,
-                                  rescale_within_limit, voxel_sizes_differ)
+from deepict.conventions import (CONTEXT_MODES, MAX_RESCALE_FACTOR, ROTATED_THRESHOLD_SHIFT, fits_model_voxel_size,
+                                  rescale_factor, rescale_within_limit, voxel_sizes_differ)
 from deepict.errors import DeepictError
 from deepict.infer.clusters import ClusterParameters
 from deepict.parameters import PRECISION_AUTO, PRECISIONS, choices_of, default_of, option_help
@@ -421,8 +421,8 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         form.addParam("threshold", params.FloatParam, allowsNull=True, label="Probability threshold",
                       help="Voxels with a network probability above it form the clusters, in [0, 1). Empty: the "
                            "model's suggestion (calibrated on the validation data after training for one-class "
-                           "particle models, else 0.5; with test-time rotations a calibrated threshold is taken 0.2 "
-                           "lower). Lower it to find more (and fainter) objects.")
+                           "particle models, else 0.5; with test-time rotations a calibrated threshold is taken "
+                           f"{ROTATED_THRESHOLD_SHIFT:g} lower). Lower it to find more (and fainter) objects.")
         line = form.addLine(f"{self._clusterName} size (voxels)",
                             help="Clusters with fewer voxels than min or more than max are discarded. Empty: the "
                                  "model's suggestion (min) and no limit (max). A particle model trained for one "

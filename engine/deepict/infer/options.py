@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepict.conventions import EQUALIZE_MODES
+from deepict.conventions import EQUALIZE_MODES, ROTATED_THRESHOLD_FLOOR, ROTATED_THRESHOLD_SHIFT
 from deepict.parameters import device_parameter, parameter
 
 
@@ -27,9 +27,10 @@ class InferenceOptions:
                                                       "90, 180 and 270° about z (test-time augmentation; with the "
                                                       "mirrors, over all eight in-plane symmetries): four times the "
                                                       "network's time (eight with the mirrors). A particle model's "
-                                                      "calibrated threshold is then taken 0.2 lower (not below 0.1) "
-                                                      "unless a threshold is given: where the averaged maps were best "
-                                                      "on the development data")
+                                                      f"calibrated threshold is then taken {ROTATED_THRESHOLD_SHIFT:g} "
+                                                      f"lower (not below {ROTATED_THRESHOLD_FLOOR:g}) unless a "
+                                                      "threshold is given: where the averaged maps were best on the "
+                                                      "development data")
     device: str = device_parameter()
     voxel_size: float | None = parameter(None, help="voxel size of the tomogram in Å (default: its header)")
     ignore_voxel_size: bool = parameter(False, help="apply the model to the tomogram as it is even if its voxel "

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN, rescale_factor
+from deepict.conventions import (CLASS_COLUMN, ROTATED_THRESHOLD_FLOOR, ROTATED_THRESHOLD_SHIFT, SCORE_COLUMN,
+                                  rescale_factor)
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
-from deepict.nn.model_files import KIND_3D, ModelInfo, incomplete_training_warning, load_model
+from deepict.nn.model_files import (KIND_3D, POSTPROCESS_CALIBRATION, ModelInfo, incomplete_training_warning,
+                                    load_model)
 from deepict.infer.clusters import ClusterParameters, Clusters, find_clusters, remove_duplicates
 from deepict.infer import splitting
 from deepict.infer.normals import orientation_columns
@@ -223,20 +225,13 @@ def segment_structures(model_path, tomogram_path, out_mask, params: ClusterParam
     return clusters
 
 
-#: How much lower the calibrated threshold of a particle model lies when the rotations are averaged
-#: (``--test-time-rotations``), and its floor. The calibration chooses it on single-view maps; on the
-#: rotation-averaged maps of four ribosome trainings the threshold 0.2 lower gave F1 +0.007 / +0.020 / +0.014
-#: on average on dev vpp_003 / defocus_000 / defocus_001 (10 of the 12 figures rose).
-ROTATED_THRESHOLD_SHIFT, ROTATED_THRESHOLD_FLOOR = 0.2, 0.1
-
-
 def _model_defaults(info: ModelInfo, scale: float = 1.0, rotations: bool = False) -> dict:
     """The model's suggested post-processing, its sizes (in the model's voxels) converted to voxels ``scale``
     times smaller (:func:`voxel_scale`); with ``rotations`` (test-time rotations) a calibrated threshold is
-    lowered by :data:`ROTATED_THRESHOLD_SHIFT`."""
+    lowered by ``ROTATED_THRESHOLD_SHIFT`` (see :mod:`deepict.conventions`)."""
     defaults = {"threshold": 0.5, "min_size": 1, "max_size": None}
     defaults.update({k: v for k, v in info.postprocess.items() if k in defaults})
-    if rotations and "postprocess_calibration" in info.training:
+    if rotations and POSTPROCESS_CALIBRATION in info.training:
         defaults["threshold"] = max(ROTATED_THRESHOLD_FLOOR, defaults["threshold"] - ROTATED_THRESHOLD_SHIFT)
     volume_scale = scale ** 3
     defaults["min_size"] = max(1, int(round(defaults["min_size"] * volume_scale)))

@@ -50,6 +50,8 @@ PUBLISHED_SOURCE_PREFIX = "DeePiCt checkpoint"
 
 #: ``ModelInfo.training`` key: ``False`` while a training runs, ``True`` once it finished.
 COMPLETE = "complete"
+#: ``ModelInfo.training`` key: the post-processing chosen on validation data after training (particle models).
+POSTPROCESS_CALIBRATION = "postprocess_calibration"
 
 
 def incomplete_training_warning(training: dict) -> str | None:

@@ -41,7 +41,7 @@ from deepict.errors import InputFileError, ParameterError
 from deepict.infer.model_spectrum import spectrum_record
 from deepict.io import volume_mean_std
 from deepict.nn.devices import memory_format, select_device
-from deepict.nn.model_files import COMPLETE, KIND_3D, ModelInfo, build_network
+from deepict.nn.model_files import COMPLETE, KIND_3D, POSTPROCESS_CALIBRATION, ModelInfo, build_network
 from deepict.progress import Progress, print_line
 from deepict.spectrum import default_workers, mean_spectrum, radial_spectrum
 from deepict.train.averaging import WeightAverage, averaged_network
@@ -302,7 +302,7 @@ class _Training3D(TrainingTask):
                                              self.config, info, self.device, self.log)
         if calibration:
             info.postprocess.update({key: calibration[key] for key in ("threshold", "min_size", "min_distance")})
-            info.training["postprocess_calibration"] = calibration
+            info.training[POSTPROCESS_CALIBRATION] = calibration
         return network, info
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from deepict.infer.picking import ROTATED_THRESHOLD_FLOOR, ROTATED_THRESHOLD_SHIFT, resolve_cluster_parameters
-from deepict.nn.model_files import KIND_3D, ModelInfo
+from deepict.conventions import ROTATED_THRESHOLD_FLOOR, ROTATED_THRESHOLD_SHIFT
+from deepict.infer.picking import resolve_cluster_parameters
+from deepict.nn.model_files import KIND_3D, POSTPROCESS_CALIBRATION, ModelInfo
 
 
 def particle_model(threshold: float, calibrated: bool = True) -> ModelInfo:
@@ -15,7 +16,7 @@ def particle_model(threshold: float, calibrated: bool = True) -> ModelInfo:
                      label_kind="spheres", sphere_radius={"ribosome": 8.0},
                      postprocess={"threshold": threshold, "min_size": 107, "max_size": None, "min_distance": 8.0})
     if calibrated:
-        info.training["postprocess_calibration"] = {"threshold": threshold, "min_size": 107, "min_distance": 8.0}
+        info.training[POSTPROCESS_CALIBRATION] = {"threshold": threshold, "min_size": 107, "min_distance": 8.0}
     return info
 
 
