@@ -111,9 +111,9 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                       validators=[params.Positive], label="Epochs",
                       help="Training length in epochs of 'batches per epoch' batches. The model is the mean of the "
                            "weights over the second half of the epochs (or, without weight averaging, the epoch of "
-                           "best validation Dice); an interrupted run continues where it stopped. For a rare particle (a few "
-                           "dozen per tomogram, like FAS) 80 epochs gave steadier, better models on the "
-                           "development data (README, Measured).")
+                           "best validation Dice); an interrupted run continues where it stopped. For a rare "
+                           "particle (a few dozen per tomogram, like FAS) 80 epochs gave steadier, better models "
+                           "on the development data (README, Measured).")
         form.addParam("iterationsPerEpoch", params.IntParam, default=self._default("training.iterations_per_epoch"),
                       validators=[params.Positive],
                       label="Batches per epoch",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -226,8 +228,7 @@ def test_mirrors_average_the_predictions_of_the_mirrored_tomograms():
     data = np.random.default_rng(3).normal(size=(16, 16, 16)).astype(np.float32)
     network = tiny_unet(seed=4)
 
-    def predicted(volume, **views):
-        return one_box_prediction(network, volume, **views)
+    predicted = functools.partial(one_box_prediction, network)
 
     views = [predicted(data), predicted(data[:, :, ::-1])[:, :, ::-1], predicted(data[:, ::-1])[:, ::-1],
              predicted(data[:, ::-1, ::-1])[:, ::-1, ::-1]]
@@ -243,8 +244,7 @@ def test_rotations_average_the_predictions_of_the_turned_tomograms():
     data = np.random.default_rng(5).normal(size=(16, 16, 16)).astype(np.float32)
     network = tiny_unet(seed=6)
 
-    def predicted(volume, **views):
-        return one_box_prediction(network, volume, **views)
+    predicted = functools.partial(one_box_prediction, network)
 
     def turned(volume, turns):
         return np.rot90(volume, turns, axes=(1, 2))
