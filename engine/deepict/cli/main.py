@@ -90,6 +90,14 @@ def _interrupt(signum, frame) -> None:
     raise Interrupted(signum)
 
 
+def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt behind ``exc``: itself, or the cause of the ``SystemError`` that a C function (``os.fspath``
+    inside ``numpy.fromfile``, say) reports when the signal handler raises while it runs; else ``None``."""
+    if isinstance(exc, SystemError):
+        exc = exc.__cause__ or exc.__context__
+    return exc if isinstance(exc, KeyboardInterrupt) else None
+
+
 def _os_error_line(exc: OSError) -> str:
     """``OSError`` as one line: the file(s), what errno means and what to do."""
     from deepict.io.outputs import CHECK_THE_PATH, WRITE_ERROR_ADVICE  # numpy: not at every start-up
@@ -124,8 +132,11 @@ def main(argv=None) -> int:
             return 128 + signal.SIGPIPE
         print(f"deepict {args.command}: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    except (KeyboardInterrupt, SystemError) as exc:
+        interrupt = _interruption(exc)
+        if interrupt is None:
+            raise
+        signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
         print(f"deepict {args.command}: interrupted by {signal.Signals(signum).name}; "
               "outputs not yet complete were not written", file=sys.stderr)
         return 128 + signum

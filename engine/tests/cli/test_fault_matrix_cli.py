@@ -246,6 +246,33 @@ def test_crash_interrupted_training_is_one_line_and_cleans_up(signum, world, tmp
 # silent: accepted, wrong result without a word
 # --------------------------------------------------------------------------------------------
 
+def test_crash_signal_inside_a_c_function_is_an_interruption(monkeypatch, capsys):
+    """SIGTERM arriving while a C function runs surfaces as a SystemError caused by the handler's Interrupted:
+    still the one-line interruption, not a traceback; any other SystemError is not swallowed."""
+    from deepict.cli import main as cli_main
+    from deepict.errors import Interrupted
+
+    def stopped_inside_c(args):
+        try:
+            raise Interrupted(signal.SIGTERM)
+        except Interrupted as exc:
+            raise SystemError("<built-in function fspath> returned a result with an exception set") from exc
+
+    def broken(args):
+        raise SystemError("a real bug")
+
+    for handler in (stopped_inside_c, broken):
+        parser = argparse.ArgumentParser()
+        parser.set_defaults(handler=handler, command="pick")
+        monkeypatch.setattr(cli_main, "build_parser", lambda parser=parser: parser)
+        if handler is broken:
+            with pytest.raises(SystemError, match="a real bug"):
+                main([])
+        else:
+            assert main([]) == 128 + signal.SIGTERM
+            assert "deepict pick: interrupted by SIGTERM" in capsys.readouterr().err
+
+
 def test_silent_negative_border_refused(world, tmp_path, capsys):
     code, _, err = run(capsys, *pick_argv(world, tmp_path / "p.csv", "--border", "-5"))
     assert_one_line(code, err, ["border", "negative"], tmp_path)
