@@ -1,7 +1,6 @@
 """Base classes of the DeePiCt protocols: compute parameters, running the engine, input checks, and
 the form and steps picking and 3D segmentation share."""
 
-import glob
 import json
 import os
 import shlex
@@ -24,7 +23,7 @@ from deepict.errors import DeepictError
 from deepict.infer.clusters import ClusterParameters
 from deepict.parameters import PRECISION_AUTO, PRECISIONS, choices_of, default_of, option_help
 
-from .. import Plugin, cluster
+from .. import Plugin, cluster, run_logs
 from ..convert import baseName, equalizedReference, newTomoMask, tomogramKey, tomogramsByKey
 
 THREADS_HELP = ("CPU threads of each deepict job (OMP_NUM_THREADS). 0: every core the job may use; give a number "
@@ -237,19 +236,11 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
 
     def _newLogText(self, logSizes):
         """What the run's logs got after ``logSizes`` (see :meth:`_logSizes`)."""
-        texts = []
-        for path in sorted(glob.glob(self._getLogsPath("*")), key=os.path.getmtime):
-            try:
-                with open(path, "rb") as handle:
-                    handle.seek(logSizes.get(path, 0))
-                    texts.append(handle.read().decode("utf-8", errors="replace"))
-            except OSError:
-                continue
-        return texts
+        return run_logs.text_since(self._getLogsPath("*"), logSizes)
 
     def _logSizes(self):
         """{log file: size} of the run's logs (queue jobs write their own logs in the same folder)."""
-        return {path: os.path.getsize(path) for path in glob.glob(self._getLogsPath("*")) if os.path.isfile(path)}
+        return run_logs.log_sizes(self._getLogsPath("*"))
 
     def _engineError(self, subcommand, logSizes):
         """The last ``deepict <subcommand>: error:`` line written to the logs after ``logSizes``, or None."""
