@@ -457,7 +457,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                       label="Inference box (voxels)",
                       help="The tomogram is predicted in boxes of this side, with blended overlaps. Larger boxes "
                            "are faster but need more (GPU) memory: lower it (e.g. 64) if the GPU runs out of "
-                           "memory. Must be divisible by 2^depth of the network (8 for depth 3).")
+                           "memory. Must be divisible by 2^depth of the network (4 for depth 2).")
         form.addParam("batchSize", params.IntParam, default=self._default("inference.batch_size"),
                       expertLevel=params.LEVEL_ADVANCED, label="Boxes per batch",
                       help="Boxes predicted together; more use more memory.")

@@ -48,11 +48,11 @@ class TrainConfig:
     """Hyper-parameters of 3D training (defaults chosen for CPU-friendly particle picking)."""
 
     classes: list = parameter(factory=list, help="name of each class (default: particle, or class1, class2, ...)")
-    depth: int = parameter(3, help="pooling levels (default %(default)s)")
-    initial_features: int = parameter(8, help="channels at full resolution (default %(default)s)")
+    depth: int = parameter(2, help="pooling levels (default %(default)s, as the published networks)")
+    initial_features: int = parameter(16, help="channels at full resolution (default %(default)s)")
     batch_norm: bool = parameter(True, help="batch normalisation (default: on)")
     encoder_dropout: float = parameter(0.0, help="dropout rate in the encoder, in [0, 1) (default %(default)s)")
-    decoder_dropout: float = parameter(0.1, help="dropout rate in the decoder, in [0, 1) (default %(default)s)")
+    decoder_dropout: float = parameter(0.0, help="dropout rate in the decoder, in [0, 1) (default %(default)s)")
     patch_size: int = parameter(48, help="training box side (default %(default)s)")
     batch_size: int = parameter(4, help="training boxes per optimiser step (default %(default)s)")
     epochs: int = parameter(40, help="training epochs (default %(default)s); the model is the mean of the "
