@@ -16,6 +16,7 @@ from deepict.errors import DeepictError, InputFileError
 from deepict.nn.model_files import (FORMAT, KIND_2D, KIND_3D, ModelInfo, import_published_checkpoint,
                                          load_model, read_model_info, save_model)
 from deepict.nn.networks import UNet2D, UNet3D
+from deepict.train.config import TrainConfig
 from tiny_world import PUBLISHED
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -56,6 +57,15 @@ def test_if16_d2_parameter_count_and_bn_buffers():
     assert n_parameters(UNet3D(depth=2, initial_features=16, batch_norm=True)) == 339_633
     # IF4-D2-BN: 8 BatchNorm layers, 48 channels -> 96 running statistics + 8 batch counters.
     assert sum(b.numel() for b in UNet3D(2, 4).buffers()) == 104
+
+
+def test_train3d_default_network_is_the_published_fas_architecture():
+    # The default since 2026-11-30: it picked FAS better than depth 3 with 8 features (README, *Measured*).
+    config = TrainConfig()
+    count, batch_norm, features, _ = CHECKPOINTS["fasModel.pth"]
+    network = UNet3D(depth=config.depth, initial_features=config.initial_features, batch_norm=config.batch_norm)
+    assert n_parameters(network) == count and config.batch_norm is batch_norm
+    assert config.initial_features == features and config.decoder_dropout == 0.0
 
 
 def test_unet3d_output_shape_and_no_bn_in_base():
