@@ -31,7 +31,8 @@ def test_rotations_keep_a_given_threshold_an_uncalibrated_one_and_the_floor():
     assert resolve_cluster_parameters(particle_model(0.5), threshold=0.45, rotations=True).threshold == 0.45
     # Structure and multi-class models are not calibrated: their 0.5 was never measured against rotations.
     assert resolve_cluster_parameters(particle_model(0.5, calibrated=False), rotations=True).threshold == 0.5
-    assert resolve_cluster_parameters(particle_model(0.2), rotations=True).threshold == ROTATED_THRESHOLD_FLOOR
+    lowest = ROTATED_THRESHOLD_FLOOR + ROTATED_THRESHOLD_SHIFT / 2  # shifted, it would fall below the floor
+    assert resolve_cluster_parameters(particle_model(lowest), rotations=True).threshold == ROTATED_THRESHOLD_FLOOR
 
 
 def test_the_pick_command_lowers_the_threshold_with_rotations(tmp_path, capsys):
