@@ -15,7 +15,7 @@ the model's validation slabs (:mod:`deepict.train.calibrate`): the minimum size 
 and without splitting, and scores each choice on vpp_003; when the validation slabs hold too few
 particles (FAS), the fallback instead: the minimum size at 0.5 on the whole training tomograms.
 
-    .venv/bin/python benchmarks/bench_picking_quality.py [--epochs 40] [--iterations 25] [--workdir DIR]
+    .venv/bin/python benchmarks/bench_picking_quality.py [--epochs N] [--iterations 25] [--workdir DIR]
         [--reuse] [--model CLASS=MODEL.pt ...] [--recalibrate] [--classes ribosome fas] [--no-other-domain]
 
 ``--reuse`` takes DIR/<class>.pt when it exists instead of training (and the validation-slab maps
@@ -60,8 +60,8 @@ def obtain_model(name: str, work: Path, args) -> tuple[Path, dict]:
     started, cpu = time.time(), children_cpu_seconds()
     deepict("train3d", "--tomograms", *[DEV / f"{t}.mrc" for t in TRAIN],
             "--coords", *[DEV / f"{t}_{name}.csv" for t in TRAIN], "--class-name", name,
-            "--radius", RADIUS[name], "--epochs", args.epochs, "--iterations-per-epoch", args.iterations,
-            "--out", model, log=name)
+            "--radius", RADIUS[name], *(["--epochs", args.epochs] if args.epochs else []),
+            "--iterations-per-epoch", args.iterations, "--out", model, log=name)
     return model, {"model": str(model), "train_seconds": round(time.time() - started, 1),
                    "train_cpu_seconds": round(children_cpu_seconds() - cpu, 1)}
 
@@ -189,7 +189,8 @@ def post_processing(model: Path, name: str, probability_map: Path, work: Path, a
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (default: train3d's, which depends on the particles per tomogram)")
     parser.add_argument("--iterations", type=int, default=25)
     parser.add_argument("--classes", nargs="+", default=["ribosome", "fas"])
     parser.add_argument("--workdir", default=None)
@@ -208,7 +209,8 @@ def main():
         return 0
     work = Path(args.workdir or tempfile.mkdtemp(prefix="deepict-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    report = {"train": TRAIN, "test": TEST, "epochs": args.epochs, "iterations_per_epoch": args.iterations,
+    report = {"train": TRAIN, "test": TEST, "epochs": args.epochs or "train3d's default",
+              "iterations_per_epoch": args.iterations,
               "load_average": os.getloadavg()}
     for name in args.classes:
         model, trained = obtain_model(name, work, args)

@@ -10,7 +10,7 @@ from deepict.conventions import EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
-from deepict.train.config import TrainConfig
+from deepict.train.config import DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PARTICLES_PER_TOMOGRAM, TrainConfig
 
 from ..convert import (coordinatesByKey, equalizedReference, spectrumFileHeader, splitList, tomogramsByKey,
                        writeCoordinatesCsv)
@@ -109,13 +109,15 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                            "against over-fitting a few annotated tomograms).")
 
         form.addSection(label="Training")
-        form.addParam("epochs", params.IntParam, default=self._default("training.epochs"),
-                      validators=[params.Positive], label="Epochs",
-                      help="Training length in epochs of 'batches per epoch' batches. The model is the mean of the "
+        form.addParam("epochs", params.IntParam, default=self._default("training.epochs"), allowsNull=True,
+                      label="Epochs",
+                      help="Training length in epochs of 'batches per epoch' batches. Empty: "
+                           f"{DEFAULT_EPOCHS}, or {RARE_PARTICLE_EPOCHS} for a rare particle, a class with fewer than "
+                           f"{RARE_PARTICLES_PER_TOMOGRAM} annotated particles per training tomogram (like FAS): on "
+                           "the development data FAS models picked better after twice the training, ribosomes did "
+                           "not (README, Measured); the log says which was chosen. The model is the mean of the "
                            "weights over the second half of the epochs (or, without weight averaging, the epoch of "
-                           "best validation Dice); an interrupted run continues where it stopped. For a rare "
-                           "particle (a few dozen per tomogram, like FAS) 80 epochs gave steadier, better models "
-                           "on the development data (README, Measured).")
+                           "best validation Dice); an interrupted run continues where it stopped.")
         form.addParam("iterationsPerEpoch", params.IntParam, default=self._default("training.iterations_per_epoch"),
                       validators=[params.Positive],
                       label="Batches per epoch",
@@ -381,6 +383,10 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                                f"{average['last_epoch']}{dice}.")
         return summary or ["Training not finished yet."]
 
+    def _trainedEpochs(self):
+        """The epochs the model was trained for: the form's, or when left empty the engine's choice."""
+        return (self._existingInfo() or {}).get("epochs") or self.epochs.get()
+
     def _existingInfo(self):
         path = self._modelInfoPath()
         return json.load(open(path)) if os.path.exists(path) else None
@@ -393,5 +399,5 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         return [f"A DeePiCt 3D U-Net [deTeresaTrueba2023] (depth {self.depth.get()}, {self.initialFeatures.get()} "
                 f"initial features) was trained on {what} of {len(self._readJobLists()[0])} tomograms at "
                 f"{self.trainingVoxelSize.get() or self.inputTomograms.get().getSamplingRate():.2f} Å/voxel for "
-                f"{self.epochs.get()} epochs "
+                f"{self._trainedEpochs()} epochs "
                 f"to segment {', '.join(self._classNames())}."]

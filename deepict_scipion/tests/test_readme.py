@@ -94,6 +94,21 @@ def test_readme_runs_modules_that_exist():
             assert importlib.util.find_spec(f"{module}.__main__") is not None, f"python -m {module}: no __main__"
 
 
+def test_readme_quotes_the_rules_the_code_follows():
+    """Rules the README states as numbers are the code's constants: changing one fails here until the README is
+    changed with it (the GUI paragraph once kept a threshold shift the code had left)."""
+    from deepict.conventions import ROTATED_THRESHOLD_SHIFT
+    from deepict.train.config import DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PARTICLES_PER_TOMOGRAM
+    text = " ".join(README.read_text().split())
+    assert f"which also lowers the calibrated threshold by {ROTATED_THRESHOLD_SHIFT:g})" in text
+    assert f"a calibrated threshold is taken {ROTATED_THRESHOLD_SHIFT:g} lower" in text
+    assert f"| {DEFAULT_EPOCHS} ({RARE_PARTICLE_EPOCHS} for a rare particle), 25 |" in text
+    assert (f"{DEFAULT_EPOCHS} epochs, or {RARE_PARTICLE_EPOCHS} when a class has fewer than "
+            f"{RARE_PARTICLES_PER_TOMOGRAM} annotated particles per training tomogram") in text
+    assert (f"the training chooses: {DEFAULT_EPOCHS}, or {RARE_PARTICLE_EPOCHS} for a rare particle (fewer than "
+            f"{RARE_PARTICLES_PER_TOMOGRAM} annotated per training tomogram") in text
+
+
 def _write_tomogram(name, seed, tomos, masks):
     phantom = make_phantom(PhantomConfig(shape_zyx=SHAPE_ZYX, n_ribosomes=12, n_fas=3, n_distractors=10, seed=seed))
     write_volume(tomos / f"{name}.mrc", phantom.tomogram, VOXEL_SIZE)

@@ -170,7 +170,8 @@ def test_set_device_refuses_a_step_without_network():
 
 
 def test_form_help_fills_in_the_default():
-    assert option_help(jobs.Train3DJob, "training.epochs").startswith("training epochs (default 40)")
+    assert option_help(jobs.Train3DJob, "training.iterations_per_epoch").startswith(
+        "optimiser steps per epoch (default 25)")
     assert option_help(jobs.EqualizeJob, "lowpass_width").startswith("10–90% transition width")
     assert default_of(jobs.PickJob, "inference.window") == 128
     assert default_of(jobs.PickJob, "model") is MISSING

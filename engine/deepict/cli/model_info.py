@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         help="describe a model file (kind, classes, voxel size, history) as JSON",
         description="Print the description stored in a deepict_scipion model file as JSON: kind (2d/3d), "
                     "class names, voxel size (Å), sphere radius per class (voxels and Å), suggested "
-                    "post-processing, training history, whether a reference spectrum is stored, and its source.")
+                    "post-processing, training history and epochs, whether a reference spectrum is stored, and its "
+                    "source.")
     add_parameter(parser, ModelInfoJob, "model", "--model")
     add_parameter(parser, ModelInfoJob, "json", "--json", metavar="FILE")
 
@@ -29,8 +30,8 @@ def describe(model_path) -> dict:
             "sphere_radius": info.sphere_radius,
             "sphere_radius_angstrom": {c: r * voxel for c, r in info.sphere_radius.items()} if voxel else {},
             "postprocess": info.postprocess, "has_spectrum": info.spectrum is not None,
-            "history": info.history, "weight_average": info.training.get("weight_average"), "source": info.source,
-            "version": info.version}
+            "history": info.history, "epochs": info.training.get("epochs"),
+            "weight_average": info.training.get("weight_average"), "source": info.source, "version": info.version}
 
 
 def run_model_info(job: ModelInfoJob) -> int:

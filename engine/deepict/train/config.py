@@ -31,6 +31,26 @@ def check_learning_rate(value) -> None:
         raise ParameterError(f"the learning rate must be a number > 0 (e.g. 1e-3), got {value:g}")
 
 
+#: Epochs of a 3D training when --epochs is not given ...
+DEFAULT_EPOCHS = 40
+#: ... and when a class is a rare particle: FAS (about 25 per tomogram) picked better after 80 epochs on the
+#: development data, ribosomes (about 120) did not (README, *Measured*).
+RARE_PARTICLE_EPOCHS = 80
+#: A class with fewer annotated particles than this per training tomogram (on average) is a rare particle.
+RARE_PARTICLES_PER_TOMOGRAM = 50
+
+
+def default_epochs(particles_per_tomogram: dict) -> tuple[int, str]:
+    """The epochs of a training whose --epochs was not given, and why: ``particles_per_tomogram`` maps each
+    class to its mean number of annotated particles per training tomogram (empty for mask trainings)."""
+    rare = {name: count for name, count in particles_per_tomogram.items() if count < RARE_PARTICLES_PER_TOMOGRAM}
+    if not rare:
+        return DEFAULT_EPOCHS, "the default"
+    counts = ", ".join(f"{name} {count:.3g}" for name, count in rare.items())
+    return RARE_PARTICLE_EPOCHS, (f"a rare particle: fewer than {RARE_PARTICLES_PER_TOMOGRAM} annotated per training "
+                                  f"tomogram ({counts}), which trains better for longer")
+
+
 def check_training_voxel_size(value) -> None:
     """The voxel size a training rescales its tomograms to: None (the first tomogram's) or a positive number."""
     if value is not None and not (math.isfinite(value) and value > 0):
@@ -56,9 +76,11 @@ class TrainConfig:
     decoder_dropout: float = parameter(0.0, help="dropout rate in the decoder, in [0, 1) (default %(default)s)")
     patch_size: int = parameter(48, help="training box side (default %(default)s)")
     batch_size: int = parameter(4, help="training boxes per optimiser step (default %(default)s)")
-    epochs: int = parameter(40, help="training epochs (default %(default)s); the model is the mean of the "
-                                     "second half's weights, or with --no-weight-averaging the best validation epoch; "
-                                     "for a rare particle (a few dozen per tomogram) 80 gave steadier models")
+    epochs: int | None = parameter(None, help=f"training epochs (default: {DEFAULT_EPOCHS}, or "
+                                              f"{RARE_PARTICLE_EPOCHS} for a rare particle, one with fewer than "
+                                              f"{RARE_PARTICLES_PER_TOMOGRAM} annotated per training tomogram, like "
+                                              "FAS); the model is the mean of the second half's weights, or with "
+                                              "--no-weight-averaging the best validation epoch")
     iterations_per_epoch: int = parameter(25, help="optimiser steps per epoch (default %(default)s)")
     learning_rate: float = parameter(1e-3, help="Adam learning rate, > 0 (default %(default)s)")
     loss: str = parameter("bce_dice", choices=LOSS_NAMES, help="training loss (default %(default)s)")
@@ -91,9 +113,11 @@ class TrainConfig:
             raise ParameterError("the validation fraction must be in [0, 0.5)")
         if not 0 <= self.positive_fraction <= 1:
             raise ParameterError("the positive fraction must be in [0, 1]")
-        _check_at_least(self, ("epochs", "iterations_per_epoch", "batch_size", "depth", "initial_features",
+        _check_at_least(self, ("iterations_per_epoch", "batch_size", "depth", "initial_features",
                                "patch_size"), 1)
         _check_at_least(self, ("patience",), 0)
+        if self.epochs is not None:
+            _check_at_least(self, ("epochs",), 1)
         if not 1 <= self.coarser_sampling <= MAX_RESCALE_FACTOR:
             raise ParameterError(f"the coarser-sampling factor must be in [1, {MAX_RESCALE_FACTOR:g}] (1 = off), "
                                  f"got {self.coarser_sampling:g}")

@@ -95,6 +95,7 @@ def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None,
                 points.append(to_input_voxels(table.xyz, shape, volume.data.shape) if rescale else table.xyz)
             targets = sphere_targets(shape, points, radii)
             label_points = np.concatenate([np.rint(p[:, ::-1]) for p in points]).astype(int) if points else None
+            counts = tuple(len(p) for p in points)
         else:
             targets = mask_targets([files[index] for files in masks], volume.data.shape, path, size)
             if rescale:
@@ -102,7 +103,8 @@ def load_training_tomograms(tomogram_paths, coords=None, masks=None, radii=None,
             foreground = np.argwhere(targets.max(axis=0))
             rng = np.random.default_rng(index)
             label_points = foreground[rng.permutation(len(foreground))[:MASK_LABEL_POINTS]]
-        tomograms.append(TrainingTomogram(str(path), data, targets, label_points, target_size))
+            counts = ()
+        tomograms.append(TrainingTomogram(str(path), data, targets, label_points, target_size, counts))
         progress.advance()
     return tomograms
 

@@ -21,7 +21,10 @@ How training works, and why:
   never used for training; validation Dice is measured on a fixed grid of boxes in it.
 * **Minimum cluster size** — after training, one-class particle models choose the minimum size
   of a pick's cluster on the validation slabs (:mod:`.calibrate`); it becomes the model's default.
-* **Epochs, checkpoints, resume** — the shared loop's (:mod:`.loop`): cosine-annealed learning rate,
+* **Epochs** — unless given, 40, or 80 when a class has fewer than 50 annotated particles per training
+  tomogram (:func:`~deepict.train.config.default_epochs`): FAS models picked better after twice the
+  training on the development data, ribosome models did not.
+* **Checkpoints, resume** — the shared loop's (:mod:`.loop`): cosine-annealed learning rate,
   the model with the best validation Dice in ``<out>``, the full state in ``<out>.last.pt``; the
   model is marked complete only after the calibration (see :mod:`.state`).
 * **Weight averaging** — by default the final model is the mean of the weights over the second half
@@ -32,7 +35,7 @@ How training works, and why:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -46,7 +49,7 @@ from deepict.progress import Progress, print_line
 from deepict.spectrum import default_workers, mean_spectrum, radial_spectrum
 from deepict.train.averaging import WeightAverage, averaged_network
 from deepict.train.calibrate import UNCALIBRATED_THRESHOLD, calibrate_postprocess, sphere_volume
-from deepict.train.config import TrainConfig
+from deepict.train.config import TrainConfig, default_epochs
 from deepict.train.hard_negatives import HARD_NEGATIVE_SHARE, find_hard_negatives, mining_epochs
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
 
@@ -57,13 +60,15 @@ BATCH_NORM_BATCHES = 40
 
 @dataclass
 class TrainingTomogram:
-    """One annotated tomogram: voxels (z, y, x), targets (C, z, y, x) and where the labels are."""
+    """One annotated tomogram: voxels (z, y, x), targets (C, z, y, x), where the labels are and, for
+    particle trainings, how many particles of each class it holds."""
 
     name: str
     data: np.ndarray
     targets: np.ndarray
     label_points_zyx: np.ndarray
     voxel_size: float | None
+    particle_counts: tuple = ()
 
 
 class PatchSampler:
@@ -317,6 +322,8 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     config.validate()
     if not tomograms:
         raise ParameterError("no training tomograms were given")
+    if config.epochs is None:
+        config = replace(config, epochs=_epochs_for(tomograms, config, log))
     voxel_sizes = {round(t.voxel_size, 3) for t in tomograms if t.voxel_size}
     if len(voxel_sizes) > 1:
         raise ParameterError(f"the training tomograms have different voxel sizes {sorted(voxel_sizes)} Å: "
@@ -348,6 +355,16 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
         training={**asdict(config), COMPLETE: False})
     task = _Training3D(padded, stats, config, info, select_device(config.device), log)
     return run_training(task, out_path, resumed, log)
+
+
+def _epochs_for(tomograms: list, config: TrainConfig, log) -> int:
+    """The epochs of a training whose --epochs was not given (:func:`~deepict.train.config.default_epochs`)."""
+    counts = [t.particle_counts for t in tomograms if t.particle_counts]
+    per_tomogram = {name: float(np.mean([c[index] for c in counts])) for index, name in enumerate(config.classes)} \
+        if config.label_kind == "spheres" and counts else {}
+    epochs, why = default_epochs(per_tomogram)
+    log(f"{epochs} epochs: {why} (give --epochs to choose)")
+    return epochs
 
 
 def _calibrate_postprocess(network, tomograms, stats, config: TrainConfig, info: ModelInfo, device, log):

@@ -17,6 +17,8 @@ from deepict.train.labels import paint_spheres, sphere_offsets, sphere_targets
 from deepict.nn.model_files import KIND_3D, load_model, read_model_info
 from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
 from deepict.train.train3d import TrainConfig, as_if_coarser, augment, train
+from deepict.train.config import DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PARTICLES_PER_TOMOGRAM, default_epochs
+from deepict.cli.model_info import describe
 from deepict.nn.model_files import COMPLETE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -220,6 +222,31 @@ def test_training_without_validation_slab_and_tomogram_smaller_than_a_patch(tmp_
     info = train(tomograms, tiny_config(epochs=1, val_fraction=0.0), tmp_path / "m.pt", log=lambda m: None)
     assert len(info.history) == 1 and info.history[0]["val_dice"] is None
     assert (tmp_path / "m.pt").is_file()
+
+
+@pytest.mark.parametrize("particles, epochs",
+                         [(3, RARE_PARTICLE_EPOCHS), (RARE_PARTICLES_PER_TOMOGRAM, DEFAULT_EPOCHS)])
+def test_epochs_left_unset_are_twice_the_default_for_a_rare_particle(tmp_path, particles, epochs):
+    # FAS (about 25 per tomogram) picked better after 80 epochs, ribosomes (about 120) did not: a training given
+    # no --epochs chooses by the annotated particles per tomogram, says so, and records what it ran.
+    rng = np.random.default_rng(0)
+    write_volume(tmp_path / "t.mrc", rng.normal(size=(16, 16, 16)).astype(np.float32), VOXEL)
+    write_coordinates(tmp_path / "t.csv", CoordinateTable(rng.uniform(2, 13, (particles, 3)), {}, VOXEL))
+    tomograms = load_training_tomograms([tmp_path / "t.mrc"], coords=[[tmp_path / "t.csv"]], radii=[2.0])
+    assert tomograms[0].particle_counts == (particles,)
+    messages = []
+    info = train(tomograms, tiny_config(epochs=None, iterations_per_epoch=1, val_fraction=0.0, hard_negatives=False,
+                                        sphere_radius={"ribosome": 2.0}), tmp_path / "m.pt", log=messages.append)
+    assert len(info.history) == epochs and info.training["epochs"] == epochs
+    assert any(m.startswith(f"{epochs} epochs: ") and "give --epochs to choose" in m for m in messages)
+    assert describe(tmp_path / "m.pt")["epochs"] == epochs
+
+
+def test_the_rarest_class_sets_the_default_epochs_and_masks_train_the_default():
+    assert default_epochs({"ribosome": 120.0, "fas": 25.0})[0] == RARE_PARTICLE_EPOCHS
+    assert "fas 25" in default_epochs({"ribosome": 120.0, "fas": 25.0})[1]
+    assert default_epochs({"ribosome": 120.0})[0] == DEFAULT_EPOCHS
+    assert default_epochs({})[0] == DEFAULT_EPOCHS  # structure masks: no particle count
 
 
 def test_training_config_is_validated():
