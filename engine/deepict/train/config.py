@@ -45,9 +45,9 @@ def default_epochs(particles_per_tomogram: dict) -> tuple[int, str]:
     class to its mean number of annotated particles per training tomogram (empty for mask trainings)."""
     rare = {name: count for name, count in particles_per_tomogram.items() if count < RARE_PARTICLES_PER_TOMOGRAM}
     if not rare:
-        return DEFAULT_EPOCHS, "the default"
+        return DEFAULT_EPOCHS, "as the default"
     counts = ", ".join(f"{name} {count:.3g}" for name, count in rare.items())
-    return RARE_PARTICLE_EPOCHS, (f"a rare particle: fewer than {RARE_PARTICLES_PER_TOMOGRAM} annotated per training "
+    return RARE_PARTICLE_EPOCHS, (f"for a rare particle: fewer than {RARE_PARTICLES_PER_TOMOGRAM} annotated per training "
                                   f"tomogram ({counts}), which trains better for longer")
 
 

@@ -361,9 +361,9 @@ def _epochs_for(tomograms: list, config: TrainConfig, log) -> int:
     """The epochs of a training whose --epochs was not given (:func:`~deepict.train.config.default_epochs`)."""
     counts = [t.particle_counts for t in tomograms if t.particle_counts]
     per_tomogram = {name: float(np.mean([c[index] for c in counts])) for index, name in enumerate(config.classes)} \
-        if config.label_kind == "spheres" and counts else {}
+        if counts else {}
     epochs, why = default_epochs(per_tomogram)
-    log(f"{epochs} epochs: {why} (give --epochs to choose)")
+    log(f"{epochs} epochs {why} (give --epochs to choose)")
     return epochs
 
 

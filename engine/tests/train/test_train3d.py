@@ -238,7 +238,7 @@ def test_epochs_left_unset_are_twice_the_default_for_a_rare_particle(tmp_path, p
     info = train(tomograms, tiny_config(epochs=None, iterations_per_epoch=1, val_fraction=0.0, hard_negatives=False,
                                         sphere_radius={"ribosome": 2.0}), tmp_path / "m.pt", log=messages.append)
     assert len(info.history) == epochs and info.training["epochs"] == epochs
-    assert any(m.startswith(f"{epochs} epochs: ") and "give --epochs to choose" in m for m in messages)
+    assert any(m.startswith(f"{epochs} epochs ") and "give --epochs to choose" in m for m in messages)
     assert describe(tmp_path / "m.pt")["epochs"] == epochs
 
 
