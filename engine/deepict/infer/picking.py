@@ -42,6 +42,10 @@ from deepict.progress import Progress
 from deepict.infer.model_spectrum import equalize_to_model, should_equalize, warn_if_unlike_training
 
 
+#: A cluster covering more of the map than this is no particle: the map lies above the threshold nearly
+#: everywhere (seen with a briefly trained network picked at a lowered threshold: 81 % in one cluster).
+MAP_FILLING_FRACTION = 0.1
+
 
 def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None, options: InferenceOptions,
                     log=print) -> tuple[ModelInfo, float]:
@@ -135,9 +139,9 @@ def clusters_of_map(probability, params: ClusterParameters, context=None, split_
 
 
 def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=None, voxel_size=None,
-                 split_radius: float = 0.0) -> Clusters:
+                 split_radius: float = 0.0, log=None) -> Clusters:
     """The clusters of a probability map; with ``split_radius``, clusters of touching particles of that radius
-    (voxels) are split (:mod:`.splitting`)."""
+    (voxels) are split (:mod:`.splitting`). ``log``: where to warn of a cluster that fills the map (picking)."""
     probability = read_volume(map_path).data
     context = None
     if context_path:
@@ -148,7 +152,10 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
                                  "Give a context mask made on this tomogram, at the same binning.")
         context = context_volume.data
     if mask_out is None:
-        return clusters_of_map(probability, params, context, split_radius)
+        clusters = clusters_of_map(probability, params, context, split_radius)
+        if log:
+            warn_if_one_cluster_fills_the_map(clusters, probability.size, params.threshold, log)
+        return clusters
     with volume_writer(mask_out, probability.shape, np.int8, voxel_size) as write:
         return find_clusters(probability, params, context, keep_mask_writer=write)
 
@@ -171,11 +178,24 @@ def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterPar
         split_radius = float(info.sphere_radius.get(info.classes[info.class_index(class_name)], 0.0)) \
             * tomogram_voxel_scale(info, tomogram_path, options) if split else 0.0
         clusters = _cluster_map(map_path, params, context_path, mask_out=mask_out, voxel_size=voxel_size,
-                                split_radius=split_radius)
+                                split_radius=split_radius, log=None if mask_out else log)
     finally:
         if scratch:
             scratch.cleanup()
     return info, voxel_size, clusters
+
+
+def warn_if_one_cluster_fills_the_map(clusters: Clusters, map_voxels: int, threshold: float, log) -> bool:
+    """Warn (and return True) when one cluster covers more than :data:`MAP_FILLING_FRACTION` of the map: the
+    network does not separate particles at this threshold, and its one pick there means nothing."""
+    largest = int(clusters.size.max()) if len(clusters) else 0
+    if largest <= MAP_FILLING_FRACTION * map_voxels:
+        return False
+    log(f"warning: at threshold {threshold:g} one cluster covers {100 * largest / map_voxels:.0f} % of the tomogram: "
+        "the probability map does not separate particles there (a network trained too briefly, or a tomogram "
+        "unlike its training data). Give a higher --threshold (keep the map with --probability-map to choose one), "
+        "or train longer")
+    return True
 
 
 def _map_path(probability_map, out_path):
