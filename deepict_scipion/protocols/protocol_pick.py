@@ -111,5 +111,7 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
             return []
         coordinates = getattr(self, self.OUTPUT_PREFIX, None)
         count = coordinates.getSize() if coordinates is not None else 0
+        averaged = (" Each box's prediction was averaged over four rotations about z (test-time augmentation)."
+                    if self.testTimeRotations.get() else "")
         return [f"{count} {self._className()} particles were picked in {self.inputTomograms.get().getSize()} "
-                f"tomograms with a DeePiCt 3D U-Net [deTeresaTrueba2023]."]
+                f"tomograms with a DeePiCt 3D U-Net [deTeresaTrueba2023].{averaged}"]

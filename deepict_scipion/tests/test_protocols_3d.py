@@ -81,8 +81,10 @@ class TestDeepict3DProtocols(BaseTest):
     def test_pick_gives_coordinates_inside_their_tomograms(self):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
                                 inputModel=self.train.deepictModel, threshold=0.05, minSize=1,
-                                keepProbabilityMaps=True, binThreads=1)
+                                keepProbabilityMaps=True, binThreads=1, testTimeRotations=True)
         self.launchProtocol(pick)
+        # The methods text says how the maps were predicted, for the paper's methods section.
+        self.assertIn("averaged over four rotations about z", " ".join(pick.methods()))
         log = "".join(open(path).read() for path in pick.getLogPaths()[:2])
         self.assertNotIn("Cannot get information about MPI/threads", log)
         self.assertIn("binary Threads: 1", log)
