@@ -47,8 +47,8 @@ def default_epochs(particles_per_tomogram: dict) -> tuple[int, str]:
     if not rare:
         return DEFAULT_EPOCHS, "as the default"
     counts = ", ".join(f"{name} {count:.3g}" for name, count in rare.items())
-    return RARE_PARTICLE_EPOCHS, (f"for a rare particle: fewer than {RARE_PARTICLES_PER_TOMOGRAM} annotated per training "
-                                  f"tomogram ({counts}), which trains better for longer")
+    return RARE_PARTICLE_EPOCHS, (f"for a rare particle: fewer than {RARE_PARTICLES_PER_TOMOGRAM} annotated per "
+                                  f"training tomogram ({counts}), which trains better for longer")
 
 
 def check_training_voxel_size(value) -> None:
