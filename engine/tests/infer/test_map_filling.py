@@ -40,3 +40,22 @@ def test_no_cluster_is_no_warning():
     probability = np.zeros((16, 16, 16), np.float32)
     clusters = find_clusters(probability, ClusterParameters(threshold=0.5, min_size=1))
     assert not warn_if_one_cluster_fills_the_map(clusters, probability.size, 0.5, print)
+
+
+def test_deepict_pick_prints_the_warning(tmp_path, capsys, one_torch_thread):
+    """The warning reaches the user of ``deepict pick`` (and so the pick protocol's log): at threshold 0 every
+    voxel of any network's map lies in one cluster."""
+    from deepict.cli.main import main
+    from deepict.io import write_volume
+    from deepict.nn.model_files import build_network, save_model
+    from test_postprocess_defaults import particle_model
+    info = particle_model(0.5)
+    info.architecture = {"depth": 1, "initial_features": 2, "out_channels": 1, "batch_norm": False}
+    model, tomogram = tmp_path / "model.pt", tmp_path / "tomo.mrc"
+    save_model(model, build_network(info), info)
+    write_volume(tomogram, np.random.default_rng(0).normal(size=(16, 32, 32)).astype(np.float32), 13.48)
+    picks = tmp_path / "picks.csv"
+    for threshold, warned in (("0", True), ("0.99", False)):
+        assert main(["pick", "--model", str(model), "--tomogram", str(tomogram), "--out", str(picks), "--threshold",
+                     threshold, "--min-size", "1", "--window", "16", "--margin", "4", "--device", "cpu"]) == 0
+        assert ("one cluster covers 100 % of the tomogram" in capsys.readouterr().out) == warned
