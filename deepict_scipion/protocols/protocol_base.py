@@ -413,7 +413,8 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                       help="Voxels with a network probability above it form the clusters, in [0, 1). Empty: the "
                            "model's suggestion (calibrated on the validation data after training for one-class "
                            "particle models, else 0.5; with test-time rotations a calibrated threshold is taken "
-                           f"{ROTATED_THRESHOLD_SHIFT:g} lower). Lower it to find more (and fainter) objects.")
+                           f"{ROTATED_THRESHOLD_SHIFT:g} lower, unless that joins most of the map into one "
+                           "cluster). Lower it to find more (and fainter) objects.")
         line = form.addLine(f"{self._clusterName} size (voxels)",
                             help="Clusters with fewer voxels than min or more than max are discarded. Empty: the "
                                  "model's suggestion (min) and no limit (max). A particle model trained for one "

@@ -1,5 +1,5 @@
 """Small worlds shared by the engine's tests: a phantom tomogram, its ribosome picks and a model trained on
-it in about a second; an untrained model and a noise tomogram; a way to run ``deepict`` in-process."""
+it in about a second; an untrained model, a model of constant probability and a noise tomogram; a way to run ``deepict`` in-process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from deepict.cli.main import main
 from deepict.io import read_coordinates, write_volume
-from deepict.nn.model_files import KIND_3D, ModelInfo, build_network, save_model
+from deepict.nn.model_files import KIND_3D, POSTPROCESS_CALIBRATION, ModelInfo, build_network, save_model
 from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
 
 #: The shared data folder beside the repository (tests that read it skip when it is absent).
@@ -54,6 +54,21 @@ def untrained_model(path: Path, source: str | None = None, spectrum: dict | None
                      architecture={"depth": 1, "initial_features": 2, "out_channels": 1, "batch_norm": False},
                      spectrum=spectrum, **({"source": source} if source else {}))
     save_model(path, build_network(info), info)
+    return path
+
+
+def constant_model(path: Path, probability: float, calibrated_threshold: float = 0.5) -> Path:
+    """A particle model (one-voxel minimum size) whose map is ``probability`` everywhere, with a calibrated
+    threshold: the output layer's weights are zero and its bias the probability's logit."""
+    info = ModelInfo(kind=KIND_3D, classes=["ribosome"], voxel_size=VOXEL, patch_size=16, overlap=4,
+                     architecture={"depth": 1, "initial_features": 2, "out_channels": 1, "batch_norm": False},
+                     label_kind="spheres", sphere_radius={"ribosome": 4.0},
+                     postprocess={"threshold": calibrated_threshold, "min_size": 1, "max_size": None})
+    info.training[POSTPROCESS_CALIBRATION] = dict(info.postprocess)
+    network = build_network(info)
+    network.out_conv.weight.data.zero_()
+    network.out_conv.bias.data.fill_(float(np.log(probability / (1 - probability))))
+    save_model(path, network, info)
     return path
 
 

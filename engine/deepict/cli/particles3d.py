@@ -209,10 +209,10 @@ def run_train3d(job: Train3DJob) -> int:
 
 
 def _cluster_parameters(job):
-    """The post-processing parameters, checked before any inference (the engine checks them only afterwards);
-    says when test-time rotations lowered the model's threshold."""
+    """The post-processing parameters, checked before any inference (the engine checks them only afterwards),
+    and the model's calibrated threshold when test-time rotations lowered it (else None); says when they did."""
     from deepict.nn.model_files import read_model_info
-    from deepict.infer.picking import model_threshold, resolve_cluster_parameters, tomogram_voxel_scale
+    from deepict.infer.picking import lowered_threshold_fallback, resolve_cluster_parameters, tomogram_voxel_scale
     if job.class_name is not None and not job.class_name.strip():
         raise ParameterError("--class-name is empty: give one of the model's classes (deepict model-info lists them)")
     min_distance = getattr(job, "min_distance", None)  # pick only
@@ -227,11 +227,12 @@ def _cluster_parameters(job):
         context_mode=options.context_mode, context_distance=options.context_distance,
         rotations=job.inference.test_time_rotations)
     parameters.validate()
-    if options.threshold is None and parameters.threshold != model_threshold(info):
+    calibrated = None if options.threshold is not None else lowered_threshold_fallback(info, parameters.threshold)
+    if calibrated is not None:
         print(f"deepict {job.step}: threshold {parameters.threshold:g}, the model's calibrated "
-              f"{model_threshold(info):g} lowered for the maps averaged over test-time rotations (give --threshold "
+              f"{calibrated:g} lowered for the maps averaged over test-time rotations (give --threshold "
               "to choose another)", flush=True)
-    return parameters
+    return parameters, calibrated
 
 
 def run_pick(job: PickJob) -> int:
@@ -240,21 +241,22 @@ def run_pick(job: PickJob) -> int:
     if job.orient_by_context and not job.context:
         raise ParameterError("--orient-by-context orients the picks by the normal of the context mask: give the "
                              "mask with --context (e.g. the nuclear envelope segmented by 'deepict segment3d')")
-    parameters = _cluster_parameters(job)
+    parameters, calibrated_threshold = _cluster_parameters(job)
     apply_precision(job)
     with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
         apply_threads(job.threads)
         pick_particles(job.model, job.tomogram, job.out, parameters, class_name=job.class_name,
                        context_path=job.context, min_distance=job.min_distance,
                        probability_map=job.probability_map, options=job.inference,
-                       orient_by_context=job.orient_by_context, split_touching=job.split_touching)
+                       orient_by_context=job.orient_by_context, split_touching=job.split_touching,
+                       fallback_threshold=calibrated_threshold)
     return 0
 
 
 def run_segment3d(job: Segment3DJob) -> int:
     from deepict.infer.picking import segment_structures
     from deepict.io.outputs import claimed_outputs
-    parameters = _cluster_parameters(job)
+    parameters, _ = _cluster_parameters(job)  # a structure may fill much of the map: no fallback
     apply_precision(job)
     with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
         apply_threads(job.threads)

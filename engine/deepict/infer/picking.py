@@ -20,6 +20,7 @@ which thresholding first and taking the nearest voxel would not.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -139,9 +140,10 @@ def clusters_of_map(probability, params: ClusterParameters, context=None, split_
 
 
 def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=None, voxel_size=None,
-                 split_radius: float = 0.0, log=None) -> Clusters:
+                 split_radius: float = 0.0, log=None, fallback_threshold: float | None = None) -> Clusters:
     """The clusters of a probability map; with ``split_radius``, clusters of touching particles of that radius
-    (voxels) are split (:mod:`.splitting`). ``log``: where to warn of a cluster that fills the map (picking)."""
+    (voxels) are split (:mod:`.splitting`). ``log``: where to warn of a cluster that fills the map (picking);
+    ``fallback_threshold``: the threshold to cluster at instead when one does (see :func:`pick_particles`)."""
     probability = read_volume(map_path).data
     context = None
     if context_path:
@@ -153,6 +155,12 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
         context = context_volume.data
     if mask_out is None:
         clusters = clusters_of_map(probability, params, context, split_radius)
+        if fallback_threshold is not None and fills_the_map(clusters.size, probability.size):
+            (log or print)(f"at threshold {params.threshold:g} one cluster covers "
+                           f"{100 * _largest(clusters) / probability.size:.0f} % of the tomogram: clustering at "
+                           f"the model's calibrated threshold {fallback_threshold:g} instead")
+            params = replace(params, threshold=fallback_threshold)
+            clusters = clusters_of_map(probability, params, context, split_radius)
         if log:
             warn_if_one_cluster_fills_the_map(clusters, probability.size, params.threshold, log)
         return clusters
@@ -162,36 +170,51 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
 
 def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterParameters | None, class_name,
                          context_path, probability_map, options: InferenceOptions | None, log, mask_out=None,
-                         split: bool = False):
+                         split: bool = False, fallback_threshold: float | None = None):
     """Predict one class's probability map (kept only when asked for) and cluster it: (info, voxel size, clusters).
 
     ``mask_out`` also receives the clusters as a binary int8 mask. ``split``: clusters of touching particles
     (of the class's training sphere radius) are split, one cluster per particle (:mod:`.splitting`).
+    ``fallback_threshold``: see :func:`pick_particles` (without ``params``, the model's calibrated threshold
+    when test-time rotations lowered it).
     """
     options = options or InferenceOptions()
     Path(out_path).resolve().parent.mkdir(parents=True, exist_ok=True)
     map_path, scratch = _map_path(probability_map, out_path)
     try:
         info, voxel_size = predict_to_file(model_path, tomogram_path, map_path, class_name, options, log)
-        params = params or ClusterParameters(**_model_defaults(
-            info, tomogram_voxel_scale(info, tomogram_path, options), options.test_time_rotations))
+        if params is None:
+            params = ClusterParameters(**_model_defaults(
+                info, tomogram_voxel_scale(info, tomogram_path, options), options.test_time_rotations))
+            fallback_threshold = lowered_threshold_fallback(info, params.threshold)
         split_radius = float(info.sphere_radius.get(info.classes[info.class_index(class_name)], 0.0)) \
             * tomogram_voxel_scale(info, tomogram_path, options) if split else 0.0
         clusters = _cluster_map(map_path, params, context_path, mask_out=mask_out, voxel_size=voxel_size,
-                                split_radius=split_radius, log=None if mask_out else log)
+                                split_radius=split_radius, log=None if mask_out else log,
+                                fallback_threshold=None if mask_out else fallback_threshold)
     finally:
         if scratch:
             scratch.cleanup()
     return info, voxel_size, clusters
 
 
+def _largest(clusters: Clusters) -> int:
+    return int(clusters.size.max()) if len(clusters) else 0
+
+
+def fills_the_map(sizes, map_voxels: int) -> bool:
+    """Whether the largest of the clusters of ``sizes`` voxels (a picks table's ``size`` column) covers more than
+    :data:`MAP_FILLING_FRACTION` of a map of ``map_voxels`` voxels."""
+    return len(sizes) > 0 and float(np.max(sizes)) > MAP_FILLING_FRACTION * map_voxels
+
+
 def warn_if_one_cluster_fills_the_map(clusters: Clusters, map_voxels: int, threshold: float, log) -> bool:
-    """Warn (and return True) when one cluster covers more than :data:`MAP_FILLING_FRACTION` of the map: the
-    network does not separate particles at this threshold, and its one pick there means nothing."""
-    largest = int(clusters.size.max()) if len(clusters) else 0
-    if largest <= MAP_FILLING_FRACTION * map_voxels:
+    """Warn (and return True) when one cluster fills the map (:func:`fills_the_map`): the network does not
+    separate particles at this threshold, and its one pick there means nothing."""
+    if not fills_the_map(clusters.size, map_voxels):
         return False
-    log(f"warning: at threshold {threshold:g} one cluster covers {100 * largest / map_voxels:.0f} % of the tomogram: "
+    log(f"warning: at threshold {threshold:g} one cluster covers {100 * _largest(clusters) / map_voxels:.0f} % of "
+        "the tomogram: "
         "the probability map does not separate particles there (a network trained too briefly, or a tomogram "
         "unlike its training data). Give a higher --threshold (keep the map with --probability-map to choose one), "
         "or train longer")
@@ -208,18 +231,21 @@ def _map_path(probability_map, out_path):
 def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters | None = None,
                    class_name: str | None = None, context_path=None, min_distance: float | None = None,
                    probability_map=None, options: InferenceOptions | None = None, log=print,
-                   orient_by_context: bool = False, split_touching: bool = False) -> CoordinateTable:
+                   orient_by_context: bool = False, split_touching: bool = False,
+                   fallback_threshold: float | None = None) -> CoordinateTable:
     """Pick particles of one class; writes a CSV (x, y, z, score, size, class) with the voxel size.
 
     ``orient_by_context``: also orient each pick along the normal of the context mask near it
     (:mod:`.normals`; columns rot, tilt, psi). ``split_touching``: clusters of touching particles give
-    one pick per particle (:mod:`.splitting`).
+    one pick per particle (:mod:`.splitting`). ``fallback_threshold``: a higher threshold to cluster at when
+    one cluster fills the map at ``params.threshold`` (:func:`fills_the_map`): the model's calibrated one when
+    test-time rotations lowered it (:func:`lowered_threshold_fallback`), which only a confident network bears.
     """
     if orient_by_context and not context_path:
         raise ParameterError("orienting picks by their context needs a context mask")
     info, voxel_size, clusters = _predict_and_cluster(model_path, tomogram_path, out_csv, params, class_name,
                                                       context_path, probability_map, options, log,
-                                                      split=split_touching)
+                                                      split=split_touching, fallback_threshold=fallback_threshold)
     name = info.classes[info.class_index(class_name)]
     if min_distance is None:
         min_distance = _default_min_distance(info, name) * tomogram_voxel_scale(info, tomogram_path, options)
@@ -263,6 +289,13 @@ def _model_defaults(info: ModelInfo, scale: float = 1.0, rotations: bool = False
 def model_threshold(info: ModelInfo) -> float:
     """The threshold the model suggests for single-view maps (its calibrated one, else 0.5)."""
     return float(_model_defaults(info)["threshold"])
+
+
+def lowered_threshold_fallback(info: ModelInfo, threshold: float) -> float | None:
+    """The model's calibrated threshold when ``threshold`` is it lowered for test-time rotations, else None:
+    where the lowered threshold joins a weak network's map into one cluster, pick falls back to it."""
+    calibrated = model_threshold(info)
+    return calibrated if threshold < calibrated else None
 
 
 def _default_min_distance(info: ModelInfo, class_name: str) -> float:

@@ -1,12 +1,16 @@
 """pick warns when one cluster fills the probability map: a network that does not separate particles at the
-threshold gives one meaningless pick, which must not pass silently (deepict.infer.picking)."""
+threshold gives one meaningless pick, which must not pass silently; where test-time rotations' lowered threshold
+causes it, pick falls back to the model's calibrated threshold (deepict.infer.picking)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from deepict.infer.clusters import ClusterParameters, find_clusters
-from deepict.infer.picking import warn_if_one_cluster_fills_the_map
+from deepict.infer.options import InferenceOptions
+from deepict.infer.picking import pick_particles, warn_if_one_cluster_fills_the_map
+from deepict.io import read_coordinates
+from tiny_world import constant_model, noise_tomogram, run
 
 
 def _spheres(shape, centres, radius):
@@ -42,20 +46,51 @@ def test_no_cluster_is_no_warning():
     assert not warn_if_one_cluster_fills_the_map(clusters, probability.size, 0.5, print)
 
 
+def _pick(capsys, model, tomogram, *options):
+    """``deepict pick`` with 16-voxel boxes: (what it printed, the number of picks)."""
+    picks = tomogram.with_suffix(".csv")
+    code, out, _ = run(capsys, "pick", "--model", model, "--tomogram", tomogram, "--out", picks, "--window", "16",
+                       "--margin", "4", "--device", "cpu", *options)
+    assert code == 0
+    return out, len(read_coordinates(picks))
+
+
 def test_deepict_pick_prints_the_warning(tmp_path, capsys, one_torch_thread):
-    """The warning reaches the user of ``deepict pick`` (and so the pick protocol's log): at threshold 0 every
-    voxel of any network's map lies in one cluster."""
-    from deepict.cli.main import main
-    from deepict.io import write_volume
-    from deepict.nn.model_files import build_network, save_model
-    from test_postprocess_defaults import particle_model
-    info = particle_model(0.5)
-    info.architecture = {"depth": 1, "initial_features": 2, "out_channels": 1, "batch_norm": False}
-    model, tomogram = tmp_path / "model.pt", tmp_path / "tomo.mrc"
-    save_model(model, build_network(info), info)
-    write_volume(tomogram, np.random.default_rng(0).normal(size=(16, 32, 32)).astype(np.float32), 13.48)
-    picks = tmp_path / "picks.csv"
-    for threshold, warned in (("0", True), ("0.99", False)):
-        assert main(["pick", "--model", str(model), "--tomogram", str(tomogram), "--out", str(picks), "--threshold",
-                     threshold, "--min-size", "1", "--window", "16", "--margin", "4", "--device", "cpu"]) == 0
-        assert ("one cluster covers 100 % of the tomogram" in capsys.readouterr().out) == warned
+    """The warning reaches the user of ``deepict pick`` (and so the pick protocol's log)."""
+    model, tomogram = constant_model(tmp_path / "m.pt", 0.45), noise_tomogram(tmp_path / "t.mrc")
+    out, count = _pick(capsys, model, tomogram, "--threshold", "0.4")
+    assert "warning: at threshold 0.4 one cluster covers 100 % of the tomogram" in out and count == 1
+    out, count = _pick(capsys, model, tomogram, "--threshold", "0.5")
+    assert "warning" not in out and count == 0
+
+
+def test_rotations_fall_back_to_the_calibrated_threshold_where_the_lowered_one_fills_the_map(
+        tmp_path, capsys, one_torch_thread):
+    """Test-time rotations lower the calibrated threshold (0.5 -> 0.4); where that joins a weak network's map
+    into one cluster, pick clusters at the calibrated threshold instead of returning one meaningless pick."""
+    model, tomogram = constant_model(tmp_path / "m.pt", 0.45), noise_tomogram(tmp_path / "t.mrc")
+    out, count = _pick(capsys, model, tomogram, "--test-time-rotations")
+    assert "threshold 0.4, the model's calibrated 0.5 lowered" in out
+    assert "at threshold 0.4 one cluster covers 100 % of the tomogram: clustering at the model's calibrated " \
+           "threshold 0.5 instead" in out
+    assert "warning" not in out and count == 0
+    # a threshold the user gives is kept, with the warning
+    out, count = _pick(capsys, model, tomogram, "--test-time-rotations", "--threshold", "0.4")
+    assert "instead" not in out and "warning: at threshold 0.4" in out and count == 1
+
+
+def test_the_fallback_still_warns_when_the_calibrated_threshold_fills_the_map_too(tmp_path, capsys,
+                                                                                   one_torch_thread):
+    model, tomogram = constant_model(tmp_path / "m.pt", 0.55), noise_tomogram(tmp_path / "t.mrc")
+    out, count = _pick(capsys, model, tomogram, "--test-time-rotations")
+    assert "clustering at the model's calibrated threshold 0.5 instead" in out
+    assert "warning: at threshold 0.5 one cluster covers 100 % of the tomogram" in out and count == 1
+
+
+def test_the_engine_falls_back_too_without_cluster_parameters(tmp_path, one_torch_thread):
+    """``pick_particles`` called as a library with the model's defaults behaves as ``deepict pick``."""
+    model, tomogram = constant_model(tmp_path / "m.pt", 0.45), noise_tomogram(tmp_path / "t.mrc")
+    lines = []
+    table = pick_particles(model, tomogram, tmp_path / "p.csv", log=lines.append,
+                           options=InferenceOptions(window=16, margin=4, device="cpu", test_time_rotations=True))
+    assert len(table) == 0 and any("clustering at the model's calibrated threshold 0.5 instead" in l for l in lines)

@@ -42,20 +42,15 @@ def test_rotations_keep_a_given_threshold_an_uncalibrated_one_and_the_floor():
 
 
 def test_the_pick_command_lowers_the_threshold_with_rotations(tmp_path, capsys):
-    """deepict pick resolves its post-processing before predicting: --test-time-rotations reaches it, and the
-    command says that the threshold was lowered."""
-    import numpy as np
+    """deepict pick resolves its post-processing before predicting: --test-time-rotations reaches it, the
+    command says that the threshold was lowered, and keeps the calibrated one to fall back to."""
     from deepict.cli.particles3d import _cluster_parameters
-    from deepict.io import write_volume
     from deepict.jobs import PickJob
-    from deepict.nn.model_files import build_network, save_model
-    info = particle_model(0.5)
-    info.architecture = {"depth": 1, "initial_features": 2, "out_channels": 1, "batch_norm": False}
-    model, tomogram = tmp_path / "model.pt", tmp_path / "tomo.mrc"
-    save_model(model, build_network(info), info)
-    write_volume(tomogram, np.zeros((16, 16, 16), np.float32), 13.48)
+    from tiny_world import constant_model, noise_tomogram
+    model, tomogram = constant_model(tmp_path / "model.pt", 0.2), noise_tomogram(tmp_path / "tomo.mrc")
     for rotations, threshold in ((False, 0.5), (True, 0.5 - ROTATED_THRESHOLD_SHIFT)):
         job = PickJob(model=str(model), tomogram=str(tomogram), out=str(tmp_path / "picks.csv"))
         job.inference.test_time_rotations = rotations
-        assert _cluster_parameters(job).threshold == pytest.approx(threshold)
+        parameters, calibrated = _cluster_parameters(job)
+        assert parameters.threshold == pytest.approx(threshold) and calibrated == (0.5 if rotations else None)
         assert ("lowered for the maps averaged over test-time rotations" in capsys.readouterr().out) == rotations
