@@ -1,11 +1,14 @@
 """Pick particles in tomograms with a trained DeePiCt 3D network."""
 
+import numpy as np
 from pyworkflow import BETA
+import pyworkflow.object as pwobj
 from pyworkflow.protocol import params
 from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
 from tomo.protocols import ProtTomoPicking
 
 from deepict import jobs
+from deepict.infer.picking import MAP_FILLING_FRACTION, fills_the_map
 from deepict.nn.model_files import published_spectrum_warning
 
 from ..convert import appendPicks, readPicks
@@ -26,6 +29,11 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
 
     _clusterName = "Particle"
     _jobClass = jobs.PickJob
+
+    def __init__(self, **kwargs):
+        ProtDeepictInferenceBase.__init__(self, **kwargs)
+        # the tomograms where one pick's cluster fills the map (comma separated), for the summary
+        self.filledMaps = pwobj.String()
 
     def _defineClusterParams(self, form):
         form.addParam("minDistance", params.FloatParam, allowsNull=True,
@@ -83,8 +91,14 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         coordinates.setBoxSize(self._boxSize())
         groupId = self.inputModel.get().getClasses().index(self._className()) + 1 \
             if self._className() in self.inputModel.get().getClasses() else 1
+        filled = []
         for key, tomo in self.tomos.items():
-            appendPicks(coordinates, tomo, readPicks(self._picksPath(key)), groupId)
+            picks = readPicks(self._picksPath(key))
+            appendPicks(coordinates, tomo, picks, groupId)
+            if tomo.getDim() and fills_the_map(picks.columns.get("size", []), int(np.prod(tomo.getDim()))):
+                filled.append(key)
+        self.filledMaps.set(", ".join(filled))
+        self._store(self.filledMaps)
         self._defineResults({self.OUTPUT_PREFIX: coordinates})
 
     def _boxSize(self):
@@ -104,6 +118,11 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         warning = model and published_spectrum_warning(model.getSource(), model.hasSpectrum())
         if warning:
             summary.append(f"Warning: {warning}")
+        if self.filledMaps.get():
+            summary.append(f"Warning: in {self.filledMaps.get()} one cluster covers more than "
+                           f"{100 * MAP_FILLING_FRACTION:.0f} % of the tomogram: the network's map does not separate particles at this threshold, and that "
+                           "pick means nothing (see the log). Pick again with a higher threshold (keep the "
+                           "probability maps to choose one), or train longer.")
         return summary + self._rescaleSummary(model, self.inputTomograms.get())
 
     def _methods(self):

@@ -1,24 +1,37 @@
-"""The pick protocol's summary warns about published networks, for models imported in a real project."""
+"""The pick protocol's summary warns about published networks, for models imported in a real project, and
+about a pick whose cluster fills the tomogram, for picks run in one."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from pyworkflow.tests import BaseTest, setupTestProject
+from tomo.protocols import ProtImportTomograms
 
-from deepict.nn.model_files import KIND_3D, PUBLISHED_SOURCE_PREFIX, ModelInfo, build_network, save_model
+from deepict.io import write_volume
+from deepict.nn.model_files import (KIND_3D, POSTPROCESS_CALIBRATION, PUBLISHED_SOURCE_PREFIX, ModelInfo,
+                                    build_network, save_model)
 from deepict_scipion.protocols import ProtDeepictImportModel, ProtDeepictPick
 
 PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "models" / "published"
 VOXEL = 13.48
 
 
-def tiny_model(path: Path, source: str | None = None) -> Path:
-    """An untrained 3D model file, optionally marked as imported from ``source``."""
+def tiny_model(path: Path, source: str | None = None, probability: float | None = None) -> Path:
+    """An untrained 3D model file, optionally marked as imported from ``source``; with ``probability``, a
+    particle model whose map is that everywhere, calibrated at threshold 0.5 (one-voxel minimum size)."""
     info = ModelInfo(kind=KIND_3D, classes=["ribosome"], voxel_size=VOXEL, patch_size=16, overlap=4,
                      architecture={"depth": 1, "initial_features": 2, "out_channels": 1, "batch_norm": False},
                      **({"source": source} if source else {}))
-    save_model(path, build_network(info), info)
+    network = build_network(info)
+    if probability is not None:
+        info.label_kind, info.sphere_radius = "spheres", {"ribosome": 4.0}
+        info.postprocess = {"threshold": 0.5, "min_size": 1, "max_size": None}
+        info.training[POSTPROCESS_CALIBRATION] = dict(info.postprocess)
+        network.out_conv.weight.data.zero_()
+        network.out_conv.bias.data.fill_(float(np.log(probability / (1 - probability))))
+    save_model(path, network, info)
     return path
 
 
@@ -49,3 +62,41 @@ class TestPickSummaryWarnsAboutPublishedNetworks(BaseTest):
         if not checkpoint.is_file():
             self.skipTest(f"{checkpoint} is not available")
         self.assertIn("spectrum-matched", self.summaryWith(checkpoint, voxelSize=VOXEL))
+
+
+class TestPickSummaryWarnsAboutAMapFillingCluster(BaseTest):
+    """A network whose map lies above the threshold nearly everywhere gives one pick over the whole tomogram:
+    the summary says so. With test-time rotations, pick keeps the calibrated threshold there instead."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        folder = Path(cls.proj.getTmpPath("data")).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        write_volume(folder / "noise.mrc", np.random.default_rng(0).normal(size=(24, 40, 40)).astype(np.float32),
+                     VOXEL)
+        cls.tomograms = cls.newProtocol(ProtImportTomograms, filesPath=str(folder), filesPattern="noise.mrc",
+                                        samplingRate=VOXEL)
+        cls.launchProtocol(cls.tomograms)
+        cls.model = cls.newProtocol(ProtDeepictImportModel,
+                                    modelFile=str(tiny_model(folder / "weak.pt", probability=0.45)))
+        cls.launchProtocol(cls.model)
+
+    def pick(self, **parameters):
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.tomograms.Tomograms,
+                                inputModel=self.model.deepictModel, window=32, **parameters)
+        self.launchProtocol(pick)
+        log = "".join(Path(path).read_text() for path in pick.getLogPaths() if Path(path).is_file())
+        return pick, "\n".join(pick._summary()), log
+
+    def test_a_threshold_that_joins_the_map_into_one_cluster(self):
+        pick, summary, log = self.pick(threshold=0.4)
+        self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 1)
+        self.assertIn("Warning: in noise one cluster covers more than 10 % of the tomogram", summary)
+        self.assertIn("warning: at threshold 0.4 one cluster covers 100 % of the tomogram", log)
+
+    def test_rotations_keep_the_calibrated_threshold_there(self):
+        pick, summary, log = self.pick(testTimeRotations=True)
+        self.assertIn("clustering at the model's calibrated threshold 0.5 instead", log)
+        self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 0)
+        self.assertNotIn("one cluster covers", summary)
