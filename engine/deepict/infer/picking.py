@@ -154,15 +154,18 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
                                  "Give a context mask made on this tomogram, at the same binning.")
         context = context_volume.data
     if mask_out is None:
+        # clusters are cut to an intersected context: a cluster filling the context fills what can be picked
+        region, region_name = (np.count_nonzero(context), "the context mask") \
+            if context is not None and params.context_mode == "intersection" else (probability.size, "the tomogram")
         clusters = clusters_of_map(probability, params, context, split_radius)
-        if fallback_threshold is not None and fills_the_map(clusters.size, probability.size):
+        if fallback_threshold is not None and fills_the_map(clusters.size, region):
             (log or print)(f"at threshold {params.threshold:g} one cluster covers "
-                           f"{100 * _largest(clusters) / probability.size:.0f} % of the tomogram: clustering at "
+                           f"{100 * _largest(clusters) / region:.0f} % of {region_name}: clustering at "
                            f"the model's calibrated threshold {fallback_threshold:g} instead")
             params = replace(params, threshold=fallback_threshold)
             clusters = clusters_of_map(probability, params, context, split_radius)
         if log:
-            warn_if_one_cluster_fills_the_map(clusters, probability.size, params.threshold, log)
+            warn_if_one_cluster_fills_the_map(clusters, region, params.threshold, log, region_name)
         return clusters
     with volume_writer(mask_out, probability.shape, np.int8, voxel_size) as write:
         return find_clusters(probability, params, context, keep_mask_writer=write)
@@ -208,13 +211,15 @@ def fills_the_map(sizes, map_voxels: int) -> bool:
     return len(sizes) > 0 and float(np.max(sizes)) > MAP_FILLING_FRACTION * map_voxels
 
 
-def warn_if_one_cluster_fills_the_map(clusters: Clusters, map_voxels: int, threshold: float, log) -> bool:
-    """Warn (and return True) when one cluster fills the map (:func:`fills_the_map`): the network does not
-    separate particles at this threshold, and its one pick there means nothing."""
+def warn_if_one_cluster_fills_the_map(clusters: Clusters, map_voxels: int, threshold: float, log,
+                                      region_name: str = "the tomogram") -> bool:
+    """Warn (and return True) when one cluster fills the map, or the ``map_voxels`` of it that can be picked
+    (:func:`fills_the_map`): the network does not separate particles at this threshold, and its one pick there
+    means nothing."""
     if not fills_the_map(clusters.size, map_voxels):
         return False
     log(f"warning: at threshold {threshold:g} one cluster covers {100 * _largest(clusters) / map_voxels:.0f} % of "
-        "the tomogram: "
+        f"{region_name}: "
         "the probability map does not separate particles there (a network trained too briefly, or a tomogram "
         "unlike its training data). Give a higher --threshold (keep the map with --probability-map to choose one), "
         "or train longer")

@@ -94,3 +94,18 @@ def test_the_engine_falls_back_too_without_cluster_parameters(tmp_path, one_torc
     table = pick_particles(model, tomogram, tmp_path / "p.csv", log=lines.append,
                            options=InferenceOptions(window=16, margin=4, device="cpu", test_time_rotations=True))
     assert len(table) == 0 and any("clustering at the model's calibrated threshold 0.5 instead" in l for l in lines)
+
+
+def test_with_an_intersected_context_the_share_is_of_the_context(tmp_path, capsys, one_torch_thread):
+    """A context mask cuts the clusters to itself: a cluster filling a context of 5 % of the tomogram fills all
+    that can be picked (contact mode does not cut them, so there the tomogram counts)."""
+    from deepict.io import write_volume
+    model, tomogram = constant_model(tmp_path / "m.pt", 0.45), noise_tomogram(tmp_path / "t.mrc")
+    context = np.zeros((24, 40, 40), np.int8)
+    context[8:16, 10:22, 10:22] = 1  # 1152 voxels, 3 % of the tomogram
+    write_volume(tmp_path / "context.mrc", context, 13.48)
+    out, count = _pick(capsys, model, tomogram, "--threshold", "0.4", "--context", tmp_path / "context.mrc")
+    assert "warning: at threshold 0.4 one cluster covers 100 % of the context mask" in out and count == 1
+    out, count = _pick(capsys, model, tomogram, "--threshold", "0.4", "--context", tmp_path / "context.mrc",
+                       "--context-mode", "contact")
+    assert "warning: at threshold 0.4 one cluster covers 100 % of the tomogram" in out and count == 1
