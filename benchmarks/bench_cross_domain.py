@@ -4,7 +4,8 @@ A ribosome network is trained on the simulated Volta-phase-plate tomograms ``vpp
 (``<repo>/../shared/data/dev``; the benchmark is skipped when absent) and applied to the
 defocus-only tomograms ``defocus_000`` and ``defocus_001`` (lower contrast, another CTF):
 
-1. ``raw_model``: trained on the raw VPP tomograms, applied to the defocus tomograms
+1. ``raw_model``: trained on the raw VPP tomograms (``--equalize-to none``: train3d equalizes by default),
+   applied to the defocus tomograms
    a. as they are (``defocus_raw``), and
    b. equalized to the spectrum of ``vpp_000`` (``defocus_equalized``, ``deepict equalize``);
 2. ``equalized_model``: trained on the VPP tomograms equalized to ``vpp_000`` with
@@ -115,7 +116,7 @@ def main() -> None:
             if options.raw_model:
                 raw = {"model": options.raw_model, "trained_by": "given with --raw-model"}
             else:
-                raw = train(work, "raw_model", [DEV / f"{n}.mrc" for n in TRAIN], options)
+                raw = train(work, "raw_model", [DEV / f"{n}.mrc" for n in TRAIN], options, ["--equalize-to", "none"])
             raw["in_domain"] = score(work, Path(raw["model"]), "raw_in_domain", in_domain, "off", options.device)
             raw["defocus_raw"] = score(work, Path(raw["model"]), "raw_defocus", raw_test, "off", options.device)
             raw["defocus_equalized"] = score(work, Path(raw["model"]), "raw_defocus_eq",
