@@ -24,6 +24,8 @@ import deepict_scipion.protocols as plugin_protocols
 
 VIEW = "Tomography"
 DEEPICT_SECTION = "DeePiCt"
+#: The GUI project's picks: at the model's threshold, and at 0, where one cluster fills each tomogram.
+PICK, FILLING_PICK = "pick ribosomes", "pick ribosomes, threshold 0"
 #: Where a structural biologist looks for a DeePiCt protocol besides the DeePiCt section.
 EXPECTED_PLACES = {("Particles", "Picking"): {"ProtDeepictPick"},
                    ("Tomograms", "Segmentation"): {"ProtDeepictSegment2D", "ProtDeepictSegment3D"}}
@@ -184,23 +186,23 @@ def build_small_project():
         data = os.path.abspath(project.getTmpPath("data"))
         writeTomograms(data, 2)
 
-        def run(protocol):
+        def run(protocol, label):
+            protocol.setObjLabel(label)  # the box's name in the runs graph (newProtocol does not keep objLabel)
             project.launchProtocol(protocol, wait=True)
             assert protocol.isFinished(), f"{protocol.getRunName()} failed: {protocol.getErrorMessage()}"
             return protocol
 
-        tomograms = run(project.newProtocol(ProtImportTomograms, objLabel="tomograms", filesPath=data,
-                                            filesPattern="tomo*.mrc", samplingRate=VOXEL))
-        coordinates = run(project.newProtocol(ProtImportCoordinates3D, objLabel="ribosome annotations",
-                                              filesPath=data, filesPattern="tomo*.txt", boxSize=24,
-                                              importTomograms=tomograms.Tomograms))
-        training = project.newProtocol(ProtDeepictTrain3D, objLabel="train ribosome network",
-                                       inputTomograms=tomograms.Tomograms, classNames="ribosome",
+        tomograms = run(project.newProtocol(ProtImportTomograms, filesPath=data, filesPattern="tomo*.mrc",
+                                            samplingRate=VOXEL), "tomograms")
+        coordinates = run(project.newProtocol(ProtImportCoordinates3D, filesPath=data, filesPattern="tomo*.txt",
+                                              boxSize=24, importTomograms=tomograms.Tomograms), "ribosome annotations")
+        training = project.newProtocol(ProtDeepictTrain3D, inputTomograms=tomograms.Tomograms, classNames="ribosome",
                                        particleRadii="100", **TINY_TRAINING)
         training.inputCoordinates.append(coordinates.outputCoordinates)
-        run(training)
-        run(project.newProtocol(ProtDeepictPick, objLabel="pick ribosomes", inputTomograms=tomograms.Tomograms,
-                                inputModel=training.deepictModel, threshold=0.05, minSize=1))
+        run(training, "train ribosome network")
+        for label, threshold in ((PICK, None), (FILLING_PICK, 0.0)):  # at 0 one cluster fills each tomogram
+            run(project.newProtocol(ProtDeepictPick, inputTomograms=tomograms.Tomograms,
+                                    inputModel=training.deepictModel, threshold=threshold, minSize=1), label)
         project.getSettings().setProtocolView(VIEW)  # else the first view the plugins happened to load
         project.saveSettings()
     finally:
@@ -234,6 +236,9 @@ def test_project_window_and_every_form(gui_output):
         assert form["tabs"], f"the {name} form has no sections"
         for png in form["pngs"]:
             assert os.path.getsize(png) > 1000, png
+    summaries = report["summaries"]
+    assert "picked with" in summaries[PICK] and "Warning" not in summaries[PICK], summaries[PICK]
+    assert "one cluster covers more than 10 % of the tomogram" in summaries[FILLING_PICK], summaries[FILLING_PICK]
     assert not report["errors"], report["errors"]
     print(f"GUI screenshots: {gui_output} ({sum(len(f['pngs']) for f in report['forms'].values()) + 1} PNGs)")
 
@@ -324,6 +329,14 @@ def drive(projectPath, outDir):
     window.root.update()
     _screenshot(window.root, os.path.join(outDir, "project_window.png"))
 
+    summaries = {}
+    for run in window.project.getRuns():  # each pick selected as a click does: the summary panel shows it
+        if run.getClassName() == "ProtDeepictPick":
+            view._selectItemProtocol(run)
+            window.root.update()
+            summaries[run.getObjLabel()] = view.summaryText.get("1.0", "end")
+            _screenshot(window.root, os.path.join(outDir, f"summary_run{run.getObjId()}.png"))
+
     def openForm(protocol, prefix, entry):
         """Open a protocol's form as the protocol tree does; screenshot each tab; record what went wrong."""
         before = len(errors) + len(dialogs)
@@ -354,7 +367,7 @@ def drive(projectPath, outDir):
     for run in window.project.getRuns():  # the finished runs, with their values and inputs filled in
         if run.getClassName() in forms:
             openForm(run, f"run{run.getObjId()}_{run.getClassName()}", forms[run.getClassName()])
-    report = {"menu": menu, "forms": forms, "errors": errors}
+    report = {"menu": menu, "forms": forms, "summaries": summaries, "errors": errors}
     with open(os.path.join(outDir, "report.json"), "w") as handle:
         json.dump(report, handle, indent=1)
     window.root.destroy()
