@@ -8,7 +8,7 @@ from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
 from tomo.protocols import ProtTomoPicking
 
 from deepict import jobs
-from deepict.infer.picking import MAP_FILLING_FRACTION, fills_the_map
+from deepict.infer.clusters import MAP_FILLING_FRACTION, fills_the_map
 from deepict.nn.model_files import published_spectrum_warning
 
 from ..convert import appendPicks, readPicks

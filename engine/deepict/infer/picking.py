@@ -32,7 +32,7 @@ from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
 from deepict.nn.model_files import (KIND_3D, POSTPROCESS_CALIBRATION, ModelInfo, incomplete_training_warning,
                                     load_model)
-from deepict.infer.clusters import ClusterParameters, Clusters, find_clusters, remove_duplicates
+from deepict.infer.clusters import ClusterParameters, Clusters, fills_the_map, find_clusters, remove_duplicates
 from deepict.infer import splitting
 from deepict.infer.normals import orientation_columns
 from deepict.infer.sliding_window import predict_tomogram, window_count
@@ -41,11 +41,6 @@ from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, resca
 from deepict.infer.options import InferenceOptions
 from deepict.progress import Progress
 from deepict.infer.model_spectrum import equalize_to_model, should_equalize, warn_if_unlike_training
-
-
-#: A cluster covering more of the map than this is no particle: the map lies above the threshold nearly
-#: everywhere (seen with a briefly trained network picked at a lowered threshold: 81 % in one cluster).
-MAP_FILLING_FRACTION = 0.1
 
 
 def predict_to_file(model_path, tomogram_path, out_path, class_name: str | None, options: InferenceOptions,
@@ -203,12 +198,6 @@ def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterPar
 
 def _largest(clusters: Clusters) -> int:
     return int(clusters.size.max()) if len(clusters) else 0
-
-
-def fills_the_map(sizes, map_voxels: int) -> bool:
-    """Whether the largest of the clusters of ``sizes`` voxels (a picks table's ``size`` column) covers more than
-    :data:`MAP_FILLING_FRACTION` of a map of ``map_voxels`` voxels."""
-    return len(sizes) > 0 and float(np.max(sizes)) > MAP_FILLING_FRACTION * map_voxels
 
 
 def warn_if_one_cluster_fills_the_map(clusters: Clusters, map_voxels: int, threshold: float, log,
