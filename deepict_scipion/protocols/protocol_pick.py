@@ -120,9 +120,10 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
             summary.append(f"Warning: {warning}")
         if self.filledMaps.get():
             summary.append(f"Warning: in {self.filledMaps.get()} one cluster covers more than "
-                           f"{100 * MAP_FILLING_FRACTION:.0f} % of the tomogram: the network's map does not separate particles at this threshold, and that "
-                           "pick means nothing (see the log). Pick again with a higher threshold (keep the "
-                           "probability maps to choose one), or train longer.")
+                           f"{100 * MAP_FILLING_FRACTION:.0f} % of the tomogram: the network's map does not "
+                           "separate particles at this threshold, and that pick means nothing (see the log). Pick "
+                           "again with a higher threshold (keep the probability maps to choose one), or train "
+                           "longer.")
         return summary + self._rescaleSummary(model, self.inputTomograms.get())
 
     def _methods(self):

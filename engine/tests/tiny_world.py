@@ -1,5 +1,6 @@
 """Small worlds shared by the engine's tests: a phantom tomogram, its ribosome picks and a model trained on
-it in about a second; an untrained model, a model of constant probability and a noise tomogram; a way to run ``deepict`` in-process."""
+it in about a second; an untrained model, a model of constant probability and a noise tomogram; a way to run
+``deepict`` in-process."""
 
 from __future__ import annotations
 

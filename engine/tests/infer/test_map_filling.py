@@ -97,7 +97,7 @@ def test_the_engine_falls_back_too_without_cluster_parameters(tmp_path, one_torc
 
 
 def test_with_an_intersected_context_the_share_is_of_the_context(tmp_path, capsys, one_torch_thread):
-    """A context mask cuts the clusters to itself: a cluster filling a context of 5 % of the tomogram fills all
+    """A context mask cuts the clusters to itself: a cluster filling a context of 3 % of the tomogram fills all
     that can be picked (contact mode does not cut them, so there the tomogram counts)."""
     from deepict.io import write_volume
     model, tomogram = constant_model(tmp_path / "m.pt", 0.45), noise_tomogram(tmp_path / "t.mrc")
