@@ -312,6 +312,25 @@ class ImportPicksJob:
 
 
 @dataclass(kw_only=True)
+class EnsembleJob:
+    step: ClassVar[str] = "ensemble"
+
+    models: list[str] = parameter(help="two or more 3D model files trained for the same classes on tomograms "
+                                       "equalized alike (e.g. the same training with different --seed)")
+    out: str = parameter(help="ensemble model file to write (e.g. fas_ensemble.pt): pick and segment3d use it as "
+                              "any model, averaging the members' probabilities")
+    tomograms: list[str] | None = parameter(None, help="the members' training tomograms: the ensemble's "
+                                                       "post-processing is calibrated on their validation slabs "
+                                                       "(default: the members' median threshold, minimum size and "
+                                                       "duplicate distance)")
+    coords: list[str] | None = parameter(None, help="one coordinate CSV per --tomograms tomogram, same order")
+    voxel_size: float | None = parameter(None, help="voxel size in Å if the tomograms' headers lack it")
+    device: str = device_parameter()
+    threads: int | None = threads_parameter()
+    precision: str = precision_parameter()
+
+
+@dataclass(kw_only=True)
 class ModelInfoJob:
     step: ClassVar[str] = "model-info"
 
@@ -365,7 +384,7 @@ class FilamentsJob:
 
 #: The job class of each ``deepict`` subcommand.
 JOB_CLASSES = {cls.step: cls for cls in (Train3DJob, PickJob, Segment3DJob, ImportModelJob, Train2DJob, Segment2DJob,
-                                         SpectrumJob, EqualizeJob, EvaluateJob, ExportJob, ModelInfoJob,
+                                         SpectrumJob, EqualizeJob, EvaluateJob, ExportJob, ModelInfoJob, EnsembleJob,
                                          FilterContextJob, ImportPicksJob, FilamentsJob)}
 
 

@@ -33,6 +33,7 @@ REQUIRED = {
     "evaluate": {},
     "export": {"coords": ["p.csv"], "tomogram": ["t.mrc"], "format": "relion4", "out": "p.star"},
     "model-info": {"model": "m.pt"},
+    "ensemble": {"models": ["a.pt", "b.pt"], "out": "e.pt"},
     "filter-context": {"coords": "p.csv", "context": "c.mrc", "out": "k.csv"},
     "import-picks": {"copick": "copick_config.json", "run": ["TS_01"], "object": "ribosome", "user_id": "u",
                      "session_id": "0", "voxel_size": 13.48, "out": "p.csv"},
@@ -69,7 +70,7 @@ def test_the_steps_with_a_device_are_the_jobs_with_a_device():
     with_option = {name for name, parser in _subcommand_parsers().items()
                    if any("--device" in action.option_strings for action in parser._actions)}
     assert with_option == {step for step, job_class in jobs.JOB_CLASSES.items() if jobs.runs_network(job_class)}
-    assert with_option == {"train3d", "train2d", "pick", "segment3d", "segment2d"}
+    assert with_option == {"train3d", "train2d", "pick", "segment3d", "segment2d", "ensemble"}
 
 
 @pytest.mark.parametrize("step", sorted(jobs.JOB_CLASSES))

@@ -26,7 +26,7 @@ from deepict.errors import DeepictError, Interrupted
 
 #: Modules of :mod:`deepict.cli` that register subcommands (in this order in ``deepict --help``).
 COMMAND_MODULES = ("compartments", "context", "evaluate", "export", "import_picks", "model_info", "particles3d",
-                   "spectrum", "filaments")
+                   "ensemble", "spectrum", "filaments")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

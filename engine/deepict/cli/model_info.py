@@ -14,19 +14,22 @@ def register(subparsers) -> None:
         help="describe a model file (kind, classes, voxel size, history) as JSON",
         description="Print the description stored in a deepict_scipion model file as JSON: kind (2d/3d), "
                     "class names, voxel size (Å), sphere radius per class (voxels and Å), suggested "
-                    "post-processing, training history and epochs, whether a reference spectrum is stored, and its "
-                    "source.")
+                    "post-processing, training history and epochs, whether a reference spectrum is stored, its "
+                    "source, and an ensemble's members.")
     add_parameter(parser, ModelInfoJob, "model", "--model")
     add_parameter(parser, ModelInfoJob, "json", "--json", metavar="FILE")
 
 
 def describe(model_path) -> dict:
     """A JSON-ready description of a model file."""
-    from deepict.nn.model_files import read_model_info  # torch is imported only when the command runs
+    # torch is imported only when the command runs
+    from deepict.nn.model_files import ENSEMBLE_MEMBERS, network_depth, read_model_info
     info = read_model_info(model_path)
     voxel = info.voxel_size or 0.0
     return {"model": str(model_path), "kind": info.kind, "classes": info.classes, "voxel_size": info.voxel_size,
-            "architecture": info.architecture, "patch_size": info.patch_size, "label_kind": info.label_kind,
+            "architecture": info.architecture, "depth": network_depth(info.architecture),
+            "members": info.training.get(ENSEMBLE_MEMBERS), "patch_size": info.patch_size,
+            "label_kind": info.label_kind,
             "sphere_radius": info.sphere_radius,
             "sphere_radius_angstrom": {c: r * voxel for c, r in info.sphere_radius.items()} if voxel else {},
             "postprocess": info.postprocess, "has_spectrum": info.spectrum is not None,

@@ -41,13 +41,20 @@ FORMAT = "deepict_scipion-model"
 #: usual errors, garbage bytes read as a legacy pickle can fail with KeyError, ValueError, IndexError ...
 UNREADABLE_ERRORS = (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, AttributeError, KeyError,
                      ValueError, IndexError, TypeError, OSError, struct.error)
-FORMAT_VERSION = 1
+#: The newest format this reader reads. Ensembles (:mod:`.ensemble`) are written as version 2, so that an older
+#: reader refuses them as "written by a newer deepict_scipion"; single networks stay version 1, which it reads.
+FORMAT_VERSION = 2
+_SINGLE_NETWORK_FORMAT_VERSION = 1
 KIND_3D = "3d"
 KIND_2D = "2d"
 #: ``ModelInfo.source`` of a network imported from a published DeePiCt checkpoint starts with this.
 PUBLISHED_SOURCE_PREFIX = "DeePiCt checkpoint"
 
 
+#: ``ModelInfo.architecture`` key of an ensemble: the architecture of each member (:mod:`.ensemble`).
+MEMBERS = "members"
+#: ``ModelInfo.training`` key of an ensemble: what each member was (its file, source, post-processing).
+ENSEMBLE_MEMBERS = "ensemble_members"
 #: ``ModelInfo.training`` key: ``False`` while a training runs, ``True`` once it finished.
 COMPLETE = "complete"
 #: ``ModelInfo.training`` key: the post-processing chosen on validation data after training (particle models).
@@ -116,6 +123,9 @@ def published_spectrum_warning(source: str | None, has_spectrum: bool) -> str | 
 def build_network(info: ModelInfo) -> "torch.nn.Module":
     """A freshly initialised network with the architecture ``info`` describes."""
     from deepict.nn.networks import UNet2D, UNet3D
+    if info.kind == KIND_3D and MEMBERS in info.architecture:
+        from deepict.nn.ensemble import MeanProbabilityEnsemble
+        return MeanProbabilityEnsemble([UNet3D(**member) for member in info.architecture[MEMBERS]])
     if info.kind == KIND_3D:
         return UNet3D(**info.architecture)
     if info.kind == KIND_2D:
@@ -127,9 +137,17 @@ def save_model(path, network: "torch.nn.Module", info: ModelInfo) -> None:
     """Write a model file atomically (see the module docstring for its layout)."""
     import torch
     state = {key: value.detach().cpu().clone() for key, value in network.state_dict().items()}
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "info": asdict(info), "state_dict": state}
+    version = FORMAT_VERSION if MEMBERS in info.architecture else _SINGLE_NETWORK_FORMAT_VERSION
+    payload = {"format": FORMAT, "format_version": version, "info": asdict(info), "state_dict": state}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def network_depth(architecture: dict) -> int | None:
+    """The pooling levels of a network (an ensemble's deepest member), or ``None`` when not recorded."""
+    if MEMBERS in architecture:
+        return max((network_depth(member) or 0 for member in architecture[MEMBERS]), default=None)
+    return architecture.get("depth")
 
 
 def read_model_info(path) -> ModelInfo:

@@ -303,11 +303,8 @@ class _Training3D(TrainingTask):
             self.log(f"the finished training's model stays the mean of the weights of epochs {kept['first_epoch']}-"
                      f"{kept['last_epoch']}: it replaced the best epoch, which was not kept (to keep the best epoch, train "
                      "again, not resumed, without weight averaging)")
-        calibration = _calibrate_postprocess(network.to(self.device), self.tomograms, self.sampler.stats,
-                                             self.config, info, self.device, self.log)
-        if calibration:
-            info.postprocess.update({key: calibration[key] for key in ("threshold", "min_size", "min_distance")})
-            info.training[POSTPROCESS_CALIBRATION] = calibration
+        apply_calibration(info, calibrate_on_training_tomograms(network.to(self.device), self.tomograms,
+                                                                self.sampler.stats, self.config, self.device, self.log))
         return network, info
 
 
@@ -338,8 +335,7 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     for t in tomograms:
         if t.voxel_size:
             spectra.append(radial_spectrum(t.data, t.voxel_size, workers=default_workers()))
-        padded.append(TrainingTomogram(t.name, *pad_to_patch(t.data, t.targets, config.patch_size),
-                                       t.label_points_zyx, t.voxel_size))
+        padded.append(padded_tomogram(t, config.patch_size))
         stats.append(volume_mean_std(padded[-1].data))
         preparing.advance()
     training_spectrum = spectrum_record(mean_spectrum(spectra, "mean spectrum of the training tomograms")) \
@@ -367,10 +363,24 @@ def _epochs_for(tomograms: list, config: TrainConfig, log) -> int:
     return epochs
 
 
-def _calibrate_postprocess(network, tomograms, stats, config: TrainConfig, info: ModelInfo, device, log):
+def padded_tomogram(tomo: TrainingTomogram, patch_size: int) -> TrainingTomogram:
+    """``tomo`` padded to whole training boxes (:func:`pad_to_patch`), as training and calibration read it."""
+    return TrainingTomogram(tomo.name, *pad_to_patch(tomo.data, tomo.targets, patch_size), tomo.label_points_zyx,
+                            tomo.voxel_size)
+
+
+def apply_calibration(info: ModelInfo, calibration: dict | None) -> None:
+    """Make a calibration (:func:`calibrate_on_training_tomograms`) the model's post-processing and record it."""
+    if calibration:
+        info.postprocess.update({key: calibration[key] for key in ("threshold", "min_size", "min_distance")})
+        info.training[POSTPROCESS_CALIBRATION] = calibration
+
+
+def calibrate_on_training_tomograms(network, tomograms, stats, config: TrainConfig, device, log):
     """Choose the threshold, minimum cluster size and duplicate distance of a one-class particle model on
     its validation slabs, or (too few particles there) the minimum size on the whole training tomograms
-    (see :mod:`.calibrate`); ``None`` for structure or multi-class models, or without slabs."""
+    (see :mod:`.calibrate`); ``None`` for structure or multi-class models, or without slabs. ``tomograms``
+    are padded (:func:`padded_tomogram`), ``stats`` their (mean, std)."""
     if config.label_kind != "spheres" or len(config.classes) != 1 or not config.sphere_radius:
         return None
     radius = float(min(config.sphere_radius.values()))
