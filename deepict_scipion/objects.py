@@ -26,6 +26,7 @@ class DeepictModel(EMObject):
         self._source = pwobj.String()
         self._depth = pwobj.Integer()
         self._postprocess = pwobj.String()
+        self._members = pwobj.Integer(0)
 
     def getFileName(self):
         return self._filename.get()
@@ -56,6 +57,10 @@ class DeepictModel(EMObject):
         """The post-processing the model suggests: {"threshold", "min_size", "max_size"} ({} if not recorded)."""
         return json.loads(self._postprocess.get() or "{}")
 
+    def getMemberCount(self):
+        """How many networks an ensemble averages (``deepict ensemble``); 0 for a single network."""
+        return self._members.get() or 0
+
     def hasSpectrum(self):
         return bool(self._hasSpectrum.get())
 
@@ -72,9 +77,11 @@ class DeepictModel(EMObject):
         self._radiiAngstrom.set(",".join(str(radii.get(c, "")) for c in info["classes"]))
         self._hasSpectrum.set(bool(info.get("has_spectrum")))
         self._source.set(info.get("source"))
-        self._depth.set((info.get("architecture") or {}).get("depth"))
+        self._depth.set(info.get("depth", (info.get("architecture") or {}).get("depth")))
+        self._members.set(len(info.get("members") or []))
         self._postprocess.set(json.dumps(info.get("postprocess") or {}))
 
     def __str__(self):
         size = f"{self.getVoxelSize():.2f} Å" if self.getVoxelSize() else "unknown voxel size"
-        return f"DeepictModel ({(self.getKind() or '?').upper()}, {', '.join(self.getClasses())}, {size})"
+        ensemble = f", ensemble of {self.getMemberCount()}" if self.getMemberCount() else ""
+        return f"DeepictModel ({(self.getKind() or '?').upper()}, {', '.join(self.getClasses())}, {size}{ensemble})"

@@ -4,6 +4,7 @@ from .protocol_import_model import ProtDeepictImportModel
 from .protocol_pick import ProtDeepictPick
 from .protocol_segment3d import ProtDeepictSegment3D
 from .protocol_train3d import ProtDeepictTrain3D
+from .protocol_ensemble import ProtDeepictEnsemble
 from .protocol_equalize import ProtDeepictEqualize
 from .protocol_export import ProtDeepictExport
 from .protocol_evaluate import ProtDeepictEvaluate

@@ -26,6 +26,8 @@ VIEW = "Tomography"
 DEEPICT_SECTION = "DeePiCt"
 #: The GUI project's picks: at the model's threshold, and at 0, where one cluster fills each tomogram.
 PICK, FILLING_PICK = "pick ribosomes", "pick ribosomes, threshold 0"
+#: The GUI project's ensemble of its two ribosome networks.
+ENSEMBLE = "combine the ribosome networks"
 #: Where a structural biologist looks for a DeePiCt protocol besides the DeePiCt section.
 EXPECTED_PLACES = {("Particles", "Picking"): {"ProtDeepictPick"},
                    ("Tomograms", "Segmentation"): {"ProtDeepictSegment2D", "ProtDeepictSegment3D"}}
@@ -172,7 +174,7 @@ def build_small_project():
     from pyworkflow.project import Manager
     from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
 
-    from deepict_scipion.protocols import ProtDeepictPick, ProtDeepictTrain3D
+    from deepict_scipion.protocols import ProtDeepictEnsemble, ProtDeepictPick, ProtDeepictTrain3D
     from deepict_scipion.tests.test_protocols_3d import TINY_TRAINING, VOXEL, writeTomograms
 
     manager = Manager()
@@ -196,10 +198,17 @@ def build_small_project():
                                             samplingRate=VOXEL), "tomograms")
         coordinates = run(project.newProtocol(ProtImportCoordinates3D, filesPath=data, filesPattern="tomo*.txt",
                                               boxSize=24, importTomograms=tomograms.Tomograms), "ribosome annotations")
-        training = project.newProtocol(ProtDeepictTrain3D, inputTomograms=tomograms.Tomograms, classNames="ribosome",
-                                       particleRadii="100", **TINY_TRAINING)
-        training.inputCoordinates.append(coordinates.outputCoordinates)
-        run(training, "train ribosome network")
+        trainings = []
+        for seed in (0, 1):
+            training = project.newProtocol(ProtDeepictTrain3D, inputTomograms=tomograms.Tomograms,
+                                           classNames="ribosome", particleRadii="100", seed=seed, **TINY_TRAINING)
+            training.inputCoordinates.append(coordinates.outputCoordinates)
+            trainings.append(run(training, f"train ribosome network, seed {seed}"))
+        ensemble = project.newProtocol(ProtDeepictEnsemble, calibrate=False)
+        for training in trainings:
+            ensemble.inputModels.append(training.deepictModel)
+        run(ensemble, ENSEMBLE)
+        training = trainings[0]
         for label, threshold in ((PICK, None), (FILLING_PICK, 0.0)):  # at 0 one cluster fills each tomogram
             run(project.newProtocol(ProtDeepictPick, inputTomograms=tomograms.Tomograms,
                                     inputModel=training.deepictModel, threshold=threshold, minSize=1), label)
@@ -239,6 +248,8 @@ def test_project_window_and_every_form(gui_output):
     summaries = report["summaries"]
     assert "picked with" in summaries[PICK] and "Warning" not in summaries[PICK], summaries[PICK]
     assert "one cluster covers more than 10 % of the tomogram" in summaries[FILLING_PICK], summaries[FILLING_PICK]
+    assert "Ensemble of 2 networks: train ribosome network, seed 0; train ribosome network, seed 1" in \
+        summaries[ENSEMBLE], summaries[ENSEMBLE]
     assert not report["errors"], report["errors"]
     print(f"GUI screenshots: {gui_output} ({sum(len(f['pngs']) for f in report['forms'].values()) + 1} PNGs)")
 
@@ -330,8 +341,8 @@ def drive(projectPath, outDir):
     _screenshot(window.root, os.path.join(outDir, "project_window.png"))
 
     summaries = {}
-    for run in window.project.getRuns():  # each pick selected as a click does: the summary panel shows it
-        if run.getClassName() == "ProtDeepictPick":
+    for run in window.project.getRuns():  # each pick and ensemble selected as a click does: the summary panel shows it
+        if run.getClassName() in ("ProtDeepictPick", "ProtDeepictEnsemble"):
             view._selectItemProtocol(run)
             window.root.update()
             summaries[run.getObjLabel()] = view.summaryText.get("1.0", "end")

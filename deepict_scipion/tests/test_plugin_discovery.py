@@ -35,7 +35,7 @@ assert module.Plugin.getProgram(useGpu=False) == f"{sys.executable} -m deepict"
 protocols = Domain.getProtocols()
 for name in ("ProtDeepictTrain3D", "ProtDeepictPick", "ProtDeepictSegment3D", "ProtDeepictImportModel",
              "ProtDeepictTrain2D", "ProtDeepictSegment2D", "ProtDeepictEqualize", "ProtDeepictExport",
-             "ProtDeepictEvaluate"):
+             "ProtDeepictEvaluate", "ProtDeepictEnsemble"):
     assert name in protocols, name
     assert protocols[name]._package is module and protocols[name]._plugin is instance, name
 assert "DeepictModel" in Domain.getObjects()

@@ -12,12 +12,12 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from deepict import jobs
 from deepict.parameters import PRECISIONS
 from deepict_scipion import Plugin
-from deepict_scipion.protocols import (ProtDeepictPick, ProtDeepictSegment2D, ProtDeepictSegment3D,
-                                       ProtDeepictTrain2D, ProtDeepictTrain3D)
+from deepict_scipion.protocols import (ProtDeepictEnsemble, ProtDeepictPick, ProtDeepictSegment2D,
+                                       ProtDeepictSegment3D, ProtDeepictTrain2D, ProtDeepictTrain3D)
 from deepict_scipion.protocols.protocol_base import PRECISION_PARAM
 
 NETWORK_PROTOCOLS = (ProtDeepictTrain3D, ProtDeepictTrain2D, ProtDeepictPick, ProtDeepictSegment3D,
-                     ProtDeepictSegment2D)
+                     ProtDeepictSegment2D, ProtDeepictEnsemble)
 
 
 class TestPrecisionReachesTheJob(BaseTest):

@@ -55,5 +55,8 @@ def recalibrate(network, info: ModelInfo, training: dict, tomogram_paths: list, 
     padded = [padded_tomogram(tomo, config.patch_size) for tomo in tomograms]
     stats = [volume_mean_std(tomo.data) for tomo in padded]
     calibration = calibrate_on_training_tomograms(network.to(device), padded, stats, config, device, log)
+    if calibration is None:
+        log("the post-processing stays as it was: the training kept no validation slabs (--val-fraction 0) or "
+            "they hold too few annotated particles")
     apply_calibration(info, calibration)
     return calibration

@@ -1,0 +1,85 @@
+"""The ensemble protocol in a real (headless) Scipion project: two trainings -> combined -> picked with.
+
+As a user would: the same training run twice with another seed, the two networks combined (calibrated on
+their training tomograms, or at the networks' median), and the ensemble picked with like any network.
+"""
+
+import os
+
+from pyworkflow.tests import BaseTest, setupTestProject
+from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
+
+from deepict.nn.model_files import ENSEMBLE_MEMBERS, POSTPROCESS_CALIBRATION, read_model_info
+from deepict_scipion.protocols import ProtDeepictEnsemble, ProtDeepictPick, ProtDeepictTrain3D
+from deepict_scipion.tests.test_protocols_3d import TINY_TRAINING, VOXEL, writeTomograms
+
+#: The tiny training with validation slabs, which the ensemble's calibration predicts.
+TRAINING = dict(TINY_TRAINING, valFraction=0.2)
+
+
+class TestEnsembleProtocol(BaseTest):
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        data = os.path.abspath(cls.proj.getTmpPath("data"))
+        writeTomograms(data, 2)
+        cls.tomograms = cls.newProtocol(ProtImportTomograms, filesPath=data, filesPattern="tomo*.mrc",
+                                        samplingRate=VOXEL)
+        cls.launchProtocol(cls.tomograms)
+        cls.coordinates = cls.newProtocol(ProtImportCoordinates3D, filesPath=data, filesPattern="tomo*.txt",
+                                          importTomograms=cls.tomograms.Tomograms, boxSize=24)
+        cls.launchProtocol(cls.coordinates)
+        cls.trainings = []
+        for seed in (0, 1):
+            training = cls.newProtocol(ProtDeepictTrain3D, inputTomograms=cls.tomograms.Tomograms,
+                                       classNames="ribosome", particleRadii="100", seed=seed, **TRAINING)
+            training.inputCoordinates.append(cls.coordinates.outputCoordinates)
+            cls.launchProtocol(training)
+            cls.trainings.append(training)
+
+    def _ensemble(self, **values):
+        ensemble = self.newProtocol(ProtDeepictEnsemble, **values)
+        for training in self.trainings:
+            ensemble.inputModels.append(training.deepictModel)
+        return ensemble
+
+    def test_calibrated_ensemble_is_a_model_that_pick_uses(self):
+        ensemble = self._ensemble(inputTomograms=self.tomograms.Tomograms,
+                                  inputCoordinates=self.coordinates.outputCoordinates)
+        self.launchProtocol(ensemble)
+        model = ensemble.deepictModel
+        self.assertEqual(model.getMemberCount(), 2)
+        self.assertIn("ensemble of 2", str(model))
+        self.assertEqual(model.getClasses(), ["ribosome"])
+        info = read_model_info(model.getFileName())
+        self.assertEqual([m["file"] for m in info.training[ENSEMBLE_MEMBERS]],
+                         [os.path.abspath(t.deepictModel.getFileName()) for t in self.trainings])
+        self.assertIn(POSTPROCESS_CALIBRATION, info.training)
+        summary = " ".join(ensemble.summary())
+        self.assertIn("Ensemble of 2 networks", summary)
+        self.assertIn("calibrated on the training tomograms", summary)
+        self.assertIn("were averaged voxel by voxel (an ensemble). Its threshold", " ".join(ensemble.methods()))
+
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.tomograms.Tomograms, inputModel=model,
+                                threshold=0.05, minSize=1, binThreads=1)
+        self.launchProtocol(pick)
+        self.assertGreater(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 0)
+
+    def test_without_calibration_the_ensemble_takes_the_networks_median(self):
+        ensemble = self._ensemble(calibrate=False)
+        self.launchProtocol(ensemble)
+        info = read_model_info(ensemble.deepictModel.getFileName())
+        self.assertNotIn(POSTPROCESS_CALIBRATION, info.training)
+        members = [read_model_info(t.deepictModel.getFileName()).postprocess for t in self.trainings]
+        self.assertEqual(info.postprocess["min_size"],
+                         round((members[0]["min_size"] + members[1]["min_size"]) / 2))
+        self.assertIn("the networks' median", " ".join(ensemble.summary()))
+
+    def test_the_form_refuses_what_cannot_be_combined_or_calibrated(self):
+        one = self.newProtocol(ProtDeepictEnsemble, calibrate=False)
+        one.inputModels.append(self.trainings[0].deepictModel)
+        self.assertIn("Select two or more 3D networks", " ".join(one.validate()))
+        uncalibrated = self._ensemble()
+        self.assertIn("Give the networks' training tomograms and coordinates", " ".join(uncalibrated.validate()))
+        self.assertEqual(self._ensemble(calibrate=False).validate(), [])
