@@ -527,6 +527,13 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
             self._defineSourceRelation(self.inputTomograms, output)
             self._defineSourceRelation(self.inputModel, output)
 
+    def _networkForMethods(self):
+        """How the methods text names the model: one network, or an ensemble of several."""
+        members = self.inputModel.get().getMemberCount() if self.inputModel.get() is not None else 0
+        if members:
+            return f"an ensemble of {members} DeePiCt 3D U-Nets [deTeresaTrueba2023] (their probability maps averaged)"
+        return "a DeePiCt 3D U-Net [deTeresaTrueba2023]"
+
     def _className(self):
         model = self.inputModel.get()
         return self.className.get() or (model.getClasses() or ["particle"])[0]

@@ -134,4 +134,4 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         averaged = (" Each box's prediction was averaged over four rotations about z (test-time augmentation)."
                     if self.testTimeRotations.get() else "")
         return [f"{count} {self._className()} particles were picked in {self.inputTomograms.get().getSize()} "
-                f"tomograms with a DeePiCt 3D U-Net [deTeresaTrueba2023].{averaged}"]
+                f"tomograms with {self._networkForMethods()}.{averaged}"]

@@ -46,5 +46,5 @@ class ProtDeepictSegment3D(ProtDeepictInferenceBase):
     def _methods(self):
         if not hasattr(self, "segmentations"):
             return []
-        return [f"{self._className()} was segmented in {self.segmentations.getSize()} tomograms with a DeePiCt 3D "
-                "U-Net [deTeresaTrueba2023]."]
+        return [f"{self._className()} was segmented in {self.segmentations.getSize()} tomograms with "
+                f"{self._networkForMethods()}."]

@@ -65,6 +65,7 @@ class TestEnsembleProtocol(BaseTest):
                                 threshold=0.05, minSize=1, binThreads=1)
         self.launchProtocol(pick)
         self.assertGreater(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 0)
+        self.assertIn("with an ensemble of 2 DeePiCt 3D U-Nets", " ".join(pick.methods()))
 
     def test_without_calibration_the_ensemble_takes_the_networks_median(self):
         ensemble = self._ensemble(calibrate=False)

@@ -14,8 +14,8 @@ def register(subparsers) -> None:
         help="describe a model file (kind, classes, voxel size, history) as JSON",
         description="Print the description stored in a deepict_scipion model file as JSON: kind (2d/3d), "
                     "class names, voxel size (Å), sphere radius per class (voxels and Å), suggested "
-                    "post-processing (and whether it was calibrated), training history and epochs, whether a reference spectrum is stored, its "
-                    "source, and an ensemble's members.")
+                    "post-processing (and whether it was calibrated), training history and epochs, whether a "
+                    "reference spectrum is stored, its source, and an ensemble's members.")
     add_parameter(parser, ModelInfoJob, "model", "--model")
     add_parameter(parser, ModelInfoJob, "json", "--json", metavar="FILE")
 

@@ -221,7 +221,8 @@ def _cluster_parameters(job):
     options = job.postprocess
     info = read_model_info(job.model)
     parameters = resolve_cluster_parameters(
-        info, voxel_scale=tomogram_voxel_scale(info, job.tomogram, job.inference), threshold=options.threshold, min_size=options.min_size,
+        info, voxel_scale=tomogram_voxel_scale(info, job.tomogram, job.inference), threshold=options.threshold,
+        min_size=options.min_size,
         max_size=options.max_size, connectivity=options.connectivity,
         border=options.border if len(options.border) == 3 else options.border[0],
         context_mode=options.context_mode, context_distance=options.context_distance,
