@@ -89,6 +89,7 @@ FOLDER_OUTPUTS = {
     "segment3d --out": lambda w, p: segment3d_argv(w, p),
     "train3d --out": lambda w, p: train3d_argv(w, p),
     "model-info --json": lambda w, p: ["model-info", "--model", w.model, "--json", p],
+    "ensemble --out": lambda w, p: ["ensemble", "--models", w.model, w.model, "--out", p],
     "evaluate --json": lambda w, p: ["evaluate", "--pred", w.coords, "--gt", w.coords, "--json", p],
     "evaluate --curve": lambda w, p: ["evaluate", "--pred", w.coords, "--gt", w.coords, "--curve", p],
     "spectrum --out": lambda w, p: ["spectrum", "--tomogram", w.tomo, "--out", p],
