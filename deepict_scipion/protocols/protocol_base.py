@@ -255,6 +255,11 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     def _modelInfoPath(self, name="model_info.json"):
         return self._getExtraPath(name)
 
+    def _existingInfo(self):
+        """The output model's description written by :meth:`describeModel`, or None before it exists."""
+        path = self._modelInfoPath()
+        return json.load(open(path)) if os.path.exists(path) else None
+
     def describeModel(self, modelFile, jsonFile):
         """Run ``deepict model-info`` and return its JSON description of a model file."""
         self.runDeepict(jobs.ModelInfoJob(model=modelFile, json=jsonFile), "model-info")

@@ -1,6 +1,5 @@
 """Combine trained DeePiCt 3D networks into one that averages their probability maps (an ensemble)."""
 
-import json
 import os
 
 from pyworkflow import BETA
@@ -91,10 +90,6 @@ class ProtDeepictEnsemble(ProtDeepictBase):
 
     def _models(self):
         return [pointer.get() for pointer in self.inputModels if pointer.get() is not None]
-
-    def _existingInfo(self):
-        path = self._modelInfoPath()
-        return json.load(open(path)) if os.path.exists(path) else None
 
     # ------------------------------------------ info -----------------------------------------
     def _validate(self):

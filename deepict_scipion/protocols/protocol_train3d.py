@@ -1,6 +1,5 @@
 """Train a DeePiCt 3D U-Net on annotated tomograms."""
 
-import json
 import os
 
 from pyworkflow import BETA
@@ -386,10 +385,6 @@ class ProtDeepictTrain3D(ProtDeepictBase):
     def _trainedEpochs(self):
         """The epochs the model was trained for: the form's, or when left empty the engine's choice."""
         return (self._existingInfo() or {}).get("epochs") or self.epochs.get()
-
-    def _existingInfo(self):
-        path = self._modelInfoPath()
-        return json.load(open(path)) if os.path.exists(path) else None
 
     def _methods(self):
         if not hasattr(self, "deepictModel"):
