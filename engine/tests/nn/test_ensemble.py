@@ -84,17 +84,25 @@ def test_calibrating_needs_tomograms_and_coordinates_together(two_constant_model
     assert code == 2 and "both --tomograms and --coords" in err
 
 
-def test_the_ensemble_is_calibrated_on_the_members_training_data(tmp_path, capsys):
+def _phantom(folder: Path) -> tuple[str, str]:
+    """A phantom tomogram with about ten ribosomes and their coordinates."""
     phantom = make_phantom(PhantomConfig(shape_zyx=(32, 64, 96), seed=3, n_ribosomes=30, n_fas=1, n_distractors=1,
                                          n_vesicles=0, n_sheets=0))
-    paths = write_phantom(phantom, tmp_path, "tomo")
-    tomogram, coords = str(paths["tomogram"]), str(paths["ribosome"])
-    members = []
-    for seed in (0, 1):
-        members.append(tmp_path / f"member{seed}.pt")
-        code, _, err = run(capsys, "train3d", "--tomograms", tomogram, "--coords", coords, "--out", members[-1],
-                           "--seed", seed, *TINY_TRAINING)
-        assert code == 0, err
+    paths = write_phantom(phantom, folder, "tomo")
+    return str(paths["tomogram"]), str(paths["ribosome"])
+
+
+def _train(folder: Path, tomogram: str, coords: str, seed: int, *options, capsys=None) -> Path:
+    model = folder / f"member{seed}.pt"
+    code, _, err = run(capsys, "train3d", "--tomograms", tomogram, "--coords", coords, "--out", model,
+                       "--seed", seed, *TINY_TRAINING, *options)
+    assert code == 0, err
+    return model
+
+
+def test_the_ensemble_is_calibrated_on_the_members_training_data(tmp_path, capsys):
+    tomogram, coords = _phantom(tmp_path)
+    members = [_train(tmp_path, tomogram, coords, seed, capsys=capsys) for seed in (0, 1)]
     ensemble = tmp_path / "ensemble.pt"
     code, out, err = run(capsys, "ensemble", "--models", *members, "--out", ensemble, "--tomograms", tomogram,
                          "--coords", coords, "--device", "cpu")
@@ -105,3 +113,15 @@ def test_the_ensemble_is_calibrated_on_the_members_training_data(tmp_path, capsy
     calibration = info.training[POSTPROCESS_CALIBRATION]
     assert info.postprocess["min_size"] == calibration["min_size"]
     assert info.spectrum == read_model_info(members[0]).spectrum
+
+
+def test_without_validation_slabs_the_ensemble_says_it_keeps_the_median(tmp_path, capsys):
+    tomogram, coords = _phantom(tmp_path)
+    members = [_train(tmp_path, tomogram, coords, seed, "--val-fraction", "0", capsys=capsys)
+               for seed in (0, 1)]
+    ensemble = tmp_path / "ensemble.pt"
+    code, out, err = run(capsys, "ensemble", "--models", *members, "--out", ensemble, "--tomograms", tomogram,
+                         "--coords", coords, "--device", "cpu")
+    assert code == 0, err
+    assert "the post-processing stays as it was: the training kept no validation slabs" in out
+    assert POSTPROCESS_CALIBRATION not in read_model_info(ensemble).training
