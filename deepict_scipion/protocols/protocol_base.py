@@ -487,7 +487,11 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         self._insertFunctionStep(self.createOutputStep, prerequisites=runs, needsGPU=False)
 
     def inferenceStep(self, key, contextFile):
-        self.runDeepict(self._inferenceJob(key, contextFile), f"{self._jobClass.step}_{key}")
+        self.runDeepict(self._inferenceJob(key, contextFile), self._inferenceJobName(key))
+
+    def _inferenceJobName(self, key):
+        """The name of tomogram ``key``'s job: its file is extra/<name>.json (:meth:`runDeepict`)."""
+        return f"{self._jobClass.step}_{key}"
 
     def _inferenceJob(self, key, contextFile):
         """The job of one tomogram, from the form."""

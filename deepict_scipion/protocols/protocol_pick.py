@@ -8,7 +8,8 @@ from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
 from tomo.protocols import ProtTomoPicking
 
 from deepict import jobs
-from deepict.infer.clusters import MAP_FILLING_FRACTION, fills_the_map
+from deepict.infer.clusters import MAP_FILLING_FRACTION, fills_the_map, picking_region
+from deepict.io import read_volume
 from deepict.nn.model_files import published_spectrum_warning
 
 from ..convert import appendPicks, readPicks
@@ -95,11 +96,19 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         for key, tomo in self.tomos.items():
             picks = readPicks(self._picksPath(key))
             appendPicks(coordinates, tomo, picks, groupId)
-            if tomo.getDim() and fills_the_map(picks.columns.get("size", []), int(np.prod(tomo.getDim()))):
-                filled.append(key)
+            if tomo.getDim():
+                voxels, name = self._pickingRegion(key, int(np.prod(tomo.getDim())))
+                if fills_the_map(picks.columns.get("size", []), voxels):
+                    filled.append(f"{key} ({name})")
         self.filledMaps.set(", ".join(filled))
         self._store(self.filledMaps)
         self._defineResults({self.OUTPUT_PREFIX: coordinates})
+
+    def _pickingRegion(self, key, tomogramVoxels):
+        """What tomogram ``key``'s clusters could cover, as its job saw it: (voxels, name)."""
+        job = jobs.read_job(self._getExtraPath(f"{self._inferenceJobName(key)}.json"), jobs.PickJob)
+        context = read_volume(job.context).data if job.context else None
+        return picking_region(tomogramVoxels, context, job.postprocess.context_mode)
 
     def _boxSize(self):
         if self.boxSize.get():
@@ -120,7 +129,7 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
             summary.append(f"Warning: {warning}")
         if self.filledMaps.get():
             summary.append(f"Warning: in {self.filledMaps.get()} one cluster covers more than "
-                           f"{100 * MAP_FILLING_FRACTION:.0f} % of the tomogram: the network's map does not "
+                           f"{100 * MAP_FILLING_FRACTION:.0f} % of what could be picked: the network's map does not "
                            "separate particles at this threshold, and that pick means nothing (see the log). Pick "
                            "again with a higher threshold (keep the probability maps to choose one), or train "
                            "longer.")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from pyworkflow.tests import BaseTest, setupTestProject
-from tomo.protocols import ProtImportTomograms
+from tomo.protocols import ProtImportTomograms, ProtImportTomomasks
 
+from deepict.conventions import CONTEXT_MODES
 from deepict.io import write_volume
 from deepict.nn.model_files import (KIND_3D, POSTPROCESS_CALIBRATION, PUBLISHED_SOURCE_PREFIX, ModelInfo,
                                     build_network, save_model)
@@ -65,8 +66,9 @@ class TestPickSummaryWarnsAboutPublishedNetworks(BaseTest):
 
 
 class TestPickSummaryWarnsAboutAMapFillingCluster(BaseTest):
-    """A network whose map lies above the threshold nearly everywhere gives one pick over the whole tomogram:
-    the summary says so. With test-time rotations, pick keeps the calibrated threshold there instead."""
+    """A network whose map lies above the threshold nearly everywhere gives one pick over the whole tomogram, or
+    over the whole of an intersected context mask: the summary says so, as the log does. With test-time rotations,
+    pick keeps the calibrated threshold there instead."""
 
     @classmethod
     def setUpClass(cls):
@@ -78,6 +80,15 @@ class TestPickSummaryWarnsAboutAMapFillingCluster(BaseTest):
         cls.tomograms = cls.newProtocol(ProtImportTomograms, filesPath=str(folder), filesPattern="noise.mrc",
                                         samplingRate=VOXEL)
         cls.launchProtocol(cls.tomograms)
+        # a context of 3 % of the tomogram: a cluster filling it stays below the 10 % of the whole tomogram
+        context = np.zeros((24, 40, 40), np.int8)
+        context[8:14, 10:20, 10:18] = 1
+        masks = folder / "masks"
+        masks.mkdir()
+        write_volume(masks / "noise.mrc", context, VOXEL)
+        cls.context = cls.newProtocol(ProtImportTomomasks, filesPath=str(masks), filesPattern="noise.mrc",
+                                      inputTomos=cls.tomograms.Tomograms)
+        cls.launchProtocol(cls.context)
         cls.model = cls.newProtocol(ProtDeepictImportModel,
                                     modelFile=str(tiny_model(folder / "weak.pt", probability=0.45)))
         cls.launchProtocol(cls.model)
@@ -92,8 +103,17 @@ class TestPickSummaryWarnsAboutAMapFillingCluster(BaseTest):
     def test_a_threshold_that_joins_the_map_into_one_cluster(self):
         pick, summary, log = self.pick(threshold=0.4)
         self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 1)
-        self.assertIn("Warning: in noise one cluster covers more than 10 % of the tomogram", summary)
+        self.assertIn("Warning: in noise (the tomogram) one cluster covers more than 10 % of what could be picked",
+                      summary)
         self.assertIn("warning: at threshold 0.4 one cluster covers 100 % of the tomogram", log)
+
+    def test_a_threshold_that_joins_an_intersected_context_into_one_cluster(self):
+        pick, summary, log = self.pick(threshold=0.4, contextMasks=self.context.tomomasks,
+                                       contextMode=CONTEXT_MODES.index("intersection"))
+        self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 1)
+        self.assertIn("warning: at threshold 0.4 one cluster covers 100 % of the context mask", log)
+        self.assertIn("Warning: in noise (the context mask) one cluster covers more than 10 % of what could be "
+                      "picked", summary)
 
     def test_rotations_keep_the_calibrated_threshold_there(self):
         pick, summary, log = self.pick(testTimeRotations=True)

@@ -49,7 +49,7 @@ def run_ensemble(job: EnsembleJob) -> int:
     from deepict.io.outputs import claimed_outputs
     from deepict.nn.devices import select_device
     from deepict.nn.ensemble import combine_models
-    from deepict.nn.model_files import read_model_info, save_model
+    from deepict.nn.model_files import save_model
     if bool(job.tomograms) != bool(job.coords):
         raise ParameterError("calibrating the ensemble needs both --tomograms and --coords (one CSV per tomogram), "
                              "or neither")
@@ -62,7 +62,7 @@ def run_ensemble(job: EnsembleJob) -> int:
         if job.tomograms:
             from deepict.train.recalibrate import recalibrate  # torch, scipy: only when calibrating
             apply_threads(job.threads)
-            recalibrate(network, info, read_model_info(job.models[0]).training, job.tomograms, job.coords,
+            recalibrate(network, info, job.tomograms, job.coords,
                         select_device(job.device), voxel_size=job.voxel_size,
                         log=lambda text: print(text, flush=True))
         save_model(job.out, network, info)

@@ -40,6 +40,15 @@ def fills_the_map(sizes, map_voxels: int) -> bool:
     return len(sizes) > 0 and float(np.max(sizes)) > MAP_FILLING_FRACTION * map_voxels
 
 
+def picking_region(map_voxels: int, context=None, context_mode: str = "intersection") -> tuple[int, str]:
+    """The voxels a pick's clusters can cover, and their name: the ``context`` mask's (its nonzero voxels) when
+    intersected, as clusters are cut to it (one filling the mask fills what can be picked); otherwise the whole map
+    of ``map_voxels``."""
+    if context is not None and context_mode == "intersection":
+        return int(np.count_nonzero(context)), "the context mask"
+    return int(map_voxels), "the tomogram"
+
+
 @dataclass
 class Clusters:
     """Kept clusters: centroids (N, 3) as x, y, z voxels, sizes in voxels, mean probabilities, and the

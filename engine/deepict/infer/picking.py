@@ -32,7 +32,8 @@ from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
 from deepict.nn.model_files import (KIND_3D, POSTPROCESS_CALIBRATION, ModelInfo, incomplete_training_warning,
                                     load_model)
-from deepict.infer.clusters import ClusterParameters, Clusters, fills_the_map, find_clusters, remove_duplicates
+from deepict.infer.clusters import (ClusterParameters, Clusters, fills_the_map, find_clusters, picking_region,
+                                   remove_duplicates)
 from deepict.infer import splitting
 from deepict.infer.normals import orientation_columns
 from deepict.infer.sliding_window import predict_tomogram, window_count
@@ -149,9 +150,7 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
                                  "Give a context mask made on this tomogram, at the same binning.")
         context = context_volume.data
     if mask_out is None:
-        # clusters are cut to an intersected context: a cluster filling the context fills what can be picked
-        region, region_name = (np.count_nonzero(context), "the context mask") \
-            if context is not None and params.context_mode == "intersection" else (probability.size, "the tomogram")
+        region, region_name = picking_region(probability.size, context, params.context_mode)
         clusters = clusters_of_map(probability, params, context, split_radius)
         if fallback_threshold is not None and fills_the_map(clusters.size, region):
             (log or print)(f"at threshold {params.threshold:g} one cluster covers "

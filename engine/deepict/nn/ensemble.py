@@ -29,6 +29,9 @@ from deepict.nn.model_files import (COMPLETE, ENSEMBLE_MEMBERS, KIND_3D, MEMBERS
 
 #: Probabilities are kept this far from 0 and 1 before the logit, so that it stays finite.
 _EPSILON = 1e-6
+#: The training settings that say where a member's validation slabs lie (the high-x ``val_fraction`` of each
+#: tomogram's width, at least one training box wide): calibrating an ensemble needs them shared.
+VALIDATION_SPLIT = ("val_fraction", "patch_size")
 
 
 class MeanProbabilityEnsemble(nn.Module):
@@ -127,4 +130,27 @@ def _spectrum_key(spectrum: dict | None) -> str:
 def _member_record(path, info: ModelInfo) -> dict:
     training = info.training
     return {"file": str(path), "source": info.source, "architecture": info.architecture,
-            "postprocess": info.postprocess, "seed": training.get("seed"), "epochs": training.get("epochs")}
+            "postprocess": info.postprocess, "seed": training.get("seed"), "epochs": training.get("epochs"),
+            **{key: training.get(key) for key in VALIDATION_SPLIT}}
+
+
+def shared_validation_split(info: ModelInfo) -> dict:
+    """The validation split (:data:`VALIDATION_SPLIT`) that every member of the ensemble ``info`` trained with.
+
+    Calibrating on one member's validation slabs would score another member on its own training data where
+    their splits differ, and the ensemble would look better there than it is: that is refused.
+    """
+    members = info.training[ENSEMBLE_MEMBERS]
+    splits = [{key: member.get(key) for key in VALIDATION_SPLIT} for member in members]
+    for member, split in zip(members[1:], splits[1:]):
+        if split != splits[0]:
+            raise ParameterError(
+                f"the members kept different validation slabs ({members[0]['file']}: {_split_text(splits[0])}; "
+                f"{member['file']}: {_split_text(split)}), so each would be scored partly on data another trained "
+                "on. Calibrate only members trained with the same --val-fraction and --patch-size, or combine "
+                "them without --tomograms/--coords (their median post-processing).")
+    return splits[0]
+
+
+def _split_text(split: dict) -> str:
+    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in split.items())

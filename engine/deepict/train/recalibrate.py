@@ -1,4 +1,4 @@
-"""Calibrating a finished particle model's post-processing again, on its training data.
+"""Calibrating an ensemble's post-processing on its members' training data.
 
 An ensemble's averaged map is smoother than each member's, so the threshold and minimum cluster
 size its members chose need not suit it. Given the members' training tomograms and coordinates,
@@ -10,11 +10,11 @@ the model's reference spectrum first, as training equalized them.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Callable
 
 from deepict.errors import ParameterError
 from deepict.infer.model_spectrum import model_reference_spectrum
+from deepict.nn.ensemble import shared_validation_split
 from deepict.io import volume_mean_std
 from deepict.nn.model_files import ModelInfo
 from deepict.progress import Progress
@@ -24,13 +24,14 @@ from deepict.train.data3d import load_training_tomograms
 from deepict.train.train3d import apply_calibration, calibrate_on_training_tomograms, padded_tomogram
 
 
-def recalibrate(network, info: ModelInfo, training: dict, tomogram_paths: list, coords: list, device,
+def recalibrate(network, info: ModelInfo, tomogram_paths: list, coords: list, device,
                 voxel_size: float | None = None, log: Callable[[str], None] = print) -> dict | None:
-    """Calibrate ``network``'s post-processing on its training tomograms and make it ``info``'s (in place).
+    """Calibrate ensemble ``network``'s post-processing on its members' training tomograms and make it ``info``'s
+    (in place).
 
-    ``training``: the ``ModelInfo.training`` of a model trained on them (its validation fraction and box
-    size say where the validation slabs lie); ``coords``: one CSV per tomogram. Returns the calibration,
-    or ``None`` where the data hold too few particles (the post-processing is then left as it was).
+    The members' shared validation split (:func:`~deepict.nn.ensemble.shared_validation_split`) says where the
+    validation slabs lie; ``coords``: one CSV per tomogram. Returns the calibration, or ``None`` where the data
+    hold too few particles (the post-processing is then left as it was).
     """
     if info.label_kind != "spheres" or len(info.classes) != 1 or not info.sphere_radius:
         raise ParameterError("only one-class particle models (trained on coordinates) have a calibrated "
@@ -38,8 +39,8 @@ def recalibrate(network, info: ModelInfo, training: dict, tomogram_paths: list, 
     if len(coords) != len(tomogram_paths):
         raise ParameterError(f"{len(tomogram_paths)} tomogram(s) but {len(coords)} coordinate file(s): give one "
                              "CSV per tomogram, in the same order")
-    known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(**{key: value for key, value in training.items() if key in known})
+    config = TrainConfig(classes=list(info.classes), label_kind=info.label_kind,
+                         sphere_radius=dict(info.sphere_radius), **shared_validation_split(info))
     tomograms = load_training_tomograms(tomogram_paths, coords=[coords], radii=[info.sphere_radius[info.classes[0]]],
                                         voxel_size=voxel_size, training_voxel_size=info.voxel_size, log=log)
     reference = model_reference_spectrum(info)

@@ -125,3 +125,17 @@ def test_without_validation_slabs_the_ensemble_says_it_keeps_the_median(tmp_path
     assert code == 0, err
     assert "the post-processing stays as it was: the training kept no validation slabs" in out
     assert POSTPROCESS_CALIBRATION not in read_model_info(ensemble).training
+
+
+def test_members_with_other_validation_slabs_are_combined_but_not_calibrated(tmp_path, capsys):
+    """Calibrating on one member's validation slabs would score the other on data it trained on."""
+    tomogram, coords = _phantom(tmp_path)
+    members = [_train(tmp_path, tomogram, coords, 0, capsys=capsys),
+               _train(tmp_path, tomogram, coords, 1, "--val-fraction", "0.3", capsys=capsys)]
+    ensemble = tmp_path / "ensemble.pt"
+    code, _, err = run(capsys, "ensemble", "--models", *members, "--out", ensemble, "--tomograms", tomogram,
+                       "--coords", coords, "--device", "cpu")
+    assert code == 2 and "Traceback" not in err
+    assert f"{members[1]}: val fraction 0.3, patch size" in err and "without --tomograms/--coords" in err
+    assert not ensemble.exists()
+    assert run(capsys, "ensemble", "--models", *members, "--out", ensemble)[0] == 0
