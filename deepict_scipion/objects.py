@@ -27,6 +27,7 @@ class DeepictModel(EMObject):
         self._depth = pwobj.Integer()
         self._postprocess = pwobj.String()
         self._members = pwobj.Integer(0)
+        self._validationSplit = pwobj.String()
 
     def getFileName(self):
         return self._filename.get()
@@ -61,6 +62,11 @@ class DeepictModel(EMObject):
         """How many networks an ensemble averages (``deepict ensemble``); 0 for a single network."""
         return self._members.get() or 0
 
+    def getValidationSplit(self):
+        """Where its training kept validation slabs: {"val_fraction", "patch_size"}, or None where not recorded
+        (imported networks, ensembles, models registered by an older version)."""
+        return json.loads(self._validationSplit.get() or "null")
+
     def hasSpectrum(self):
         return bool(self._hasSpectrum.get())
 
@@ -80,6 +86,7 @@ class DeepictModel(EMObject):
         self._depth.set(info.get("depth", (info.get("architecture") or {}).get("depth")))
         self._members.set(len(info.get("members") or []))
         self._postprocess.set(json.dumps(info.get("postprocess") or {}))
+        self._validationSplit.set(json.dumps(info.get("validation_split")))
 
     def __str__(self):
         size = f"{self.getVoxelSize():.2f} Å" if self.getVoxelSize() else "unknown voxel size"

@@ -116,8 +116,23 @@ class ProtDeepictEnsemble(ProtDeepictBase):
                               f"{'' if first.hasSpectrum() else 'not '}: combine networks whose training "
                               "tomograms were equalized alike.")
         if self.calibrate.get():
-            errors += self._validateCalibration(first)
+            errors += self._validateCalibration(first) + self._validateSplits(models)
         return errors
+
+    @staticmethod
+    def _validateSplits(models):
+        """Calibrating on network 1's validation slabs would score another network on its training data where
+        their trainings kept other slabs (networks registered by an older version do not say: the run checks)."""
+        first = models[0].getValidationSplit()
+        for index, model in enumerate(models[1:], start=2):
+            split = model.getValidationSplit()
+            if first and split and split != first:
+                return [f"Network {index} kept other validation slabs than network 1 (validation fraction "
+                        f"{split['val_fraction']} and box {split['patch_size']} against {first['val_fraction']} and "
+                        f"{first['patch_size']}): calibrating would score one on data the other trained on. Combine "
+                        "networks trained with the same validation fraction and training box, or untick 'Calibrate "
+                        "on the training data?' to use the networks' median post-processing."]
+        return []
 
     def _validateCalibration(self, model):
         errors = self._validateNotEmpty(self.inputTomograms, "Training tomograms")

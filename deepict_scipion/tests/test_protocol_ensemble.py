@@ -84,3 +84,17 @@ class TestEnsembleProtocol(BaseTest):
         uncalibrated = self._ensemble()
         self.assertIn("Give the networks' training tomograms and coordinates", " ".join(uncalibrated.validate()))
         self.assertEqual(self._ensemble(calibrate=False).validate(), [])
+
+    def test_the_form_refuses_to_calibrate_networks_with_other_validation_slabs(self):
+        other = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.tomograms.Tomograms, classNames="ribosome",
+                                 particleRadii="100", **dict(TRAINING, valFraction=0.3))
+        other.inputCoordinates.append(self.coordinates.outputCoordinates)
+        self.launchProtocol(other)
+        self.assertEqual(other.deepictModel.getValidationSplit(), {"val_fraction": 0.3, "patch_size": 32})
+        ensemble = self._ensemble(inputTomograms=self.tomograms.Tomograms,
+                                  inputCoordinates=self.coordinates.outputCoordinates)
+        ensemble.inputModels.append(other.deepictModel)
+        self.assertIn("Network 3 kept other validation slabs than network 1 (validation fraction 0.3 and box 32 "
+                      "against 0.2 and 32)", " ".join(ensemble.validate()))
+        ensemble.calibrate.set(False)
+        self.assertEqual(ensemble.validate(), [])

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
         description="Print the description stored in a deepict_scipion model file as JSON: kind (2d/3d), "
                     "class names, voxel size (Å), sphere radius per class (voxels and Å), suggested "
                     "post-processing (and whether it was calibrated), training history and epochs, whether a "
-                    "reference spectrum is stored, its source, and an ensemble's members.")
+                    "reference spectrum is stored, where its training kept validation slabs, its source, and an "
+                    "ensemble's members.")
     add_parameter(parser, ModelInfoJob, "model", "--model")
     add_parameter(parser, ModelInfoJob, "json", "--json", metavar="FILE")
 
@@ -23,7 +24,8 @@ def register(subparsers) -> None:
 def describe(model_path) -> dict:
     """A JSON-ready description of a model file."""
     # torch is imported only when the command runs
-    from deepict.nn.model_files import ENSEMBLE_MEMBERS, POSTPROCESS_CALIBRATION, network_depth, read_model_info
+    from deepict.nn.model_files import (ENSEMBLE_MEMBERS, POSTPROCESS_CALIBRATION, network_depth, read_model_info,
+                                         validation_split)
     info = read_model_info(model_path)
     voxel = info.voxel_size or 0.0
     return {"model": str(model_path), "kind": info.kind, "classes": info.classes, "voxel_size": info.voxel_size,
@@ -35,7 +37,8 @@ def describe(model_path) -> dict:
             "postprocess": info.postprocess, "postprocess_calibrated": POSTPROCESS_CALIBRATION in info.training,
             "has_spectrum": info.spectrum is not None,
             "history": info.history, "epochs": info.training.get("epochs"),
-            "weight_average": info.training.get("weight_average"), "source": info.source, "version": info.version}
+            "weight_average": info.training.get("weight_average"), "validation_split": validation_split(info.training),
+            "source": info.source, "version": info.version}
 
 
 def run_model_info(job: ModelInfoJob) -> int:

@@ -25,13 +25,10 @@ from torch import nn
 from deepict.conventions import voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
 from deepict.nn.model_files import (COMPLETE, ENSEMBLE_MEMBERS, KIND_3D, MEMBERS, ModelInfo,
-                                     incomplete_training_warning, load_model)
+                                     incomplete_training_warning, load_model, validation_split)
 
 #: Probabilities are kept this far from 0 and 1 before the logit, so that it stays finite.
 _EPSILON = 1e-6
-#: The training settings that say where a member's validation slabs lie (the high-x ``val_fraction`` of each
-#: tomogram's width, at least one training box wide): calibrating an ensemble needs them shared.
-VALIDATION_SPLIT = ("val_fraction", "patch_size")
 
 
 class MeanProbabilityEnsemble(nn.Module):
@@ -131,18 +128,23 @@ def _member_record(path, info: ModelInfo) -> dict:
     training = info.training
     return {"file": str(path), "source": info.source, "architecture": info.architecture,
             "postprocess": info.postprocess, "seed": training.get("seed"), "epochs": training.get("epochs"),
-            **{key: training.get(key) for key in VALIDATION_SPLIT}}
+            "validation_split": validation_split(training)}
 
 
 def shared_validation_split(info: ModelInfo) -> dict:
-    """The validation split (:data:`VALIDATION_SPLIT`) that every member of the ensemble ``info`` trained with.
+    """The validation split (:func:`~deepict.nn.model_files.validation_split`) that every member of the ensemble
+    ``info`` trained with.
 
     Calibrating on one member's validation slabs would score another member on its own training data where
     their splits differ, and the ensemble would look better there than it is: that is refused.
     """
     members = info.training[ENSEMBLE_MEMBERS]
-    splits = [{key: member.get(key) for key in VALIDATION_SPLIT} for member in members]
-    for member, split in zip(members[1:], splits[1:]):
+    splits = [member.get("validation_split") for member in members]
+    for member, split in zip(members, splits):
+        if split is None:
+            raise ParameterError(f"{member['file']} does not say where its training kept validation slabs (an "
+                                 "imported network): combine it without --tomograms/--coords (the networks' median "
+                                 "post-processing)")
         if split != splits[0]:
             raise ParameterError(
                 f"the members kept different validation slabs ({members[0]['file']}: {_split_text(splits[0])}; "

@@ -59,6 +59,16 @@ ENSEMBLE_MEMBERS = "ensemble_members"
 COMPLETE = "complete"
 #: ``ModelInfo.training`` key: the post-processing chosen on validation data after training (particle models).
 POSTPROCESS_CALIBRATION = "postprocess_calibration"
+#: The ``ModelInfo.training`` settings that say where a 3D training's validation slabs lie (the high-x
+#: ``val_fraction`` of each tomogram's width, at least one training box wide).
+VALIDATION_SPLIT = ("val_fraction", "patch_size")
+
+
+def validation_split(training: dict) -> dict | None:
+    """Where a 3D training kept its validation slabs (:data:`VALIDATION_SPLIT`), or ``None`` where ``training``
+    does not say (imported networks, ensembles)."""
+    split = {key: training.get(key) for key in VALIDATION_SPLIT}
+    return None if None in split.values() else split
 
 
 def incomplete_training_warning(training: dict) -> str | None:
