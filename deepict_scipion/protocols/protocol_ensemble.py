@@ -19,8 +19,8 @@ class ProtDeepictEnsemble(ProtDeepictBase):
     seed (or their size) err in different places, so their mean tells particles from look-alikes better
     than either. On the development data two FAS networks combined and calibrated here picked FAS with F1 0.840
     against 0.816 and 0.776 alone in phase-plate tomograms, 0.536 against 0.483 and 0.496 in defocus ones
-    (README, Measured). The result is a DeepictModel that the pick
-    and segment protocols use as any other; picking takes as long as with every network in turn.
+    (README, Measured). The result is a DeepictModel that the pick and segment protocols use as any other;
+    picking takes as long as with every network in turn.
     """
 
     _label = "combine 3D networks (ensemble)"

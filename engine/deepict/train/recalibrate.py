@@ -14,8 +14,8 @@ from typing import Callable
 
 from deepict.errors import ParameterError
 from deepict.infer.model_spectrum import model_reference_spectrum
-from deepict.nn.ensemble import shared_validation_split
 from deepict.io import volume_mean_std
+from deepict.nn.ensemble import shared_validation_split
 from deepict.nn.model_files import ModelInfo
 from deepict.progress import Progress
 from deepict.spectrum import DEFAULT_LOWPASS_WIDTH, default_workers, equalize_volume
