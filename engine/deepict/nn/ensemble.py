@@ -142,9 +142,9 @@ def shared_validation_split(info: ModelInfo) -> dict:
     splits = [member.get("validation_split") for member in members]
     for member, split in zip(members, splits):
         if split is None:
-            raise ParameterError(f"{member['file']} does not say where its training kept validation slabs (an "
-                                 "imported network): combine it without --tomograms/--coords (the networks' median "
-                                 "post-processing)")
+            raise ParameterError(f"{member['file']} does not say where its training kept validation slabs (it was not "
+                                 "trained by deepict train3d): combine it without --tomograms/--coords (the networks' "
+                                 "median post-processing)")
         if split != splits[0]:
             raise ParameterError(
                 f"the members kept different validation slabs ({members[0]['file']}: {_split_text(splits[0])}; "

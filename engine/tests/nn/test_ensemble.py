@@ -84,6 +84,18 @@ def test_calibrating_needs_tomograms_and_coordinates_together(two_constant_model
     assert code == 2 and "both --tomograms and --coords" in err
 
 
+def test_members_that_do_not_say_where_they_validated_are_not_calibrated(two_constant_models, tmp_path, capsys):
+    """Particle models not trained by train3d (here made by hand) record no validation slabs to calibrate on."""
+    low, high = two_constant_models
+    coords = tmp_path / "noise.csv"
+    coords.write_text("x,y,z\n20,20,12\n")
+    code, _, err = run(capsys, "ensemble", "--models", low, high, "--out", tmp_path / "e.pt",
+                       "--tomograms", noise_tomogram(tmp_path / "noise.mrc"), "--coords", coords)
+    assert code == 2 and "Traceback" not in err
+    assert f"{low} does not say where its training kept validation slabs" in err
+    assert not (tmp_path / "e.pt").exists()
+
+
 def _phantom(folder: Path) -> tuple[str, str]:
     """A phantom tomogram with about ten ribosomes and their coordinates."""
     phantom = make_phantom(PhantomConfig(shape_zyx=(32, 64, 96), seed=3, n_ribosomes=30, n_fas=1, n_distractors=1,
