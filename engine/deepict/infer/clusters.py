@@ -40,6 +40,25 @@ def fills_the_map(sizes, map_voxels: int) -> bool:
     return len(sizes) > 0 and float(np.max(sizes)) > MAP_FILLING_FRACTION * map_voxels
 
 
+#: A segmentation covering more than this many times the share of the training tomograms its class's labels
+#: covered (``ModelInfo.training[LABEL_SHARE]``), and more than :data:`MAP_FILLING_FRACTION`, of what could be
+#: segmented is suspect: membranes cover 3-6 % of a tomogram (the development data), so five times that is not
+#: another cell but a map above the threshold nearly everywhere (a network trained too briefly, or a tomogram
+#: unlike its training data). A class whose labels covered a fifth of the training tomograms or more is not checked.
+SEGMENTATION_EXCESS_FACTOR = 5.0
+#: The share of what could be segmented above which a segmentation is suspect when the model does not record
+#: its training labels' share (models of older versions, imported ones).
+UNKNOWN_SHARE_FILLING_LIMIT = 0.5
+
+
+def segmentation_fills_the_map(voxels: int, region_voxels: int, training_share: float | None = None) -> bool:
+    """Whether a segmentation of ``voxels`` voxels fills the ``region_voxels`` that could be segmented (see
+    :data:`SEGMENTATION_EXCESS_FACTOR`); ``training_share``: its class's share of the training tomograms."""
+    limit = UNKNOWN_SHARE_FILLING_LIMIT if training_share is None else \
+        max(MAP_FILLING_FRACTION, SEGMENTATION_EXCESS_FACTOR * training_share)
+    return region_voxels > 0 and voxels > limit * region_voxels
+
+
 def picking_region(map_voxels: int, context=None, context_mode: str = "intersection") -> tuple[int, str]:
     """The voxels a pick's clusters can cover, and their name: the ``context`` mask's (its nonzero voxels) when
     intersected, as clusters are cut to it (one filling the mask fills what can be picked); otherwise the whole map

@@ -30,10 +30,10 @@ from deepict.conventions import (CLASS_COLUMN, ROTATED_THRESHOLD_FLOOR, ROTATED_
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
-from deepict.nn.model_files import (KIND_3D, POSTPROCESS_CALIBRATION, ModelInfo, incomplete_training_warning,
-                                    load_model)
+from deepict.nn.model_files import (KIND_3D, LABEL_SHARE, POSTPROCESS_CALIBRATION, ModelInfo,
+                                    incomplete_training_warning, load_model)
 from deepict.infer.clusters import (ClusterParameters, Clusters, fills_the_map, find_clusters, picking_region,
-                                   remove_duplicates)
+                                    remove_duplicates, segmentation_fills_the_map)
 from deepict.infer import splitting
 from deepict.infer.normals import orientation_columns
 from deepict.infer.sliding_window import predict_tomogram, window_count
@@ -136,10 +136,13 @@ def clusters_of_map(probability, params: ClusterParameters, context=None, split_
 
 
 def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=None, voxel_size=None,
-                 split_radius: float = 0.0, log=None, fallback_threshold: float | None = None) -> Clusters:
+                 split_radius: float = 0.0, log=None, fallback_threshold: float | None = None,
+                 training_share: float | None = None) -> Clusters:
     """The clusters of a probability map; with ``split_radius``, clusters of touching particles of that radius
-    (voxels) are split (:mod:`.splitting`). ``log``: where to warn of a cluster that fills the map (picking);
-    ``fallback_threshold``: the threshold to cluster at instead when one does (see :func:`pick_particles`)."""
+    (voxels) are split (:mod:`.splitting`). ``log``: where to warn of a cluster that fills the map (picking) or of
+    a segmentation (``mask_out``) that does, judged by its class's ``training_share`` (see
+    :func:`segmentation_fills_the_map`); ``fallback_threshold``: the threshold to cluster at instead when one
+    cluster does (see :func:`pick_particles`)."""
     probability = read_volume(map_path).data
     context = None
     if context_path:
@@ -149,20 +152,23 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
                                                f"has {probability.shape}",
                                  "Give a context mask made on this tomogram, at the same binning.")
         context = context_volume.data
-    if mask_out is None:
-        region, region_name = picking_region(probability.size, context, params.context_mode)
-        clusters = clusters_of_map(probability, params, context, split_radius)
-        if fallback_threshold is not None and fills_the_map(clusters.size, region):
-            (log or print)(f"at threshold {params.threshold:g} one cluster covers "
-                           f"{100 * _largest(clusters) / region:.0f} % of {region_name}: clustering at "
-                           f"the model's calibrated threshold {fallback_threshold:g} instead")
-            params = replace(params, threshold=fallback_threshold)
-            clusters = clusters_of_map(probability, params, context, split_radius)
+    region, region_name = picking_region(probability.size, context, params.context_mode)
+    if mask_out is not None:
+        with volume_writer(mask_out, probability.shape, np.int8, voxel_size) as write:
+            clusters = find_clusters(probability, params, context, keep_mask_writer=write)
         if log:
-            warn_if_one_cluster_fills_the_map(clusters, region, params.threshold, log, region_name)
+            warn_if_segmentation_fills_the_map(clusters, region, training_share, params.threshold, log, region_name)
         return clusters
-    with volume_writer(mask_out, probability.shape, np.int8, voxel_size) as write:
-        return find_clusters(probability, params, context, keep_mask_writer=write)
+    clusters = clusters_of_map(probability, params, context, split_radius)
+    if fallback_threshold is not None and fills_the_map(clusters.size, region):
+        (log or print)(f"at threshold {params.threshold:g} one cluster covers "
+                       f"{100 * _largest(clusters) / region:.0f} % of {region_name}: clustering at "
+                       f"the model's calibrated threshold {fallback_threshold:g} instead")
+        params = replace(params, threshold=fallback_threshold)
+        clusters = clusters_of_map(probability, params, context, split_radius)
+    if log:
+        warn_if_one_cluster_fills_the_map(clusters, region, params.threshold, log, region_name)
+    return clusters
 
 
 def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterParameters | None, class_name,
@@ -186,9 +192,10 @@ def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterPar
             fallback_threshold = lowered_threshold_fallback(info, params.threshold)
         split_radius = float(info.sphere_radius.get(info.classes[info.class_index(class_name)], 0.0)) \
             * tomogram_voxel_scale(info, tomogram_path, options) if split else 0.0
+        share = info.training.get(LABEL_SHARE, {}).get(info.classes[info.class_index(class_name)])
         clusters = _cluster_map(map_path, params, context_path, mask_out=mask_out, voxel_size=voxel_size,
-                                split_radius=split_radius, log=None if mask_out else log,
-                                fallback_threshold=None if mask_out else fallback_threshold)
+                                split_radius=split_radius, log=log,
+                                fallback_threshold=None if mask_out else fallback_threshold, training_share=share)
     finally:
         if scratch:
             scratch.cleanup()
@@ -197,6 +204,11 @@ def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterPar
 
 def _largest(clusters: Clusters) -> int:
     return int(clusters.size.max()) if len(clusters) else 0
+
+
+#: What to do when the map lies above the threshold nearly everywhere, for the command line and the Scipion forms.
+HIGHER_THRESHOLD_ADVICE = ("Give a higher threshold (--threshold; Scipion: 'Probability threshold'), keeping the map "
+                           "to choose one (--probability-map; 'Keep probability maps'), or train longer")
 
 
 def warn_if_one_cluster_fills_the_map(clusters: Clusters, map_voxels: int, threshold: float, log,
@@ -209,8 +221,23 @@ def warn_if_one_cluster_fills_the_map(clusters: Clusters, map_voxels: int, thres
     log(f"warning: at threshold {threshold:g} one cluster covers {100 * _largest(clusters) / map_voxels:.0f} % of "
         f"{region_name}: "
         "the probability map does not separate particles there (a network trained too briefly, or a tomogram "
-        "unlike its training data). Give a higher --threshold (keep the map with --probability-map to choose one), "
-        "or train longer")
+        f"unlike its training data). {HIGHER_THRESHOLD_ADVICE}")
+    return True
+
+
+def warn_if_segmentation_fills_the_map(clusters: Clusters, region_voxels: int, training_share: float | None,
+                                       threshold: float, log, region_name: str = "the tomogram") -> bool:
+    """Warn (and return True) when a segmentation covers far more of ``region_voxels`` than its class covered in
+    the training tomograms (:func:`segmentation_fills_the_map`): the map lies above the threshold nearly
+    everywhere, and the mask means nothing."""
+    voxels = int(clusters.size.sum())
+    if not segmentation_fills_the_map(voxels, region_voxels, training_share):
+        return False
+    trained = f", where its labels covered {100 * training_share:.1f} % of the training tomograms" \
+        if training_share is not None else ""
+    log(f"warning: at threshold {threshold:g} the segmentation covers {100 * voxels / region_voxels:.0f} % of "
+        f"{region_name}{trained}: the probability map does not separate the structure from the rest (a network "
+        f"trained too briefly, or a tomogram unlike its training data). {HIGHER_THRESHOLD_ADVICE}")
     return True
 
 

@@ -59,6 +59,9 @@ ENSEMBLE_MEMBERS = "ensemble_members"
 COMPLETE = "complete"
 #: ``ModelInfo.training`` key: the post-processing chosen on validation data after training (particle models).
 POSTPROCESS_CALIBRATION = "postprocess_calibration"
+#: ``ModelInfo.training`` key: {class: share of the training tomograms' voxels its labels cover}; a segmentation
+#: covering far more of a tomogram is suspect (:func:`deepict.infer.clusters.segmentation_fills_the_map`).
+LABEL_SHARE = "label_share"
 #: The ``ModelInfo.training`` settings that say where a 3D training's validation slabs lie (the high-x
 #: ``val_fraction`` of each tomogram's width, at least one training box wide).
 VALIDATION_SPLIT = ("val_fraction", "patch_size")

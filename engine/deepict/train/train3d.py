@@ -44,7 +44,7 @@ from deepict.errors import InputFileError, ParameterError
 from deepict.infer.model_spectrum import spectrum_record
 from deepict.io import volume_mean_std
 from deepict.nn.devices import memory_format, select_device
-from deepict.nn.model_files import COMPLETE, KIND_3D, POSTPROCESS_CALIBRATION, ModelInfo, build_network
+from deepict.nn.model_files import COMPLETE, KIND_3D, LABEL_SHARE, POSTPROCESS_CALIBRATION, ModelInfo, build_network
 from deepict.progress import Progress, print_line
 from deepict.spectrum import default_workers, mean_spectrum, radial_spectrum
 from deepict.train.averaging import WeightAverage, averaged_network
@@ -348,9 +348,16 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
         voxel_size=voxel_sizes.pop() if voxel_sizes else None, patch_size=config.patch_size, overlap=12,
         label_kind=config.label_kind, sphere_radius=dict(config.sphere_radius),
         postprocess=_default_postprocess(config), spectrum=spectrum, training_spectrum=training_spectrum,
-        training={**asdict(config), COMPLETE: False})
+        training={**asdict(config), COMPLETE: False, LABEL_SHARE: label_shares(tomograms, config.classes)})
     task = _Training3D(padded, stats, config, info, select_device(config.device), log)
     return run_training(task, out_path, resumed, log)
+
+
+def label_shares(tomograms: list, classes) -> dict:
+    """{class: the share of the tomograms' voxels its labels cover} (``ModelInfo.training[LABEL_SHARE]``)."""
+    total = sum(t.targets[0].size for t in tomograms)
+    return {name: float(sum(np.count_nonzero(t.targets[index]) for t in tomograms) / total)
+            for index, name in enumerate(classes)}
 
 
 def _epochs_for(tomograms: list, config: TrainConfig, log) -> int:

@@ -1,12 +1,14 @@
 """pick warns when one cluster fills the probability map: a network that does not separate particles at the
 threshold gives one meaningless pick, which must not pass silently; where test-time rotations' lowered threshold
-causes it, pick falls back to the model's calibrated threshold (deepict.infer.picking)."""
+causes it, pick falls back to the model's calibrated threshold (deepict.infer.picking). segment3d warns when its
+segmentation covers far more of the tomogram than the class's labels covered of the training tomograms."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from deepict.infer.clusters import ClusterParameters, find_clusters
+from deepict.infer.clusters import ClusterParameters, find_clusters, segmentation_fills_the_map
 from deepict.infer.options import InferenceOptions
 from deepict.infer.picking import pick_particles, warn_if_one_cluster_fills_the_map
 from deepict.io import read_coordinates
@@ -37,7 +39,7 @@ def test_a_map_above_the_threshold_nearly_everywhere_is_reported_with_the_fix():
         clusters = find_clusters(probability, ClusterParameters(threshold=threshold, min_size=10))
         assert warn_if_one_cluster_fills_the_map(clusters, probability.size, threshold, lines.append) == warned
     assert len(lines) == 1 and "one cluster covers 100 % of the tomogram" in lines[0]
-    assert "higher --threshold" in lines[0] and "threshold 0.4" in lines[0]
+    assert "higher threshold (--threshold" in lines[0] and "threshold 0.4" in lines[0]
 
 
 def test_no_cluster_is_no_warning():
@@ -109,3 +111,46 @@ def test_with_an_intersected_context_the_share_is_of_the_context(tmp_path, capsy
     out, count = _pick(capsys, model, tomogram, "--threshold", "0.4", "--context", tmp_path / "context.mrc",
                        "--context-mode", "contact")
     assert "warning: at threshold 0.4 one cluster covers 100 % of the tomogram" in out and count == 1
+
+
+def _segment(capsys, model, tomogram, *options):
+    """``deepict segment3d`` with 16-voxel boxes: what it printed."""
+    code, out, _ = run(capsys, "segment3d", "--model", model, "--tomogram", tomogram, "--out",
+                       tomogram.with_name("mask.mrc"), "--window", "16", "--margin", "4", "--device", "cpu", *options)
+    assert code == 0
+    return out
+
+
+def _with_label_share(model, share):
+    from deepict.nn.model_files import LABEL_SHARE, load_model, save_model
+    network, info = load_model(model)
+    info.training[LABEL_SHARE] = {info.classes[0]: share}
+    save_model(model, network, info)
+    return model
+
+
+@pytest.mark.parametrize("share, threshold, warned", [
+    (0.04, 0.4, True),    # a membrane model (4 % of its training tomograms) segmenting all of the tomogram
+    (0.04, 0.5, False),   # nothing above the threshold
+    (0.25, 0.4, False),   # a class whose labels covered a quarter: five times that is more than everything
+    (None, 0.4, True),    # no recorded share (older or imported models): more than half is suspect
+])
+def test_segment3d_warns_when_the_segmentation_fills_far_more_than_its_training_labels(
+        tmp_path, capsys, one_torch_thread, share, threshold, warned):
+    model, tomogram = constant_model(tmp_path / "m.pt", 0.45), noise_tomogram(tmp_path / "t.mrc")
+    if share is not None:
+        _with_label_share(model, share)
+    out = _segment(capsys, model, tomogram, "--threshold", str(threshold))
+    assert ("warning: at threshold 0.4 the segmentation covers 100 % of the tomogram" in out) == warned
+    assert ("where its labels covered 4.0 % of the training tomograms" in out) == (warned and share is not None)
+    if warned:
+        assert "Give a higher threshold (--threshold; Scipion: 'Probability threshold')" in out
+
+
+def test_segmentation_limits():
+    # five times the training share, never below the limit of one cluster in picking (10 %)
+    assert not segmentation_fills_the_map(9, 100, 0.01) and segmentation_fills_the_map(11, 100, 0.01)
+    assert not segmentation_fills_the_map(20, 100, 0.04) and segmentation_fills_the_map(21, 100, 0.04)
+    assert not segmentation_fills_the_map(100, 100, 0.2)
+    assert not segmentation_fills_the_map(50, 100) and segmentation_fills_the_map(51, 100)
+    assert not segmentation_fills_the_map(0, 0)

@@ -14,7 +14,7 @@ from deepict.train.data3d import load_training_tomograms
 from deepict.errors import DeepictError, InputFileError, ParameterError
 from deepict.io import CoordinateTable, write_coordinates, write_volume
 from deepict.train.labels import paint_spheres, sphere_offsets, sphere_targets
-from deepict.nn.model_files import KIND_3D, load_model, read_model_info
+from deepict.nn.model_files import KIND_3D, LABEL_SHARE, load_model, read_model_info
 from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
 from deepict.train.train3d import TrainConfig, as_if_coarser, augment, train
 from deepict.train.config import DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PARTICLES_PER_TOMOGRAM, default_epochs
@@ -221,6 +221,9 @@ def test_training_without_validation_slab_and_tomogram_smaller_than_a_patch(tmp_
     tomograms = load_training_tomograms([tmp_path / "small.mrc"], coords=[[tmp_path / "small.csv"]], radii=[3.0])
     info = train(tomograms, tiny_config(epochs=1, val_fraction=0.0), tmp_path / "m.pt", log=lambda m: None)
     assert len(info.history) == 1 and info.history[0]["val_dice"] is None
+    # what the labels covered of the tomogram (unpadded): the yardstick of a segmentation that fills the map
+    sphere = np.count_nonzero(tomograms[0].targets[0])
+    assert 100 < sphere < 130 and info.training[LABEL_SHARE] == {"ribosome": sphere / data.size}
     assert (tmp_path / "m.pt").is_file()
 
 
