@@ -20,6 +20,7 @@ from deepict import jobs
 from deepict.conventions import (CONTEXT_MODES, MAX_RESCALE_FACTOR, ROTATED_THRESHOLD_SHIFT, fits_model_voxel_size,
                                   rescale_factor, rescale_within_limit, voxel_sizes_differ)
 from deepict.errors import DeepictError
+from deepict.job_warnings import WARNINGS_SUFFIX, forget_warnings, warnings_in_folder
 from deepict.infer.clusters import ClusterParameters
 from deepict.parameters import PRECISION_AUTO, PRECISIONS, choices_of, default_of, option_help
 
@@ -50,6 +51,10 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     _references = ["deTeresaTrueba2023"]
     #: The deepict job of the protocol's main step: its form's defaults and choices come from there.
     _jobClass = None
+    #: The engine's warnings listed in the summary; the rest are counted (all are in the log).
+    SUMMARY_WARNINGS = 10
+    #: The jobs named after a warning they share.
+    SUMMARY_WARNING_JOBS = 5
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -125,6 +130,7 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         path = jobs.write_job(job, os.path.abspath(self._getExtraPath(f"{name}.json")))
         logSizes = self._logSizes()
         cluster.remove_stale_status(path)
+        forget_warnings(path)
         try:
             Plugin.runDeepict(self, job.step, f"--job {shlex.quote(path)}", useGpu=useGpu,
                               threads=self._engineThreads(), jobFile=path)
@@ -135,6 +141,31 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             raise DeepictJobError(message) from exc
         if self.useQueueForSteps():
             self._checkQueuedJob(job.step, path, logSizes)
+
+    def checkSummaryWarnings(self):
+        """Scipion's run warnings (the run's box takes the warning colour and its summary lists them), with the
+        warnings the engine printed in this run's jobs (:mod:`deepict.job_warnings`): a tomogram unlike the model's
+        training data, a cluster or segmentation that fills the map, ..."""
+        super().checkSummaryWarnings()
+        for line in self._engineWarnings():
+            if line not in self.summaryWarnings:
+                self.addSummaryWarning(line)
+
+    def _engineWarnings(self):
+        """The warnings of this run's jobs: one line per message, naming the jobs (extra/<job>.json) that gave it."""
+        jobsByMessage = {}
+        for job, messages in warnings_in_folder(self._getExtraPath()).items():
+            for message in messages:
+                jobsByMessage.setdefault(message, []).append(job)
+        lines = []
+        for message, names in jobsByMessage.items():
+            shown = ", ".join(names[:self.SUMMARY_WARNING_JOBS])
+            more = len(names) - self.SUMMARY_WARNING_JOBS
+            lines.append(f"{message} [{shown}{f' and {more} more' if more > 0 else ''}]")
+        if len(lines) > self.SUMMARY_WARNINGS:
+            lines = lines[:self.SUMMARY_WARNINGS] + [f"... and {len(lines) - self.SUMMARY_WARNINGS} more warnings: "
+                                                     f"see the log and extra/*{WARNINGS_SUFFIX}"]
+        return lines
 
     def _insertFunctionStep(self, func, *args, **kwargs):
         """Queued steps get their GPUs from the scheduler: pyworkflow's GPU slots (one per GPU of the form's

@@ -1,15 +1,11 @@
 """Pick particles in tomograms with a trained DeePiCt 3D network."""
 
-import numpy as np
 from pyworkflow import BETA
-import pyworkflow.object as pwobj
 from pyworkflow.protocol import params
 from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
 from tomo.protocols import ProtTomoPicking
 
 from deepict import jobs
-from deepict.infer.clusters import MAP_FILLING_FRACTION, fills_the_map, picking_region
-from deepict.io import read_volume
 from deepict.nn.model_files import published_spectrum_warning
 
 from ..convert import appendPicks, readPicks
@@ -30,11 +26,6 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
 
     _clusterName = "Particle"
     _jobClass = jobs.PickJob
-
-    def __init__(self, **kwargs):
-        ProtDeepictInferenceBase.__init__(self, **kwargs)
-        # the tomograms where one pick's cluster fills the map (comma separated), for the summary
-        self.filledMaps = pwobj.String()
 
     def _defineClusterParams(self, form):
         form.addParam("minDistance", params.FloatParam, allowsNull=True,
@@ -92,23 +83,9 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         coordinates.setBoxSize(self._boxSize())
         groupId = self.inputModel.get().getClasses().index(self._className()) + 1 \
             if self._className() in self.inputModel.get().getClasses() else 1
-        filled = []
         for key, tomo in self.tomos.items():
-            picks = readPicks(self._picksPath(key))
-            appendPicks(coordinates, tomo, picks, groupId)
-            if tomo.getDim():
-                voxels, name = self._pickingRegion(key, int(np.prod(tomo.getDim())))
-                if fills_the_map(picks.columns.get("size", []), voxels):
-                    filled.append(f"{key} ({name})")
-        self.filledMaps.set(", ".join(filled))
-        self._store(self.filledMaps)
+            appendPicks(coordinates, tomo, readPicks(self._picksPath(key)), groupId)
         self._defineResults({self.OUTPUT_PREFIX: coordinates})
-
-    def _pickingRegion(self, key, tomogramVoxels):
-        """What tomogram ``key``'s clusters could cover, as its job saw it: (voxels, name)."""
-        job = jobs.read_job(self._getExtraPath(f"{self._inferenceJobName(key)}.json"), jobs.PickJob)
-        context = read_volume(job.context).data if job.context else None
-        return picking_region(tomogramVoxels, context, job.postprocess.context_mode)
 
     def _boxSize(self):
         if self.boxSize.get():
@@ -125,14 +102,9 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
             summary.append(f"Class '{self._className()}' picked with {self.inputModel.get()}.")
         model = self.inputModel.get()
         warning = model and published_spectrum_warning(model.getSource(), model.hasSpectrum())
-        if warning:
+        # once run, the engine's own warning says it (in the summary's warnings)
+        if warning and not any(warning in line for line in self.summaryWarnings):
             summary.append(f"Warning: {warning}")
-        if self.filledMaps.get():
-            summary.append(f"Warning: in {self.filledMaps.get()} one cluster covers more than "
-                           f"{100 * MAP_FILLING_FRACTION:.0f} % of what could be picked: the network's map does not "
-                           "separate particles at this threshold, and that pick means nothing (see the log). Pick "
-                           "again with a higher threshold (keep the probability maps to choose one), or train "
-                           "longer.")
         return summary + self._rescaleSummary(model, self.inputTomograms.get())
 
     def _methods(self):

@@ -1,5 +1,6 @@
-"""The pick protocol's summary warns about published networks, for models imported in a real project, and
-about a pick whose cluster fills the tomogram, for picks run in one."""
+"""The summaries of the pick and segment protocols warn: about published networks, for models imported in a real
+project; and with what the engine warned of in a run (a pick whose cluster fills the tomogram, a segmentation that
+does), listed as Scipion's run warnings (the run's box takes the warning colour)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from deepict.conventions import CONTEXT_MODES
 from deepict.io import write_volume
 from deepict.nn.model_files import (KIND_3D, POSTPROCESS_CALIBRATION, PUBLISHED_SOURCE_PREFIX, ModelInfo,
                                     build_network, save_model)
-from deepict_scipion.protocols import ProtDeepictImportModel, ProtDeepictPick
+from deepict_scipion.protocols import ProtDeepictImportModel, ProtDeepictPick, ProtDeepictSegment3D
 
 PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "models" / "published"
 VOXEL = 13.48
@@ -65,10 +66,10 @@ class TestPickSummaryWarnsAboutPublishedNetworks(BaseTest):
         self.assertIn("spectrum-matched", self.summaryWith(checkpoint, voxelSize=VOXEL))
 
 
-class TestPickSummaryWarnsAboutAMapFillingCluster(BaseTest):
+class TestSummaryWarnsAboutAFilledMap(BaseTest):
     """A network whose map lies above the threshold nearly everywhere gives one pick over the whole tomogram, or
-    over the whole of an intersected context mask: the summary says so, as the log does. With test-time rotations,
-    pick keeps the calibrated threshold there instead."""
+    over the whole of an intersected context mask, or a segmentation of all of it: the summary says so, as the log
+    does. With test-time rotations, pick keeps the calibrated threshold there instead."""
 
     @classmethod
     def setUpClass(cls):
@@ -93,30 +94,46 @@ class TestPickSummaryWarnsAboutAMapFillingCluster(BaseTest):
                                     modelFile=str(tiny_model(folder / "weak.pt", probability=0.45)))
         cls.launchProtocol(cls.model)
 
-    def pick(self, **parameters):
-        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.tomograms.Tomograms,
-                                inputModel=self.model.deepictModel, window=32, **parameters)
-        self.launchProtocol(pick)
-        log = "".join(Path(path).read_text() for path in pick.getLogPaths() if Path(path).is_file())
-        return pick, "\n".join(pick._summary()), log
+    def launch(self, protocolClass=ProtDeepictPick, **parameters):
+        """Run the protocol; (it, its summary as the project window shows it, its log)."""
+        protocol = self.newProtocol(protocolClass, inputTomograms=self.tomograms.Tomograms,
+                                    inputModel=self.model.deepictModel, window=32, **parameters)
+        self.launchProtocol(protocol)
+        log = "".join(Path(path).read_text() for path in protocol.getLogPaths() if Path(path).is_file())
+        # what the project does with every run it loads
+        run = self.proj.getProtocol(protocol.getObjId())
+        run.checkSummaryWarnings()
+        return protocol, run, "\n".join(run.summary()), log
 
     def test_a_threshold_that_joins_the_map_into_one_cluster(self):
-        pick, summary, log = self.pick(threshold=0.4)
+        pick, run, summary, log = self.launch(threshold=0.4)
         self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 1)
-        self.assertIn("Warning: in noise (the tomogram) one cluster covers more than 10 % of what could be picked",
-                      summary)
         self.assertIn("warning: at threshold 0.4 one cluster covers 100 % of the tomogram", log)
+        self.assertTrue(run.hasSummaryWarnings())
+        self.assertIn("*WARNINGS:*\nat threshold 0.4 one cluster covers 100 % of the tomogram", summary)
+        self.assertIn("or train longer [pick_noise]", summary)
+        self.assertIn("'Probability threshold'", summary)
 
     def test_a_threshold_that_joins_an_intersected_context_into_one_cluster(self):
-        pick, summary, log = self.pick(threshold=0.4, contextMasks=self.context.tomomasks,
-                                       contextMode=CONTEXT_MODES.index("intersection"))
+        pick, run, summary, log = self.launch(threshold=0.4, contextMasks=self.context.tomomasks,
+                                              contextMode=CONTEXT_MODES.index("intersection"))
         self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 1)
         self.assertIn("warning: at threshold 0.4 one cluster covers 100 % of the context mask", log)
-        self.assertIn("Warning: in noise (the context mask) one cluster covers more than 10 % of what could be "
-                      "picked", summary)
+        self.assertIn("at threshold 0.4 one cluster covers 100 % of the context mask", summary)
 
     def test_rotations_keep_the_calibrated_threshold_there(self):
-        pick, summary, log = self.pick(testTimeRotations=True)
+        pick, run, summary, log = self.launch(testTimeRotations=True)
         self.assertIn("clustering at the model's calibrated threshold 0.5 instead", log)
         self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 0)
         self.assertNotIn("one cluster covers", summary)
+        self.assertFalse(run.hasSummaryWarnings())
+
+    def test_a_segmentation_of_the_whole_tomogram(self):
+        # the model records no share of its training labels (as imported ones): more than half is suspect
+        segment, run, summary, log = self.launch(ProtDeepictSegment3D, threshold=0.4)
+        self.assertIn("warning: at threshold 0.4 the segmentation covers 100 % of the tomogram", log)
+        self.assertIn("*WARNINGS:*\nat threshold 0.4 the segmentation covers 100 % of the tomogram", summary)
+        self.assertIn("[segment3d_noise]", summary)
+        # at a threshold above the map: nothing segmented, nothing to warn of
+        segment, run, summary, log = self.launch(ProtDeepictSegment3D, threshold=0.5)
+        self.assertFalse(run.hasSummaryWarnings(), summary)

@@ -15,6 +15,7 @@ import copy
 import functools
 from dataclasses import MISSING
 
+from deepict.job_warnings import recording_warnings
 from deepict.jobs import device_path, read_job
 from deepict.parameters import (choices_of, default_of, field_default, has_default, help_of, nested_class,
                                 parameter_fields)
@@ -55,7 +56,11 @@ def add_command(subparsers, job_class: type, run, to_job=None, **parser_options)
 
 
 def _run_command(job_class: type, run, to_job, args) -> int:
-    return run(read_job(args.job, job_class) if args.job else to_job(args))
+    if not args.job:
+        return run(to_job(args))
+    # The program that wrote the job file reads the run's warnings beside it (:mod:`deepict.job_warnings`).
+    with recording_warnings(args.job):
+        return run(read_job(args.job, job_class))
 
 
 def add_parameter(parser, job_class: type, path: str, *flags, **options) -> argparse.Action:
