@@ -137,3 +137,22 @@ class TestSummaryWarnsAboutAFilledMap(BaseTest):
         # at a threshold above the map: nothing segmented, nothing to warn of
         segment, run, summary, log = self.launch(ProtDeepictSegment3D, threshold=0.5)
         self.assertFalse(run.hasSummaryWarnings(), summary)
+
+    def test_many_warnings_are_listed_once_each_and_counted_beyond_ten(self):
+        # 12 messages: one given by 7 jobs (5 named, the rest counted), 11 by one job each
+        from deepict.job_warnings import recording_warnings
+        pick, run, summary, log = self.launch()
+        extra = Path(pick._getExtraPath())
+        for index in range(7):
+            with recording_warnings(extra / f"pick_t{index}.json"):
+                print("warning: shared by seven jobs")
+        for index in range(11):
+            with recording_warnings(extra / f"pick_u{index:02d}.json"):
+                print(f"warning: message {index:02d}")
+        run = self.proj.getProtocol(pick.getObjId())
+        run.checkSummaryWarnings()
+        run.checkSummaryWarnings()  # the project checks every time it loads its runs: no line twice
+        lines = run.summaryWarnings
+        self.assertEqual(len(lines), 11, lines)
+        self.assertIn("shared by seven jobs [pick_t0, pick_t1, pick_t2, pick_t3, pick_t4 and 2 more]", lines)
+        self.assertEqual(lines[-1], "... and 2 more warnings: see the log and extra/*.warnings.json")
