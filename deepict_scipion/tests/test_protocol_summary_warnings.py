@@ -96,8 +96,8 @@ class TestSummaryWarnsAboutAFilledMap(BaseTest):
 
     def launch(self, protocolClass=ProtDeepictPick, **parameters):
         """Run the protocol; (it, its summary as the project window shows it, its log)."""
-        protocol = self.newProtocol(protocolClass, inputTomograms=self.tomograms.Tomograms,
-                                    inputModel=self.model.deepictModel, window=32, **parameters)
+        parameters = {"inputModel": self.model.deepictModel, **parameters}
+        protocol = self.newProtocol(protocolClass, inputTomograms=self.tomograms.Tomograms, window=32, **parameters)
         self.launchProtocol(protocol)
         log = "".join(Path(path).read_text() for path in protocol.getLogPaths() if Path(path).is_file())
         # what the project does with every run it loads
@@ -127,6 +127,19 @@ class TestSummaryWarnsAboutAFilledMap(BaseTest):
         self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getSize(), 0)
         self.assertNotIn("one cluster covers", summary)
         self.assertFalse(run.hasSummaryWarnings())
+
+    def test_a_published_network_is_warned_of_once_after_its_run(self):
+        # before the run the summary warns itself; after it, the engine's copy among the run warnings replaces that
+        published = tiny_model(Path(self.proj.getTmpPath("data")).resolve() / "published.pt", probability=0.3,
+                               source=f"{PUBLISHED_SOURCE_PREFIX} ribo.pth")
+        imported = self.newProtocol(ProtDeepictImportModel, modelFile=str(published))
+        self.launchProtocol(imported)
+        pick, run, summary, log = self.launch(inputModel=imported.deepictModel)
+        self.assertIn("model.pt: this published DeePiCt network", log)
+        self.assertTrue(run.hasSummaryWarnings())
+        self.assertEqual(summary.count("this published DeePiCt network"), 1, summary)
+        self.assertIn("/extra/model.pt: this published DeePiCt network", summary.split("*WARNINGS:*")[1])
+        self.assertNotIn("Warning: this published", summary)
 
     def test_a_segmentation_of_the_whole_tomogram(self):
         # the model records no share of its training labels (as imported ones): more than half is suspect
