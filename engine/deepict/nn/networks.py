@@ -127,10 +127,17 @@ class _FoldedUnit(nn.Module):
         infinity = torch.full_like(shift, float("inf"))
         self.register_buffer("low", torch.where(scale > 0, shift, -infinity).reshape(shape))
         self.register_buffer("high", torch.where(scale > 0, infinity, shift).reshape(shape))
+        # usually every scale is positive: then the upper bound is infinite everywhere and skipped
+        self.bounded_above = bool((scale <= 0).any())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # in place with torch.maximum/minimum: clamp_ with per-channel tensor bounds is several times slower,
+        # in bf16 about as slow as the convolution itself
         y = self.conv(x)
-        return torch.clamp_(y, self.low.to(y.dtype), self.high.to(y.dtype))
+        torch.maximum(y, self.low.to(y.dtype), out=y)
+        if self.bounded_above:
+            torch.minimum(y, self.high.to(y.dtype), out=y)
+        return y
 
 
 def fold_batch_norm(network: nn.Module) -> nn.Module:

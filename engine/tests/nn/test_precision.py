@@ -41,14 +41,14 @@ def test_fp16_on_the_cpu_and_unknown_names_are_refused():
         precision.use_precision("half")
 
 
-def _random_batch_norm_network() -> UNet3D:
+def _random_batch_norm_network(lowest_scale: float = -0.5) -> UNet3D:
     torch.manual_seed(0)
     network = UNet3D(depth=2, initial_features=4, batch_norm=True)
     for module in network.modules():
-        if isinstance(module, torch.nn.BatchNorm3d):  # trained-looking statistics, some negative scales
+        if isinstance(module, torch.nn.BatchNorm3d):  # trained-looking statistics, by default some negative scales
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
-            module.weight.data.uniform_(-0.5, 1.5)
+            module.weight.data.uniform_(lowest_scale, 1.5)
             module.bias.data.uniform_(-0.5, 0.5)
     return network.eval()
 
@@ -63,8 +63,9 @@ def _predict(network, data, **options) -> np.ndarray:
     return out
 
 
-def test_folded_batch_norm_gives_the_probabilities_of_the_unfolded_network():
-    network = _random_batch_norm_network()
+@pytest.mark.parametrize("lowest_scale", [-0.5, 0.2], ids=["some negative scales", "positive scales only"])
+def test_folded_batch_norm_gives_the_probabilities_of_the_unfolded_network(lowest_scale):
+    network = _random_batch_norm_network(lowest_scale)
     data = np.random.default_rng(0).normal(size=(20, 24, 28)).astype(np.float32)
     folded, plain = _predict(network, data), _predict(network, data, fold=False)
     assert np.abs(folded - plain).max() < 1e-4
