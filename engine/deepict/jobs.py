@@ -28,7 +28,7 @@ from deepict.conventions import VOXEL_PR_BINS as DEFAULT_BINS
 from deepict.filaments.options import FilamentOptions
 from deepict.formats import FORMATS
 from deepict.formats.copick import COPICK_FORMAT
-from deepict.infer.compartments import DEFAULT_BATCH_SIZE
+from deepict.infer.compartments import DEFAULT_BATCH_SIZE, MAX_AUTO_TILE
 from deepict.infer.options import InferenceOptions
 from deepict.io import atomic_path, check_readable
 from deepict.parameters import (CHOICES, device_parameter, has_default, nested_class, parameter, parameter_fields,
@@ -207,7 +207,8 @@ class Segment2DJob:
     z_range: list[int] | None = parameter(None, help="only segment slices FIRST..END-1 (0-based); the others are 0 "
                                                      "(default: all slices)")
     tile_size: int | None = parameter(None, help="prediction tile edge, a multiple of 16 (default: chosen from the "
-                                                 "model's training tile up to 640 px to need the least computation)")
+                                                 f"model's training tile up to {MAX_AUTO_TILE} px to need the least "
+                                                 "computation)")
     crop: int | None = parameter(None, help="rim discarded from every tile, px (default: the model's, usually 48)")
     ignore_voxel_size: bool = parameter(False, help="segment even if the tomogram's voxel size differs from the "
                                                     "model's by more than 5%%")
