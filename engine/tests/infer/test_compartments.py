@@ -17,6 +17,7 @@ from deepict.infer import smoothing
 from deepict.infer.masks import binary_mask, parse_remap, remap_labels
 from deepict.infer.rescale import resample_array, rescaled_shape
 from deepict.infer.smoothing import smooth_and_threshold, smooth_and_threshold_slabs
+from deepict.infer.compartments import DEFAULT_CROP, MAX_AUTO_TILE
 from deepict.infer.tiling import auto_tile_size, box_starts
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import read_volume, write_volume
@@ -123,6 +124,13 @@ def test_auto_tile_size_is_valid():
     for shape in ((256, 256), (928, 928), (30, 500)):
         tile = auto_tile_size(shape, 192, 48, 5)
         assert tile % 16 == 0 and 192 <= tile <= 512
+
+
+def test_a_928_px_slice_is_segmented_as_one_tile_by_default():
+    # the common slice of a 4x-binned K2/K3 tomogram: one 1024 px tile needs 16 % less work than four of 560 px
+    tile = auto_tile_size((928, 928), 128, DEFAULT_CROP, 5, MAX_AUTO_TILE)
+    assert tile == 1024
+    assert len(box_starts(928, tile, DEFAULT_CROP)) == 1
 
 
 def test_smooth_and_threshold_matches_whole_volume():
