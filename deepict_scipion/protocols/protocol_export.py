@@ -61,11 +61,12 @@ class ProtDeepictExport(ProtDeepictBase):
             "relion4": "extra/particles_relion4.star (table data_particles): rlnTomoName = tsId, "
                        "rlnCoordinateX/Y/Z in output pixels (0-based, no +1, as reliontomo writes them), "
                        "rlnTomoParticleId, rlnClassNumber = rlnTomoManifoldIndex = class, "
-                       "rlnAutopickFigureOfMerit = score.",
+                       "rlnAutopickFigureOfMerit = score, rlnDetectorPixelSize = the output pixel size (so "
+                       "reliontomo's 'import 3D coordinates from a star file' needs no sampling rate).",
             "relion5": "extra/particles_relion5.star ('# version 50001', data_particles): "
                        "rlnCenteredCoordinateX/Y/ZAngst = (x - size/2) * voxel size (what RELION 5 reads), and "
-                       "rlnCoordinateX/Y/Z in output pixels as for RELION 4 (what Scipion's reliontomo import reads: "
-                       "give it the output pixel size as the coordinates' sampling rate).",
+                       "rlnCoordinateX/Y/Z in output pixels and rlnDetectorPixelSize as for RELION 4 (what "
+                       "Scipion's reliontomo import reads; leave its coordinates sampling rate empty).",
             "warp": "extra/warp/<tsId>.star: rlnCoordinateX/Y/Z in output pixels, rlnMicrographName = "
                     "<tsId>.tomostar. Use WarpTools ts_export_particles --coords_angpix <output pixel size>.",
             "dynamo": "extra/particles.tbl (40 columns: 20 tomogram index, 22 class, 24-26 x y z 0-based as in "

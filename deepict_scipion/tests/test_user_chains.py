@@ -5,7 +5,8 @@ something, which is all the chain needs); ``deepict pick`` on both (picks with c
 user gets them); ``deepict export`` to every format; then the RELION 4 and RELION 5 files are imported
 into a real headless Scipion project with reliontomo's own protocol "import 3D coordinates from a
 star file" (``ProtImportCoordinates3DFromStar``, the one a user picks in the GUI; it needs only the
-star file and the tomograms), and the imported coordinates must equal the picks within 0.01 voxel.
+star file and the tomograms; its optional coordinates sampling rate left empty, as a user leaves it),
+and the imported coordinates must equal the picks within 0.01 voxel.
 The same round trip goes through ``ProtDeepictExport``: reliontomo's coordinates exported by our
 protocol and imported again by reliontomo.
 """
@@ -160,14 +161,15 @@ class TestPickExportRelionChain(BaseTest):
 
     def test_relion4_round_trip_through_reliontomo_import(self):
         star, _ = self._export("relion4", UNBINNED)
-        # the user gives the coordinates' sampling rate (the output pixel size) in the import form
-        self._assertSamePositions(self._importStar(star, samplingRate=UNBINNED), "RELION 4 at 3.37 Å")
+        # the import form's coordinates sampling rate left empty, as it invites: the file gives it
+        self._assertSamePositions(self._importStar(star), "RELION 4 at 3.37 Å")
+        self._assertSamePositions(self._importStar(star, samplingRate=UNBINNED), "RELION 4 at 3.37 Å, rate given")
         star, _ = self._export("relion4")
         self._assertSamePositions(self._importStar(star), "RELION 4 at the tomograms' voxel size")
 
     def test_relion5_round_trip_through_reliontomo_import(self):
         star, _ = self._export("relion5", UNBINNED)
-        imported = self._importStar(star, samplingRate=UNBINNED)
+        imported = self._importStar(star)
         self.assertTrue(getattr(imported, "_relion5Picking").get(), "reliontomo did not read the file as RELION 5")
         self._assertSamePositions(imported, "RELION 5 at 3.37 Å")
         star, _ = self._export("relion5")
@@ -180,8 +182,7 @@ class TestPickExportRelionChain(BaseTest):
                                 exportWarp=False, exportMotl=False)
         self.launchProtocol(prot)
         for fmt in ("relion4", "relion5"):
-            self._assertSamePositions(self._importStar(prot.exportTarget(fmt), samplingRate=UNBINNED),
-                                      f"ProtDeepictExport {fmt}")
+            self._assertSamePositions(self._importStar(prot.exportTarget(fmt)), f"ProtDeepictExport {fmt}")
         tables = export.read_exported("dynamo", prot.exportTarget("dynamo"),
                                       [export.TomogramInfo.from_volume(self.files[n]["tomogram"]) for n in NAMES])
         for name, table in zip(NAMES, tables):

@@ -4,7 +4,8 @@ RELION 4 (``relion4``, one file, table ``particles``)
     ``rlnCoordinateX/Y/Z`` = rescaled corner-frame pixels with no +1 (as reliontomo's
     ``convert40_tomo`` writes them); ``rlnTomoParticleId`` 1..N over the whole file,
     ``rlnTomoManifoldIndex`` = ``rlnClassNumber`` = class (Scipion puts the group id there),
-    ``rlnRandomSubset`` alternating 1/2, origins 0, ``rlnAutopickFigureOfMerit`` = score.
+    ``rlnRandomSubset`` alternating 1/2, origins 0, ``rlnAutopickFigureOfMerit`` = score,
+    ``rlnDetectorPixelSize`` = the pixel size (Å) of ``rlnCoordinateX/Y/Z``.
 
 RELION 5 (``relion5``, one file, ``# version 50001`` then table ``particles``)
     ``rlnCenteredCoordinateX/Y/ZAngst = (x - size_x / 2) * voxel_size``, with ``x`` the 0-based
@@ -17,6 +18,11 @@ RELION 5 (``relion5``, one file, ``# version 50001`` then table ``particles``)
     3D coordinates from a star file") reads only those, as ``BOTTOM_LEFT_CORNER`` values times
     (coordinates' sampling rate / tomograms' sampling rate), and would put every particle at 0
     without them. No ``rlnTomoParticleId`` column, so Scipion's reader treats the file as RELION 5.
+    ``rlnDetectorPixelSize`` as for RELION 4.
+
+``rlnDetectorPixelSize`` is where reliontomo's import takes the coordinates' sampling rate from when
+its form's (optional) field is left empty; without it, it takes the tomograms' and puts every
+particle of a file written at another output pixel size that many times too far from the corner.
 
 Both: ``rlnAngleRot/Tilt/Psi`` = the table's ``rot, tilt, psi`` (0 without them), and, when a table
 has angles, ``rlnAngleTiltPrior``/``rlnAnglePsiPrior``; for filaments also ``rlnHelicalTubeID`` and
@@ -45,33 +51,44 @@ RELION4_COLUMNS = [
     "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
     "rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst",
     "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi",
-    "rlnClassNumber", "rlnRandomSubset", "rlnAutopickFigureOfMerit"]
+    "rlnClassNumber", "rlnRandomSubset", "rlnAutopickFigureOfMerit", "rlnDetectorPixelSize"]
 
 RELION5_COLUMNS = [
     "rlnTomoName",
     "rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst",
     "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
     "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi",
-    "rlnClassNumber", "rlnAutopickFigureOfMerit"]
+    "rlnClassNumber", "rlnAutopickFigureOfMerit", "rlnDetectorPixelSize"]
 
 RELION5_VERSION_COMMENT = "# version 50001"
+#: The column that gives the pixel size (Å) of ``rlnCoordinateX/Y/Z``.
+COORDINATE_PIXEL_SIZE = "rlnDetectorPixelSize"
+
+
+def coordinate_pixel_size(tomogram: TomogramInfo, output_pixel_size: Optional[float]) -> float:
+    """The pixel size (Å) the ``rlnCoordinateX/Y/Z`` of ``tomogram``'s particles are written in."""
+    return tomogram.voxel_size if output_pixel_size is None else float(output_pixel_size)
 
 
 def _read_particles(path, tomograms: Sequence[TomogramInfo], position_columns: tuple,
-                    to_voxels: Callable[[TomogramInfo, np.ndarray], np.ndarray]) -> list[CoordinateTable]:
+                    to_voxels: Callable[[TomogramInfo, np.ndarray, Optional[np.ndarray]], np.ndarray]
+                    ) -> list[CoordinateTable]:
     """The particles of a RELION particles STAR, one table per ``tomograms`` entry (by ``rlnTomoName``).
 
-    ``to_voxels(tomogram, positions)`` turns the (N, 3) values of ``position_columns`` into tomogram voxels.
+    ``to_voxels(tomogram, positions, pixel_sizes)`` turns the (N, 3) values of ``position_columns`` into
+    tomogram voxels; ``pixel_sizes`` are the rows' ``rlnDetectorPixelSize`` (None where the file has none).
     """
     table = read_star(Path(path), "particles", ["rlnTomoName", *position_columns])
     helical = all(name in table.getColumnNames() for name in RELION_HELICAL_COLUMNS)
+    has_pixel_size = COORDINATE_PIXEL_SIZE in table.getColumnNames()
     grouped: dict = {}
     for row in table:
         grouped.setdefault(str(row.rlnTomoName), []).append(
             (tuple(getattr(row, column) for column in position_columns),
              row.get("rlnAutopickFigureOfMerit", 0.0), row.get("rlnClassNumber", 1),
              tuple(float(row.get(name, 0.0)) for name in RELION_ANGLE_COLUMNS),
-             tuple(row.get(name, 0) for name in RELION_HELICAL_COLUMNS)))
+             tuple(row.get(name, 0) for name in RELION_HELICAL_COLUMNS),
+             float(row.get(COORDINATE_PIXEL_SIZE, 0.0))))
     unknown = sorted(set(grouped) - {t.name for t in tomograms})
     if unknown:
         raise InputFileError(path, f"holds particles of tomogram(s) {unknown} that were not given",
@@ -80,7 +97,9 @@ def _read_particles(path, tomograms: Sequence[TomogramInfo], position_columns: t
     for tomogram in tomograms:
         entries = grouped.get(tomogram.name, [])
         positions = np.array([e[0] for e in entries], dtype=np.float64).reshape(-1, 3)
-        read = table_from(tomogram, to_voxels(tomogram, positions), [e[1] for e in entries], [e[2] for e in entries])
+        pixel_sizes = np.array([e[5] for e in entries], dtype=np.float64) if has_pixel_size else None
+        read = table_from(tomogram, to_voxels(tomogram, positions, pixel_sizes), [e[1] for e in entries],
+                          [e[2] for e in entries])
         out.append(with_read_orientation(read, [e[3] for e in entries],
                                          [e[4][0] for e in entries] if helical else None,
                                          [e[4][1] for e in entries]))
@@ -95,13 +114,15 @@ def relion4_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[fl
     extra = relion_extra_columns([coords for _, coords in checked])
     for tomogram, coords in checked:
         factor = scale_factor(tomogram, output_pixel_size)
+        pixel_size = coordinate_pixel_size(tomogram, output_pixel_size)
         xyz = coords.xyz * factor
         classes = class_numbers(coords, names)
         for (x, y, z), angles, score, cls, more in zip(xyz, angles_or_zero(coords), score_values(coords), classes,
                                                        relion_extra_values(coords, extra)):
             particle_id += 1
             rows.append((tomogram.name, particle_id, int(cls), float(x), float(y), float(z), 0.0, 0.0, 0.0,
-                         *map(float, angles), int(cls), 1 + (particle_id - 1) % 2, float(score), *more))
+                         *map(float, angles), int(cls), 1 + (particle_id - 1) % 2, float(score), pixel_size,
+                         *more))
     return rows
 
 
@@ -114,9 +135,17 @@ def write_relion4(path, picks: Sequence[PickedTomogram], output_pixel_size: Opti
 
 def read_relion4(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Optional[float] = None
                  ) -> list[CoordinateTable]:
-    """Read a RELION 4 particles STAR back into tomogram voxels, one table per ``tomograms`` entry."""
-    return _read_particles(path, tomograms, ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"),
-                           lambda tomogram, pixels: pixels / scale_factor(tomogram, output_pixel_size))
+    """Read a RELION 4 particles STAR back into tomogram voxels, one table per ``tomograms`` entry.
+
+    The coordinates' pixel size is ``output_pixel_size`` when given, else the rows' ``rlnDetectorPixelSize``
+    (as :func:`write_relion4` writes it), else the tomogram's voxel size.
+    """
+    def to_voxels(tomogram, pixels, pixel_sizes):
+        if output_pixel_size is None and pixel_sizes is not None:
+            return pixels * (pixel_sizes / tomogram.voxel_size)[:, None]
+        return pixels / scale_factor(tomogram, output_pixel_size)
+
+    return _read_particles(path, tomograms, ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"), to_voxels)
 
 
 def relion5_centre(tomogram: TomogramInfo) -> np.ndarray:
@@ -132,11 +161,12 @@ def relion5_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[fl
     for tomogram, coords in checked:
         centred = (coords.xyz - relion5_centre(tomogram)) * tomogram.voxel_size
         pixels = coords.xyz * scale_factor(tomogram, output_pixel_size)
+        pixel_size = coordinate_pixel_size(tomogram, output_pixel_size)
         for angst, pixel, angles, score, cls, more in zip(centred, pixels, angles_or_zero(coords),
                                                           score_values(coords), class_numbers(coords, names),
                                                           relion_extra_values(coords, extra)):
             rows.append((tomogram.name, *map(float, angst), *map(float, pixel), *map(float, angles), int(cls),
-                         float(score), *more))
+                         float(score), pixel_size, *more))
     return rows
 
 
@@ -154,4 +184,4 @@ def read_relion5(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Opt
     check_output_pixel_size(output_pixel_size)
     return _read_particles(
         path, tomograms, ("rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst"),
-        lambda tomogram, angst: angst / tomogram.voxel_size + relion5_centre(tomogram))
+        lambda tomogram, angst, _: angst / tomogram.voxel_size + relion5_centre(tomogram))

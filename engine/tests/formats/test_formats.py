@@ -363,6 +363,37 @@ def test_relion5_also_writes_relion4_pixel_coordinates_for_scipion(tmp_path):
         assert r5.rlnCoordinateX != 0
 
 
+@pytest.mark.parametrize("fmt", ["relion4", "relion5"])
+@pytest.mark.parametrize("output_pixel_size", [None, 3.37])
+def test_relion_files_carry_their_coordinates_pixel_size(tmp_path, fmt, output_pixel_size):
+    """reliontomo's import takes the coordinates' sampling rate from ``rlnDetectorPixelSize`` when its form's
+    field is empty (the default), else the tomograms': without the column a file at 3.37 Å lands 4x off."""
+    picks = _picks()
+    out = _out(tmp_path, fmt)
+    export.export_coordinates(fmt, out, picks, output_pixel_size=output_pixel_size)
+    rows = Table(fileName=str(out), tableName="particles")
+    assert {row.rlnDetectorPixelSize for row in rows} == {output_pixel_size or 13.48}
+    # read back without being told the output pixel size: the file says it
+    back = export.read_exported(fmt, out, [p.tomogram for p in picks])
+    for (_, original), table in zip(picks, back):
+        assert np.abs(table.xyz - original.xyz).max() < TOLERANCE
+
+
+def test_relion4_without_a_pixel_size_column_is_in_the_tomograms_voxels(tmp_path):
+    """A file from elsewhere (no ``rlnDetectorPixelSize``) is read in the tomograms' voxels, or at the size given."""
+    picks = _picks()
+    rows = export.relion4_rows(picks, output_pixel_size=3.37)
+    assert export.RELION4_COLUMNS[-1] == "rlnDetectorPixelSize"
+    (tmp_path / "other.star").write_text(
+        star.star_text("particles", export.RELION4_COLUMNS[:-1], [row[:-1] for row in rows]))
+    tomograms = [p.tomogram for p in picks]
+    as_given = export.read_relion4(tmp_path / "other.star", tomograms, output_pixel_size=3.37)
+    as_voxels = export.read_relion4(tmp_path / "other.star", tomograms)
+    for (_, original), given, voxels in zip(picks, as_given, as_voxels):
+        assert np.abs(given.xyz - original.xyz).max() < TOLERANCE
+        assert voxels.xyz == pytest.approx(original.xyz * 13.48 / 3.37, abs=TOLERANCE)
+
+
 def _pick_csv(tmp_path, name="TS_01", repeat=1):
     """A picks CSV as `deepict pick` writes it (class names), and its tomogram."""
     tomogram = tmp_path / f"{name}.mrc"
