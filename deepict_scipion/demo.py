@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from .headless import project_folder, scipion_environment
+from .headless import create_project, project_folder, scipion_environment
 
 PROJECT = "deepict_demo"
 #: A network small enough to train in a few CPU minutes; the synthetic ribosomes fit its 32³ boxes.
@@ -142,7 +142,7 @@ def run_project(args):
     manager = Manager()
     if manager.hasProject(PROJECT):
         manager.deleteProject(PROJECT)
-    project = manager.createProject(PROJECT)
+    project = create_project(PROJECT)
     os.chdir(project.path)
 
     def run(protocol, label):

@@ -2,13 +2,16 @@
 
 pyworkflow reads its configuration from environment variables once, when it is first imported, so
 these must be in place before anything imports ``pyworkflow``. Neither this module nor the package
-``deepict_scipion`` imports Scipion, so a script (or the tests' conftest, or the demo) can import
-this first and set the environment before it imports pyworkflow, pwem or the plugin's protocols.
+``deepict_scipion`` imports Scipion when imported, so a script (or the tests' conftest, or the demo)
+can import this first and set the environment before it imports pyworkflow, pwem or the plugin's
+protocols; :func:`create_project` imports pyworkflow when called, after that.
 """
 
 import os
 import sys
 
+#: The GUI's protocol view (its *View* box) that lists the tomography protocols, DeePiCt's among them.
+TOMOGRAPHY_VIEW = "Tomography"
 HOSTS_CONF = "[localhost]\nPARALLEL_COMMAND = mpirun -np %_(JOB_NODES)d --map-by node %_(COMMAND)s\n"
 
 
@@ -40,3 +43,17 @@ def scipion_environment(root, base=None):
     # Protocol subprocesses must find the same interpreter's scripts (deepict, mpirun-free runJob).
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
+
+
+def create_project(name):
+    """A new Scipion project ``name`` in the current setup that opens in the GUI's Tomography view.
+
+    Scipion opens a new project in the first protocol view its plugins happened to load, often the
+    single-particle one, whose tree has no tomography or DeePiCt protocol. Call it once the
+    environment (:func:`scipion_environment`, or Scipion's own) is in place.
+    """
+    from pyworkflow.project import Manager
+    project = Manager().createProject(name)
+    project.getSettings().setProtocolView(TOMOGRAPHY_VIEW)
+    project.saveSettings()
+    return project

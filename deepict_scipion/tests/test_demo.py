@@ -14,7 +14,7 @@ import pyworkflow as pw
 from pyworkflow.project import Project
 
 from deepict_scipion.demo import PROJECT
-from deepict_scipion.headless import project_folder
+from deepict_scipion.headless import TOMOGRAPHY_VIEW, project_folder
 
 DEMO = os.path.join(os.path.dirname(sys.executable), "deepict-demo")
 #: The protocols of the demo project in the order they run, as the project's graph names them.
@@ -54,6 +54,8 @@ def test_demo_builds_a_project_and_reports_f1(tmp_path):
     project = Project(pw.Config.getDomain(), path)
     project.load(chdir=False)
     assert [run.getRunName() for run in project.getRuns()] == LABELS
+    # `deepict-demo --gui` opens it where the DeePiCt protocols are, not in the single-particle view.
+    assert project.getProtocolView() == TOMOGRAPHY_VIEW
     project.closeMapper()
     # Everything lies in the work folder: no ~/ScipionUserData, no stray file in the current folder.
     assert_no_scipion_files(home)

@@ -21,8 +21,7 @@ import pytest
 from pyworkflow.protocol import Protocol
 
 import deepict_scipion.protocols as plugin_protocols
-
-VIEW = "Tomography"
+from deepict_scipion.headless import TOMOGRAPHY_VIEW as VIEW, create_project
 DEEPICT_SECTION = "DeePiCt"
 #: The GUI project's picks: at the model's threshold, and at 0, where one cluster fills each tomogram.
 PICK, FILLING_PICK = "pick ribosomes", "pick ribosomes, threshold 0"
@@ -181,7 +180,7 @@ def build_small_project():
     name = "deepict_gui"
     if manager.hasProject(name):
         manager.deleteProject(name)
-    project = manager.createProject(name)
+    project = create_project(name)  # opens in the Tomography view, as a user's project made by our helper
     cwd = os.getcwd()
     os.chdir(project.path)
     try:
@@ -214,8 +213,6 @@ def build_small_project():
         for label, threshold in ((PICK, 0.7), (FILLING_PICK, 0.0)):
             run(project.newProtocol(ProtDeepictPick, inputTomograms=tomograms.Tomograms,
                                     inputModel=training.deepictModel, threshold=threshold, minSize=1), label)
-        project.getSettings().setProtocolView(VIEW)  # else the first view the plugins happened to load
-        project.saveSettings()
     finally:
         os.chdir(cwd)
     return project.path

@@ -23,7 +23,7 @@ import torch
 from deepict.io import CoordinateTable, write_coordinates, write_volume
 from deepict.nn.networks import UNet3D
 from deepict.synthetic import PhantomConfig, make_phantom
-from deepict_scipion.headless import project_folder
+from deepict_scipion.headless import TOMOGRAPHY_VIEW, project_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -168,5 +168,13 @@ def test_readme_block_runs_as_written(language, code, line, readme_data, tmp_pat
     assert not [path for path in written if "scipion" in path.lower()], written
     if "scipion_environment(" in code:
         root = re.search(r'scipion_environment\("([^"]+)"\)', code).group(1)
-        project = re.search(r'createProject\("([^"]+)"\)', code).group(1)
-        assert (Path(project_folder(folder / root, project)) / "project.sqlite").is_file()
+        name = re.search(r'create_project\("([^"]+)"\)', code).group(1)
+        path = project_folder(folder / root, name)
+        assert (Path(path) / "project.sqlite").is_file()
+        # The project opens in the GUI where the DeePiCt protocols are.
+        import pyworkflow as pw
+        from pyworkflow.project import Project
+        project = Project(pw.Config.getDomain(), path)
+        project.load(chdir=False)
+        assert project.getProtocolView() == TOMOGRAPHY_VIEW
+        project.closeMapper()
