@@ -49,12 +49,20 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     """Base class: every DeePiCt protocol runs the ``deepict`` command through :meth:`runDeepict`."""
 
     _references = ["deTeresaTrueba2023"]
+    #: What the protocol tree, the form's title and a new run's name put before the protocol's label, where
+    #: Scipion puts the plugin's module name: "deepict_scipion - " made every entry read alike in a narrow tree.
+    LABEL_PREFIX = "DeePiCt"
     #: The deepict job of the protocol's main step: its form's defaults and choices come from there.
     _jobClass = None
     #: The engine's warnings listed in the summary; the rest are counted (all are in the log).
     SUMMARY_WARNINGS = 10
     #: The jobs named after a warning they share.
     SUMMARY_WARNING_JOBS = 5
+
+    @classmethod
+    def getClassLabel(cls, prependPackageName=True):
+        label = super().getClassLabel(prependPackageName=False)
+        return f"{cls.LABEL_PREFIX} - {label}" if prependPackageName else label
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

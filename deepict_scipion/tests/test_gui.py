@@ -40,16 +40,16 @@ def plugin_protocol_classes():
 
 
 def visible_protocols(node, path=()):
-    """{(section, ..., group): {protocol class names}} of the visible protocol entries under a tree node."""
+    """{(section, ..., group): {protocol class name: entry text}} of the visible protocol entries under a node."""
     found = {}
     for child in node.childs:
         if not child.visible:
             continue
         if child.tag == "protocol":
-            found.setdefault(path, set()).add(child.value)
+            found.setdefault(path, {})[child.value] = child.text
         else:
             for key, values in visible_protocols(child, path + (child.text,)).items():
-                found.setdefault(key, set()).update(values)
+                found.setdefault(key, {}).update(values)
     return found
 
 
@@ -63,9 +63,16 @@ def test_protocols_conf_reaches_every_protocol():
     reachable = set().union(*places.values())
     missing = set(plugin_protocol_classes()) - reachable
     assert not missing, f"protocols missing from the {VIEW} view's tree: {sorted(missing)}"
-    assert places.get((DEEPICT_SECTION,), set()) >= set(plugin_protocol_classes())
+    assert set(places.get((DEEPICT_SECTION,), {})) >= set(plugin_protocol_classes())
     for place, expected in EXPECTED_PLACES.items():
-        assert places.get(place, set()) >= expected, f"{' > '.join(place)} lacks {expected}"
+        assert set(places.get(place, {})) >= expected, f"{' > '.join(place)} lacks {expected}"
+    # In the DeePiCt section each entry is its protocol's own label (the section names the plugin); elsewhere
+    # "default": Scipion's "DeePiCt - label", beside the other plugins' entries.
+    for place, entries in places.items():
+        for name, text in entries.items():
+            if name in plugin_protocol_classes():
+                expected = plugin_protocol_classes()[name]._label if place == (DEEPICT_SECTION,) else "default"
+                assert text == expected, f"{' > '.join(place)}: {name} reads {text!r}, not {expected!r}"
 
 
 #: Sections pyworkflow draws itself (the run header), not as tabs of the form.
@@ -237,7 +244,10 @@ def test_project_window_and_every_form(gui_output):
     menu = report["menu"]
     assert DEEPICT_SECTION in menu, f"no DeePiCt section in the protocol tree: {menu}"
     for name, cls in plugin_protocol_classes().items():
-        assert cls.getClassLabel() in menu[DEEPICT_SECTION], f"{name} is not in the DeePiCt menu: {menu}"
+        assert cls.getClassLabel(prependPackageName=False) in menu[DEEPICT_SECTION], \
+            f"{name} is not in the DeePiCt menu: {menu}"
+        for section, texts in menu.items():  # elsewhere the plugin's short name, not its module's
+            assert not [text for text in texts if text.startswith("deepict_scipion")], (section, texts)
     assert set(report["forms"]) == set(plugin_protocol_classes())
     for name, form in report["forms"].items():
         assert not form["errors"], f"the {name} form opened with errors: {form['errors']}"
