@@ -168,19 +168,26 @@ class ProtDeepictEnsemble(ProtDeepictBase):
             how = "the networks' median"
         distance = post.get("min_distance")
         distance = f"{distance:g} voxels" if distance is not None else "the particle radius"
-        return [f"Ensemble of {len(info.get('members') or [])} networks: {'; '.join(self._memberNames())}.",
+        members = info.get("members") or []
+        return [f"Ensemble of {len(members)} networks: {'; '.join(self._memberNames(members))}.",
                 f"Post-processing ({how}): threshold {post.get('threshold')}, minimum cluster size "
                 f"{post.get('min_size')} voxels, duplicate distance {distance}."]
 
-    def _memberNames(self):
-        """The runs that made the networks, as the project shows them (their files are all called model.pt)."""
+    def _memberNames(self, members):
+        """The runs that made the networks, as the project shows them, with run id and training seed (the runs
+        of one training repeated bear one name, and their files are all called model.pt)."""
         names = []
-        for pointer in self.inputModels:
+        for index, pointer in enumerate(self.inputModels):
             owner = pointer.getObjValue()  # the run (an output chosen in the form), or the network itself
             project = self.getProject()
             if owner is not None and not hasattr(owner, "getRunName") and owner.getObjParentId() and project:
                 owner = project.getProtocol(int(owner.getObjParentId()))
-            names.append(owner.getRunName() if hasattr(owner, "getRunName") else str(pointer.get()))
+            details = [f"run {owner.getObjId()}"] if hasattr(owner, "getRunName") else []
+            seed = members[index].get("seed") if index < len(members) else None
+            if seed is not None:
+                details.append(f"seed {seed}")
+            name = owner.getRunName() if hasattr(owner, "getRunName") else str(pointer.get())
+            names.append(f"{name} ({', '.join(details)})" if details else name)
         return names
 
     def _methods(self):

@@ -57,9 +57,21 @@ class TestEnsembleProtocol(BaseTest):
                          [os.path.abspath(t.deepictModel.getFileName()) for t in self.trainings])
         self.assertIn(POSTPROCESS_CALIBRATION, info.training)
         summary = " ".join(ensemble.summary())
-        self.assertIn("Ensemble of 2 networks", summary)
+        # two runs of one training bear one name: their run ids and seeds tell them apart
+        first, second = self.trainings
+        self.assertIn(f"Ensemble of 2 networks: {first.getRunName()} (run {first.getObjId()}, seed 0); "
+                      f"{second.getRunName()} (run {second.getObjId()}, seed 1).", summary)
+        self.assertIn(f"{first.getObjId():06d}_ProtDeepictTrain3D/extra/model.pt (seed 0)", model.getSource())
         self.assertIn("calibrated on the training tomograms", summary)
         self.assertIn("were averaged voxel by voxel (an ensemble). Its threshold", " ".join(ensemble.methods()))
+        # the training-curves viewer draws the networks' trainings (the ensemble itself was not trained)
+        from deepict_scipion.viewers import DeepictTrainingViewer
+        viewer = DeepictTrainingViewer(project=self.proj)
+        histories = viewer.modelHistory(model)
+        self.assertEqual(list(histories), ["network 1 (seed 0)", "network 2 (seed 1)"])
+        self.assertEqual([len(h) for h in histories.values()], [TRAINING["epochs"]] * 2)
+        png = viewer.trainingCurvesPng(model, self.proj.getTmpPath("ensemble_curves.png"))
+        self.assertGreater(os.path.getsize(png), 1000)
 
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.tomograms.Tomograms, inputModel=model,
                                 threshold=0.05, minSize=1, binThreads=1)

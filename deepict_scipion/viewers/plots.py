@@ -1,6 +1,7 @@
 """The plugin's pictures as PNG files (pure matplotlib, Agg canvas; no Scipion, no GUI, no torch).
 
-* :func:`plot_training_curves` - loss and validation Dice per epoch of a model's training history.
+* :func:`plot_training_curves` - loss and validation Dice per epoch of a model's training history (or of
+  an ensemble's networks).
 * :func:`plot_pr_curves` - precision-recall curves (per tomogram and overall) with a metrics table.
 * :func:`plot_slab` - a z slab of a tomogram with the picks circled per class and a mask overlaid.
 
@@ -72,24 +73,41 @@ def _history_columns(history) -> dict:
     return {"epoch": np.array(epochs, dtype=float), "loss": column("loss"), "val_dice": column("val_dice")}
 
 
+def _training_runs(history) -> dict:
+    """{label: columns} of one history (label None) or of {label: history} (several networks)."""
+    if isinstance(history, Mapping) and history and "epoch" not in history:
+        return {label: _history_columns(run) for label, run in history.items()}
+    return {None: _history_columns(history)}
+
+
 def draw_training_curves(figure: Figure, history, title: Optional[str] = None) -> None:
-    data = _history_columns(history)
+    """Loss and validation Dice per epoch of one training's ``history``, or of each of {label: history} (an
+    ensemble's networks: one line each, labelled)."""
+    runs = _training_runs(history)
     loss_ax, dice_ax = figure.subplots(1, 2)
-    if len(data["epoch"]):
-        loss_ax.plot(data["epoch"], data["loss"], "o-", color=class_colour(0), markersize=3)
-        has_dice = np.isfinite(data["val_dice"]).any()
-        if has_dice:
-            dice_ax.plot(data["epoch"], data["val_dice"], "o-", color=class_colour(2), markersize=3)
-            best = int(np.nanargmax(data["val_dice"]))
-            dice_ax.axvline(data["epoch"][best], color="grey", linestyle=":")
-            dice_ax.annotate(f"best {data['val_dice'][best]:.3f} (epoch {data['epoch'][best]:g})",
-                             (data["epoch"][best], data["val_dice"][best]), textcoords="offset points",
-                             xytext=(-4, -14), ha="right", fontsize=8)
-        else:
-            dice_ax.text(0.5, 0.5, "no validation data", ha="center", va="center", transform=dice_ax.transAxes)
-    else:
+    single = len(runs) == 1
+    drawn = {label: data for label, data in runs.items() if len(data["epoch"])}
+    for index, (label, data) in enumerate(drawn.items()):
+        loss_ax.plot(data["epoch"], data["loss"], "o-", color=class_colour(0 if single else index), markersize=3,
+                     label=label)
+        if np.isfinite(data["val_dice"]).any():
+            dice_ax.plot(data["epoch"], data["val_dice"], "o-", color=class_colour(2 if single else index),
+                         markersize=3, label=label)
+            if single:
+                best = int(np.nanargmax(data["val_dice"]))
+                dice_ax.axvline(data["epoch"][best], color="grey", linestyle=":")
+                dice_ax.annotate(f"best {data['val_dice'][best]:.3f} (epoch {data['epoch'][best]:g})",
+                                 (data["epoch"][best], data["val_dice"][best]), textcoords="offset points",
+                                 xytext=(-4, -14), ha="right", fontsize=8)
+    if not drawn:
         for ax in (loss_ax, dice_ax):
             ax.text(0.5, 0.5, "no training history", ha="center", va="center", transform=ax.transAxes)
+    elif not dice_ax.lines:
+        dice_ax.text(0.5, 0.5, "no validation data", ha="center", va="center", transform=dice_ax.transAxes)
+    if not single and drawn:
+        for ax in (loss_ax, dice_ax):
+            if ax.lines:
+                ax.legend(fontsize=8)
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="Loss")
     dice_ax.set(xlabel="epoch", ylabel="validation Dice", title="Validation Dice", ylim=(0, 1.02))
     for ax in (loss_ax, dice_ax):
@@ -104,7 +122,8 @@ def plot_training_curves(history, out_png, title: Optional[str] = None) -> str:
     """PNG of loss and validation Dice per epoch.
 
     ``history`` is a model's training history: a list of ``{epoch, loss, val_dice, seconds}`` (as
-    ``deepict model-info --json`` prints; ``val_dice`` may be None) or a dict of equal-length lists.
+    ``deepict model-info --json`` prints; ``val_dice`` may be None) or a dict of equal-length lists;
+    or {label: history} of several trainings (an ensemble's networks), drawn one line each.
     """
     figure = _new_figure(9, 3.6)
     draw_training_curves(figure, history, title)

@@ -134,13 +134,12 @@ class DeepictTrainingViewer(DeepictViewerBase):
     _label = "DeePiCt training curves"
     _targets = [DeepictModel]
 
-    def modelHistory(self, model):
-        """The training history stored in the model file.
+    def modelInfo(self, path):
+        """A model file's description, as ``deepict model-info --json`` gives it.
 
-        Read from the ``model_info.json`` the train/import protocols wrote beside the model, else
+        Read from the ``model_info.json`` the train/import/ensemble protocols wrote beside the model, else
         from ``deepict model-info`` (a subprocess: the viewer never imports torch).
         """
-        path = self._absPath(model.getFileName())
         infoPath = os.path.join(os.path.dirname(path or ""), "model_info.json")
         if not os.path.exists(infoPath):
             if not path or not os.path.exists(path):
@@ -150,7 +149,24 @@ class DeepictTrainingViewer(DeepictViewerBase):
                        f"--json {shlex.quote(infoPath)}")
             subprocess.run(command, shell=True, env=Plugin.getEnviron(), check=True, stdout=subprocess.DEVNULL)
         with open(infoPath) as handle:
-            return json.load(handle).get("history") or []
+            return json.load(handle)
+
+    def modelHistory(self, model):
+        """The training history stored in the model file; for an ensemble, {network: its history} of the
+        networks it combines (an ensemble was not trained itself), read from their model files."""
+        info = self.modelInfo(self._absPath(model.getFileName()))
+        members = info.get("members") or []
+        if not members:
+            return info.get("history") or []
+        histories = {}
+        for index, member in enumerate(members, start=1):
+            seed = member.get("seed")
+            label = f"network {index}" + (f" (seed {seed})" if seed is not None else "")
+            try:
+                histories[label] = self.modelInfo(member["file"]).get("history") or []
+            except FileNotFoundError:  # moved or deleted since: drawn as a network without history
+                histories[label] = []
+        return histories
 
     def trainingCurvesPng(self, model, outPng):
         return plots.plot_training_curves(self.modelHistory(model), outPng, title=str(model))

@@ -71,8 +71,22 @@ def combine_models(paths: list) -> tuple[MeanProbabilityEnsemble, ModelInfo]:
         training_spectrum=first.training_spectrum, history=[],
         training={COMPLETE: True, ENSEMBLE_MEMBERS: [_member_record(path, member) for path, member in
                                                      zip(paths, infos)]},
-        source=f"ensemble of {len(paths)} models: {', '.join(Path(path).name for path in paths)}")
+        source=f"ensemble of {len(paths)} models: {member_names(paths, infos)}")
     return MeanProbabilityEnsemble([network for network, _ in loaded]).eval(), info
+
+
+def member_names(paths: list, infos: list) -> str:
+    """The members as a person tells them apart: the shortest path ends that differ, with their training seeds.
+
+    Scipion's training runs all write ``extra/model.pt``: their run folders tell them apart.
+    """
+    parts = [Path(path).parts for path in paths]
+    for count in range(1, max(len(p) for p in parts) + 1):
+        ends = ["/".join(p[-count:]) for p in parts]
+        if len(set(ends)) == len(ends):
+            break
+    seeds = [info.training.get("seed") for info in infos]
+    return ", ".join(end if seed is None else f"{end} (seed {seed})" for end, seed in zip(ends, seeds))
 
 
 def median_postprocess(postprocesses: list) -> dict:

@@ -151,3 +151,14 @@ def test_members_with_other_validation_slabs_are_combined_but_not_calibrated(tmp
     assert f"{members[1]}: val fraction 0.3, patch size" in err and "without --tomograms/--coords" in err
     assert not ensemble.exists()
     assert run(capsys, "ensemble", "--models", *members, "--out", ensemble)[0] == 0
+
+
+def test_members_named_alike_are_told_apart_by_their_folders_and_seeds(tmp_path, capsys):
+    """Scipion's training runs all write extra/model.pt: the ensemble's source names their run folders."""
+    first = constant_model(tmp_path / "000349_ProtDeepictTrain3D" / "extra" / "model.pt", 0.2, 0.5)
+    second = constant_model(tmp_path / "000412_ProtDeepictTrain3D" / "extra" / "model.pt", 0.6, 0.4)
+    ensemble = tmp_path / "ensemble.pt"
+    assert run(capsys, "ensemble", "--models", first, second, "--out", ensemble)[0] == 0
+    source = read_model_info(ensemble).source
+    assert source.startswith("ensemble of 2 models: 000349_ProtDeepictTrain3D/extra/model.pt")
+    assert "000412_ProtDeepictTrain3D/extra/model.pt" in source
