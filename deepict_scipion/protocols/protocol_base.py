@@ -311,10 +311,26 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         """Whether two voxel sizes are both known and the same sampling."""
         return bool(a and b) and not voxel_sizes_differ(a, b)
 
+    def _getCiteText(self, cite, useKeyLabel=False):
+        # pyworkflow ends a citation link with a space, which doubled the space after it in the methods text
+        # and put one before a full stop.
+        return super()._getCiteText(cite, useKeyLabel).rstrip()
+
+    def validate(self):
+        """pyworkflow's checks, then :meth:`_validate`; a message both give (an empty input) is listed once."""
+        return list(dict.fromkeys(super().validate()))
+
+    def _formLabel(self, pointer):
+        """The form's label of the parameter ``pointer`` is, or None (a pointer inside a list)."""
+        for name, param in self.getDefinition().iterParams():
+            if getattr(self, name, None) is pointer:
+                return param.label.get()
+        return None
+
     def _validateNotEmpty(self, pointer, label):
         obj = pointer.get()
-        if obj is None:
-            return [f"{label}: no input selected."]
+        if obj is None:  # in pyworkflow's words, so that a required input it reports too is said once
+            return [f"*{self._formLabel(pointer) or label}* cannot be EMPTY."]
         if hasattr(obj, "getSize") and obj.getSize() == 0:
             return [f"{label} ({obj.getNameId() if hasattr(obj, 'getNameId') else obj}) is empty: "
                     "select a set with at least one item."]
@@ -619,12 +635,25 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         try:
             clusters.validate()
         except DeepictError as exc:
-            errors.append(f"Post-processing: {exc} (empty fields: the model's suggestion, {suggested}).")
+            errors.append(f"Post-processing: {exc}. Fields left empty take the model's values: "
+                          f"{self._describePostprocess(suggested)}.")
         for param, label in ((self.minSize, "The minimum size"), (self.maxSize, "The maximum size"),
                              (self.border, "The border")):
             if param.get() is not None and param.get() < 0:
                 errors.append(f"Post-processing: {label.lower()} must not be negative (got {param.get()}).")
         return errors
+
+    @staticmethod
+    def _describePostprocess(values):
+        """A model's stored post-processing in the form's words."""
+        described = []
+        for key, label, unit in (("threshold", "threshold", ""), ("min_size", "minimum size", " voxels"),
+                                 ("max_size", "maximum size", " voxels"),
+                                 ("min_distance", "duplicate distance", " voxels")):
+            if key in values:
+                value = values[key]
+                described.append(f"{label} {'none' if value is None else f'{value:g}{unit}'}")
+        return ", ".join(described) or "none stored (the engine's defaults)"
 
     def _validateCompute(self, model):
         errors = []

@@ -5,7 +5,8 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from deepict.conventions import EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS
+from deepict.conventions import (EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS,
+                                 averaged_weights)
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
@@ -378,8 +379,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             average = info.get("weight_average")
             if average:
                 dice = "" if average["val_dice"] is None else f" (validation Dice {average['val_dice']:.3f})"
-                summary.append(f"Model: the mean of the weights of epochs {average['first_epoch']}-"
-                               f"{average['last_epoch']}{dice}.")
+                summary.append(f"Model: {averaged_weights(average['first_epoch'], average['last_epoch'])}{dice}.")
         return summary or ["Training not finished yet."]
 
     def _trainedEpochs(self):

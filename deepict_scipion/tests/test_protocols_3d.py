@@ -75,8 +75,8 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertAlmostEqual(model.getVoxelSize(), VOXEL, places=2)
         self.assertAlmostEqual(model.getRadiusAngstrom("ribosome"), 100.0, places=3)
         self.assertTrue(os.path.exists(self.train._getExtraPath("model.pt.last.pt")), "resumable state missing")
-        # Two epochs: the model is the weight average of the second, and the summary says so.
-        self.assertIn("Model: the mean of the weights of epochs 2-2", " ".join(self.train.summary()))
+        # Two epochs: the model is the weight average of the second, that is its weights, and the summary says so.
+        self.assertIn("Model: the weights of epoch 2.", " ".join(self.train.summary()))
 
     def test_pick_gives_coordinates_inside_their_tomograms(self):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
@@ -225,6 +225,10 @@ class TestDeepict3DProtocols(BaseTest):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
                                 inputModel=self.train.deepictModel, className="fas")
         self.assertTrue(any("no class 'fas'" in e for e in pick.validate()))
+        # no model: said once, in pyworkflow's words (its own check and ours used to give two messages)
+        modelLabel = ProtDeepictPick().getParam("inputModel").label.get()
+        self.assertEqual(self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms).validate(),
+                         [f"*{modelLabel}* cannot be EMPTY."])
         imported = self.newProtocol(ProtDeepictImportModel, modelFile="/nonexistent/model.pth")
         self.assertTrue(any("not found" in e for e in imported.validate()))
 
@@ -239,6 +243,10 @@ class TestDeepict3DProtocols(BaseTest):
             self.assertIn("must be divisible by 2^depth = 4", errors(window=90))
             for threshold in (1.5, -1.0):
                 self.assertIn("the threshold must be in [0, 1)", errors(threshold=threshold))
+            # the model's stored values in words, not a Python dict
+            self.assertRegex(errors(threshold=1.5), r"Fields left empty take the model's values: threshold [\d.]+, "
+                                                     r"minimum size \d+ voxels")
+            self.assertNotIn("{", errors(threshold=1.5))
             self.assertIn("maximum cluster size (10) is below the minimum (50)", errors(minSize=50, maxSize=10))
 
     def test_validate_import_model_reads_the_file(self):

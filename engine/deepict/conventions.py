@@ -104,6 +104,13 @@ EQUALIZE_TO_NONE = "none"
 #: Training losses, sorted (the Scipion forms store the index of the chosen one).
 LOSS_NAMES = ("bce_dice", "dice", "generalized_dice")
 
+
+def averaged_weights(first_epoch: int, last_epoch: int) -> str:
+    """A weight-averaged model's weights in words, as the training's log and the Scipion summary name them."""
+    if first_epoch == last_epoch:
+        return f"the weights of epoch {first_epoch}"
+    return f"the mean of the weights of epochs {first_epoch}-{last_epoch}"
+
 # --------------------------------------------------------------------------------------------
 # Reading volumes
 # --------------------------------------------------------------------------------------------

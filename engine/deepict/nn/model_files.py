@@ -191,7 +191,8 @@ def _network_from_payload(path, payload: dict, kind: str | None) -> tuple["torch
 _MODEL_FIX = ("Give a model file written by 'deepict train3d', 'train2d' or 'import-model' (a published DeePiCt "
               ".pth checkpoint must be converted with 'deepict import-model' first).")
 #: What to do with a file given to import-model that is no checkpoint.
-_CHECKPOINT_FIX = "Give one of the published DeePiCt 3D .pth checkpoints, obtained from a trusted source."
+_CHECKPOINT_FIX = ("Give one of the published DeePiCt 3D .pth checkpoints, obtained from a trusted source, or a 3D "
+                   "model file written by 'deepict train3d'.")
 
 
 def _model_payload(path) -> dict:

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
+from deepict.conventions import averaged_weights
 from deepict.errors import InputFileError, ParameterError
 from deepict.infer.model_spectrum import spectrum_record
 from deepict.io import volume_mean_std
@@ -292,7 +293,7 @@ class _Training3D(TrainingTask):
         if averaged is not None:
             dice = self.validate(averaged).dice
             first = self.average.first_epoch
-            self.log(f"the model is the mean of the weights of epochs {first}-{record.epoch}"
+            self.log(f"the model is {averaged_weights(first, record.epoch)}"
                      + (f": validation Dice {dice:.4f} (the best epoch, {record.best_epoch}: {record.best_dice:.4f})"
                         if dice is not None else ""))
             network = averaged
@@ -300,8 +301,8 @@ class _Training3D(TrainingTask):
                                                "val_dice": None if dice is None else round(dice, 6)}
         elif "weight_average" in info.training:  # a finished training's OUT: the average replaced the best epoch
             kept = info.training["weight_average"]
-            self.log(f"the finished training's model stays the mean of the weights of epochs {kept['first_epoch']}-"
-                     f"{kept['last_epoch']}: it replaced the best epoch, which was not kept (to keep the best epoch, train "
+            self.log(f"the finished training's model stays {averaged_weights(kept['first_epoch'], kept['last_epoch'])}"
+                     ": it replaced the best epoch, which was not kept (to keep the best epoch, train "
                      "again, not resumed, without weight averaging)")
         apply_calibration(info, calibrate_on_training_tomograms(network.to(self.device), self.tomograms,
                                                                 self.sampler.stats, self.config, self.device, self.log))

@@ -382,7 +382,7 @@ REFUSALS = [
     ("unclear", training_state, model_info, ["training state", "ribo.pt"]),
     ("unclear", training_state, import_model, ["training state", "ribo.pt"]),
     ("unclear", training_state_renamed, pick_model, ["training state", "--out"]),
-    ("unclear", random_bytes, import_model, ["not a torch file", "trusted source"]),
+    ("unclear", random_bytes, import_model, ["not a torch file", "trusted source", "written by 'deepict train3d'"]),
     ("unclear", random_bytes, pick_model, ["not a torch file", "import-model"]),
     ("unclear", malicious_torch_file, import_model, ["posix.system", "arbitrary code"]),
     ("unclear", malicious_plain_pickle, import_model, ["posix.system", "arbitrary code"]),
