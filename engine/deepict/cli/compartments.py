@@ -113,7 +113,7 @@ def run_train2d(job: Train2DJob) -> int:
     from deepict.train.state import state_path
 
     job.training.validate()
-    with claimed_outputs(("--out", job.out)):
+    with claimed_outputs(("--out", job.out), job=job):
         train_2d(job.tomograms, job.masks, job.out, job.training, resume=job.resume,
                  log=lambda text: print(text, flush=True), device=_device(job),
                  training_voxel_size=job.training_voxel_size, equalize_to=job.equalize_to,
@@ -134,7 +134,7 @@ def run_segment2d(job: Segment2DJob) -> int:
     if job.z_range is not None and len(job.z_range) != 2:
         raise ParameterError(f"--z-range takes two slice numbers (FIRST END), not {len(job.z_range)}")
     log = lambda text: print(text, flush=True)  # noqa: E731
-    with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
+    with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map), job=job):
         device = _device(job)
         with equalized_for_model(job.model, job.tomogram, job.equalize, job.out, log) as tomogram:
             segment_tomogram(job.model, tomogram, job.out, probability_map=job.probability_map,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 
 from deepict.conventions import voxel_sizes_differ
@@ -61,11 +60,6 @@ def _note(message: str) -> None:
     print(f"deepict filter-context: note: {message}", file=sys.stderr)
 
 
-def _is_input(output, inputs) -> bool:
-    return any(path and os.path.exists(output) and os.path.exists(path) and os.path.samefile(output, path)
-               for path in inputs)
-
-
 def _given(value, option: str) -> float | None:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise ParameterError(f"{option} must be a positive number of Å, got {value:g}")
@@ -98,10 +92,7 @@ def run(job: FilterContextJob) -> int:
     from deepict.infer.context_filter import split_by_context
     from deepict.io import read_coordinates, read_volume, write_coordinates
     from deepict.io.outputs import claimed_outputs
-    for output in (job.out, job.rejected):
-        if output and _is_input(output, (job.coords, job.context, job.tomogram)):
-            raise ParameterError(f"{output} is an input of this run: write the results to new files.")
-    with claimed_outputs(("--out", job.out), ("--rejected", job.rejected)):
+    with claimed_outputs(("--out", job.out), ("--rejected", job.rejected), job=job):
         table = read_coordinates(job.coords)
         mask = read_volume(job.context, check_finite=False)  # NaN is no context (not > 0)
         tomogram = read_volume(job.tomogram, check_finite=False) if job.tomogram else None

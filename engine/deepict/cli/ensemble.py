@@ -54,7 +54,7 @@ def run_ensemble(job: EnsembleJob) -> int:
         raise ParameterError("calibrating the ensemble needs both --tomograms and --coords (one CSV per tomogram), "
                              "or neither")
     apply_precision(job)
-    with claimed_outputs(("--out", job.out)):
+    with claimed_outputs(("--out", job.out), job=job):
         network, info = combine_models(job.models)
         print(f"deepict ensemble: {len(job.models)} members; their median post-processing: threshold "
               f"{info.postprocess['threshold']:g}, minimum cluster size {info.postprocess['min_size']} voxels",

@@ -94,7 +94,7 @@ def run(job: EvaluateJob) -> int:
     if job.curve and not particle_mode:
         raise ParameterError("--curve writes the particle PR curve; give --pred and --gt too.")
     output = {}
-    with claimed_outputs(("--curve", job.curve), ("--json", job.json)):
+    with claimed_outputs(("--curve", job.curve), ("--json", job.json), job=job):
         if particle_mode:
             output["particles"] = evaluate_particles(job.pred, job.gt, job.radius, job.curve)
         if voxel_mode:

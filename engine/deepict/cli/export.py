@@ -130,7 +130,7 @@ def run(job: ExportJob) -> int:
         print(json.dumps({"format": job.format, "files": [str(f) for f in files], "config": str(copick.config_path(
             job.out)), "particles": int(sum(len(c) for _, c in picks)), "tomograms": len(picks)}, indent=2))
         return 0
-    with claimed_outputs(("--out", job.out, FILE_OR_FOLDER)):
+    with claimed_outputs(("--out", job.out, FILE_OR_FOLDER), job=job):
         files = export.export_coordinates(job.format, job.out, picks, output_pixel_size=job.output_pixel_size)
     classes = export.class_name_map(picks) if export.carries_classes(job.format) else None
     print(json.dumps({"format": job.format, "files": [str(f) for f in files],

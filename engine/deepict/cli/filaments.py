@@ -87,7 +87,7 @@ def run(job: FilamentsJob) -> int:
     from deepict.filaments.trace import trace_filaments  # scikit-image: loaded when a trace runs, not for --help
 
     path = job.mask or job.probability_map
-    with claimed_outputs(("--out", job.out)):
+    with claimed_outputs(("--out", job.out), job=job):
         volume = read_volume(path, check_finite=False)  # NaN voxels are no filament
         voxel_size = _voxel_size(job, path, volume.voxel_size)
         job.tracing.check(voxel_size)

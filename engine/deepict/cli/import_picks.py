@@ -65,7 +65,7 @@ def run(job: ImportPicksJob) -> int:
     targets = output_files(job.out, job.run)
     tables = {name: copick.read_picks(job.copick, name, job.object, job.user_id, job.session_id, job.voxel_size)
               for name in job.run}
-    with claimed_outputs(("--out", job.out, FILE_OR_FOLDER)):
+    with claimed_outputs(("--out", job.out, FILE_OR_FOLDER), job=job):
         for name, table in tables.items():
             write_coordinates(targets[name], table)
     print(json.dumps({"files": [str(targets[name]) for name in job.run],

@@ -44,7 +44,7 @@ def describe(model_path) -> dict:
 def run_model_info(job: ModelInfoJob) -> int:
     from deepict.io import atomic_path
     from deepict.io.outputs import claimed_outputs
-    with claimed_outputs(("--json", job.json)):
+    with claimed_outputs(("--json", job.json), job=job):
         text = json.dumps(describe(job.model), indent=1)
         if job.json:
             with atomic_path(job.json) as tmp:

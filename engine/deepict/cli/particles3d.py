@@ -186,7 +186,7 @@ def run_train3d(job: Train3DJob) -> int:
     apply_precision(job)
     equalization.check_spectrum_options(job.spectrum_reference, job.equalize_to, job.spectrum_lowpass_angstrom,
                                   job.spectrum_lowpass_width)
-    with claimed_outputs(("--out", job.out)):
+    with claimed_outputs(("--out", job.out), job=job):
         reference, spectrum = equalization.spectrum_reference(job.spectrum_reference, job.spectrum_lowpass_angstrom,
                                                         job.spectrum_lowpass_width)
         tomograms = data3d.load_training_tomograms(job.tomograms, coords=job.coords, masks=job.masks, radii=radii,
@@ -244,7 +244,7 @@ def run_pick(job: PickJob) -> int:
                              "mask with --context (e.g. the nuclear envelope segmented by 'deepict segment3d')")
     parameters, calibrated_threshold = _cluster_parameters(job)
     apply_precision(job)
-    with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
+    with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map), job=job):
         apply_threads(job.threads)
         pick_particles(job.model, job.tomogram, job.out, parameters, class_name=job.class_name,
                        context_path=job.context, min_distance=job.min_distance,
@@ -259,7 +259,7 @@ def run_segment3d(job: Segment3DJob) -> int:
     from deepict.io.outputs import claimed_outputs
     parameters, _ = _cluster_parameters(job)  # a structure may fill much of the map: no fallback
     apply_precision(job)
-    with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map)):
+    with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map), job=job):
         apply_threads(job.threads)
         segment_structures(job.model, job.tomogram, job.out, parameters, class_name=job.class_name,
                            context_path=job.context, probability_map=job.probability_map, options=job.inference)
@@ -269,7 +269,7 @@ def run_segment3d(job: Segment3DJob) -> int:
 def run_import_model(job: ImportModelJob) -> int:
     from deepict.io.outputs import claimed_outputs
     from deepict.nn.model_files import import_published_checkpoint, save_model
-    with claimed_outputs(("--out", job.out)):
+    with claimed_outputs(("--out", job.out), job=job):
         network, info = import_published_checkpoint(job.checkpoint, job.voxel_size)
         save_model(job.out, network, info)
     print(json.dumps({"model": job.out, "classes": info.classes, "architecture": info.architecture,

@@ -6,9 +6,7 @@ See :mod:`deepict.spectrum` for the definitions and the algorithm.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from deepict.errors import InputFileError, ParameterError
 from deepict.jobs import EqualizeJob, SpectrumJob
@@ -114,20 +112,13 @@ def _log(message: str) -> None:
     print(f"deepict: note: {message}", file=sys.stderr)
 
 
-def _same_file(a, b) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return Path(a).resolve() == Path(b).resolve()
-
-
 def run_spectrum(job: SpectrumJob) -> int:
     from deepict.io.outputs import claimed_outputs
     from deepict.spectrum import is_volume_path, radial_spectrum, write_spectrum
     threads = _threads(job)
     if is_volume_path(job.out):
         raise ParameterError(f"--out {job.out} looks like a volume; the spectrum is a table: give a .tsv name.")
-    with claimed_outputs(("--out", job.out)):
+    with claimed_outputs(("--out", job.out), job=job):
         volume, voxel_size = _tomogram(job.tomogram, job.voxel_size)
         spectrum = radial_spectrum(volume.data, voxel_size, n_bins=job.bins, workers=threads, source=job.tomogram)
         write_spectrum(job.out, spectrum)
@@ -146,11 +137,9 @@ def run_equalize(job: EqualizeJob) -> int:
         raise ParameterError(f"--reference-box takes three sizes (NX NY NZ), not {len(job.reference_box)}.")
     if not is_volume_path(job.out):
         raise ParameterError(f"--out {job.out}: the equalized tomogram is written as MRC; give a name ending in .mrc.")
-    if Path(job.out).exists() and Path(job.tomogram).exists() and _same_file(job.out, job.tomogram):
-        raise ParameterError("--out names the input tomogram; write the equalized tomogram to a new file.")
     if job.spectrum_out and is_volume_path(job.spectrum_out):
         raise ParameterError(f"--spectrum-out {job.spectrum_out} looks like a volume; give a .tsv name.")
-    with claimed_outputs(("--out", job.out), ("--spectrum-out", job.spectrum_out)):
+    with claimed_outputs(("--out", job.out), ("--spectrum-out", job.spectrum_out), job=job):
         volume, voxel_size = _tomogram(job.tomogram, job.voxel_size)
         reference = load_reference(job.reference, voxel_size=job.reference_voxel_size,
                                    box_shape=job.reference_box, workers=threads, log=_log)

@@ -11,13 +11,14 @@ first (last writer wins). No torch import: the Scipion forms may use these check
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from deepict.errors import ParameterError
 
@@ -114,13 +115,31 @@ def _exclusive_lock(option: str, output: Path) -> Iterator[None]:
         os.close(handle)
 
 
+def _option_field(option: str) -> str:
+    """The job field of a command-line option (``--probability-map`` -> ``probability_map``)."""
+    return option.lstrip("-").replace("-", "_")
+
+
+def _job_files(job: Any, skip: set) -> Iterator[tuple[str, str]]:
+    """(option, path) of every existing file a job's parameters name, its groups' included, but the ``skip`` fields."""
+    for field in dataclasses.fields(job):
+        value = getattr(job, field.name)
+        if dataclasses.is_dataclass(value):
+            yield from _job_files(value, skip)
+        elif field.name not in skip:
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, (str, os.PathLike)) and os.fspath(item).strip() and os.path.isfile(item):
+                    yield f"--{field.name.replace('_', '-')}", os.fspath(item)
+
+
 @contextlib.contextmanager
-def claimed_outputs(*outputs) -> Iterator[None]:
+def claimed_outputs(*outputs, job: Any = None) -> Iterator[None]:
     """Check every ``(option, path[, kind])`` output (``path`` None: not asked for); lock them while the block runs.
 
-    The same path given for two outputs of one run is refused too, as one would overwrite the other.
-    A write that fails inside the block without naming its file (a full disk: ``write()`` knows no
-    name) is reported as a failure to write these outputs.
+    The same path given for two outputs of one run is refused too, as one would overwrite the other;
+    so is an output that is one of the files the run's ``job`` reads (any other of its parameters),
+    which the run would overwrite. A write that fails inside the block without naming its file (a
+    full disk: ``write()`` knows no name) is reported as a failure to write these outputs.
     """
     checked = {}
     for option, path, *kind in outputs:
@@ -131,6 +150,13 @@ def claimed_outputs(*outputs) -> Iterator[None]:
         if key in checked:
             raise ParameterError(f"{option} and {checked[key][0]} both name {path}: give each output its own file")
         checked[key] = (option, target)
+    if job is not None:
+        for input_option, path in _job_files(job, {_option_field(option) for option, *_ in outputs}):
+            key = os.path.realpath(path)
+            if key in checked:
+                option, target = checked[key]
+                raise ParameterError(f"{option} {target} is also an input of this run ({input_option} {path}), "
+                                     "which writing it would destroy: write the output to a new file")
     with contextlib.ExitStack() as stack:
         for option, target in checked.values():
             stack.enter_context(_exclusive_lock(option, target))

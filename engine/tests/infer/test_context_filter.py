@@ -267,7 +267,7 @@ def test_missing_files_and_overwriting_the_input_exit_2(tmp_path, capsys):
     assert "nope.csv: coordinate file not found" in error_line(capsys)
     assert main(["filter-context", "--coords", str(tmp_path / "picks.csv"), "--context", str(tmp_path / "mask.mrc"),
                  "--out", str(tmp_path / "picks.csv")]) == 2
-    assert "is an input of this run" in error_line(capsys)
+    assert "is also an input of this run (--coords" in error_line(capsys)
     with pytest.raises(SystemExit) as exit_info:
         run_filter(tmp_path, "--mode", "near")
     assert exit_info.value.code == 2
