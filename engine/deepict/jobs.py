@@ -133,7 +133,8 @@ class PickJob(_ApplyModel3D):
     tomogram: str = parameter(help="tomogram (MRC) to pick particles in")
     out: str = parameter(help="picks CSV to write")
     min_distance: float | None = parameter(None, help="merge picks closer than this (voxels of the input tomogram; "
-                                                      "default: the training sphere radius)")
+                                                      "default: the model's calibrated duplicate distance, else "
+                                                      "its training sphere radius)")
     orient_by_context: bool = parameter(False, help="orient each pick along the normal of the context mask's "
                                                     "surface near it (a plane fit), e.g. nuclear pores by the "
                                                     "nuclear envelope: writes rot, tilt, psi (RELION ZYZ, rot 0, "

@@ -161,7 +161,7 @@ def register(subparsers) -> None:
     checkpoint = import_parser.add_mutually_exclusive_group(required=True)
     add_parameter(checkpoint, ImportModelJob, "checkpoint", "--checkpoint", metavar="PTH", required=False)
     checkpoint.add_argument("checkpoint_path", nargs="?", metavar="PTH",
-                            help="the same, given without --checkpoint (the older form)")
+                            help="the same, given without --checkpoint")
     add_parameter(import_parser, ImportModelJob, "out", "--out")
     add_parameter(import_parser, ImportModelJob, "voxel_size", "--voxel-size", type=float)
 

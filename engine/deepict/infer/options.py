@@ -40,7 +40,8 @@ class InferenceOptions:
                                                     "either way, and the results given back at its own)")
     equalize: str = parameter("auto", choices=EQUALIZE_MODES,
                               help="equalize the tomogram to the model's reference spectrum (and low-pass) before "
-                                   "prediction: auto = if the model stores one (trained with --spectrum-reference), "
+                                   "prediction: auto = if the model stores one (train3d's default, --equalize-to auto, "
+                                   "stores it; so does --spectrum-reference), "
                                    "on = always (error if it has none), off = never, e.g. for tomograms already "
                                    "equalized (default %(default)s). The equalized tomogram is a temporary file "
                                    "next to the output")
