@@ -144,14 +144,7 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
     :func:`segmentation_fills_the_map`); ``fallback_threshold``: the threshold to cluster at instead when one
     cluster does (see :func:`pick_particles`)."""
     probability = read_volume(map_path).data
-    context = None
-    if context_path:
-        context_volume = read_volume(context_path)
-        if context_volume.data.shape != probability.shape:
-            raise InputFileError(context_path, f"has shape (z, y, x) {context_volume.data.shape} but the tomogram "
-                                               f"has {probability.shape}",
-                                 "Give a context mask made on this tomogram, at the same binning.")
-        context = context_volume.data
+    context = _context_mask(context_path, probability.shape).data if context_path else None
     region, region_name = picking_region(probability.size, context, params.context_mode)
     if mask_out is not None:
         with volume_writer(mask_out, probability.shape, np.int8, voxel_size) as write:
@@ -171,6 +164,16 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
     return clusters
 
 
+def _context_mask(context_path, shape, check_finite: bool = True):
+    """The context mask volume, refused unless it has the tomogram's shape (z, y, x)."""
+    context = read_volume(context_path, check_finite=check_finite)
+    if context.data.shape != tuple(shape):
+        raise InputFileError(context_path, f"has shape (z, y, x) {context.data.shape} but the tomogram has "
+                                           f"{tuple(shape)}",
+                             "Give a context mask made on this tomogram, at the same binning.")
+    return context
+
+
 def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterParameters | None, class_name,
                          context_path, probability_map, options: InferenceOptions | None, log, mask_out=None,
                          split: bool = False, fallback_threshold: float | None = None):
@@ -182,6 +185,8 @@ def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterPar
     when test-time rotations lowered it).
     """
     options = options or InferenceOptions()
+    if context_path:  # before minutes of prediction, not after
+        _context_mask(context_path, read_volume(tomogram_path, check_finite=False).data.shape, check_finite=False)
     Path(out_path).resolve().parent.mkdir(parents=True, exist_ok=True)
     map_path, scratch = _map_path(probability_map, out_path)
     try:

@@ -158,3 +158,17 @@ def test_bad_inputs_exit_with_code_2(trained_model, phantom_files, tmp_path, cap
     assert main(["pick", "--model", str(trained_model), "--tomogram", phantom_files["tomogram"],
                  "--out", str(tmp_path / "p.csv"), "--window", "8", "--margin", "4", "--device", "cpu"]) == 2
     assert "margin" in capsys.readouterr().err
+
+
+def test_a_context_mask_of_another_shape_is_refused_before_predicting(trained_model, phantom_files, tmp_path, capsys):
+    """It was refused only after the whole prediction (minutes on a real tomogram), leaving the map behind."""
+    mask = tmp_path / "half_mask.mrc"
+    write_volume(mask, np.ones((16, 24, 24), np.int8), VOXEL * 2)
+    code = main(["pick", "--model", str(trained_model), "--tomogram", phantom_files["tomogram"], "--out",
+                 str(tmp_path / "picks.csv"), "--context", str(mask), "--probability-map", str(tmp_path / "map.mrc"),
+                 *INFERENCE])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "half_mask.mrc: has shape (z, y, x) (16, 24, 24) but the tomogram has (32, 48, 48)" in err
+    assert "predicting" not in out + err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["half_mask.mrc"]
