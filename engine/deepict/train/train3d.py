@@ -229,8 +229,10 @@ class _Training3D(TrainingTask):
     def validate(self, network=None):
         if not self.val_boxes:
             return Validation(None)
+        label = "validating the averaged model" if network is not None else "validation"
         return Validation(validation_dice(network or self.network, self.tomograms, self.sampler.stats,
-                                          self.val_boxes, self.config, self.device))
+                                          self.val_boxes, self.config, self.device,
+                                          Progress(label, len(self.val_boxes), "boxes", self.log, first_line=False)))
 
     def epoch_done(self, epoch):
         first = self.config.epochs // 2 + 1
@@ -261,9 +263,12 @@ class _Training3D(TrainingTask):
         so that a resumed or longer training samples as before."""
         sampler = PatchSampler(self.tomograms, self.config, np.random.default_rng(self.config.seed + 1),
                                self.sampler.stats)
+        progress = Progress("batch-norm statistics of the averaged model", BATCH_NORM_BATCHES, "batches", self.log,
+                            first_line=False)
         for _ in range(BATCH_NORM_BATCHES):
             inputs, _ = sampler.sample()
             yield torch.from_numpy(inputs).to(self.device).contiguous(memory_format=self.layout)
+            progress.advance()
 
     def model_info(self, record):
         self.info.history = record.history
@@ -409,8 +414,10 @@ def calibrate_on_training_tomograms(network, tomograms, stats, config: TrainConf
     return calibrate_postprocess(network, slabs, radius, device, log, whole_tomograms=whole)
 
 
-def validation_dice(network, tomograms, stats, boxes, config: TrainConfig, device) -> float:
-    """Mean over classes of the Dice of thresholded (p > 0.5) predictions on the validation boxes."""
+def validation_dice(network, tomograms, stats, boxes, config: TrainConfig, device,
+                    progress: Progress | None = None) -> float:
+    """Mean over classes of the Dice of thresholded (p > 0.5) predictions on the validation boxes (``progress``
+    counts them)."""
     network.eval()
     p = config.patch_size
     channels = len(config.classes)
@@ -425,6 +432,8 @@ def validation_dice(network, tomograms, stats, boxes, config: TrainConfig, devic
             truth = tomograms[index].targets[(slice(None),) + box] > 0
             intersection += (prediction & truth).reshape(channels, -1).sum(1)
             total += prediction.reshape(channels, -1).sum(1) + truth.reshape(channels, -1).sum(1)
+            if progress is not None:
+                progress.advance()
     return float(np.mean(np.where(total > 0, 2 * intersection / np.maximum(total, 1), 1.0)))
 
 
