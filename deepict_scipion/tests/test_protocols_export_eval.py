@@ -381,7 +381,8 @@ class TestDeepictExportEvaluate(BaseTest):
                                 groundTruthCoordinates=self.truthCoords, radius=0)
         self.assertTrue(any("radius must be > 0" in e for e in prot.validate()))
         prot = self.newProtocol(ProtDeepictEvaluate, inputCoordinates=self.pickCoords)
-        self.assertTrue(any("Ground-truth coordinates: no input" in e for e in prot.validate()))
+        label = prot.getParam("groundTruthCoordinates").label.get()
+        self.assertIn(f"*{label}* cannot be EMPTY.", prot.validate())
         other = self._memoryTomograms("other_tomos", [os.path.join(self.folders["tomos"], "tomo1.mrc")])
         otherTomo = other.getFirstItem().clone()
         otherTomo.setTsId("elsewhere")
@@ -395,7 +396,7 @@ class TestDeepictExportEvaluate(BaseTest):
 
         masks = self.newProtocol(ProtDeepictEvaluate, evaluationMode=MODE_VOXELS)
         errors = " ".join(masks.validate())
-        self.assertIn("Ground-truth masks: no input", errors)
+        self.assertIn("*Ground-truth masks* cannot be EMPTY.", errors)
         self.assertIn("binary masks and/or probability maps", errors)
         folder = os.path.join(self.root, "mask_sets")
         os.makedirs(folder, exist_ok=True)
