@@ -51,9 +51,10 @@ def class_numbers(coords: CoordinateTable, names: Optional[dict]) -> np.ndarray:
 
 
 def class_map_path(out) -> Path:
-    """Where the class-name map of an export to ``out`` goes: ``<name without extension>.classes.csv`` beside it."""
+    """Where the class-name map of an export to ``out`` goes: ``<output name>.classes.csv`` beside it, its
+    extension kept, so that exports of one name in two formats (``x.star``, ``x.tbl``) keep a map each."""
     out = Path(out)
-    return out.with_name(f"{out.stem if out.suffix else out.name}.classes.csv")
+    return out.with_name(f"{out.name}.classes.csv")
 
 
 def class_map_text(names: Optional[dict]) -> Optional[str]:

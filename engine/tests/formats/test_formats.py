@@ -327,9 +327,10 @@ def test_class_names_are_numbered_in_sorted_order_and_mapped_beside_the_export(t
     if fmt == "warp":  # no class in Warp files, so no map
         assert not map_path.exists() and map_path not in files
         return
-    assert map_path in files and map_path.name == {"relion4": "particles.classes.csv",
-                                                    "relion5": "particles5.classes.csv", "motl": "motl.classes.csv",
-                                                    "dynamo": "particles.classes.csv"}[fmt]
+    assert map_path in files and map_path.name == {"relion4": "particles.star.classes.csv",
+                                                    "relion5": "particles5.star.classes.csv",
+                                                    "motl": "motl.classes.csv",
+                                                    "dynamo": "particles.tbl.classes.csv"}[fmt]
     assert map_path.read_text() == "number,name\n1,fas\n2,ribosome\n"
     assert export.read_class_map(map_path) == {"fas": 1, "ribosome": 2}
     for (_, original), table in zip(picks, back):
@@ -448,7 +449,7 @@ def test_cli_refuses_dynamo_at_another_pixel_size(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt, folder", [("relion4", "p.star"), ("relion5", "p.star"), ("dynamo", "p.doc"),
-                                         ("dynamo", "p.classes.csv"), ("warp", "warp/TS_01.star"),
+                                         ("dynamo", "p.tbl.classes.csv"), ("warp", "warp/TS_01.star"),
                                          ("motl", "motl/TS_01.csv")])
 def test_cli_output_that_is_a_folder_is_one_clear_line(tmp_path, capsys, fmt, folder):
     picks, tomogram, _ = _pick_csv(tmp_path)
@@ -524,3 +525,15 @@ def test_exports_respect_the_umask(tmp_path):
     assert (tmp_path / "motl").stat().st_mode & 0o777 == 0o750
     for path in [tmp_path / "p.star", tmp_path / "motl.classes.csv", *(tmp_path / "motl").iterdir()]:
         assert path.stat().st_mode & 0o777 == 0o640, path
+
+
+def test_exports_of_one_name_in_two_formats_keep_a_class_map_each(tmp_path):
+    """x.star and x.tbl shared x.classes.csv: the second export's map replaced the first's, which then named the
+    wrong classes."""
+    named = _named_picks()
+    export.write_relion5(tmp_path / "x.star", named)
+    first = export.read_class_map(export.class_map_path(tmp_path / "x.star"))
+    export.write_dynamo(tmp_path / "x.tbl", [named[1]])  # ribosomes only: ribosome is 1 there, 2 in x.star
+    assert export.read_class_map(export.class_map_path(tmp_path / "x.tbl")) != first
+    assert export.class_map_path(tmp_path / "x.star") != export.class_map_path(tmp_path / "x.tbl")
+    assert export.read_class_map(export.class_map_path(tmp_path / "x.star")) == first
