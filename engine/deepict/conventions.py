@@ -111,6 +111,7 @@ def averaged_weights(first_epoch: int, last_epoch: int) -> str:
         return f"the weights of epoch {first_epoch}"
     return f"the mean of the weights of epochs {first_epoch}-{last_epoch}"
 
+
 # --------------------------------------------------------------------------------------------
 # Reading volumes
 # --------------------------------------------------------------------------------------------

@@ -46,23 +46,24 @@ from deepict.formats.staging import write_single_file
 from deepict.formats.star import read_star, star_text
 from deepict.io import CoordinateTable
 
+#: The column that gives the pixel size (Å) of ``rlnCoordinateX/Y/Z``.
+COORDINATE_PIXEL_SIZE = "rlnDetectorPixelSize"
+
 RELION4_COLUMNS = [
     "rlnTomoName", "rlnTomoParticleId", "rlnTomoManifoldIndex",
     "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
     "rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst",
     "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi",
-    "rlnClassNumber", "rlnRandomSubset", "rlnAutopickFigureOfMerit", "rlnDetectorPixelSize"]
+    "rlnClassNumber", "rlnRandomSubset", "rlnAutopickFigureOfMerit", COORDINATE_PIXEL_SIZE]
 
 RELION5_COLUMNS = [
     "rlnTomoName",
     "rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst", "rlnCenteredCoordinateZAngst",
     "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
     "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi",
-    "rlnClassNumber", "rlnAutopickFigureOfMerit", "rlnDetectorPixelSize"]
+    "rlnClassNumber", "rlnAutopickFigureOfMerit", COORDINATE_PIXEL_SIZE]
 
 RELION5_VERSION_COMMENT = "# version 50001"
-#: The column that gives the pixel size (Å) of ``rlnCoordinateX/Y/Z``.
-COORDINATE_PIXEL_SIZE = "rlnDetectorPixelSize"
 
 
 def coordinate_pixel_size(tomogram: TomogramInfo, output_pixel_size: Optional[float]) -> float:
