@@ -66,3 +66,13 @@ def test_deepict_with_a_job_file_records_the_steps_warnings(tmp_path, capsys, on
     code, _, _ = run(capsys, "segment3d", "--model", model, "--tomogram", tomogram, "--out", tmp_path / "mask2.mrc",
                      "--threshold", "0.4", "--window", "16", "--margin", "4", "--device", "cpu")
     assert code == 0 and sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["mask2.mrc"])
+
+
+def test_a_refused_job_file_leaves_no_warnings_file(tmp_path, capsys):
+    """A job file that cannot be read ran nothing: nothing is written beside it, so the protocol shows no
+    warnings of a run that never happened."""
+    job = tmp_path / "segment3d_t.json"
+    job.write_text('{"step": "segment3d", "model": ', encoding="utf-8")
+    code, _, err = run(capsys, "segment3d", "--job", job)
+    assert code == 2 and "segment3d_t.json" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["segment3d_t.json"]

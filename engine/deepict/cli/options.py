@@ -58,9 +58,10 @@ def add_command(subparsers, job_class: type, run, to_job=None, **parser_options)
 def _run_command(job_class: type, run, to_job, args) -> int:
     if not args.job:
         return run(to_job(args))
+    job = read_job(args.job, job_class)  # a job file refused here ran nothing: no warnings file beside it
     # The program that wrote the job file reads the run's warnings beside it (:mod:`deepict.job_warnings`).
     with recording_warnings(args.job):
-        return run(read_job(args.job, job_class))
+        return run(job)
 
 
 def add_parameter(parser, job_class: type, path: str, *flags, **options) -> argparse.Action:
