@@ -44,19 +44,26 @@ def fills_the_map(sizes, map_voxels: int) -> bool:
 #: covered (``ModelInfo.training[LABEL_SHARE]``), and more than :data:`MAP_FILLING_FRACTION`, of what could be
 #: segmented is suspect: membranes cover 3-6 % of a tomogram (the development data), so five times that is not
 #: another cell but a map above the threshold nearly everywhere (a network trained too briefly, or a tomogram
-#: unlike its training data). A class whose labels covered a fifth of the training tomograms or more is not checked.
+#: unlike its training data).
 SEGMENTATION_EXCESS_FACTOR = 5.0
-#: The share of what could be segmented above which a segmentation is suspect when the model does not record
-#: its training labels' share (models of older versions, imported ones).
+#: The share of what could be segmented above which a segmentation is suspect whatever its class: even cytosol,
+#: which covers most of a cellular tomogram, leaves its membranes, organelles and the ice outside (a 2D network
+#: trained for two epochs marked 100 % of a tomogram as cytosol).
+NEARLY_ALL_FRACTION = 0.98
+#: The share of what could be segmented above which a structure's segmentation (3D) is suspect when the model
+#: does not record its training labels' share (models of older versions, imported ones); a compartment's (2D)
+#: is then held to :data:`NEARLY_ALL_FRACTION`.
 UNKNOWN_SHARE_FILLING_LIMIT = 0.5
 
 
-def segmentation_fills_the_map(voxels: int, region_voxels: int, training_share: float | None = None) -> bool:
+def segmentation_fills_the_map(voxels: int, region_voxels: int, training_share: float | None = None,
+                               unknown_share_limit: float = UNKNOWN_SHARE_FILLING_LIMIT) -> bool:
     """Whether a segmentation of ``voxels`` voxels fills the ``region_voxels`` that could be segmented (see
-    :data:`SEGMENTATION_EXCESS_FACTOR`); ``training_share``: its class's share of the training tomograms."""
-    limit = UNKNOWN_SHARE_FILLING_LIMIT if training_share is None else \
+    :data:`SEGMENTATION_EXCESS_FACTOR` and :data:`NEARLY_ALL_FRACTION`); ``training_share``: its class's share of
+    the training tomograms, else ``unknown_share_limit`` applies."""
+    limit = unknown_share_limit if training_share is None else \
         max(MAP_FILLING_FRACTION, SEGMENTATION_EXCESS_FACTOR * training_share)
-    return region_voxels > 0 and voxels > limit * region_voxels
+    return region_voxels > 0 and voxels > min(limit, NEARLY_ALL_FRACTION) * region_voxels
 
 
 def picking_region(map_voxels: int, context=None, context_mode: str = "intersection") -> tuple[int, str]:

@@ -32,8 +32,8 @@ from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
 from deepict.nn.model_files import (KIND_3D, LABEL_SHARE, POSTPROCESS_CALIBRATION, ModelInfo,
                                     incomplete_training_warning, load_model)
-from deepict.infer.clusters import (ClusterParameters, Clusters, fills_the_map, find_clusters, picking_region,
-                                    remove_duplicates, segmentation_fills_the_map)
+from deepict.infer.clusters import (UNKNOWN_SHARE_FILLING_LIMIT, ClusterParameters, Clusters, fills_the_map,
+                                    find_clusters, picking_region, remove_duplicates, segmentation_fills_the_map)
 from deepict.infer import splitting
 from deepict.infer.normals import orientation_columns
 from deepict.infer.sliding_window import predict_tomogram, window_count
@@ -150,7 +150,8 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
         with volume_writer(mask_out, probability.shape, np.int8, voxel_size) as write:
             clusters = find_clusters(probability, params, context, keep_mask_writer=write)
         if log:
-            warn_if_segmentation_fills_the_map(clusters, region, training_share, params.threshold, log, region_name)
+            warn_if_segmentation_fills_the_map(int(clusters.size.sum()), region, training_share, params.threshold,
+                                               log, region_name)
         return clusters
     clusters = clusters_of_map(probability, params, context, split_radius)
     if fallback_threshold is not None and fills_the_map(clusters.size, region):
@@ -230,19 +231,21 @@ def warn_if_one_cluster_fills_the_map(clusters: Clusters, map_voxels: int, thres
     return True
 
 
-def warn_if_segmentation_fills_the_map(clusters: Clusters, region_voxels: int, training_share: float | None,
-                                       threshold: float, log, region_name: str = "the tomogram") -> bool:
-    """Warn (and return True) when a segmentation covers far more of ``region_voxels`` than its class covered in
-    the training tomograms (:func:`segmentation_fills_the_map`): the map lies above the threshold nearly
-    everywhere, and the mask means nothing."""
-    voxels = int(clusters.size.sum())
-    if not segmentation_fills_the_map(voxels, region_voxels, training_share):
+def warn_if_segmentation_fills_the_map(voxels: int, region_voxels: int, training_share: float | None,
+                                       threshold: float, log, region_name: str = "the tomogram",
+                                       advice: str = HIGHER_THRESHOLD_ADVICE,
+                                       unknown_share_limit: float = UNKNOWN_SHARE_FILLING_LIMIT) -> bool:
+    """Warn (and return True) when a segmentation of ``voxels`` voxels covers far more of ``region_voxels`` than
+    its class covered in the training tomograms, or nearly all of it (:func:`segmentation_fills_the_map`): the map
+    lies above the threshold nearly everywhere, and the mask means nothing. ``advice``: what to do, in the words
+    of the step's options."""
+    if not segmentation_fills_the_map(voxels, region_voxels, training_share, unknown_share_limit):
         return False
     trained = f", where its labels covered {100 * training_share:.1f} % of the training tomograms" \
         if training_share is not None else ""
     log(f"warning: at threshold {threshold:g} the segmentation covers {100 * voxels / region_voxels:.0f} % of "
         f"{region_name}{trained}: the probability map does not separate the structure from the rest (a network "
-        f"trained too briefly, or a tomogram unlike its training data). {HIGHER_THRESHOLD_ADVICE}")
+        f"trained too briefly, or a tomogram unlike its training data). {advice}")
     return True
 
 

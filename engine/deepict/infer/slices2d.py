@@ -23,7 +23,9 @@ import torch
 
 from deepict.infer.compartments import (DEFAULT_BATCH_SIZE, DEFAULT_CROP, DEFAULT_SIGMA, DEFAULT_THRESHOLD,
                                         MAX_AUTO_TILE)
+from deepict.infer.clusters import NEARLY_ALL_FRACTION
 from deepict.infer.normalization import tomogram_zscore
+from deepict.infer.picking import warn_if_segmentation_fills_the_map
 from deepict.infer.smoothing import smooth_and_threshold_slabs
 from deepict.infer.tiling import auto_tile_size, box_starts, check_tile_geometry, pad_for_tiles
 from deepict.conventions import rescale_factor
@@ -33,7 +35,7 @@ from deepict.nn.devices import memory_format, select_device
 from deepict.nn.precision import current_precision
 from deepict.errors import ParameterError
 from deepict.io import read_slab, read_volume, scratch_directory, slices_per_chunk, volume_writer
-from deepict.nn.model_files import KIND_2D, ModelInfo, incomplete_training_warning, load_model
+from deepict.nn.model_files import KIND_2D, LABEL_SHARE, ModelInfo, incomplete_training_warning, load_model
 from deepict.progress import Progress
 
 
@@ -165,6 +167,13 @@ class _SliceStore:
             self.handle = None
 
 
+#: What to do when a compartment's map lies above the threshold nearly everywhere, for the command line and the
+#: Scipion form (whose probability maps are an output of their own).
+HIGHER_MASK_THRESHOLD_ADVICE = ("Give a higher threshold (--threshold; Scipion: 'Threshold'), choosing it on the "
+                                "probability map (--probability-map; Scipion: the probability maps output), or "
+                                "train longer")
+
+
 def _model(model) -> tuple[torch.nn.Module, ModelInfo]:
     if isinstance(model, (str, os.PathLike)):
         return load_model(model, kind=KIND_2D)
@@ -271,6 +280,10 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
     fraction = positive / float(np.prod(shape))
     log(f"wrote {out} ({100 * fraction:.1f}% of the voxels are {info.classes[0]}, threshold {threshold:g}, "
         f"z sigma {sigma:g}) in {seconds:.1f} s")
+    warn_if_segmentation_fills_the_map(
+        positive, count * shape[1] * shape[2], info.training.get(LABEL_SHARE, {}).get(info.classes[0]), threshold,
+        log, "the slices segmented" if count < shape[0] else "the tomogram", advice=HIGHER_MASK_THRESHOLD_ADVICE,
+        unknown_share_limit=NEARLY_ALL_FRACTION)
     return {"mask": str(out), "probability_map": str(probability_map) if probability_map else None,
             "shape_zyx": list(shape), "voxel_size": voxel_size, "z_range": [z0, z1], "tile_size": tile_size,
             "crop": crop, "threshold": threshold, "sigma": sigma, "positive_fraction": fraction,

@@ -154,6 +154,12 @@ def load_training_slices(tomograms, masks, config: Train2DConfig, log, training_
     return train, val, voxel_size
 
 
+def label_share(slices: list) -> float:
+    """The share of the pixels of ``slices`` (:class:`TrainingSlices`) their masks mark
+    (``ModelInfo.training[LABEL_SHARE]``)."""
+    return float(sum(int(np.count_nonzero(s.masks)) for s in slices) / sum(s.masks.size for s in slices))
+
+
 def _rescaled(tomogram, labels, voxel_size: float, log):
     """A training tomogram and its 0/1 labels rescaled (in memory) to the training's ``voxel_size``."""
     if not rescale_within_limit(tomogram.voxel_size, voxel_size):

@@ -30,11 +30,11 @@ from deepict.infer.compartments import DEFAULT_THRESHOLD
 from deepict.infer.masks import format_remap, parse_remap
 from deepict.infer.model_spectrum import spectrum_record
 from deepict.nn.devices import select_device
-from deepict.nn.model_files import KIND_2D, ModelInfo, build_network
+from deepict.nn.model_files import KIND_2D, LABEL_SHARE, ModelInfo, build_network
 from deepict.progress import format_duration
 from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
 from deepict.train.config import Train2DConfig
-from deepict.train.data2d import load_training_slices, training_equalization_2d
+from deepict.train.data2d import label_share, load_training_slices, training_equalization_2d
 from deepict.train.loop import Record, TrainingTask, Validation, resumable_state, run_training
 from deepict.train.state import state_path
 from deepict.train.tiles2d import sample_tiles
@@ -181,7 +181,8 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
         source=equalization.reference.metadata["source"])
     training = {"settings": asdict(config), "tomogram_names": [Path(p).name for p in tomograms],
                 "train_tomograms": [s.name for s in train], "val_tomograms": sorted({s.name for s in val}),
-                "train_slices": int(sum(len(s.z) for s in train)), "val_slices": int(sum(len(s.z) for s in val))}
+                "train_slices": int(sum(len(s.z) for s in train)), "val_slices": int(sum(len(s.z) for s in val)),
+                LABEL_SHARE: {config.class_name: label_share(train + val)}}
     log(f"training a 2D U-Net (depth {config.depth}, {config.initial_features} filters) for '{config.class_name}' "
         f"on {training['train_slices']} slices, {config.tiles_per_epoch} tiles of {config.tile_size} px per epoch, "
         f"up to {config.epochs} epochs, device {device}")

@@ -189,6 +189,9 @@ def test_trained_model_separates_the_compartment(data, trained, tmp_path):
     score = dice(mask.data, truth)
     assert score > 0.8 and score > chance + 0.2, (score, chance)
     assert summary.training["best_val_dice"] > 0.7
+    # the share its labels cover, against which segment2d judges a mask (deepict.infer.clusters)
+    truth_share = float(np.mean([read_volume(paths[m]).data.mean() for m in ("m0", "m1")]))
+    assert info.training["label_share"]["cytosol"] == pytest.approx(truth_share, abs=0.1)
     assert result["tile_size"] % 4 == 0
     # a z range leaves the other slices empty
     partial = tmp_path / "partial.mrc"

@@ -1,7 +1,8 @@
 """pick warns when one cluster fills the probability map: a network that does not separate particles at the
 threshold gives one meaningless pick, which must not pass silently; where test-time rotations' lowered threshold
 causes it, pick falls back to the model's calibrated threshold (deepict.infer.picking). segment3d warns when its
-segmentation covers far more of the tomogram than the class's labels covered of the training tomograms."""
+segmentation covers far more of the tomogram than the class's labels covered of the training tomograms, and
+segment2d when its mask covers nearly all of it."""
 
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ def _with_label_share(model, share):
 @pytest.mark.parametrize("share, threshold, warned", [
     (0.04, 0.4, True),    # a membrane model (4 % of its training tomograms) segmenting all of the tomogram
     (0.04, 0.5, False),   # nothing above the threshold
-    (0.25, 0.4, False),   # a class whose labels covered a quarter: five times that is more than everything
+    (0.25, 0.4, True),    # a class whose labels covered a quarter, segmented everywhere: nearly all is suspect
     (None, 0.4, True),    # no recorded share (older or imported models): more than half is suspect
 ])
 def test_segment3d_warns_when_the_segmentation_fills_far_more_than_its_training_labels(
@@ -142,7 +143,8 @@ def test_segment3d_warns_when_the_segmentation_fills_far_more_than_its_training_
         _with_label_share(model, share)
     out = _segment(capsys, model, tomogram, "--threshold", str(threshold))
     assert ("warning: at threshold 0.4 the segmentation covers 100 % of the tomogram" in out) == warned
-    assert ("where its labels covered 4.0 % of the training tomograms" in out) == (warned and share is not None)
+    if warned and share is not None:
+        assert f"where its labels covered {100 * share:.1f} % of the training tomograms" in out
     if warned:
         assert "Give a higher threshold (--threshold; Scipion: 'Probability threshold')" in out
 
@@ -151,6 +153,39 @@ def test_segmentation_limits():
     # five times the training share, never below the limit of one cluster in picking (10 %)
     assert not segmentation_fills_the_map(9, 100, 0.01) and segmentation_fills_the_map(11, 100, 0.01)
     assert not segmentation_fills_the_map(20, 100, 0.04) and segmentation_fills_the_map(21, 100, 0.04)
-    assert not segmentation_fills_the_map(100, 100, 0.2)
+    # nearly all of what could be segmented, whatever the class's share: it separates nothing
+    assert not segmentation_fills_the_map(98, 100, 0.2) and segmentation_fills_the_map(99, 100, 0.2)
+    assert not segmentation_fills_the_map(98, 100, None, 1.0) and segmentation_fills_the_map(99, 100, None, 1.0)
     assert not segmentation_fills_the_map(50, 100) and segmentation_fills_the_map(51, 100)
     assert not segmentation_fills_the_map(0, 0)
+
+
+def _constant_model_2d(path, probability: float, share: float | None):
+    """A compartment (2D) model whose map is ``probability`` everywhere, recording its labels' ``share``."""
+    from deepict.nn.model_files import KIND_2D, LABEL_SHARE, ModelInfo, build_network, save_model
+    info = ModelInfo(kind=KIND_2D, classes=["cytosol"], voxel_size=13.48, patch_size=32, overlap=8,
+                     architecture={"depth": 2, "initial_features": 2, "out_channels": 1}, label_kind="masks",
+                     normalization="tomogram_zscore", postprocess={"threshold": 0.5, "sigma": 1.0},
+                     training={} if share is None else {LABEL_SHARE: {"cytosol": share}})
+    network = build_network(info)
+    network.out_conv.weight.data.zero_()
+    network.out_conv.bias.data.fill_(float(np.log(probability / (1 - probability))))
+    save_model(path, network, info)
+    return path
+
+
+@pytest.mark.parametrize("share, threshold, warned", [
+    (0.7, 0.5, True),     # cytosol (70 % of its training slices) marked in every voxel: separates nothing
+    (None, 0.5, True),    # no recorded share (older models): all of the tomogram is suspect all the same
+    (0.7, 0.9, False),    # nothing above the threshold
+])
+def test_segment2d_warns_when_the_mask_covers_nearly_all_of_the_tomogram(tmp_path, capsys, one_torch_thread, share,
+                                                                         threshold, warned):
+    model, tomogram = _constant_model_2d(tmp_path / "m.pt", 0.8, share), noise_tomogram(tmp_path / "t.mrc")
+    code, out, _ = run(capsys, "segment2d", "--model", model, "--tomogram", tomogram, "--out", tmp_path / "mask.mrc",
+                       "--threshold", threshold, "--device", "cpu")
+    assert code == 0
+    assert ("warning: at threshold 0.5 the segmentation covers 100 % of the tomogram" in out) == warned
+    assert ("where its labels covered 70.0 % of the training tomograms" in out) == (warned and share is not None)
+    if warned:
+        assert "Give a higher threshold (--threshold; Scipion: 'Threshold')" in out
