@@ -17,8 +17,8 @@ from tomo.objects import SetOfTomoMasks
 from tomo.protocols import ProtTomoBase
 
 from deepict import jobs
-from deepict.conventions import (CONTEXT_MODES, MAX_RESCALE_FACTOR, ROTATED_THRESHOLD_SHIFT, fits_model_voxel_size,
-                                  rescale_factor, rescale_within_limit, voxel_sizes_differ)
+from deepict.conventions import (CONTEXT_MODES, DEFAULT_CLASS_NAME, MAX_RESCALE_FACTOR, ROTATED_THRESHOLD_SHIFT,
+                                  fits_model_voxel_size, rescale_factor, rescale_within_limit, voxel_sizes_differ)
 from deepict.errors import DeepictError
 from deepict.job_warnings import WARNINGS_SUFFIX, forget_warnings, warnings_in_folder
 from deepict.infer.clusters import ClusterParameters
@@ -497,7 +497,8 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         group.addParam("contextMasks", params.PointerParam, pointerClass="SetOfTomoMasks", allowsNull=True,
                        label="Context masks (optional)",
                        help="Masks of the same tomograms (e.g. the cytosol from 'segment compartments 2D') that "
-                            "restrict the result. Empty: no restriction.")
+                            "restrict the result, at any binning: a mask of a binned tomogram is resampled to the "
+                            "tomogram's voxels. Empty: no restriction.")
         group.addParam("contextMode", params.EnumParam, choices=list(CONTEXT_MODES),
                        default=self._choiceIndex("postprocess.context_mode"),
                        condition="contextMasks", label="Context mode",
@@ -600,7 +601,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
 
     def _className(self):
         model = self.inputModel.get()
-        return self.className.get() or (model.getClasses() or ["particle"])[0]
+        return self.className.get() or (model.getClasses() or [DEFAULT_CLASS_NAME])[0]
 
     def _validate(self):
         errors = self._validateNotEmpty(self.inputTomograms, "Input tomograms")
@@ -616,7 +617,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                           f"{', '.join(model.getClasses())}.")
         errors += self._validateModelSampling(model, tomograms)
         if self.contextMasks.get() is not None:
-            errors += self._validateMasksFor(self.contextMasks.get(), tomograms, "Context masks")
+            errors += self._validateMasksFor(self.contextMasks.get(), tomograms, "Context masks", anyBinning=True)
         return errors + self._validateClusterParams(model) + self._validateCompute(model)
 
     def _validateClusterParams(self, model):

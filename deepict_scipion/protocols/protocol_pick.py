@@ -6,6 +6,7 @@ from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
 from tomo.protocols import ProtTomoPicking
 
 from deepict import jobs
+from deepict.conventions import DEFAULT_CLASS_NAME
 from deepict.nn.model_files import published_spectrum_warning
 
 from ..convert import appendPicks, readPicks
@@ -114,5 +115,6 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         count = coordinates.getSize() if coordinates is not None else 0
         averaged = (" Each box's prediction was averaged over four rotations about z (test-time augmentation)."
                     if self.testTimeRotations.get() else "")
-        return [f"{count} {self._className()} particles were picked in {self.inputTomograms.get().getSize()} "
+        what = "particles" if self._className() == DEFAULT_CLASS_NAME else f"{self._className()} particles"
+        return [f"{count} {what} were picked in {self.inputTomograms.get().getSize()} "
                 f"tomograms with {self._networkForMethods()}.{averaged}"]

@@ -5,8 +5,8 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from deepict.conventions import (EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_FACTOR, SPECTRUM_COLUMNS,
-                                 averaged_weights)
+from deepict.conventions import (DEFAULT_CLASS_NAME, EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_FACTOR,
+                                 SPECTRUM_COLUMNS, averaged_weights)
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
@@ -283,7 +283,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         names = splitList(self.classNames.get())
         count = len(self._labelSets())
         if not names and count == 1:
-            return ["particle"]
+            return [DEFAULT_CLASS_NAME]
         return names
 
     def _trainConfig(self, names):

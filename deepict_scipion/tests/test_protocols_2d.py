@@ -117,6 +117,33 @@ class TestDeepict2DProtocols(BaseTest):
                 x, y, z = np.rint(coord.getPosition(BOTTOM_LEFT_CORNER)).astype(int)
                 region = masks[tomo.getTsId()][max(z - 1, 0):z + 2, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
                 self.assertTrue(region.any(), "a pick outside the cytosol survived 'intersection'")
+        # Cytosol segmented on the tomograms binned 2x (as a user does, for speed) is context for picking the
+        # unbinned ones: resampled to their voxels by the engine; it was refused.
+        binned = self.proj.getTmpPath("binned")
+        os.makedirs(binned)
+        for tomo in self.tomos.Tomograms.iterItems():
+            volume = read_volume(tomo.getFileName()).data
+            write_volume(os.path.join(binned, os.path.basename(tomo.getFileName())), volume[::2, ::2, ::2], 2 * VOXEL)
+        binnedTomos = self.newProtocol(ProtImportTomograms, filesPath=os.path.abspath(binned),
+                                       filesPattern="cell*.mrc", samplingRate=2 * VOXEL)
+        self.launchProtocol(binnedTomos)
+        binnedCytosol = self.newProtocol(ProtDeepictSegment2D, inputTomograms=binnedTomos.Tomograms,
+                                         inputModel=self.train2d.deepictModel, threshold=0.3)
+        self.launchProtocol(binnedCytosol)
+        pickBinned = self.newProtocol(ProtDeepictPick, inputTomograms=self.tomos.Tomograms,
+                                      inputModel=train3d.deepictModel, threshold=0.01, minSize=1,
+                                      contextMasks=binnedCytosol.segmentations, contextMode=0)
+        self.assertEqual(pickBinned.validate(), [])
+        self.launchProtocol(pickBinned)
+        self.assertIn("resampled to the tomogram's grid", open(pickBinned.getLogPaths()[0]).read())
+        binnedPicks = getattr(pickBinned, pickBinned.OUTPUT_PREFIX)
+        binnedMasks = {m.getTsId(): read_volume(m.getFileName()).data for m in binnedCytosol.segmentations.iterItems()}
+        self.assertGreater(binnedPicks.getSize(), 0)
+        for tomo in [t.clone() for t in binnedPicks.getPrecedents().iterItems()]:
+            for coord in binnedPicks.iterCoordinates(volume=tomo):
+                x, y, z = (np.asarray(coord.getPosition(BOTTOM_LEFT_CORNER)) // 2).astype(int)
+                region = binnedMasks[tomo.getTsId()][max(z - 1, 0):z + 2, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
+                self.assertTrue(region.any(), "a pick outside the binned cytosol survived 'intersection'")
         # A 2D model is refused where a 3D one is needed, and vice versa.
         wrong = self.newProtocol(ProtDeepictPick, inputTomograms=self.tomos.Tomograms,
                                  inputModel=self.train2d.deepictModel)

@@ -62,6 +62,8 @@ POSITION_COLUMNS = ("x", "y", "z")
 SCORE_COLUMN = "score"
 #: Optional column of a coordinate table: the particle's class (a whole number or a name).
 CLASS_COLUMN = "class"
+#: The class name of a one-class training given none (``--class-name``).
+DEFAULT_CLASS_NAME = "particle"
 #: Optional columns of a coordinate table: the particle's orientation, RELION's ZYZ Euler angles in
 #: degrees (see deepict.orientations); exports write them as the orientation / priors.
 ANGLE_COLUMNS = ("rot", "tilt", "psi")

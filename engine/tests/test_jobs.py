@@ -261,8 +261,9 @@ def world(tmp_path_factory):
 def test_pick_job_gives_the_picks_of_the_options(world, tmp_path, capsys, one_torch_thread):
     options = ["--model", world.model, "--tomogram", world.tomo, "--window", "16", "--margin", "4",
                "--batch-size", "4", "--device", "cpu", "--threshold", "0.3"]
-    code, _, err = run(capsys, "pick", *options, "--out", tmp_path / "by_options.csv")
+    code, out, err = run(capsys, "pick", *options, "--out", tmp_path / "by_options.csv")
     assert code == 0, err
+    assert " particle(s) picked in " in out and "particle particle" not in out  # the class name is "particle"
     job = jobs.PickJob(model=str(world.model), tomogram=str(world.tomo), out=str(tmp_path / "by_job.csv"),
                        postprocess=jobs.PostprocessOptions(threshold=0.3),
                        inference=jobs.InferenceOptions(window=16, margin=4, batch_size=4, device="cpu"))

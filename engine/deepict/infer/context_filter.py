@@ -78,7 +78,7 @@ def context_keeps(xyz: np.ndarray, coords_voxel_size: float, mask: Volume, mask_
         raise ParameterError(f"the context distance must be 0 or more Å, got {distance_angstrom:g}")
     shape = tuple(int(s) for s in mask.data.shape)
     if tomogram_shape_zyx is not None:
-        _check_extent(mask, mask_voxel_size, tomogram_shape_zyx, coords_voxel_size)
+        check_mask_extent(mask, mask_voxel_size, tomogram_shape_zyx, coords_voxel_size)
     points = mask_voxels(np.asarray(xyz, np.float64).reshape(-1, 3), coords_voxel_size, mask_voxel_size)
     _check_inside(points, shape, mask, mask_voxel_size, coords_path, coords_voxel_size)
     keep = np.zeros(len(points), bool)
@@ -145,8 +145,9 @@ def _within(points_zyx: np.ndarray, voxels: np.ndarray, radius: float) -> np.nda
     return np.isfinite(distance)
 
 
-def _check_extent(mask: Volume, mask_voxel_size: float, tomogram_shape_zyx, coords_voxel_size: float) -> None:
-    """The mask must span the tomogram's field of view (up to one voxel of the coarser and the 1 % rule)."""
+def check_mask_extent(mask: Volume, mask_voxel_size: float, tomogram_shape_zyx, coords_voxel_size: float) -> None:
+    """Refuse a ``mask`` that does not span the field of view of a tomogram of ``tomogram_shape_zyx`` voxels of
+    ``coords_voxel_size`` (up to one voxel of the coarser and the 1 % rule): not a mask of that tomogram."""
     mask_extent = np.array(mask.data.shape, float) * mask_voxel_size
     tomogram_extent = np.array(tomogram_shape_zyx, float) * coords_voxel_size
     tolerance = max(mask_voxel_size, coords_voxel_size) + SAME_VOXEL_SIZE_TOLERANCE * tomogram_extent

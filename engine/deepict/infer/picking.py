@@ -20,13 +20,15 @@ which thresholding first and taking the nearest voxel would not.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from deepict.conventions import (CLASS_COLUMN, ROTATED_THRESHOLD_FLOOR, ROTATED_THRESHOLD_SHIFT, SCORE_COLUMN,
-                                  rescale_factor)
+from deepict.conventions import (CLASS_COLUMN, DEFAULT_CLASS_NAME, ROTATED_THRESHOLD_FLOOR, ROTATED_THRESHOLD_SHIFT,
+                                  SCORE_COLUMN, rescale_factor)
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
@@ -37,7 +39,8 @@ from deepict.infer.clusters import (UNKNOWN_SHARE_FILLING_LIMIT, ClusterParamete
 from deepict.infer import splitting
 from deepict.infer.normals import orientation_columns
 from deepict.infer.sliding_window import predict_tomogram, window_count
-from deepict.infer.rescale import resample_volume, rescaled_shape
+from deepict.infer.context_filter import check_mask_extent
+from deepict.infer.rescale import resample_mask, resample_volume, rescaled_shape
 from deepict.infer.voxel_size import check_model_voxel_size, rescale_line, rescale_target
 from deepict.infer.options import InferenceOptions
 from deepict.progress import Progress
@@ -165,14 +168,45 @@ def _cluster_map(map_path, params: ClusterParameters, context_path, mask_out=Non
     return clusters
 
 
-def _context_mask(context_path, shape, check_finite: bool = True):
-    """The context mask volume, refused unless it has the tomogram's shape (z, y, x)."""
-    context = read_volume(context_path, check_finite=check_finite)
+def _context_mask(context_path, shape):
+    """The context mask volume, refused unless it has the probability map's shape (z, y, x)."""
+    context = read_volume(context_path)
     if context.data.shape != tuple(shape):
-        raise InputFileError(context_path, f"has shape (z, y, x) {context.data.shape} but the tomogram has "
-                                           f"{tuple(shape)}",
-                             "Give a context mask made on this tomogram, at the same binning.")
+        raise ParameterError(f"the context mask {context_path} has shape (z, y, x) {context.data.shape} but the "
+                             f"probability map {tuple(shape)}")
     return context
+
+
+@contextlib.contextmanager
+def context_on_tomogram_grid(context_path, tomogram_path, beside, log=print) -> Iterator[Path | None]:
+    """The context mask ``context_path`` on the tomogram's grid: the file itself when it has the tomogram's
+    shape; a mask of the same tomogram at another binning (its extent, size × header voxel size, the
+    tomogram's) resampled to the tomogram's voxels in a scratch folder beside ``beside`` for the block; any
+    other mask refused before a prediction is spent on it. ``None`` stays ``None``."""
+    if not context_path:
+        yield None
+        return
+    tomogram = read_volume(tomogram_path, check_finite=False)
+    context = read_volume(context_path)
+    shape = tuple(tomogram.data.shape)
+    if context.data.shape == shape:
+        yield Path(context_path)
+        return
+    if not (context.voxel_size and tomogram.voxel_size):
+        raise InputFileError(context_path, f"has x,y,z = {context.data.shape[::-1]} voxels but the tomogram "
+                                           f"{tomogram_path} {shape[::-1]}, and "
+                                           f"{'its' if not context.voxel_size else 'the tomogram'}'s header gives "
+                                           "no voxel size to match them by",
+                             "Give a context mask made on this tomogram, at its binning or with the voxel size in "
+                             "both headers.")
+    check_mask_extent(context, context.voxel_size, shape, tomogram.voxel_size)
+    with scratch_directory(beside) as folder:
+        resampled = Path(folder) / "context.mrc"
+        resample_mask(context.data, shape, resampled, tomogram.voxel_size)
+        log(f"context mask {Path(context_path).name} (x,y,z = {context.data.shape[::-1]} at "
+            f"{context.voxel_size:g} Å) resampled to the tomogram's grid ({shape[::-1]} at "
+            f"{tomogram.voxel_size:g} Å)")
+        yield resampled
 
 
 def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterParameters | None, class_name,
@@ -186,8 +220,6 @@ def _predict_and_cluster(model_path, tomogram_path, out_path, params: ClusterPar
     when test-time rotations lowered it).
     """
     options = options or InferenceOptions()
-    if context_path:  # before minutes of prediction, not after
-        _context_mask(context_path, read_volume(tomogram_path, check_finite=False).data.shape, check_finite=False)
     Path(out_path).resolve().parent.mkdir(parents=True, exist_ok=True)
     map_path, scratch = _map_path(probability_map, out_path)
     try:
@@ -271,21 +303,23 @@ def pick_particles(model_path, tomogram_path, out_csv, params: ClusterParameters
     """
     if orient_by_context and not context_path:
         raise ParameterError("orienting picks by their context needs a context mask")
-    info, voxel_size, clusters = _predict_and_cluster(model_path, tomogram_path, out_csv, params, class_name,
-                                                      context_path, probability_map, options, log,
-                                                      split=split_touching, fallback_threshold=fallback_threshold)
-    name = info.classes[info.class_index(class_name)]
-    if min_distance is None:
-        min_distance = _default_min_distance(info, name) * tomogram_voxel_scale(info, tomogram_path, options)
-    keep = remove_duplicates(clusters.xyz, clusters.mean_probability, min_distance)
-    table = CoordinateTable(clusters.xyz[keep], {SCORE_COLUMN: clusters.mean_probability[keep],
-                                                 "size": clusters.size[keep],
-                                                 CLASS_COLUMN: np.array([name] * len(keep), dtype=object)},
-                            voxel_size)
-    if orient_by_context:
-        table.columns.update(orientation_columns(table.xyz, read_volume(context_path).data, clusters.size[keep]))
+    with context_on_tomogram_grid(context_path, tomogram_path, out_csv, log) as context:
+        info, voxel_size, clusters = _predict_and_cluster(model_path, tomogram_path, out_csv, params, class_name,
+                                                          context, probability_map, options, log,
+                                                          split=split_touching, fallback_threshold=fallback_threshold)
+        name = info.classes[info.class_index(class_name)]
+        if min_distance is None:
+            min_distance = _default_min_distance(info, name) * tomogram_voxel_scale(info, tomogram_path, options)
+        keep = remove_duplicates(clusters.xyz, clusters.mean_probability, min_distance)
+        table = CoordinateTable(clusters.xyz[keep], {SCORE_COLUMN: clusters.mean_probability[keep],
+                                                     "size": clusters.size[keep],
+                                                     CLASS_COLUMN: np.array([name] * len(keep), dtype=object)},
+                                voxel_size)
+        if orient_by_context:
+            table.columns.update(orientation_columns(table.xyz, read_volume(context).data, clusters.size[keep]))
     write_coordinates(out_csv, table)
-    log(f"{len(table)} {name} particle(s) picked in {tomogram_path} -> {out_csv}")
+    log(f"{len(table)} {'' if name == DEFAULT_CLASS_NAME else name + ' '}particle(s) picked in {tomogram_path} -> "
+        f"{out_csv}")
     return table
 
 
@@ -293,8 +327,9 @@ def segment_structures(model_path, tomogram_path, out_mask, params: ClusterParam
                        class_name: str | None = None, context_path=None, probability_map=None,
                        options: InferenceOptions | None = None, log=print) -> Clusters:
     """Segment a structure class (membranes, NPC, filaments) into a binary int8 mask."""
-    _, _, clusters = _predict_and_cluster(model_path, tomogram_path, out_mask, params, class_name, context_path,
-                                          probability_map, options, log, mask_out=out_mask)
+    with context_on_tomogram_grid(context_path, tomogram_path, out_mask, log) as context:
+        _, _, clusters = _predict_and_cluster(model_path, tomogram_path, out_mask, params, class_name, context,
+                                              probability_map, options, log, mask_out=out_mask)
     log(f"{len(clusters)} segment(s), {int(clusters.size.sum())} voxels in {tomogram_path} -> {out_mask}")
     return clusters
 

@@ -134,3 +134,15 @@ def resample_volume(data: np.ndarray, shape_zyx, out_path, voxel_size: float, *,
                     np.clip(slab, clip[0], clip[1], out=slab)
                 write(z0, slab)
                 progress.advance()
+
+
+def resample_mask(data: np.ndarray, shape_zyx, out_path, voxel_size: float) -> None:
+    """Write the mask ``data`` (z, y, x; nonzero = inside) on the grid ``shape_zyx`` of the same extent as the
+    int8 0/1 MRC ``out_path``: each output voxel takes the value of the input voxel its centre lies in (a mask
+    interpolated spectrally would ring at its edges). Streamed by z slices; ``voxel_size`` is the output's."""
+    nearest = [np.minimum(((np.arange(m) + 0.5) * int(n) / int(m)).astype(np.int64), int(n) - 1)
+               for n, m in zip(data.shape, shape_zyx)]
+    with volume_writer(out_path, tuple(int(m) for m in shape_zyx), np.int8, voxel_size) as write:
+        for z, source in enumerate(nearest[0]):
+            plane = np.asarray(data[int(source)])[np.ix_(nearest[1], nearest[2])]
+            write(z, (plane != 0).astype(np.int8)[None])

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepict.conventions import MAX_RESCALE_FACTOR, rescale_factor, rescale_within_limit, voxel_sizes_differ
+from deepict.conventions import (DEFAULT_CLASS_NAME, MAX_RESCALE_FACTOR, rescale_factor, rescale_within_limit,
+                                  voxel_sizes_differ)
 from deepict.errors import InputFileError, ParameterError
 from deepict.infer.model_spectrum import spectrum_record
 from deepict.infer.rescale import resample_array, rescaled_shape, to_input_voxels
@@ -26,7 +27,7 @@ MASK_LABEL_POINTS = 200000
 
 def class_names(given, count: int) -> list:
     """The class names given (``--class-name``), else particle (one class) or class1, class2, ..."""
-    names = list(given) or (["particle"] if count == 1 else [f"class{i + 1}" for i in range(count)])
+    names = list(given) or ([DEFAULT_CLASS_NAME] if count == 1 else [f"class{i + 1}" for i in range(count)])
     if len(names) != count:
         raise ParameterError(f"{count} label set(s) but {len(names)} --class-name value(s): give one name per class")
     return names

@@ -160,15 +160,39 @@ def test_bad_inputs_exit_with_code_2(trained_model, phantom_files, tmp_path, cap
     assert "margin" in capsys.readouterr().err
 
 
-def test_a_context_mask_of_another_shape_is_refused_before_predicting(trained_model, phantom_files, tmp_path, capsys):
+def test_a_binned_context_mask_picks_as_the_same_mask_at_the_tomograms_binning(trained_model, phantom_files,
+                                                                              tmp_path, capsys):
+    """A context mask made on a binned copy of the tomogram (cytosol from segment2d at bin 2) is resampled to the
+    tomogram's voxels, as filter-context takes it; it was refused."""
+    full, binned = tmp_path / "full_mask.mrc", tmp_path / "bin2_mask.mrc"
+    mask = np.zeros((32, 48, 48), np.int8)
+    mask[:, :, :24] = 1  # the half of the tomogram with lower x
+    write_volume(full, mask, VOXEL)
+    write_volume(binned, mask[::2, ::2, ::2], VOXEL * 2)
+    picks = {}
+    for path in (full, binned):
+        out_csv = tmp_path / f"picks_{path.stem}.csv"
+        assert main(["pick", "--model", str(trained_model), "--tomogram", phantom_files["tomogram"], "--out",
+                     str(out_csv), "--context", str(path), "--threshold", "0.3", *INFERENCE]) == 0
+        picks[path] = read_coordinates(out_csv).xyz
+    out = capsys.readouterr().out
+    assert "context mask bin2_mask.mrc (x,y,z = (24, 24, 16) at 26.96 Å) resampled to the tomogram's grid" in out
+    assert len(picks[full]) and np.all(picks[full][:, 0] < 24)
+    np.testing.assert_array_equal(picks[binned], picks[full])
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left behind
+
+
+def test_a_context_mask_of_another_tomogram_is_refused_before_predicting(trained_model, phantom_files, tmp_path,
+                                                                         capsys):
     """It was refused only after the whole prediction (minutes on a real tomogram), leaving the map behind."""
-    mask = tmp_path / "half_mask.mrc"
-    write_volume(mask, np.ones((16, 24, 24), np.int8), VOXEL * 2)
+    mask = tmp_path / "other_mask.mrc"
+    write_volume(mask, np.ones((16, 24, 20), np.int8), VOXEL * 2)
     code = main(["pick", "--model", str(trained_model), "--tomogram", phantom_files["tomogram"], "--out",
                  str(tmp_path / "picks.csv"), "--context", str(mask), "--probability-map", str(tmp_path / "map.mrc"),
                  *INFERENCE])
     out, err = capsys.readouterr()
     assert code == 2
-    assert "half_mask.mrc: has shape (z, y, x) (16, 24, 24) but the tomogram has (32, 48, 48)" in err
+    assert "other_mask.mrc: its extent x,y,z = 539 x 647 x 431 Å (20 x 24 x 16 voxels of 26.96 Å) is not the " \
+           "tomogram's 647 x 647 x 431 Å" in err and "at any binning" in err
     assert "predicting" not in out + err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["half_mask.mrc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other_mask.mrc"]
