@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from deepict.conventions import voxel_sizes_differ
 from deepict.errors import ParameterError
@@ -123,6 +125,9 @@ def run(job: ExportJob) -> int:
                 f"{coords_path} was picked at {coords.voxel_size:g} Å/voxel but {tomogram_path} has "
                 f"{tomogram.voxel_size:g} Å/voxel: pair each coordinate file with the tomogram it was picked on "
                 "(or fix the header with --voxel-size).")
+        if not len(coords):  # stderr: stdout is the export's JSON summary
+            print(f"warning: {coords_path} holds no coordinates: the export has none of {Path(tomogram_path).name} "
+                  "(an empty pick: see its log, or pick at a lower --threshold)", file=sys.stderr)
         picks.append(export.PickedTomogram(tomogram, coords))
     if job.format == copick.COPICK_FORMAT:
         files = copick.write_project(job.out, picks, job.copick_object, job.copick_user_id, job.copick_session_id,

@@ -537,3 +537,17 @@ def test_exports_of_one_name_in_two_formats_keep_a_class_map_each(tmp_path):
     assert export.read_class_map(export.class_map_path(tmp_path / "x.tbl")) != first
     assert export.class_map_path(tmp_path / "x.star") != export.class_map_path(tmp_path / "x.tbl")
     assert export.read_class_map(export.class_map_path(tmp_path / "x.star")) == first
+
+
+def test_cli_warns_of_a_tomogram_without_picks(tmp_path, capsys):
+    """An empty picks file (a pick that found nothing) exports without its particles: said, not silent."""
+    picks, tomogram, _ = _pick_csv(tmp_path)
+    empty = tmp_path / "empty_picks.csv"
+    write_coordinates(empty, CoordinateTable(np.zeros((0, 3)), {}, 13.48))
+    assert main(["export", "--coords", str(picks), str(empty), "--tomogram", str(tomogram), str(tomogram),
+                 "--tomo-name", "TS_01", "TS_02", "--format", "relion4", "--out", str(tmp_path / "p.star")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["particles"] == 6  # stdout stays the JSON summary
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: {empty} holds no coordinates: the export has none of {tomogram.name} "
+                        "(an empty pick: see its log, or pick at a lower --threshold)"]
