@@ -44,7 +44,7 @@ def _header_voxel_size(mrc, path) -> float | None:
             path, "has different voxel sizes along x, y, z ({:g}, {:g}, {:g} Å) in its header".format(*sizes),
             "DeePiCt needs cubic voxels: resample the tomogram to one voxel size, or, if the header is wrong, "
             "fix it (e.g. IMOD 'alterheader -del {0:g},{0:g},{0:g}').".format(sizes[0]))
-    return sizes[0]
+    return float(str(np.float32(sizes[0])))  # the header's float32 as written (26.96, not 26.959999084472656)
 
 
 def read_volume(path, check_finite: bool = True) -> Volume:
@@ -124,10 +124,13 @@ def check_finite_volume(data: np.ndarray, path) -> None:
     if not np.issubdtype(data.dtype, np.floating):
         return
     for z0, slab in iter_slabs(data):
-        if not np.isfinite(slab).all():
-            bad = int(np.count_nonzero(~np.isfinite(slab)))
+        bad = ~np.isfinite(slab)
+        if bad.any():
+            first = z0 + int(np.argmax(bad.any(axis=(1, 2))))
+            count = int(np.count_nonzero(bad))
             raise InputFileError(
-                path, f"holds NaN or infinite voxels (at least {bad} from slice z={z0})",
+                path, f"holds NaN or infinite voxels ({count} in slices {z0}..{z0 + len(slab) - 1}, the first in "
+                      f"slice z={first})",
                 "Fix the reconstruction, or replace the bad voxels (e.g. with the mean) before running DeePiCt.")
 
 

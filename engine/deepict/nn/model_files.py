@@ -127,7 +127,7 @@ def published_spectrum_warning(source: str | None, has_spectrum: bool) -> str | 
     if has_spectrum or not (source or "").startswith(PUBLISHED_SOURCE_PREFIX):
         return None
     return ("this published DeePiCt network was trained on spectrum-matched tomograms and stores no reference "
-            "spectrum: on other tomograms it finds few or no particles. Equalize the tomograms first to a "
+            "spectrum: on other tomograms it finds little or nothing. Equalize the tomograms first to a "
             "reference of the kind it was trained on ('deepict spectrum --tomogram REFERENCE.mrc --out "
             "reference.tsv', then 'deepict equalize --tomogram T.mrc --reference reference.tsv --out T_eq.mrc'; "
             "in Scipion: the DeePiCt equalize protocol) and apply it to the equalized tomograms.")

@@ -25,6 +25,8 @@ def test_a_published_network_without_reference_spectrum_warns_at_pick_time(tmp_p
 def test_the_published_rule():
     source = f"{PUBLISHED_SOURCE_PREFIX} ribosomeModel.pth (model_name ribo)"
     assert "spectrum-matched" in published_spectrum_warning(source, has_spectrum=False)
+    # the same words for the membrane and microtubule networks, which segment structures, not particles
+    assert "particles" not in published_spectrum_warning(source, has_spectrum=False)
     assert published_spectrum_warning(source, has_spectrum=True) is None  # it is equalized for on the fly
     assert published_spectrum_warning("deepict_scipion 0.3", has_spectrum=False) is None
     assert published_spectrum_warning(None, has_spectrum=False) is None
