@@ -47,7 +47,7 @@ from common import PUBLISHED, deepict_measured, write_noise_tomogram
 
 import torch  # noqa: E402
 
-from deepict.nn.devices import cpu_threads  # noqa: E402
+from deepict.cpu import cpu_threads  # noqa: E402
 from deepict.nn.losses import get_loss  # noqa: E402
 from deepict.nn.model_files import KIND_3D, ModelInfo, import_published_checkpoint, save_model  # noqa: E402
 from deepict.nn.networks import UNet3D  # noqa: E402

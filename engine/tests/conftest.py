@@ -30,3 +30,15 @@ def fp32_networks():
     precision.use_precision("fp32")
     yield
     precision.use_precision("auto")
+
+
+@pytest.fixture(autouse=True)
+def threads_variable_restored(monkeypatch):
+    """``deepict ... --threads N`` run in-process sets OMP_NUM_THREADS for the rest of its step (deepict.cpu):
+    not for the tests after it."""
+    value = os.environ.get("OMP_NUM_THREADS")
+    if value is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+    yield

@@ -15,6 +15,7 @@ import copy
 import functools
 from dataclasses import MISSING
 
+from deepict.cpu import limit_threads
 from deepict.job_warnings import recording_warnings
 from deepict.jobs import device_path, read_job
 from deepict.parameters import (choices_of, default_of, field_default, has_default, help_of, nested_class,
@@ -136,7 +137,9 @@ def _job_device(job) -> str:
 
 
 def apply_threads(threads) -> None:
-    """Cap torch's CPU threads at ``threads`` (imports torch: call it in a handler)."""
+    """Use ``threads`` CPU threads for the rest of the step: torch's pool, the FFTs, and every later choice of
+    the CPU device (imports torch: call it in a handler)."""
     if threads:
         import torch
+        limit_threads(threads)
         torch.set_num_threads(threads)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from deepict.cpu import cpu_threads
 from deepict.errors import ParameterError
 
 
@@ -15,9 +14,9 @@ def select_device(name: str = "auto") -> torch.device:
     Visible GPUs are those of ``CUDA_VISIBLE_DEVICES``, numbered from 0 whatever their ids on the machine:
     locally the ones the Scipion form lists, in a queue job the ones the scheduler gave the job.
 
-    On the CPU every core the process may use is used, unless ``OMP_NUM_THREADS`` is set (as
-    Scipion does from a protocol's thread count, or a user sharing a machine): then that count is
-    kept, since more threads than free cores make PyTorch's thread pool spin and run many times slower.
+    On the CPU the threads of :func:`deepict.cpu.cpu_threads` are used (``--threads``, a protocol's thread count or
+    ``OMP_NUM_THREADS``, else every core the process may use): more threads than free cores make PyTorch's thread
+    pool spin and run many times slower.
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -31,14 +30,6 @@ def select_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError as exc:
         raise ParameterError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N") from exc
-
-
-def cpu_threads() -> int:
-    """Threads for CPU work: ``OMP_NUM_THREADS`` if set to a positive number, else the usable cores."""
-    requested = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if requested.isdigit() and int(requested) > 0:
-        return int(requested)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def memory_format(device: torch.device, spatial_dims: int = 3) -> torch.memory_format:

@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import math
 import mmap
-import os
 
 import numpy as np
 import scipy.fft
 
+from deepict.cpu import cpu_threads
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import read_slab
 from deepict.spectrum.profile import BOX_SHAPE_KEY, RadialSpectrum, checked_voxel_size
@@ -257,9 +257,5 @@ def radial_spectrum(data, voxel_size: float, n_bins: int | None = None, *,
 
 
 def default_workers() -> int:
-    """FFT threads to use by default: 2, or fewer if fewer CPUs are available to this process."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        available = os.cpu_count() or 1
-    return max(1, min(DEFAULT_WORKERS, available))
+    """FFT threads to use by default: 2, or fewer if the step may use fewer CPU threads (:mod:`deepict.cpu`)."""
+    return max(1, min(DEFAULT_WORKERS, cpu_threads()))
