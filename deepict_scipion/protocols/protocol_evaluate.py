@@ -150,13 +150,14 @@ class ProtDeepictEvaluate(ProtDeepictBase):
             return
         os.makedirs(self._getExtraPath("inputs"), exist_ok=True)
         picks, truth = self.inputCoordinates.get(), self.groundTruthCoordinates.get()
-        voxelSize = picks.getSamplingRate()
         predGroups = coordinateGroups(picks, keepEmpty=True)
         truthGroups = coordinateGroups(truth, keepEmpty=True)
-        scale = self.truthScale()
-        for key in self.pairKeys():
-            write_coordinates(self._inputPath("pred", key), predGroups[key].table(voxelSize, withClass=False))
-            write_coordinates(self._inputPath("truth", key), truthGroups[key].table(voxelSize, scale, withClass=False))
+        for key in self.pairKeys():  # truth at its own sampling rate: the engine rescales it to the picks' voxels
+            write_coordinates(self._inputPath("pred", key),
+                              predGroups[key].table(picks.getSamplingRate(), withClass=False))
+            write_coordinates(self._inputPath("truth", key),
+                              truthGroups[key].table(truth.getSamplingRate() if self.truthScale() != 1.0
+                                                     else picks.getSamplingRate(), withClass=False))
 
     def evaluateStep(self, key):
         if self.isParticleMode():

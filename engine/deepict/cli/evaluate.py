@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 
 from deepict.errors import ParameterError
 from deepict.jobs import EvaluateJob
@@ -14,8 +15,9 @@ DESCRIPTION = """\
 Compare predictions with ground truth and print the scores as JSON on stdout.
 
 Particle mode (--pred with --gt): predicted and true positions (CSV x,y,z with optional score
-column, or DeePiCt 20-column motl; 0-based voxels of the same tomogram) are matched one to one
-within --radius voxels. Predictions are processed by descending score (file order when there is no
+column, or DeePiCt 20-column motl; 0-based voxels of the same tomogram; ground truth at another voxel
+size, another binning, is rescaled to the picks' voxels) are matched one to one within --radius voxels
+of the picks. Predictions are processed by descending score (file order when there is no
 score column), each taking the nearest unmatched truth within the radius; a second pick on an
 already matched particle is a false positive. Reports TP/FP/FN, precision, recall, F1 and F-beta
 (beta = 4, recall-weighted: the CZII cryo-ET challenge's metric, (1+b^2)PR/(b^2 P+R); the challenge's
@@ -96,7 +98,8 @@ def run(job: EvaluateJob) -> int:
     output = {}
     with claimed_outputs(("--curve", job.curve), ("--json", job.json), job=job):
         if particle_mode:
-            output["particles"] = evaluate_particles(job.pred, job.gt, job.radius, job.curve)
+            output["particles"] = evaluate_particles(job.pred, job.gt, job.radius, job.curve,
+                                                     log=lambda line: print(line, file=sys.stderr))
         if voxel_mode:
             output["voxels"] = evaluate_voxels(job.pred_mask, job.probability_map, job.gt_mask, job.bins)
         text = json.dumps(_clean(output), indent=2)

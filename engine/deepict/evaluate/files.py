@@ -6,20 +6,31 @@ from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN, voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.evaluate import metrics
 from deepict.evaluate.pooling import write_curve_csv
-from deepict.io import read_coordinates, read_volume
+from deepict.infer.rescale import to_grid_voxels
+from deepict.io import CoordinateTable, read_coordinates, read_volume
 
 
 def _same_voxel_size(a, b, what: str) -> None:
     if voxel_sizes_differ(a, b):
-        raise ParameterError(f"{what} refer to different voxel sizes ({a:g} vs {b:g} Å); "
-                             "evaluate lists/volumes of the same tomogram sampling.")
+        raise ParameterError(f"{what} refer to different voxel sizes ({a:g} vs {b:g} Å): give masks of the same "
+                             "binning (segment the tomogram of the ground truth's binning, or bin the ground truth "
+                             "mask to the prediction's).")
 
 
-def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None) -> dict:
-    """Particle scores of the picks in ``pred_path`` against ``gt_path`` (and their PR curve as a CSV)."""
+def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None, log=None) -> dict:
+    """Particle scores of the picks in ``pred_path`` against ``gt_path`` (and their PR curve as a CSV).
+
+    Ground truth at another voxel size (another binning of the same tomogram; both files say their voxel size)
+    is rescaled to the picks' voxels, as :func:`~deepict.infer.rescale.to_grid_voxels` maps voxel centres;
+    ``log`` says so."""
     pred = read_coordinates(pred_path)
     truth = read_coordinates(gt_path)
-    _same_voxel_size(pred.voxel_size, truth.voxel_size, f"{pred_path} and {gt_path}")
+    if voxel_sizes_differ(pred.voxel_size, truth.voxel_size):
+        if log:
+            log(f"{gt_path}: its coordinates at {truth.voxel_size:g} Å rescaled to the picks' {pred.voxel_size:g} Å "
+                "voxels")
+        truth = CoordinateTable(to_grid_voxels(truth.xyz, truth.voxel_size / pred.voxel_size), truth.columns,
+                                pred.voxel_size)
     scores = None
     if SCORE_COLUMN in pred.columns:
         try:

@@ -281,6 +281,21 @@ def test_cli_particle_evaluation(tmp_path, capsys):
     assert curve.read_text().splitlines()[0] == "threshold,n_kept,tp,fp,precision,recall,f1"
 
 
+def test_cli_rescales_ground_truth_of_another_binning_to_the_picks_voxels(tmp_path, capsys):
+    """Annotations made on the tomogram at bin 1 (6.74 Å) score picks made at bin 2 (13.48 Å), as the Scipion
+    protocol does; deepict evaluate refused them. Voxel centres map: bin-1 voxels 20 and 21 are bin-2 voxel 10."""
+    truth = np.array([[20.5, 20.5, 20.5], [60.5, 60.5, 60.5], [100.5, 100.5, 100.5]])
+    write_coordinates(tmp_path / "gt_bin1.csv", CoordinateTable(truth, {}, 6.74))
+    write_coordinates(tmp_path / "pred.csv", CoordinateTable(np.array([[10.0, 10, 10], [30, 30, 30], [70, 70, 70]]),
+                                                             {"score": np.array([3.0, 2, 1])}, 13.48))
+    assert main(["evaluate", "--pred", str(tmp_path / "pred.csv"), "--gt", str(tmp_path / "gt_bin1.csv"),
+                 "--radius", "0.01"]) == 0
+    captured = capsys.readouterr()
+    p = json.loads(captured.out)["particles"]
+    assert (p["tp"], p["fp"], p["fn"]) == (2, 1, 1)
+    assert "gt_bin1.csv: its coordinates at 6.74 Å rescaled to the picks' 13.48 Å voxels" in captured.err
+
+
 def test_cli_reports_each_class_when_both_lists_have_classes(tmp_path, capsys):
     truth = CoordinateTable(np.array([[10.0, 10, 10], [30, 30, 30], [50, 50, 50]]),
                             {"class": np.array(["ribosome", "ribosome", "fas"], dtype=object)})
