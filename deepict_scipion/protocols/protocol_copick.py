@@ -20,10 +20,14 @@ COPICK_HELP = ("A copick project: its config JSON (e.g. copick_config.json), or 
                "path); copy a portal or S3 project locally with copick first.")
 
 
-def _defineIdentity(form, objectDefault):
+#: The object name both copick forms start with, so that an export imports back with the forms' defaults.
+DEFAULT_OBJECT = "particle"
+
+
+def _defineIdentity(form):
     """The object, user and session naming a picks file (<user>_<session>_<object>.json); user and session
     default to what ``deepict export --format copick`` writes."""
-    form.addParam("objectName", params.StringParam, default=objectDefault, label="Object name",
+    form.addParam("objectName", params.StringParam, default=DEFAULT_OBJECT, label="Object name",
                   help="The copick pickable object (e.g. ribosome): letters, digits, '.' or '-' (copick splits "
                        "picks file names at '_').")
     form.addParam("userId", params.StringParam, default=default_of(ExportJob, "copick_user_id"), label="User id",
@@ -63,7 +67,7 @@ class ProtDeepictCopickImport(ProtDeepictBase):
                       help="The tomograms the picks are for; their tsIds name the copick runs and their sampling "
                            "rate converts Å to voxels.")
         form.addParam("copickProject", params.PathParam, label="copick project", help=COPICK_HELP)
-        _defineIdentity(form, "ribosome")
+        _defineIdentity(form)
         form.addParam("boxSize", params.IntParam, default=32, label="Box size (voxels)",
                       help="Box size of the imported coordinates (for extraction downstream).")
         self._defineComputeParams(form, gpu=False)
@@ -159,7 +163,7 @@ class ProtDeepictCopickExport(ProtDeepictBase):
         form.addParam("copickProject", params.PathParam, allowsNull=True, label="copick project",
                       help=COPICK_HELP + " Left empty: a new project in this run's extra/copick folder. An existing "
                                          "picks file of the same run, object, user and session is replaced.")
-        _defineIdentity(form, "particle")
+        _defineIdentity(form)
         form.addParam("radius", params.FloatParam, allowsNull=True, label="Particle radius (Å)",
                       help="Radius of an object the project does not have yet (default: half the coordinates' box "
                            "size in Å).")

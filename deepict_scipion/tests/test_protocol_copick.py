@@ -70,3 +70,14 @@ class TestDeepictCopick(BaseTest):
         bad = self.newProtocol(ProtDeepictCopickExport, inputCoordinates=self.coordinates,
                                objectName="fatty_acid_synthase")
         self.assertIn("hyphen", "\n".join(bad.validate()))
+
+    def test_an_export_with_the_forms_defaults_imports_back_with_the_forms_defaults(self):
+        """The import form's object was 'ribosome' and the export's 'particle': a round trip left at the defaults
+        found no picks."""
+        export = self.newProtocol(ProtDeepictCopickExport, inputCoordinates=self.coordinates)
+        self.launchProtocol(export)
+        imported = self.newProtocol(ProtDeepictCopickImport, inputTomograms=self.tomograms,
+                                    copickProject=export.projectPath())
+        self.assertEqual(imported.validate(), [])
+        self.launchProtocol(imported)
+        self.assertEqual(imported.outputCoordinates.getSize(), self.coordinates.getSize())
