@@ -98,8 +98,10 @@ def test_readme_quotes_the_rules_the_code_follows():
     """Rules the README states as numbers are the code's constants: changing one fails here until the README is
     changed with it (the GUI paragraph once kept a threshold shift the code had left)."""
     from deepict.conventions import ROTATED_THRESHOLD_SHIFT
+    from deepict.infer.clusters import NEARLY_ALL_FRACTION
     from deepict.train.config import DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PARTICLES_PER_TOMOGRAM
     text = " ".join(README.read_text().split())
+    assert f"a segmentation covering more than {100 * NEARLY_ALL_FRACTION:g} % of what was segmented" in text
     assert f"which also lowers the calibrated threshold by {ROTATED_THRESHOLD_SHIFT:g})" in text
     assert f"a calibrated threshold is taken {ROTATED_THRESHOLD_SHIFT:g} lower" in text
     assert f"| {DEFAULT_EPOCHS} ({RARE_PARTICLE_EPOCHS} for a rare particle), 25 |" in text
