@@ -366,6 +366,10 @@ def drive(projectPath, outDir):
         try:
             view._openProtocolForm(protocol)
             form = opened.pop()
+            # a text built from the module name ("deepict_scipion compute" in the header) means nothing to a user
+            entry["errors"] += [f"{prefix}: a label reads {text!r}" for text in
+                                (str(w.cget("text")) for w in _descendants(form.root) if "text" in w.keys())
+                                if "deepict_scipion" in text]
             notebooks = [w for w in _descendants(form.root) if isinstance(w, ttk.Notebook)]
             tabs = notebooks[-1].tabs() if notebooks else []
             labels = []
