@@ -60,6 +60,11 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     SUMMARY_WARNING_JOBS = 5
 
     @classmethod
+    def getClassPackageName(cls):
+        """The plugin's name where pyworkflow shows it: the form header's "DeePiCt compute", not the module's name."""
+        return cls.LABEL_PREFIX
+
+    @classmethod
     def getClassLabel(cls, prependPackageName=True):
         label = super().getClassLabel(prependPackageName=False)
         return f"{cls.LABEL_PREFIX} - {label}" if prependPackageName else label
