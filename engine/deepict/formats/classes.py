@@ -24,18 +24,20 @@ def class_name_map(picks: Sequence[PickedTomogram]) -> Optional[dict]:
     """``{name: number}`` when the classes are names (sorted names numbered 1..K), else ``None``.
 
     Sorting makes the numbers stable: the same names always get the same numbers. Tables without
-    rows do not count; names in one table and numbers in another are refused.
+    rows do not count; names in one table and numbers, or no class column (class 1), in another are refused.
     """
     named, numbered = [], []
     for tomogram, coords in picks:
-        if CLASS_COLUMN in coords.columns and len(coords):
-            (named if coords.columns[CLASS_COLUMN].dtype == object else numbered).append(tomogram.name)
+        if len(coords):
+            is_named = CLASS_COLUMN in coords.columns and coords.columns[CLASS_COLUMN].dtype == object
+            (named if is_named else numbered).append(tomogram.name)
     if not named:
         return None
     if numbered:
         raise ParameterError(
-            f"The classes of {', '.join(named)} are names but those of {', '.join(numbered)} are numbers: give "
-            "every tomogram's classes as names (e.g. ribosome) or every one as numbers.")
+            f"The classes of {', '.join(named)} are names but {', '.join(numbered)} have numbered classes or none "
+            "(class 1): give every tomogram's picks a 'class' column of names (e.g. ribosome), or export them "
+            "separately.")
     names = sorted({str(v) for _, coords in picks if len(coords) for v in coords.columns[CLASS_COLUMN]})
     return {name: number for number, name in enumerate(names, start=1)}
 

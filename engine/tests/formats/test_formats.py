@@ -347,8 +347,22 @@ def test_a_numbered_export_removes_the_stale_class_map_of_a_named_one(tmp_path):
 
 def test_names_in_one_tomogram_and_numbers_in_another_are_refused(tmp_path):
     named, numbered = _named_picks()[0], _picks()[1]
-    with pytest.raises(ParameterError, match="classes of TS_01 are names but those of TS_02 are numbers"):
+    with pytest.raises(ParameterError, match="classes of TS_01 are names but TS_02 have numbered classes or none"):
         export.write_relion4(tmp_path / "p.star", [named, numbered])
+
+
+@pytest.mark.parametrize("fmt", ["relion4", "relion5", "dynamo", "motl"])
+def test_picks_with_class_names_beside_a_table_without_classes_are_refused_in_one_line(tmp_path, capsys, fmt):
+    """deepict pick's output exported with plain x,y,z (ground truth, template matching): a KeyError traceback."""
+    picks, tomogram, _ = _pick_csv(tmp_path)
+    plain = tmp_path / "plain.csv"
+    write_coordinates(plain, CoordinateTable(np.array([[5.0, 6, 7]]), {}, 13.48))
+    out = _out(tmp_path / "out", fmt)
+    assert main(["export", "--coords", str(picks), str(plain), "--tomogram", str(tomogram), str(tomogram),
+                 "--tomo-name", "TS_01", "TS_02", "--format", fmt, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "TS_02 have numbered classes or none" in err
+    assert not out.exists()
 
 
 def test_relion5_also_writes_relion4_pixel_coordinates_for_scipion(tmp_path):
