@@ -7,7 +7,7 @@ import argparse
 from deepict.errors import ParameterError
 from deepict.jobs import Segment2DJob, Train2DJob
 from deepict.cli.options import (add_command, add_device_options, add_parameter, apply_precision, apply_threads,
-                                 positive_int)
+                                 positive_int, positive_number)
 
 # torch, numpy and the modules that import them are imported inside the handlers, so that building
 # the parser (every ``deepict`` call, ``--help`` included) stays fast.
@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     add_parameter(train, Train2DJob, "tomograms", "--tomograms", nargs="+", metavar="MRC")
     add_parameter(train, Train2DJob, "masks", "--masks", nargs="+", metavar="MRC")
     add_parameter(train, Train2DJob, "out", "--out", metavar="MODEL")
-    add_parameter(train, Train2DJob, "training_voxel_size", "--training-voxel-size", type=float)
+    add_parameter(train, Train2DJob, "training_voxel_size", "--training-voxel-size", type=positive_number)
     add_parameter(train, Train2DJob, "equalize_to", "--equalize-to", metavar="auto|SPEC.tsv|R.mrc")
     add_parameter(train, Train2DJob, "spectrum_lowpass_angstrom", "--spectrum-lowpass-angstrom", type=float,
                   metavar="Å")

@@ -10,7 +10,7 @@ import sys
 from deepict.conventions import voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
 from deepict.jobs import FilterContextJob
-from deepict.cli.options import add_command, add_parameter
+from deepict.cli.options import add_command, add_parameter, positive_number
 
 DESCRIPTION = """\
 Split a coordinate table of any picker (template matching, crYOLO, manual picks, deepict pick) by a
@@ -52,8 +52,8 @@ def register(subparsers) -> None:
     add_parameter(parser, FilterContextJob, "out", "--out", metavar="KEPT.csv")
     add_parameter(parser, FilterContextJob, "rejected", "--rejected", metavar="REJECTED.csv")
     add_parameter(parser, FilterContextJob, "tomogram", "--tomogram", metavar="T.mrc")
-    add_parameter(parser, FilterContextJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
-    add_parameter(parser, FilterContextJob, "context_voxel_size", "--context-voxel-size", type=float, metavar="Å")
+    add_parameter(parser, FilterContextJob, "voxel_size", "--voxel-size", type=positive_number, metavar="Å")
+    add_parameter(parser, FilterContextJob, "context_voxel_size", "--context-voxel-size", type=positive_number, metavar="Å")
 
 
 def _note(message: str) -> None:

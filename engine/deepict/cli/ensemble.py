@@ -7,7 +7,8 @@ import json
 
 from deepict.errors import ParameterError
 from deepict.jobs import EnsembleJob
-from deepict.cli.options import add_command, add_device_options, add_parameter, apply_precision, apply_threads
+from deepict.cli.options import (add_command, add_device_options, add_parameter, apply_precision, apply_threads,
+                                 positive_number)
 
 EPILOG = """\
 examples:
@@ -41,7 +42,7 @@ def register(subparsers) -> None:
     calibration = parser.add_argument_group("calibrating the ensemble's post-processing (optional)")
     add_parameter(calibration, EnsembleJob, "tomograms", "--tomograms", nargs="+", metavar="MRC")
     add_parameter(calibration, EnsembleJob, "coords", "--coords", nargs="+", metavar="CSV")
-    add_parameter(calibration, EnsembleJob, "voxel_size", "--voxel-size", type=float)
+    add_parameter(calibration, EnsembleJob, "voxel_size", "--voxel-size", type=positive_number)
     add_device_options(parser, EnsembleJob)
 
 

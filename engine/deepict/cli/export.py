@@ -10,7 +10,7 @@ from pathlib import Path
 from deepict.conventions import voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.jobs import ExportJob
-from deepict.cli.options import add_command, add_parameter
+from deepict.cli.options import add_command, add_parameter, positive_number
 
 DESCRIPTION = """\
 Write picked coordinates in the format of a downstream sub-tomogram averaging program.
@@ -88,9 +88,9 @@ def register(subparsers) -> None:
     add_parameter(parser, ExportJob, "tomogram", "--tomogram", action="extend", nargs="+", metavar="MRC")
     add_parameter(parser, ExportJob, "format", "--format")
     add_parameter(parser, ExportJob, "out", "--out", metavar="PATH")
-    add_parameter(parser, ExportJob, "output_pixel_size", "--output-pixel-size", type=float, metavar="Å")
+    add_parameter(parser, ExportJob, "output_pixel_size", "--output-pixel-size", type=positive_number, metavar="Å")
     add_parameter(parser, ExportJob, "tomo_name", "--tomo-name", action="extend", nargs="+", metavar="TSID")
-    add_parameter(parser, ExportJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
+    add_parameter(parser, ExportJob, "voxel_size", "--voxel-size", type=positive_number, metavar="Å")
     add_parameter(parser, ExportJob, "copick_object", "--copick-object", metavar="NAME")
     add_parameter(parser, ExportJob, "copick_user_id", "--copick-user-id", metavar="ID")
     add_parameter(parser, ExportJob, "copick_session_id", "--copick-session-id", metavar="ID")

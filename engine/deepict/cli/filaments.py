@@ -8,7 +8,7 @@ import json
 from deepict.conventions import FILAMENT_ID_COLUMN, voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
 from deepict.jobs import FilamentsJob
-from deepict.cli.options import add_command, add_parameter
+from deepict.cli.options import add_command, add_parameter, positive_number
 
 DESCRIPTION = """\
 Trace the filaments (microtubules, actin, ...) of a segmentation along their centre lines and sample
@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     add_parameter(source, FilamentsJob, "mask", "--mask", metavar="MASK.mrc")
     add_parameter(source, FilamentsJob, "probability_map", "--probability-map", metavar="P.mrc")
     add_parameter(parser, FilamentsJob, "threshold", "--threshold", type=float)
-    add_parameter(parser, FilamentsJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
+    add_parameter(parser, FilamentsJob, "voxel_size", "--voxel-size", type=positive_number, metavar="Å")
     add_parameter(parser, FilamentsJob, "out", "--out", metavar="FILAMENTS.csv")
     for path, flag, kind in (("spacing_angstrom", "--spacing-angstrom", "Å"),
                              ("min_length_angstrom", "--min-length-angstrom", "Å"),

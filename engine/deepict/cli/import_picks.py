@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from deepict.errors import ParameterError
 from deepict.jobs import ImportPicksJob
-from deepict.cli.options import add_command, add_parameter
+from deepict.cli.options import add_command, add_parameter, positive_number
 
 DESCRIPTION = """\
 Read the picks of a copick project (the CZ cryo-ET data portal's format) into coordinate CSVs.
@@ -41,7 +42,7 @@ def register(subparsers) -> None:
     add_parameter(parser, ImportPicksJob, "object", "--object", metavar="NAME")
     add_parameter(parser, ImportPicksJob, "user_id", "--user-id", metavar="ID")
     add_parameter(parser, ImportPicksJob, "session_id", "--session-id", metavar="ID")
-    add_parameter(parser, ImportPicksJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
+    add_parameter(parser, ImportPicksJob, "voxel_size", "--voxel-size", type=positive_number, metavar="Å")
     add_parameter(parser, ImportPicksJob, "out", "--out", metavar="PATH")
 
 
@@ -58,8 +59,8 @@ def run(job: ImportPicksJob) -> int:
     from deepict.formats import copick
     from deepict.io import write_coordinates
     from deepict.io.outputs import FILE_OR_FOLDER, claimed_outputs
-    if not job.voxel_size or job.voxel_size <= 0:
-        raise ParameterError(f"--voxel-size must be > 0 Å, got {job.voxel_size}.")
+    if not (job.voxel_size and math.isfinite(job.voxel_size) and job.voxel_size > 0):
+        raise ParameterError(f"--voxel-size must be a finite number > 0 Å, got {job.voxel_size}.")
     if len(set(job.run)) != len(job.run):
         raise ParameterError("A --run is given twice: list each run once.")
     targets = output_files(job.out, job.run)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import math
 from dataclasses import MISSING
 
 from deepict.cpu import limit_threads
@@ -33,6 +34,14 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A voxel or pixel size: a finite number above 0 (``nan``, ``inf`` and 0 are refused before anything runs)."""
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, not {text}")
     return value
 
 

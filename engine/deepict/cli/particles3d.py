@@ -9,7 +9,7 @@ from dataclasses import replace
 from deepict.errors import ParameterError
 from deepict.jobs import ImportModelJob, PickJob, Segment3DJob, Train3DJob
 from deepict.cli.options import (add_command, add_device_options, add_parameter, apply_precision, apply_threads,
-                                 job_from_options, non_negative_int, positive_int)
+                                 job_from_options, non_negative_int, positive_int, positive_number)
 
 # The step's modules (torch, numpy, scipy: models, picking, train3d, the output claims) are imported inside
 # the handlers, so that building the parser (every ``deepict`` call, ``--help`` included) stays fast.
@@ -45,7 +45,7 @@ def _add_inference_arguments(parser, job_class) -> None:
     add_parameter(group, job_class, "inference.test_time_mirrors", "--test-time-mirrors", action="store_true")
     add_parameter(group, job_class, "inference.test_time_rotations", "--test-time-rotations", action="store_true")
     add_device_options(group, job_class)
-    add_parameter(group, job_class, "inference.voxel_size", "--voxel-size", type=float)
+    add_parameter(group, job_class, "inference.voxel_size", "--voxel-size", type=positive_number)
     add_parameter(group, job_class, "inference.ignore_voxel_size", "--ignore-voxel-size", action="store_true")
     add_parameter(group, job_class, "inference.equalize", "--equalize")
 
@@ -79,8 +79,8 @@ def register(subparsers) -> None:
     add_parameter(train_parser, Train3DJob, "training.classes", "--class-name", action="append")
     add_parameter(train_parser, Train3DJob, "radius", "--radius", type=float, action="append")
     add_parameter(train_parser, Train3DJob, "radius_in_angstrom", "--radius-in-angstrom", action="store_true")
-    add_parameter(train_parser, Train3DJob, "voxel_size", "--voxel-size", type=float)
-    add_parameter(train_parser, Train3DJob, "training_voxel_size", "--training-voxel-size", type=float)
+    add_parameter(train_parser, Train3DJob, "voxel_size", "--voxel-size", type=positive_number)
+    add_parameter(train_parser, Train3DJob, "training_voxel_size", "--training-voxel-size", type=positive_number)
     add_parameter(train_parser, Train3DJob, "out", "--out")
     equalized = train_parser.add_argument_group(
         "spectrum equalization (data from several microscopes or defocus: --equalize-to auto)")
@@ -163,7 +163,7 @@ def register(subparsers) -> None:
     checkpoint.add_argument("checkpoint_path", nargs="?", metavar="PTH",
                             help="the same, given without --checkpoint")
     add_parameter(import_parser, ImportModelJob, "out", "--out")
-    add_parameter(import_parser, ImportModelJob, "voxel_size", "--voxel-size", type=float)
+    add_parameter(import_parser, ImportModelJob, "voxel_size", "--voxel-size", type=positive_number)
 
 
 def _import_job(args) -> ImportModelJob:

@@ -10,7 +10,7 @@ import sys
 
 from deepict.errors import InputFileError, ParameterError
 from deepict.jobs import EqualizeJob, SpectrumJob
-from deepict.cli.options import add_command, add_parameter
+from deepict.cli.options import add_command, add_parameter, positive_number
 
 # numpy, scipy and the spectrum modules are imported inside the handlers, so that building the
 # parser (every ``deepict`` call, ``--help`` included) stays fast.
@@ -67,7 +67,7 @@ def register(subparsers) -> None:
         description=SPECTRUM_DESCRIPTION, epilog=SPECTRUM_EPILOG, formatter_class=_FORMATTER)
     add_parameter(spectrum, SpectrumJob, "tomogram", "--tomogram", metavar="T.mrc")
     add_parameter(spectrum, SpectrumJob, "out", "--out", metavar="SPEC.tsv")
-    add_parameter(spectrum, SpectrumJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
+    add_parameter(spectrum, SpectrumJob, "voxel_size", "--voxel-size", type=positive_number, metavar="Å")
     add_parameter(spectrum, SpectrumJob, "bins", "--bins", type=int, metavar="N")
     add_parameter(spectrum, SpectrumJob, "threads", "--threads", type=int, metavar="N")
 
@@ -78,10 +78,10 @@ def register(subparsers) -> None:
     add_parameter(equalize, EqualizeJob, "tomogram", "--tomogram", metavar="T.mrc")
     add_parameter(equalize, EqualizeJob, "reference", "--reference", metavar="R.mrc|SPEC.tsv")
     add_parameter(equalize, EqualizeJob, "out", "--out", metavar="E.mrc")
-    add_parameter(equalize, EqualizeJob, "voxel_size", "--voxel-size", type=float, metavar="Å")
+    add_parameter(equalize, EqualizeJob, "voxel_size", "--voxel-size", type=positive_number, metavar="Å")
     add_parameter(equalize, EqualizeJob, "lowpass_angstrom", "--lowpass-angstrom", type=float, metavar="Å")
     add_parameter(equalize, EqualizeJob, "lowpass_width", "--lowpass-width", type=float, metavar="FRACTION")
-    add_parameter(equalize, EqualizeJob, "reference_voxel_size", "--reference-voxel-size", type=float, metavar="Å")
+    add_parameter(equalize, EqualizeJob, "reference_voxel_size", "--reference-voxel-size", type=positive_number, metavar="Å")
     add_parameter(equalize, EqualizeJob, "reference_box", "--reference-box", type=int, nargs=3,
                   metavar=("NX", "NY", "NZ"))
     add_parameter(equalize, EqualizeJob, "spectrum_out", "--spectrum-out", metavar="SPEC.tsv")

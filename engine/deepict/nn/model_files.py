@@ -23,6 +23,7 @@ Torch is imported only by the functions that need it, so that Scipion can import
 from __future__ import annotations
 
 import copy
+import math
 import pickle
 import pickletools
 import re
@@ -33,6 +34,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from deepict import __version__
+from deepict.conventions import voxel_sizes_differ
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import atomic_path, check_readable
 
@@ -376,10 +378,16 @@ def import_published_checkpoint(path, voxel_size: float | None) -> tuple["torch.
     path = Path(path)
     checkpoint = _checkpoint_payload(path)
     if checkpoint.get("format") == FORMAT:
-        return _network_from_payload(path, checkpoint, KIND_3D)
-    if voxel_size is None or voxel_size <= 0:
+        network, info = _network_from_payload(path, checkpoint, KIND_3D)
+        if voxel_size is not None and voxel_sizes_differ(voxel_size, info.voxel_size):
+            raise ParameterError(f"{path} is a model of this program, trained at {info.voxel_size:g} Å: --voxel-size "
+                                 f"({voxel_size:g} Å) is for DeePiCt checkpoints (.pth); leave it out")
+        return network, info
+    if voxel_size is None:
         raise InputFileError(path, "DeePiCt checkpoints do not record the voxel size they were trained at",
                              "Give it (e.g. --voxel-size 13.48 for the published networks, 4x binned 3.37 Å data).")
+    if not (math.isfinite(voxel_size) and voxel_size > 0):
+        raise ParameterError(f"the voxel size must be a finite number > 0 Å, not {voxel_size:g}")
     try:
         descriptor = vars(checkpoint.get("model_descriptor") or _DeepictModelDescriptor())
         state = {key.removeprefix("module."): value for key, value in checkpoint["model_state_dict"].items()}

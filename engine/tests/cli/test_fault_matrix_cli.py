@@ -188,8 +188,6 @@ BAD_PARAMETERS = {
                                                  "--learning-rate", "-1"], "learning rate"),
     "train2d --tile-size 100": (lambda w, p: ["train2d", "--tomograms", w.tomo, "--masks", w.tomo, "--out", p,
                                               "--tile-size", "100"], "multiple of 16"),
-    "train2d --training-voxel-size -1": (lambda w, p: ["train2d", "--tomograms", w.tomo, "--masks", w.tomo, "--out",
-                                                       p, "--training-voxel-size", "-1"], "--training-voxel-size"),
     "pick --threshold 1.5": (lambda w, p: pick_argv(w, p, "--threshold", "1.5"), "threshold"),
     "pick --threshold -1": (lambda w, p: pick_argv(w, p, "--threshold", "-1"), "threshold"),
     "segment3d --threshold 1.5": (lambda w, p: segment3d_argv(w, p, "--threshold", "1.5"), "threshold"),

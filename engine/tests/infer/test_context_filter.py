@@ -252,8 +252,7 @@ def test_voxel_sizes_missing_everywhere_are_asked_for(tmp_path, capsys):
 
 @pytest.mark.parametrize("options, says", [
     (["--distance-angstrom", "-5", "--mode", "contact"], "distance must be 0 or more"),
-    (["--voxel-size", "0"], "--voxel-size must be a positive number"),
-])
+])  # --voxel-size 0: tests/cli/test_voxel_size_options.py
 def test_bad_parameters_exit_2_in_one_line(options, says, tmp_path, capsys):
     write_inputs(tmp_path, blob_mask(), random_points(5))
     assert run_filter(tmp_path, *options) == 2

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from deepict.nn import model_files as models
-from deepict.errors import DeepictError, InputFileError
+from deepict.errors import DeepictError, InputFileError, ParameterError
 from deepict.nn.model_files import (FORMAT, KIND_2D, KIND_3D, ModelInfo, import_published_checkpoint,
                                          load_model, read_model_info, save_model)
 from deepict.nn.networks import UNet2D, UNet3D
@@ -117,10 +117,12 @@ def test_import_without_voxel_size_is_a_clear_error():
     path = PUBLISHED / "ribosomeModel.pth"
     if not path.is_file():
         pytest.skip(f"{path} is not available")
-    for voxel_size in (None, 0.0):
-        with pytest.raises(InputFileError, match="voxel size") as caught:
+    with pytest.raises(InputFileError, match="voxel size") as caught:
+        import_published_checkpoint(path, None)
+    assert "ribosomeModel.pth" in str(caught.value) and "--voxel-size" in str(caught.value)
+    for voxel_size in (0.0, float("nan"), float("inf")):  # a job file's value (the command line refuses them)
+        with pytest.raises(ParameterError, match="the voxel size must be a finite number > 0 Å"):
             import_published_checkpoint(path, voxel_size)
-        assert "ribosomeModel.pth" in str(caught.value) and "--voxel-size" in str(caught.value)
 
 
 def test_imported_checkpoint_round_trips_through_our_format(tmp_path):
