@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from deepict.conventions import (CLASS_COLUMN, DEFAULT_CLASS_NAME, ROTATED_THRESHOLD_FLOOR, ROTATED_THRESHOLD_SHIFT,
-                                  SCORE_COLUMN, rescale_factor)
+                                  SCORE_COLUMN, rescale_factor, voxel_sizes_differ)
 from deepict.nn.devices import select_device
 from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, read_volume, scratch_directory, volume_writer, write_coordinates
@@ -190,6 +190,10 @@ def context_on_tomogram_grid(context_path, tomogram_path, beside, log=print) -> 
     context = read_volume(context_path)
     shape = tuple(tomogram.data.shape)
     if context.data.shape == shape:
+        if context.voxel_size and tomogram.voxel_size and voxel_sizes_differ(context.voxel_size, tomogram.voxel_size):
+            raise InputFileError(context_path, f"has the shape of the tomogram {tomogram_path} but a voxel size of "
+                                               f"{context.voxel_size:g} Å against its {tomogram.voxel_size:g} Å",
+                                 "Give a context mask made on this tomogram, or correct the voxel size in its header.")
         yield Path(context_path)
         return
     if not (context.voxel_size and tomogram.voxel_size):

@@ -196,3 +196,15 @@ def test_a_context_mask_of_another_tomogram_is_refused_before_predicting(trained
            "tomogram's 647 x 647 x 431 Å" in err and "at any binning" in err
     assert "predicting" not in out + err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other_mask.mrc"]
+
+
+def test_a_context_mask_of_the_tomograms_shape_at_another_voxel_size_is_refused(trained_model, phantom_files,
+                                                                                 tmp_path, capsys):
+    """filter-context, train2d and train3d refuse it; pick and segment3d used it as it was."""
+    mask = tmp_path / "mask_10A.mrc"
+    write_volume(mask, np.ones((32, 48, 48), np.int8), 10.0)
+    code = main(["pick", "--model", str(trained_model), "--tomogram", phantom_files["tomogram"], "--out",
+                 str(tmp_path / "picks.csv"), "--context", str(mask), *INFERENCE])
+    err = capsys.readouterr().err
+    assert code == 2 and "mask_10A.mrc: has the shape of the tomogram" in err and "10 Å against its 13.48 Å" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask_10A.mrc"]
