@@ -4,7 +4,7 @@ RELION 4 (``relion4``, one file, table ``particles``)
     ``rlnCoordinateX/Y/Z`` = rescaled corner-frame pixels with no +1 (as reliontomo's
     ``convert40_tomo`` writes them); ``rlnTomoParticleId`` 1..N over the whole file,
     ``rlnTomoManifoldIndex`` = ``rlnClassNumber`` = class (Scipion puts the group id there),
-    ``rlnRandomSubset`` alternating 1/2, origins 0, ``rlnAutopickFigureOfMerit`` = score,
+    ``rlnRandomSubset`` alternating 1/2 (filament by filament for filaments, :class:`HalfSets`), origins 0, ``rlnAutopickFigureOfMerit`` = score,
     ``rlnDetectorPixelSize`` = the pixel size (Å) of ``rlnCoordinateX/Y/Z``.
 
 RELION 5 (``relion5``, one file, ``# version 50001`` then table ``particles``)
@@ -36,6 +36,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from deepict.conventions import FILAMENT_ID_COLUMN
 from deepict.errors import InputFileError
 from deepict.formats.classes import class_name_map, class_numbers
 from deepict.formats.oriented import (RELION_ANGLE_COLUMNS, RELION_HELICAL_COLUMNS, angles_or_zero,
@@ -113,18 +114,38 @@ def relion4_rows(picks: Sequence[PickedTomogram], output_pixel_size: Optional[fl
     checked = check_picks(picks)
     names = class_name_map(checked)
     extra = relion_extra_columns([coords for _, coords in checked])
+    halves = HalfSets()
     for tomogram, coords in checked:
         factor = scale_factor(tomogram, output_pixel_size)
         pixel_size = coordinate_pixel_size(tomogram, output_pixel_size)
         xyz = coords.xyz * factor
         classes = class_numbers(coords, names)
-        for (x, y, z), angles, score, cls, more in zip(xyz, angles_or_zero(coords), score_values(coords), classes,
-                                                       relion_extra_values(coords, extra)):
+        for (x, y, z), angles, score, cls, half, more in zip(xyz, angles_or_zero(coords), score_values(coords),
+                                                             classes, halves.of(coords),
+                                                             relion_extra_values(coords, extra)):
             particle_id += 1
             rows.append((tomogram.name, particle_id, int(cls), float(x), float(y), float(z), 0.0, 0.0, 0.0,
-                         *map(float, angles), int(cls), 1 + (particle_id - 1) % 2, float(score), pixel_size,
-                         *more))
+                         *map(float, angles), int(cls), int(half), float(score), pixel_size, *more))
     return rows
+
+
+class HalfSets:
+    """``rlnRandomSubset`` of the particles of an export, table after table: alternating 1, 2 particle by particle,
+    but one half for all the segments of a filament (``filament_id``), alternating filament by filament. Segments
+    of one tube overlap: in both halves they would correlate the half-maps and inflate the FSC."""
+
+    def __init__(self):
+        self.count = 0  # particles, or filaments, given a half so far
+
+    def of(self, coords: CoordinateTable) -> np.ndarray:
+        start = self.count
+        if FILAMENT_ID_COLUMN in coords.columns and len(coords):
+            _, index = np.unique(np.asarray(coords.columns[FILAMENT_ID_COLUMN]), return_inverse=True)
+            self.count += int(index.max()) + 1
+        else:
+            index = np.arange(len(coords))
+            self.count += len(coords)
+        return 1 + (start + index) % 2
 
 
 def write_relion4(path, picks: Sequence[PickedTomogram], output_pixel_size: Optional[float] = None) -> list[Path]:

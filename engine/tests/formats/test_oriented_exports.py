@@ -46,6 +46,19 @@ def test_relion_star_of_filaments_has_priors_and_helical_columns(tmp_path, fmt):
     assert back.columns["filament_id"].tolist() == [1, 1, 1, 2, 2, 2]
 
 
+def test_relion4_puts_every_segment_of_a_filament_in_one_half_set(tmp_path):
+    """rlnRandomSubset alternated segment by segment along a tube: overlapping segments of one filament in both
+    halves correlate the half-maps and inflate the FSC. Tubes alternate, over the tomograms too."""
+    first = filament_picks()[0]
+    second = PickedTomogram(TomogramInfo("TS_02", TOMOGRAM.shape, TOMOGRAM.voxel_size, "/data/TS_02.mrc"),
+                            first.coordinates)
+    plain = PickedTomogram(TomogramInfo("TS_03", TOMOGRAM.shape, TOMOGRAM.voxel_size, "/data/TS_03.mrc"),
+                           CoordinateTable(np.array([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]]), {}, TOMOGRAM.voxel_size))
+    export.export_coordinates("relion4", tmp_path / "p.star", [first, second, plain])
+    rows = list(Table(fileName=str(tmp_path / "p.star"), tableName="particles"))
+    assert [int(r.rlnRandomSubset) for r in rows] == [1, 1, 1, 2, 2, 2] + [1, 1, 1, 2, 2, 2] + [1, 2, 1]
+
+
 def test_picks_without_angles_keep_the_plain_columns(tmp_path):
     xyz = np.array([[1.0, 2.0, 3.0], [10.0, 11.0, 12.0]])
     picks = [PickedTomogram(TOMOGRAM, CoordinateTable(xyz, {"score": np.ones(2)}, TOMOGRAM.voxel_size))]
