@@ -98,7 +98,15 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         return int(2 * round(voxels / 2))
 
     def _summary(self):
-        summary = ProtTomoPicking._summary(self)
+        # tomo's picking summary asks every output for getSummary(), which the kept probability maps
+        # (SetOfTomoMasks) lack: it turned the whole summary into that AttributeError
+        summary = []
+        if self.isFinished() and self.getOutputsSize() >= 1:
+            for key, output in self.iterOutputAttributes():
+                text = output.getSummary() if hasattr(output, "getSummary") else f"{output.getSize()} maps"
+                summary.append(f"*{key}:*\n{text}")
+        else:
+            summary += ProtTomoPicking._summary(self)
         if self.isFinished():
             summary.append(f"Class '{self._className()}' picked with {self.inputModel.get()}.")
         model = self.inputModel.get()

@@ -100,6 +100,10 @@ class TestDeepict3DProtocols(BaseTest):
                 self.assertTrue(0 <= x < SHAPE[2] and 0 <= y < SHAPE[1] and 0 <= z < SHAPE[0])
                 self.assertTrue(0 < coord.getScore() <= 1)
         self.assertEqual(pick.probabilityMaps.getSize(), 2)
+        # the kept maps have no getSummary(): tomo's picking summary became that AttributeError alone
+        summary = "\n".join(pick.summary())
+        self.assertIn("*probabilityMaps:*\n2 maps", summary)
+        self.assertIn(f"Class '{pick._className()}' picked with", summary)
         probability = read_volume(pick.probabilityMaps.getFirstItem().getFileName())
         self.assertEqual(probability.data.shape, SHAPE)
         self.assertAlmostEqual(probability.voxel_size, VOXEL, places=2)
