@@ -35,7 +35,7 @@ PARTICLE_KEYS = ("n_pred", "n_true", "tp", "fp", "fn", "precision", "recall", "f
 def write_curve_csv(path, rows: Iterable[Mapping]) -> None:
     """Write PR-curve points (dicts with :data:`CURVE_COLUMNS`) as a CSV, atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CURVE_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=CURVE_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 

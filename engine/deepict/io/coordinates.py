@@ -267,7 +267,7 @@ def write_coordinates(path, table: CoordinateTable) -> None:
         with open(tmp, "w", newline="") as handle:
             if table.voxel_size:
                 handle.write(f"# {VOXEL_SIZE_KEY}: {table.voxel_size:g}\n")
-            writer = csv.writer(handle)
+            writer = csv.writer(handle, lineterminator="\n")  # as the comment line above, not \r\n
             writer.writerow(names)
             extras = [table.columns[name] for name in table.columns]
             for i, (x, y, z) in enumerate(table.xyz):
