@@ -126,6 +126,7 @@ def run_segment2d(job: Segment2DJob) -> int:
     from deepict.infer.model_spectrum import equalized_for_model
     from deepict.infer.slices2d import segment_tomogram
     from deepict.io.outputs import claimed_outputs
+    from deepict.nn.model_files import KIND_2D, load_model
 
     if job.threshold is not None and not 0 <= job.threshold < 1:
         raise ParameterError(f"--threshold must lie in [0, 1), not {job.threshold:g}")
@@ -134,6 +135,7 @@ def run_segment2d(job: Segment2DJob) -> int:
     if job.z_range is not None and len(job.z_range) != 2:
         raise ParameterError(f"--z-range takes two slice numbers (FIRST END), not {len(job.z_range)}")
     log = lambda text: print(text, flush=True)  # noqa: E731
+    load_model(job.model, kind=KIND_2D)  # a 3D model is refused before the tomogram is equalized for it
     with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map), job=job):
         device = _device(job)
         with equalized_for_model(job.model, job.tomogram, job.equalize, job.out, log) as tomogram:

@@ -186,7 +186,8 @@ def _model(model) -> tuple[torch.nn.Module, ModelInfo]:
 def segment_tomogram(model, tomogram, out, probability_map=None, threshold: float | None = None,
                      sigma: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE, device="auto",
                      z_range: tuple[int, int] | None = None, tile_size: int | None = None, crop: int | None = None,
-                     ignore_voxel_size: bool = False, log: Callable[[str], None] | None = print) -> dict:
+                     ignore_voxel_size: bool = False, log: Callable[[str], None] | None = print,
+                     name: str | None = None) -> dict:
     """Segment one compartment in ``tomogram``; write the 0/1 mask ``out`` (and ``probability_map``).
 
     ``model`` is a model file path or ``(network, info)``. ``threshold`` / ``sigma`` default to the
@@ -194,7 +195,8 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
     (from the model's training tile up to ``MAX_AUTO_TILE`` px) that needs the least computation for this slice
     size. Slices outside ``z_range`` = (first, end) are 0 in both outputs. Both outputs carry the
     tomogram's voxel size, are streamed to disk slab by slab (memory does not grow with the
-    tomogram's depth) and appear only once complete. Returns a summary dict.
+    tomogram's depth) and appear only once complete. ``name``: the tomogram's name in the log (default: its file
+    name). Returns a summary dict.
     """
     log = log or (lambda _text: None)
     started = time.time()
@@ -238,7 +240,8 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
     network = network.to(device)
     mean, std = tomogram_zscore(data, tomogram)
     out = Path(out)
-    log(f"segmenting {info.classes[0]} in {Path(tomogram).name} (x,y,z = {shape[::-1]}, slices {z0}..{z1 - 1}), "
+    name = name or Path(tomogram).name
+    log(f"segmenting {info.classes[0]} in {name} (x,y,z = {shape[::-1]}, slices {z0}..{z1 - 1}), "
         f"tile {tile_size} px, rim {crop} px, batch {batch_size}, device {device}, "
         f"precision {current_precision(device).name}")
 
@@ -262,7 +265,7 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
                 write_probability = stack.enter_context(volume_writer(probability_map, shape, np.float32, voxel_size))
                 for z in list(range(0, z0)) + list(range(z1, shape[0])):
                     write_probability(z, zeros)
-            progress = Progress(f"segmenting {Path(tomogram).name}", count, "slices", log)
+            progress = Progress(f"segmenting {name}", count, "slices", log)
             for z, prob in predict_slices(network, slices(), tile_size, crop, batch_size, device):
                 store.write(z - z0, prob)
                 if write_probability is not None:
@@ -313,7 +316,8 @@ def _segment_rescaled(model, volume, target: float, out, probability_map, thresh
         result = segment_tomogram(model, folder / "rescaled.mrc", folder / "mask_rescaled.mrc",
                                   probability_map=folder / "probability_rescaled.mrc", threshold=threshold,
                                   sigma=sigma, batch_size=batch_size, device=device, z_range=inner_range,
-                                  tile_size=tile_size, crop=crop, log=log)
+                                  tile_size=tile_size, crop=crop, name=f"{name} rescaled",
+                                  log=lambda line: None if line.startswith("wrote ") else log(line))  # scratch files
         back = Path(probability_map) if probability_map is not None else folder / "probability.mrc"
         resample_volume(read_volume(folder / "probability_rescaled.mrc", check_finite=False).data, shape, back,
                         volume.voxel_size, label=f"probability map of {name} back to {volume.voxel_size:g} Å",

@@ -338,6 +338,9 @@ def test_other_voxel_size_is_segmented_rescaled_at_its_own_size(data, trained, t
     result = segment_tomogram(trained[0], coarse, tmp_path / "m.mrc", probability_map=tmp_path / "p.mrc",
                               device=CPU, log=lines.append)
     assert any("from 20.22 Å to the model's 13.48 Å" in line for line in lines)
+    # the log names the user's files, not the scratch copies it segments
+    assert any(line.startswith("segmenting cytosol in coarse.mrc rescaled") for line in lines)
+    assert not any("rescaled.mrc" in line or ".deepict-scratch" in line for line in lines), lines
     for path, dtype in ((tmp_path / "m.mrc", np.int8), (tmp_path / "p.mrc", np.float32)):
         volume = read_volume(path)
         assert volume.data.shape == shape and volume.voxel_size == pytest.approx(1.5 * VOXEL)
