@@ -6,5 +6,9 @@ SPECTRUM_ATTRIBUTE = "_deepictReferenceSpectrum"
 LOWPASS_ATTRIBUTE = "_deepictLowpassAngstrom"
 LOWPASS_WIDTH_ATTRIBUTE = "_deepictLowpassWidth"
 
+#: Attribute of a SetOfCoordinates3D made by the trace filaments protocol: its group ids are filaments, which
+#: exports write as helical tubes (rlnHelicalTubeID, the segments' track length), not as classes.
+FILAMENTS_ATTRIBUTE = "_deepictFilaments"
+
 #: Columns of DeePiCt's original spectrum TSV (``extract_spectrum.py``), in index units of its tomogram.
 ORIGINAL_SPECTRUM_COLUMNS = ("freq", "intensity")

@@ -13,12 +13,12 @@ import numpy as np
 from tomo.constants import BOTTOM_LEFT_CORNER, TR_RELION
 from tomo.objects import Coordinate3D, TomoMask
 
-from deepict.conventions import ANGLE_COLUMNS, CLASS_COLUMN, SCORE_COLUMN
+from deepict.conventions import ANGLE_COLUMNS, ARC_LENGTH_COLUMN, CLASS_COLUMN, FILAMENT_ID_COLUMN, SCORE_COLUMN
 from deepict.io import CoordinateTable, read_coordinates, write_coordinates
 from deepict.orientations import euler_to_matrix, matrix_to_euler
 from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
 
-from .constants import LOWPASS_ATTRIBUTE, LOWPASS_WIDTH_ATTRIBUTE, SPECTRUM_ATTRIBUTE
+from .constants import FILAMENTS_ATTRIBUTE, LOWPASS_ATTRIBUTE, LOWPASS_WIDTH_ATTRIBUTE, SPECTRUM_ATTRIBUTE
 
 
 def baseName(path):
@@ -140,22 +140,43 @@ class CoordinateGroup:
     def __len__(self):
         return len(self.xyz)
 
-    def table(self, voxelSize, scale=1.0, withClass=True, withIds=False):
+    def table(self, voxelSize, scale=1.0, withClass=True, withIds=False, filaments=False):
         """A CoordinateTable (x, y, z, score[, class][, Scipion id][, rot, tilt, psi]) in voxels times ``scale``.
 
         The class is the group id, 1 for coordinates without one (0), as reliontomo does for
-        ``rlnTomoManifoldIndex``.
+        ``rlnTomoManifoldIndex``. With ``filaments`` (a trace filaments output, :data:`FILAMENTS_ATTRIBUTE`) the
+        group id is the filament instead, with each point's arc length along it in Å, in the coordinates' order.
         """
         xyz = np.array(self.xyz, dtype=float).reshape(-1, 3) * scale
         columns = {SCORE_COLUMN: np.array(self.scores, dtype=float)}
-        if withClass:
-            columns[CLASS_COLUMN] = np.array([g if g else 1 for g in self.groups], dtype=int)
+        groups = np.array([g if g else 1 for g in self.groups], dtype=int)
+        if filaments:
+            columns[FILAMENT_ID_COLUMN] = groups
+            columns[ARC_LENGTH_COLUMN] = _arc_lengths(xyz, groups) * voxelSize
+        elif withClass:
+            columns[CLASS_COLUMN] = groups
         if withIds:
             columns[COORDINATE_ID_COLUMN] = np.array(self.ids, dtype=int)
         angles = np.array(self.angles, dtype=float).reshape(-1, 3)
         if np.any(angles != 0):  # coordinates with an orientation take it along (exports write it)
             columns.update({name: angles[:, i] for i, name in enumerate(ANGLE_COLUMNS)})
         return CoordinateTable(xyz, columns, voxelSize)
+
+
+def _arc_lengths(xyz, filaments):
+    """Each point's distance along its filament from the filament's first point, in voxels (points in order)."""
+    lengths = np.zeros(len(xyz))
+    for filament in np.unique(filaments):
+        index = np.flatnonzero(filaments == filament)
+        steps = np.linalg.norm(np.diff(xyz[index], axis=0), axis=1)
+        lengths[index] = np.concatenate([[0.0], np.cumsum(steps)])
+    return lengths
+
+
+def holdsFilaments(coordinates):
+    """Whether the group ids of a SetOfCoordinates3D are filaments (:data:`FILAMENTS_ATTRIBUTE`)."""
+    marked = getattr(coordinates, FILAMENTS_ATTRIBUTE, None)
+    return bool(marked is not None and marked.get())
 
 
 def coordinateGroups(coordinates, keepEmpty=False):

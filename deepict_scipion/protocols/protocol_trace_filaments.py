@@ -3,6 +3,7 @@
 import os
 
 from pyworkflow import BETA
+from pyworkflow.object import Boolean
 from pyworkflow.protocol import params
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.objects import SetOfCoordinates3D
@@ -13,6 +14,7 @@ from deepict.filaments.options import FilamentOptions
 from deepict.infer.rescale import to_grid_voxels
 from deepict.io import read_coordinates
 
+from ..constants import FILAMENTS_ATTRIBUTE
 from ..convert import appendPicks, tomogramKey
 from .protocol_base import ProtDeepictBase
 
@@ -130,6 +132,7 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
             table = read_coordinates(self._tablePath(tomogramKey(tomo)))
             table.xyz = to_grid_voxels(table.xyz, ratio)
             appendPicks(coordinates, tomo, table, groupIds=table.column(FILAMENT_ID_COLUMN, 1).astype(int))
+        setattr(coordinates, FILAMENTS_ATTRIBUTE, Boolean(True))  # exports write the groups as helical tubes
         self._defineOutputs(**{OUTPUT: coordinates})
         self._defineSourceRelation(self.inputTomograms, coordinates)
         self._defineSourceRelation(self.inputMasks, coordinates)

@@ -101,6 +101,27 @@ class TestDeepictTraceFilaments(BaseTest):
         np.testing.assert_allclose(orientationMatrix(rot, tilt, psi)[:3, :3], euler_to_matrix(rot, tilt, psi).T)
         self.assertAlmostEqual(coordinateAngles(coords[1])[0], 360 / 13, places=3)
 
+    def test_an_export_of_traced_filaments_writes_helical_tubes_not_classes(self):
+        """Each filament became a class (rlnClassNumber 1..20) and the helical columns were lost."""
+        from emtable import Table
+        from deepict_scipion.protocols import ProtDeepictExport
+        traced = self._trace(self.masks, "binary masks")
+        export = self.newProtocol(ProtDeepictExport, inputCoordinates=traced.outputCoordinates)
+        self.launchProtocol(export)
+        rows = list(Table(fileName=export.exportTarget("relion4"), tableName="particles"))
+        coords = [c.clone() for c in traced.outputCoordinates.iterCoordinates()]
+        self.assertEqual(len(rows), len(coords))
+        self.assertEqual({int(r.rlnClassNumber) for r in rows}, {1})
+        tubes = [int(r.rlnHelicalTubeID) for r in rows]
+        self.assertEqual(sorted(set(tubes)), sorted({c.getGroupId() for c in coords}))
+        for tube in set(tubes):  # one half-set per tube, the track length rising along it from 0
+            mine = [r for r, t in zip(rows, tubes) if t == tube]
+            self.assertEqual(len({int(r.rlnRandomSubset) for r in mine}), 1)
+            lengths = [r.rlnHelicalTrackLengthAngst for r in mine]
+            self.assertEqual(lengths[0], 0.0)
+            self.assertTrue(all(b > a for a, b in zip(lengths, lengths[1:])))
+            self.assertAlmostEqual(lengths[1], SPACING, delta=0.5 * SPACING)
+
     def test_probability_maps_are_thresholded(self):
         self._checkFilaments(self._trace(self.maps, "probability maps", threshold=0.5))
 
