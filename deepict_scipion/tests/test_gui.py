@@ -54,6 +54,14 @@ def visible_protocols(node, path=()):
     return found
 
 
+def test_every_viewer_has_a_name_for_the_right_click_menu():
+    """Without _name the menu shows the class name ("DeepictPicksViewer")."""
+    import deepict_scipion.viewers as plugin_viewers
+    from pyworkflow.viewer import Viewer
+    viewers = [v for v in vars(plugin_viewers).values() if inspect.isclass(v) and issubclass(v, Viewer)]
+    assert viewers and all(v.getName() != v.__name__ and v.getName().startswith("DeePiCt") for v in viewers)
+
+
 def test_protocols_conf_reaches_every_protocol():
     import pyworkflow as pw
     from pyworkflow.gui.project.viewprotocols_extra import ProtocolTreeConfig

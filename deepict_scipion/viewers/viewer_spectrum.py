@@ -71,6 +71,7 @@ class DeepictSpectrumViewer(Viewer):
     as extra/spectra.png of the protocol."""
 
     _label = "radial spectra"
+    _name = "DeePiCt radial spectra"  # what the right-click menu shows (else the class name)
     _targets = [ProtDeepictEqualize]
     _environments = [DESKTOP_TKINTER]
 

@@ -132,6 +132,7 @@ class DeepictTrainingViewer(DeepictViewerBase):
     """Training curves (loss, validation Dice per epoch) of a DeePiCt model."""
 
     _label = "DeePiCt training curves"
+    _name = _label  # what the right-click menu shows (else the class name)
     _targets = [DeepictModel]
 
     def modelInfo(self, path):
@@ -182,6 +183,7 @@ class DeepictEvaluationViewer(DeepictViewerBase):
     """Precision-recall curves and the F1 table of a DeePiCt evaluation."""
 
     _label = "DeePiCt evaluation"
+    _name = _label  # what the right-click menu shows (else the class name)
     _targets = [ProtDeepictEvaluate]
 
     @staticmethod
@@ -237,6 +239,7 @@ class DeepictPicksViewer(DeepictViewerBase):
     """Picks circled per class on tomogram slabs, with the probability map (if kept) overlaid."""
 
     _label = "DeePiCt picks on tomogram slabs"
+    _name = _label  # what the right-click menu shows (else the class name)
     _targets = [ProtDeepictPick, SetOfCoordinates3D]
 
     def slabItems(self, obj):
