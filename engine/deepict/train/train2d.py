@@ -191,7 +191,23 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
     log(f"wrote {out}: best validation Dice {run['best_val_dice']:.4f} at epoch {run['best_epoch']} of "
         f"{run['epochs_run']}, mask threshold {info.postprocess['threshold']:g}"
         f"{' (calibrated on validation)' if config.threshold is None else ''} ({format_duration(run['seconds'])})")
+    everything = everything_dice(val)
+    if run["best_val_dice"] is not None and run["best_val_dice"] <= everything + TRIVIAL_DICE_MARGIN:
+        log(f"warning: {out}: its best validation Dice {run['best_val_dice']:.4f} is no better than marking every "
+            f"voxel as {config.class_name} ({everything:.4f}): the network has not learnt to separate the "
+            "compartment yet. Train longer (--epochs, --tiles-per-epoch) before segmenting with it.")
     return info
+
+
+#: A 2D network whose validation Dice is within this of the Dice of marking every voxel has learnt nothing.
+TRIVIAL_DICE_MARGIN = 0.01
+
+
+def everything_dice(slices: list) -> float:
+    """The Dice of the mask that marks every voxel of ``slices`` (:class:`~.data2d.TrainingSlices`) against their
+    labels: what a network that has not learnt anything yet reaches at a low threshold."""
+    share = label_share(slices)
+    return 2 * share / (1 + share)
 
 
 __all__ = ["Train2DConfig", "train_2d"]

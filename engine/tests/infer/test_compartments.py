@@ -388,3 +388,20 @@ def test_cli_help_mentions_every_option(capsys):
         text = capsys.readouterr().out
         for option in options:
             assert option in text
+
+
+def test_a_network_no_better_than_marking_everything_is_reported(data, tmp_path):
+    """The README's 2-epoch try kept 'val Dice 0.7090 (threshold 0.05)' in every epoch, the Dice of marking every
+    voxel as cytosol, and wrote it as its calibrated best without a word."""
+    _, paths = data
+    logs = []
+    train_2d([paths["t0"], paths["t1"]], [paths["m0"], paths["m1"]], tmp_path / "untrained.pt",
+             tiny_config(epochs=1, tiles_per_epoch=8, learning_rate=1e-12), log=logs.append, device=CPU)
+    warnings = [line for line in logs if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "is no better than marking every voxel as cytosol" in warnings[0]
+    assert "Train longer" in warnings[0]
+
+
+def test_a_trained_network_is_not_reported(trained):
+    _, _, logs = trained
+    assert not [line for line in logs if line.startswith("warning: ")]
