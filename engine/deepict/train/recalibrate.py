@@ -14,7 +14,7 @@ from typing import Callable
 
 from deepict.errors import ParameterError
 from deepict.infer.model_spectrum import model_reference_spectrum
-from deepict.io import volume_mean_std
+from deepict.io import read_coordinates, volume_mean_std
 from deepict.nn.ensemble import shared_validation_split
 from deepict.nn.model_files import ModelInfo
 from deepict.progress import Progress
@@ -39,6 +39,9 @@ def recalibrate(network, info: ModelInfo, tomogram_paths: list, coords: list, de
     if len(coords) != len(tomogram_paths):
         raise ParameterError(f"{len(tomogram_paths)} tomogram(s) but {len(coords)} coordinate file(s): give one "
                              "CSV per tomogram, in the same order")
+    if not any(len(read_coordinates(path)) for path in coords):  # before minutes of prediction, not after
+        raise ParameterError(f"{', '.join(str(path) for path in coords)} hold no coordinates: calibrating needs the "
+                             "annotated particles of the networks' training tomograms (their --coords files)")
     config = TrainConfig(classes=list(info.classes), label_kind=info.label_kind,
                          sphere_radius=dict(info.sphere_radius), **shared_validation_split(info))
     tomograms = load_training_tomograms(tomogram_paths, coords=[coords], radii=[info.sphere_radius[info.classes[0]]],

@@ -127,6 +127,18 @@ def test_the_ensemble_is_calibrated_on_the_members_training_data(tmp_path, capsy
     assert info.spectrum == read_model_info(members[0]).spectrum
 
 
+def test_calibrating_on_coordinate_files_without_coordinates_is_refused_at_once(tmp_path, capsys):
+    """It predicted the tomograms for about 80 s, then blamed the validation slabs."""
+    tomogram, coords = _phantom(tmp_path)
+    members = [_train(tmp_path, tomogram, coords, seed, capsys=capsys) for seed in (0, 1)]
+    empty = tmp_path / "empty.csv"
+    empty.write_text("x,y,z\n")
+    code, out, err = run(capsys, "ensemble", "--models", *members, "--out", tmp_path / "e.pt", "--tomograms",
+                         tomogram, "--coords", empty, "--device", "cpu")
+    assert code == 2 and "empty.csv hold no coordinates: calibrating needs the annotated particles" in err
+    assert "predicting" not in out and not (tmp_path / "e.pt").exists()
+
+
 def test_without_validation_slabs_the_ensemble_says_it_keeps_the_median(tmp_path, capsys):
     tomogram, coords = _phantom(tmp_path)
     members = [_train(tmp_path, tomogram, coords, seed, "--val-fraction", "0", capsys=capsys)
