@@ -88,6 +88,25 @@ def _voxel_sizes(job: FilterContextJob, table, mask, tomogram) -> tuple[float, f
     return coords_size or mask_size, mask_size or coords_size
 
 
+def _warn_if_nothing_to_keep(job: FilterContextJob, table, split, mask) -> None:
+    """Say why an empty result is empty when the inputs, not the particles, made it so (stderr: stdout is the
+    JSON summary)."""
+    import numpy as np
+    from deepict.io import iter_slabs
+    if not len(table):
+        print(f"warning: {job.coords} holds no coordinates: nothing to filter", file=sys.stderr)
+        return
+    if len(split.kept):
+        return
+    inside = [int(np.count_nonzero(slab > 0)) for _, slab in iter_slabs(mask.data)]
+    if not sum(inside):
+        print(f"warning: {job.context} has no voxel above 0 (no context): every coordinate is rejected",
+              file=sys.stderr)
+    elif job.mode == "colocalization" and sum(inside) == mask.data.size:
+        print(f"warning: {job.context} is above 0 everywhere: it has no surface to colocalize with, so every "
+              "coordinate is rejected (use --mode intersection or contact)", file=sys.stderr)
+
+
 def run(job: FilterContextJob) -> int:
     from deepict.infer.context_filter import split_by_context
     from deepict.io import read_coordinates, read_volume, write_coordinates
@@ -103,6 +122,7 @@ def run(job: FilterContextJob) -> int:
         write_coordinates(job.out, split.kept)
         if job.rejected:
             write_coordinates(job.rejected, split.rejected)
+    _warn_if_nothing_to_keep(job, table, split, mask)
     print(json.dumps({"kept": len(split.kept), "rejected": len(split.rejected), "mode": job.mode,
                       "distance_angstrom": job.distance_angstrom, "voxel_size": coords_size,
                       "context_voxel_size": mask_size}))

@@ -270,3 +270,25 @@ def test_missing_files_and_overwriting_the_input_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_filter(tmp_path, "--mode", "near")
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("mask, points, mode, says", [
+    (np.zeros(SHAPE, np.int8), random_points(5), "intersection", "has no voxel above 0 (no context)"),
+    (np.ones(SHAPE, np.int8), random_points(5), "colocalization", "is above 0 everywhere: it has no surface"),
+    (blob_mask(), np.zeros((0, 3)), "intersection", "picks.csv holds no coordinates: nothing to filter"),
+])
+def test_an_empty_result_made_by_the_inputs_says_why(mask, points, mode, says, tmp_path, capsys):
+    """All three exited 0 with everything (or nothing) rejected and no word of why."""
+    write_inputs(tmp_path, mask, points)
+    assert run_filter(tmp_path, "--mode", mode, "--distance-angstrom", "100") == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["kept"] == 0
+    assert [line for line in captured.err.splitlines() if line.startswith("warning: ")] == [
+        line for line in captured.err.splitlines() if says in line]
+    assert says in captured.err
+
+
+def test_a_result_with_kept_coordinates_gives_no_warning(tmp_path, capsys):
+    write_inputs(tmp_path, blob_mask(), random_points(50))
+    assert run_filter(tmp_path) == 0
+    assert "warning" not in capsys.readouterr().err
