@@ -78,7 +78,9 @@ def _voxel_size(job: FilamentsJob, path: str, header: float | None) -> float:
 
 
 def run(job: FilamentsJob) -> int:
+    import numpy as np
     from deepict.filaments.masks import binary_mask
+    from deepict.infer.clusters import MAP_FILLING_FRACTION, segmentation_fills_the_map
     from deepict.io import read_volume, write_coordinates
     from deepict.io.outputs import claimed_outputs
     from deepict.progress import print_line
@@ -88,10 +90,14 @@ def run(job: FilamentsJob) -> int:
 
     path = job.mask or job.probability_map
     with claimed_outputs(("--out", job.out), job=job):
-        volume = read_volume(path, check_finite=False)  # NaN voxels are no filament
+        volume = read_volume(path, check_finite=bool(job.probability_map))  # NaN voxels of a mask are no filament
         voxel_size = _voxel_size(job, path, volume.voxel_size)
         job.tracing.check(voxel_size)
-        mask = binary_mask(volume.data, None if job.mask else job.threshold)
+        mask = binary_mask(volume.data, None if job.mask else job.threshold, path)
+        if segmentation_fills_the_map(int(np.count_nonzero(mask)), mask.size, unknown_share_limit=MAP_FILLING_FRACTION):
+            print(f"warning: {path}: {100 * np.count_nonzero(mask) / mask.size:.0f} % of its voxels are filament, "
+                  f"more than {100 * MAP_FILLING_FRACTION:g} %: no filament mask (a tomogram or a membrane mask given "
+                  "as one?), and its tracing means nothing", flush=True)
         table = trace_filaments(mask, voxel_size, job.tracing, log=print_line)
         write_coordinates(job.out, table)
     filaments = len(set(table.column(FILAMENT_ID_COLUMN).tolist()))

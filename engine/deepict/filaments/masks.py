@@ -8,21 +8,30 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from deepict.errors import InputFileError
 from deepict.io import iter_slabs
 
 #: 26-connectivity: voxels touching by a face, an edge or a corner belong together.
 CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
 
 
-def binary_mask(data: np.ndarray, threshold: float | None = None) -> np.ndarray:
+def binary_mask(data: np.ndarray, threshold: float | None = None, path="the map") -> np.ndarray:
     """A boolean copy of a (possibly memory-mapped) volume, read slab by slab.
 
-    ``threshold=None``: every non-zero voxel (a mask); otherwise voxels ``>= threshold`` (a
-    probability map). NaN voxels are background either way.
+    ``threshold=None``: every voxel above 0 (a mask; NaN voxels are background); otherwise voxels ``>= threshold``
+    of a probability map, which must hold values in [0, 1] (else :class:`InputFileError` naming ``path``: a
+    tomogram given as a map traced hundreds of filaments in its noise).
     """
     out = np.empty(data.shape, dtype=bool)
+    low, high = np.inf, -np.inf
     for z0, slab in iter_slabs(data):
-        out[z0:z0 + len(slab)] = (slab != 0) & ~np.isnan(slab) if threshold is None else slab >= threshold
+        out[z0:z0 + len(slab)] = slab > 0 if threshold is None else slab >= threshold
+        if threshold is not None:
+            low, high = min(low, float(np.nanmin(slab))), max(high, float(np.nanmax(slab)))
+    if threshold is not None and not (0 <= low and high <= 1):
+        raise InputFileError(path, f"is not a probability map: its values run from {low:g} to {high:g}, not within "
+                                   "[0, 1]",
+                             "Give a map of pick or segment3d (--probability-map), or a binary mask with --mask.")
     return out
 
 
