@@ -136,18 +136,23 @@ def readme_data(tmp_path_factory):
     return folder
 
 
-def fresh_user_environment(home):
-    """The tests' environment as a new user has it: no Scipion settings, the .venv's programs first."""
+def fresh_user_environment(home, activated=True):
+    """The tests' environment as a new user has it: no Scipion settings; ``activated``: the .venv's programs
+    first on PATH (the shell blocks' ``deepict``), else not on it at all (``.venv/bin/python script.py``)."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("SCIPION_")}
     environment["HOME"] = str(home)
-    environment["PATH"] = os.path.dirname(sys.executable) + os.pathsep + environment.get("PATH", "")
+    venv = os.path.dirname(sys.executable)
+    others = [part for part in environment.get("PATH", "").split(os.pathsep) if part and part != venv]
+    environment["PATH"] = os.pathsep.join(([venv] if activated else []) + others)
     return environment
 
 
 def run_block(language, code, folder, home):
+    """A python block as ``.venv/bin/python`` runs it, the venv not activated (a block that ran 'deepict' by
+    name failed so); a shell block in the activated venv, as the README's commands assume."""
     program = [sys.executable, "-c", code] if language == "python" else ["bash", "-e", "-o", "pipefail", "-c", code]
-    return subprocess.run(program, cwd=folder, env=fresh_user_environment(home), capture_output=True, text=True,
-                          timeout=BLOCK_TIMEOUT_S)
+    return subprocess.run(program, cwd=folder, env=fresh_user_environment(home, activated=language != "python"),
+                          capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
 
 
 def protocol_errors(folder):
