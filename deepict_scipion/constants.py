@@ -10,5 +10,9 @@ LOWPASS_WIDTH_ATTRIBUTE = "_deepictLowpassWidth"
 #: exports write as helical tubes (rlnHelicalTubeID, the segments' track length), not as classes.
 FILAMENTS_ATTRIBUTE = "_deepictFilaments"
 
+#: Attribute of a SetOfTomoMasks of probability maps (pick, segment 3D and segment 2D): offered wherever masks are,
+#: they are refused where a binary mask is needed (every voxel above 0 would count).
+PROBABILITY_MAPS_ATTRIBUTE = "_deepictProbabilityMaps"
+
 #: Columns of DeePiCt's original spectrum TSV (``extract_spectrum.py``), in index units of its tomogram.
 ORIGINAL_SPECTRUM_COLUMNS = ("freq", "intensity")

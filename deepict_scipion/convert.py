@@ -10,6 +10,7 @@ plugins use them.
 import os
 
 import numpy as np
+from pyworkflow.object import Boolean
 from tomo.constants import BOTTOM_LEFT_CORNER, TR_RELION
 from tomo.objects import Coordinate3D, TomoMask
 
@@ -173,10 +174,20 @@ def _arc_lengths(xyz, filaments):
     return lengths
 
 
+def mark(obj, attribute):
+    """Mark a set (before it becomes an output) as what ``attribute`` says (:mod:`..constants`)."""
+    setattr(obj, attribute, Boolean(True))
+
+
+def isMarked(obj, attribute):
+    """Whether :func:`mark` marked ``obj`` with ``attribute``."""
+    marked = getattr(obj, attribute, None)
+    return bool(marked is not None and marked.get())
+
+
 def holdsFilaments(coordinates):
     """Whether the group ids of a SetOfCoordinates3D are filaments (:data:`FILAMENTS_ATTRIBUTE`)."""
-    marked = getattr(coordinates, FILAMENTS_ATTRIBUTE, None)
-    return bool(marked is not None and marked.get())
+    return isMarked(coordinates, FILAMENTS_ATTRIBUTE)
 
 
 def coordinateGroups(coordinates, keepEmpty=False):

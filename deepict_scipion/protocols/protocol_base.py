@@ -25,7 +25,8 @@ from deepict.infer.clusters import ClusterParameters
 from deepict.parameters import PRECISION_AUTO, PRECISIONS, choices_of, default_of, option_help
 
 from .. import Plugin, cluster, run_logs
-from ..convert import baseName, equalizedReference, newTomoMask, tomogramKey, tomogramsByKey
+from ..constants import PROBABILITY_MAPS_ATTRIBUTE
+from ..convert import baseName, equalizedReference, isMarked, mark, newTomoMask, tomogramKey, tomogramsByKey
 
 THREADS_HELP = ("CPU threads of each deepict job (OMP_NUM_THREADS). 0: every core the job may use; give a number "
                 "when sharing the machine or submitting to a queue (which reserves that many cores): more "
@@ -390,10 +391,19 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                     f"{MAX_RESCALE_FACTOR:g}x of the tomograms' {sampling:.2f} Å/voxel (or leave it empty)."]
         return []
 
-    def _validateMasksFor(self, masks, tomograms, label, anyBinning=False):
+    @staticmethod
+    def _binaryMaskErrors(masks, label):
+        """Probability maps (:data:`PROBABILITY_MAPS_ATTRIBUTE`) where binary masks are needed: every voxel above 0
+        would count (a context of the whole tomogram, a filament everywhere)."""
+        if masks is None or not isMarked(masks, PROBABILITY_MAPS_ATTRIBUTE):
+            return []
+        return [f"{label}: these are probability maps, not binary masks: choose the 'segmentations' output of the "
+                "same run (or threshold the maps first)."]
+
+    def _validateMasksFor(self, masks, tomograms, label, anyBinning=False, binary=True):
         """Masks must have their tomogram's sampling rate and size (``anyBinning``: any sampling rate over the
-        tomogram's extent), and every tomogram needs one."""
-        errors = []
+        tomogram's extent), every tomogram needs one, and ``binary`` masks must not be probability maps."""
+        errors = self._binaryMaskErrors(masks, label) if binary else []
         maskSampling, tomoSampling = masks.getSamplingRate(), tomograms.getSamplingRate()
         unknown = [name for name, sampling in (("the masks", maskSampling), ("the tomograms", tomoSampling))
                    if not sampling]
@@ -584,6 +594,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
     def _probabilityMaps(self):
         maps = SetOfTomoMasks.create(self._getPath(), suffix="probabilities")
         maps.copyInfo(self.inputTomograms.get())
+        mark(maps, PROBABILITY_MAPS_ATTRIBUTE)
         for key, tomo in self.tomos.items():
             maps.append(newTomoMask(tomo, self._probabilityPath(key)))
         return maps

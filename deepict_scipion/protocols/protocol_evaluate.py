@@ -251,6 +251,8 @@ class ProtDeepictEvaluate(ProtDeepictBase):
         if errors:
             return errors
         truth = self.groundTruthMasks.get()
+        errors += self._binaryMaskErrors(truth, "Ground-truth masks")
+        errors += self._binaryMaskErrors(self.inputMasks.get(), "Predicted masks")  # the maps have their own field
         for predictions in self._predictionSets():
             if not self._sameSampling(predictions.getSamplingRate(), truth.getSamplingRate()):
                 errors.append(f"{predictions} has {predictions.getSamplingRate():.2f} Å/voxel but the ground-truth "

@@ -141,6 +141,7 @@ class ProtDeepictFilterContext(ProtDeepictBase):
         if errors:
             return errors
         coordinates, masks = self.inputCoordinates.get(), self.inputMasks.get()
+        errors += self._binaryMaskErrors(masks, "Context masks")
         if coordinates.getPrecedents() is None:
             return ["Coordinates: their tomograms (precedents) are missing: import or pick them on a set of "
                     "tomograms."]

@@ -9,7 +9,8 @@ from tomo.objects import SetOfTomoMasks
 
 from deepict.jobs import Segment2DJob
 
-from ..convert import newTomoMask, tomogramsByKey
+from ..constants import PROBABILITY_MAPS_ATTRIBUTE
+from ..convert import mark, newTomoMask, tomogramsByKey
 from .protocol_base import ProtDeepictBase
 
 
@@ -76,6 +77,8 @@ class ProtDeepictSegment2D(ProtDeepictBase):
             masks.copyInfo(self.inputTomograms.get())
             for key, tomo in self.tomos.items():
                 masks.append(newTomoMask(tomo, path(key)))
+            if name == "probabilityMaps":
+                mark(masks, PROBABILITY_MAPS_ATTRIBUTE)
             outputs[name] = masks
         self._defineOutputs(**outputs)
         for output in outputs.values():

@@ -3,7 +3,6 @@
 import os
 
 from pyworkflow import BETA
-from pyworkflow.object import Boolean
 from pyworkflow.protocol import params
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 from tomo.objects import SetOfCoordinates3D
@@ -15,7 +14,7 @@ from deepict.infer.rescale import to_grid_voxels
 from deepict.io import read_coordinates
 
 from ..constants import FILAMENTS_ATTRIBUTE
-from ..convert import appendPicks, tomogramKey
+from ..convert import appendPicks, mark, tomogramKey
 from .protocol_base import ProtDeepictBase
 
 OUTPUT = "outputCoordinates"
@@ -132,7 +131,7 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
             table = read_coordinates(self._tablePath(tomogramKey(tomo)))
             table.xyz = to_grid_voxels(table.xyz, ratio)
             appendPicks(coordinates, tomo, table, groupIds=table.column(FILAMENT_ID_COLUMN, 1).astype(int))
-        setattr(coordinates, FILAMENTS_ATTRIBUTE, Boolean(True))  # exports write the groups as helical tubes
+        mark(coordinates, FILAMENTS_ATTRIBUTE)  # exports write the groups as helical tubes
         self._defineOutputs(**{OUTPUT: coordinates})
         self._defineSourceRelation(self.inputTomograms, coordinates)
         self._defineSourceRelation(self.inputMasks, coordinates)
@@ -144,7 +143,8 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
         if errors:
             return errors
         tomograms, masks = self.inputTomograms.get(), self.inputMasks.get()
-        errors += self._validateMasksFor(masks, tomograms, "Filament masks", anyBinning=True)
+        errors += self._validateMasksFor(masks, tomograms, "Filament masks", anyBinning=True,
+                                         binary=MASK_KINDS[self.maskKind.get()] == "binary masks")
         sampling = masks.getSamplingRate()
         if sampling and (self.spacing.get() is None or self.spacing.get() < sampling):
             errors.append(f"Spacing: {self.spacing.get()} Å is smaller than a voxel ({sampling:.2f} Å): give at "

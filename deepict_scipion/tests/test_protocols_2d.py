@@ -9,8 +9,8 @@ from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms, ProtImp
 
 from deepict.io import read_volume, write_volume
 from deepict.synthetic import PhantomConfig, make_phantom
-from deepict_scipion.protocols import (ProtDeepictPick, ProtDeepictSegment2D, ProtDeepictTrain2D,
-                                       ProtDeepictTrain3D)
+from deepict_scipion.protocols import (ProtDeepictEvaluate, ProtDeepictFilterContext, ProtDeepictPick,
+                                       ProtDeepictSegment2D, ProtDeepictTrain2D, ProtDeepictTrain3D)
 
 VOXEL = 13.48
 SHAPE = (32, 64, 64)
@@ -41,6 +41,9 @@ class TestDeepict2DProtocols(BaseTest):
         cls.segment2d = cls.newProtocol(ProtDeepictSegment2D, inputTomograms=cls.tomos.Tomograms,
                                         inputModel=cls.train2d.deepictModel, threshold=0.3)
         cls.launchProtocol(cls.segment2d)
+        cls.coords = cls.newProtocol(ProtImportCoordinates3D, filesPath=data, filesPattern="cell*.txt",
+                                     importTomograms=cls.tomos.Tomograms, boxSize=24)
+        cls.launchProtocol(cls.coords)
 
     def test_train2d_outputs_a_2d_model(self):
         model = self.train2d.deepictModel
@@ -97,10 +100,28 @@ class TestDeepict2DProtocols(BaseTest):
         self.assertIn("multiple of 16", errors(tileSize=100))
         self.assertIn("Train at voxel size", errors(trainingVoxelSize=100.0))  # beyond 4x of 13.48 Å
 
+    def test_probability_maps_are_refused_where_binary_masks_are_needed(self):
+        """The maps are SetOfTomoMasks too, so every mask field offers them; taken as masks, every voxel above 0
+        counted ("240 of 240 coordinates kept")."""
+        maps, masks = self.segment2d.probabilityMaps, self.segment2d.segmentations
+        said = "these are probability maps, not binary masks: choose the 'segmentations' output"
+
+        def errors(protocolClass, **values):
+            return " ".join(self.newProtocol(protocolClass, **values).validate())
+
+        self.assertIn(said, errors(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms, inputMasks=maps))
+        self.assertNotIn(said, errors(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms, inputMasks=masks))
+        self.assertIn(said, errors(ProtDeepictPick, inputTomograms=self.tomos.Tomograms,
+                                   inputModel=self.train2d.deepictModel, contextMasks=maps))
+        self.assertIn(said, errors(ProtDeepictFilterContext, inputCoordinates=self.coords.outputCoordinates,
+                                   inputMasks=maps))
+        self.assertNotIn(said, errors(ProtDeepictFilterContext, inputCoordinates=self.coords.outputCoordinates,
+                                      inputMasks=masks))
+        self.assertIn(said, errors(ProtDeepictEvaluate, evaluationMode=1, groundTruthMasks=maps,
+                                   inputProbabilityMaps=maps))
+
     def test_2d_context_restricts_3d_picking(self):
-        coords = self.newProtocol(ProtImportCoordinates3D, filesPath=os.path.abspath(self.proj.getTmpPath("data")),
-                                  filesPattern="cell*.txt", importTomograms=self.tomos.Tomograms, boxSize=24)
-        self.launchProtocol(coords)
+        coords = self.coords
         train3d = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.tomos.Tomograms, classNames="ribosome",
                                    particleRadii="100", depth=2, initialFeatures=4, epochs=1, iterationsPerEpoch=2,
                                    batchSize=2, patchSize=32, valFraction=0.0)
