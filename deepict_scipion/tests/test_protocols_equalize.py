@@ -21,7 +21,7 @@ from deepict.jobs import read_job
 from deepict.spectrum import read_spectrum
 from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.protocols import ProtDeepictEqualize, ProtDeepictPick, ProtDeepictTrain3D
-from deepict_scipion.viewers.viewer_spectrum import DeepictSpectrumViewer, plotEqualizationSpectra
+from deepict_scipion.viewers.viewer_spectrum import DeepictSpectrumViewer, equalizedRatio, plotEqualizationSpectra
 
 VOXEL = 13.48
 SHAPE = (32, 64, 64)
@@ -231,6 +231,14 @@ class TestDeepictEqualizeProtocols(BaseTest):
         png = os.path.abspath(self.proj.getTmpPath("spectra.png"))
         self.assertIsNotNone(plotEqualizationSpectra(self.equalize, png))
         self.assertGreater(os.path.getsize(png), 10000)
+        # the ratio panel reads 1 where the equalized spectra follow the low-passed reference (it read 1.32 for
+        # every tomogram, the reference itself included: the low-pass lowers the variance they are scaled by)
+        reference = read_spectrum(self.equalize.referenceSpectrumPath())
+        for _, _, outputPath in self.equalize.spectrumFiles():
+            frequency, ratio = equalizedRatio(read_spectrum(outputPath), reference, LOWPASS,
+                                              self.equalize.lowpassWidth.get())
+            band = (frequency > 1 / 300) & (frequency < 0.8 / LOWPASS)
+            self.assertLess(np.max(np.abs(ratio[band] - 1)), 0.1, outputPath)
         viewer = DeepictSpectrumViewer(project=self.proj, protocol=self.equalize)
         views = viewer._visualize(self.equalize)
         self.assertEqual(len(views), 1)

@@ -2,6 +2,8 @@
 
 import os
 
+import numpy as np
+
 from pyworkflow.viewer import DESKTOP_TKINTER, MessageView, Viewer
 
 from ..protocols import ProtDeepictEqualize
@@ -17,12 +19,27 @@ def _readSpectrum(path):
     return read_spectrum(path)
 
 
+def equalizedRatio(after, reference, lowpass=None, lowpassWidth=None):
+    """(frequency, amplitude ratio) of an equalized tomogram's spectrum ``after`` to its target, the ``reference``
+    times the low-pass, at the frequencies the reference covers, scaled to 1 in the pass band: an equalized
+    tomogram is normalized to unit variance, so a low-pass that removes a share of its power raises what is
+    left (the unscaled ratio read 1.32 everywhere for the reference tomogram itself)."""
+    from deepict.spectrum.equalize import lowpass_response
+    inside = after.frequency <= reference.max_frequency
+    frequency = after.frequency[inside]
+    gain = lowpass_response(frequency, lowpass, lowpassWidth) if lowpass else np.ones(len(frequency))
+    ratio = after.amplitude[inside] / (reference.at(frequency) * np.maximum(gain, 1e-12))
+    passBand = (gain >= 0.9) & (frequency > 0)
+    return frequency, ratio / (np.median(ratio[passBand]) if passBand.any() else 1.0)
+
+
 def plotEqualizationSpectra(protocol, pngPath=None, maxTomograms=MAX_TOMOGRAMS):
     """A Plotter with the radial spectra of ``protocol`` (a finished or running ProtDeepictEqualize).
 
     Top: amplitude (log scale) over spatial frequency of the reference (black), of each input
     tomogram (dashed) and of its equalized version (solid, same colour); the low-pass is a dotted
-    line. Bottom: equalized / reference amplitude, which is 1 where the spectra match. The figure
+    line. Bottom: equalized / (reference × low-pass) amplitude (:func:`equalizedRatio`), which is 1 where the
+    spectra match. The figure
     is also written to ``pngPath`` when given. Returns None when no spectrum exists yet.
     """
     from pyworkflow.gui.plotter import Plotter
@@ -45,15 +62,14 @@ def plotEqualizationSpectra(protocol, pngPath=None, maxTomograms=MAX_TOMOGRAMS):
                          label=f"{key} input")
         spectra.semilogy(after.frequency, after.amplitude, color=colour, linewidth=1.2, label=f"{key} equalized")
         top = max(top, before.max_frequency)
-    ratio = plotter.createSubPlot("Equalized / reference", "Spatial frequency (1/Å)", "Amplitude ratio")
+    lowpass = protocol.lowpassResolution()
+    ratio = plotter.createSubPlot("Equalized / (reference × low-pass), scaled to 1 in the pass band",
+                                  "Spatial frequency (1/Å)", "Amplitude ratio")
     for colour, (key, _, outputPath) in zip(colours, files):
-        after = _readSpectrum(outputPath)
-        inside = after.frequency <= reference.max_frequency
-        ratio.plot(after.frequency[inside], after.amplitude[inside] / reference.at(after.frequency[inside]),
+        ratio.plot(*equalizedRatio(_readSpectrum(outputPath), reference, lowpass, protocol.lowpassWidth.get()),
                    color=colour, linewidth=1.2, label=key)
     ratio.axhline(1.0, color="black", linewidth=1)
     ratio.set_ylim(0, 2)
-    lowpass = protocol.lowpassResolution()
     for axis in (spectra, ratio):
         if lowpass:
             axis.axvline(1.0 / lowpass, color="grey", linestyle=":", label=f"low-pass {lowpass:g} Å")
