@@ -47,6 +47,17 @@ def _header_voxel_size(mrc, path) -> float | None:
     return float(str(np.float32(sizes[0])))  # the header's float32 as written (26.96, not 26.959999084472656)
 
 
+def _is_text(path: Path) -> bool:
+    """Whether the file starts as text does (no NUL byte, UTF-8): no MRC header does."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1024)
+        head.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(head) and b"\0" not in head
+
+
 def read_volume(path, check_finite: bool = True) -> Volume:
     """Open an MRC volume (``.mrc``, ``.rec``, ``.map`` memory-mapped; ``.mrc.gz`` in memory).
 
@@ -65,6 +76,10 @@ def read_volume(path, check_finite: bool = True) -> Volume:
             data = mrc.data
             voxel_size = _header_voxel_size(mrc, path)
     except (ValueError, OSError, EOFError) as exc:
+        if _is_text(path):
+            raise InputFileError(path, "is a text file (a coordinate table?), not an MRC volume",
+                                 "Give the tomogram, mask or map (MRC) here; coordinate tables go to the "
+                                 "coordinate options.") from None
         raise InputFileError(
             path, f"not a readable MRC file ({exc})",
             "The file is corrupt or truncated: copy or reconstruct it again.") from exc

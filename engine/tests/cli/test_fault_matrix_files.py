@@ -394,7 +394,7 @@ REFUSALS = [
     ("unclear", folder_instead_of_file, model_info, ["folder", "itself"]),
     ("passes", truncated_mrc, pick_tomogram, ["corrupt or truncated"]),
     ("passes", truncated_mrc, evaluate_mask, ["corrupt or truncated"]),
-    ("passes", text_as_mrc, evaluate_mask, ["not a readable MRC"]),
+    ("passes", text_as_mrc, evaluate_mask, ["a text file (a coordinate table?), not an MRC volume"]),
     ("passes", complex_mrc, evaluate_mask, ["unsupported MRC data type"]),
     ("passes", nan_tomogram, pick_tomogram, ["NaN", "replace the bad voxels"]),
     ("passes", nan_tomogram, train_tomogram, ["NaN", "replace the bad voxels"]),

@@ -23,3 +23,12 @@ def test_a_nan_voxel_is_reported_at_its_slice(tmp_path):
     with pytest.raises(InputFileError) as error:
         read_volume(tmp_path / "nan.mrc")
     assert "nan.mrc" in str(error.value) and "the first in slice z=37" in str(error.value)
+
+
+def test_a_coordinate_table_given_as_a_volume_is_named_as_such(tmp_path):
+    """It was called corrupt or truncated, with the fix to copy or reconstruct it again."""
+    (tmp_path / "T.csv").write_text("# voxel_size_angstrom: 13.48\nx,y,z\n1,2,3\n")
+    with pytest.raises(InputFileError) as error:
+        read_volume(tmp_path / "T.csv")
+    assert "T.csv: is a text file (a coordinate table?), not an MRC volume" in str(error.value)
+    assert "coordinate tables go to the coordinate options" in str(error.value)
