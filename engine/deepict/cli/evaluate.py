@@ -90,7 +90,8 @@ def run(job: EvaluateJob) -> int:
         raise ParameterError("Nothing to evaluate: give --pred and --gt, and/or --gt-mask with "
                              "--pred-mask or --probability-map.")
     if particle_mode and not (job.pred and job.gt):
-        raise ParameterError("Particle evaluation needs both --pred and --gt.")
+        masks = " (--pred-mask and --probability-map are scored against --gt-mask)" if voxel_mode else ""
+        raise ParameterError(f"Particle evaluation needs both --pred and --gt{masks}.")
     if voxel_mode and not (job.gt_mask and (job.pred_mask or job.probability_map)):
         raise ParameterError("Voxel evaluation needs --gt-mask together with --pred-mask and/or --probability-map.")
     if job.curve and not particle_mode:

@@ -333,6 +333,8 @@ def test_cli_voxel_evaluation(tmp_path, capsys):
 def test_cli_errors_exit_2(tmp_path, capsys):
     assert main(["evaluate"]) == 2
     assert main(["evaluate", "--pred", "x.csv"]) == 2
+    assert main(["evaluate", "--pred-mask", "m.mrc", "--gt", "t.csv"]) == 2  # a mask scored against picks
+    assert "are scored against --gt-mask" in capsys.readouterr().err
     write_volume(tmp_path / "a.mrc", np.zeros((2, 3, 4), np.int8), 5.0)
     write_volume(tmp_path / "b.mrc", np.zeros((2, 3, 5), np.int8), 5.0)
     assert main(["evaluate", "--pred-mask", str(tmp_path / "a.mrc"), "--gt-mask", str(tmp_path / "b.mrc")]) == 2
