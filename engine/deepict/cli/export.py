@@ -128,6 +128,9 @@ def run(job: ExportJob) -> int:
         if not len(coords):  # stderr: stdout is the export's JSON summary
             print(f"warning: {coords_path} holds no coordinates: the export has none of {Path(tomogram_path).name} "
                   "(an empty pick: see its log, or pick at a lower --threshold)", file=sys.stderr)
+        if coords.angles() is not None and not export.carries_orientations(job.format):
+            print(f"warning: {coords_path}: its orientations (rot, tilt, psi) are not written: {job.format} files "
+                  "carry none here (relion4, relion5, warp, dynamo and copick do)", file=sys.stderr)
         picks.append(export.PickedTomogram(tomogram, coords))
     if job.format == copick.COPICK_FORMAT:
         files = copick.write_project(job.out, picks, job.copick_object, job.copick_user_id, job.copick_session_id,

@@ -46,6 +46,11 @@ def carries_classes(fmt: str) -> bool:
     return check_format(fmt) != "warp"
 
 
+def carries_orientations(fmt: str) -> bool:
+    """Whether format ``fmt`` writes each particle's orientation (DeePiCt's motl is written with angles 0)."""
+    return check_format(fmt) != "motl"
+
+
 def export_coordinates(fmt: str, out, picks: Sequence[PickedTomogram],
                        output_pixel_size: Optional[float] = None) -> list[Path]:
     """Write ``picks`` in format ``fmt`` (one of :data:`FORMATS`) to ``out``; return the files written.
@@ -69,7 +74,7 @@ def read_exported(fmt: str, out, tomograms: Sequence[TomogramInfo],
 
 
 __all__ = ["DYNAMO_COLUMNS", "FORMATS", "MOTL_COLUMNS", "RELION4_COLUMNS", "RELION5_COLUMNS", "RELION5_VERSION_COMMENT",
-           "WARP_COLUMNS", "PickedTomogram", "TomogramInfo", "carries_classes", "check_format",
+           "WARP_COLUMNS", "PickedTomogram", "TomogramInfo", "carries_classes", "carries_orientations", "check_format",
            "check_output_pixel_size", "class_map_path", "class_name_map", "dynamo_doc_path", "dynamo_rows",
            "export_coordinates", "motl_file_name", "motl_rows", "read_class_map", "read_dynamo", "read_dynamo_doc",
            "read_dynamo_table", "read_exported", "read_motl", "read_motl_file", "read_relion4", "read_relion5",

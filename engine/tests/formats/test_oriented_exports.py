@@ -90,3 +90,18 @@ def test_copick_points_carry_the_rotation(tmp_path):
     assert json.loads(files[0].read_text())["trust_orientation"] is True
     back, _ = copick.read_picks_file(files[0], TOMOGRAM.voxel_size)
     assert np.allclose(euler_to_matrix(*back.angles().T), euler_to_matrix(*picks[0].coordinates.angles().T))
+
+
+def test_a_motl_export_of_oriented_picks_says_it_drops_the_angles(tmp_path, capsys):
+    """The README says exports carry orientations; motl wrote 0 without a word."""
+    from deepict.cli.main import main
+    from deepict.io import write_coordinates, write_volume
+    picks = filament_picks()[0]
+    write_coordinates(tmp_path / "f.csv", picks.coordinates)
+    x, y, z = TOMOGRAM.shape
+    write_volume(tmp_path / "TS_01.mrc", np.zeros((z, y, x), np.int8), TOMOGRAM.voxel_size)
+    for fmt, warned in (("motl", True), ("relion4", False)):
+        out = tmp_path / ("motl" if fmt == "motl" else "p.star")
+        assert main(["export", "--coords", str(tmp_path / "f.csv"), "--tomogram", str(tmp_path / "TS_01.mrc"),
+                     "--format", fmt, "--out", str(out)]) == 0
+        assert ("orientations (rot, tilt, psi) are not written" in capsys.readouterr().err) == warned
