@@ -139,14 +139,19 @@ def check_finite_volume(data: np.ndarray, path) -> None:
     if not np.issubdtype(data.dtype, np.floating):
         return
     for z0, slab in iter_slabs(data):
-        bad = ~np.isfinite(slab)
-        if bad.any():
-            first = z0 + int(np.argmax(bad.any(axis=(1, 2))))
-            count = int(np.count_nonzero(bad))
-            raise InputFileError(
-                path, f"holds NaN or infinite voxels ({count} in slices {z0}..{z0 + len(slab) - 1}, the first in "
-                      f"slice z={first})",
-                "Fix the reconstruction, or replace the bad voxels (e.g. with the mean) before running DeePiCt.")
+        check_finite_slab(slab, z0, path)
+
+
+def check_finite_slab(slab: np.ndarray, z0: int, path) -> None:
+    """Raise :class:`InputFileError` if the slab of ``path`` starting at slice ``z0`` holds NaN or infinite voxels."""
+    bad = ~np.isfinite(slab)
+    if bad.any():
+        first = z0 + int(np.argmax(bad.any(axis=(1, 2))))
+        count = int(np.count_nonzero(bad))
+        raise InputFileError(
+            path, f"holds NaN or infinite voxels ({count} in slices {z0}..{z0 + len(slab) - 1}, the first in "
+                  f"slice z={first})",
+            "Fix the reconstruction, or replace the bad voxels (e.g. with the mean) before running DeePiCt.")
 
 
 #: Voxels read at once when scanning a whole volume (4 M voxels: 32 MB as float64), so scans of

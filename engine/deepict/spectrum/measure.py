@@ -44,7 +44,7 @@ import scipy.fft
 
 from deepict.cpu import cpu_threads
 from deepict.errors import InputFileError, ParameterError
-from deepict.io import read_slab
+from deepict.io import check_finite_slab, read_slab
 from deepict.spectrum.profile import BOX_SHAPE_KEY, RadialSpectrum, checked_voxel_size
 
 #: Default number of FFT threads (scipy ``workers``).
@@ -128,11 +128,8 @@ class HalfSpectrum:
         for z0 in range(0, nz, FFT_SLAB_SLICES):
             z1 = min(z0 + FFT_SLAB_SLICES, nz)
             slab = read_array_slab(data, z0, z1)
-            if floating and not np.isfinite(slab).all():
-                bad = int(np.count_nonzero(~np.isfinite(slab)))
-                raise InputFileError(
-                    source or "input volume", f"holds NaN or infinite voxels (at least {bad} from slice z={z0})",
-                    "Fix the reconstruction, or replace the bad voxels (e.g. with the mean) before equalizing.")
+            if floating:
+                check_finite_slab(slab, z0, source or "input volume")
             # Chan et al. pairwise update of mean and sum of squared deviations, in float64.
             slab_n = slab.size
             slab_mean = float(np.mean(slab, dtype=np.float64))
