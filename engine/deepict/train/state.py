@@ -51,7 +51,7 @@ def state_to_resume(out, log: Callable[[str], None]) -> Path | None:
         log(f"renamed the training state {legacy} to {path} (the name every training uses now)")
     if path.is_file():
         return path
-    log(f"--resume: no training state {path} (a run stopped before its first epoch ended leaves none): "
+    log(f"no training state {path} to resume (a first run, or one stopped before its first epoch ended): "
         "starting a new training")
     return None
 

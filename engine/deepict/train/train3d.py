@@ -298,9 +298,9 @@ class _Training3D(TrainingTask):
         if averaged is not None:
             dice = self.validate(averaged).dice
             first = self.average.first_epoch
-            self.log(f"the model is {averaged_weights(first, record.epoch)}"
-                     + (f": validation Dice {dice:.4f} (the best epoch, {record.best_epoch}: {record.best_dice:.4f})"
-                        if dice is not None else ""))
+            self.log(f"the model is {averaged_weights(first, record.epoch)}, its batch-norm statistics estimated "
+                     "anew" + (f": validation Dice {dice:.4f} (the best epoch as trained, {record.best_epoch}: "
+                               f"{record.best_dice:.4f})" if dice is not None else ""))
             network = averaged
             info.training["weight_average"] = {"first_epoch": first, "last_epoch": record.epoch,
                                                "val_dice": None if dice is None else round(dice, 6)}

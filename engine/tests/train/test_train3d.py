@@ -101,7 +101,8 @@ def test_tiny_training_writes_model_and_state_then_resumes(phantom_files, tmp_pa
     # The weights are averaged over the second half of the resumed run's 4 epochs, not from epoch 2 of the first.
     assert resumed.training["weight_average"]["first_epoch"] == 3
     assert resumed.training["weight_average"]["last_epoch"] == 4
-    assert any(m.startswith("the model is the mean of the weights of epochs 3-4: validation Dice") for m in messages)
+    assert any(m.startswith("the model is the mean of the weights of epochs 3-4, its batch-norm statistics "
+                            "estimated anew: validation Dice") for m in messages)
 
     # A damaged state file, or one for another architecture, is refused with the state file's name.
     (tmp_path / "broken.pt.last.pt").write_bytes(b"hello")
