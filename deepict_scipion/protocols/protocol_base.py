@@ -46,6 +46,12 @@ class DeepictJobError(Exception):
     """A deepict job failed with an error the user can fix; the message is the engine's one line."""
 
 
+def sentenceStart(text):
+    """``text`` to open a sentence of a summary or methods text: its first letter upper-case, the rest as it is
+    (a class name: 'cytosol' -> 'Cytosol', 'NPC' stays)."""
+    return text[:1].upper() + text[1:]
+
+
 class ProtDeepictBase(EMProtocol, ProtTomoBase):
     """Base class: every DeePiCt protocol runs the ``deepict`` command through :meth:`runDeepict`."""
 
@@ -380,7 +386,7 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                       label="Train at voxel size (Å, optional)",
                       help="Empty: the tomograms' sampling rate. Otherwise the tomograms are rescaled to it with "
                            "their labels for the training, and the model works at it (pick / segment rescale new "
-                           "tomograms to it). Engine: " + self._help("training_voxel_size"))
+                           "tomograms to it, within 4x).")
 
     def _validateTrainingVoxelSize(self, tomograms):
         """The "Train at voxel size" must be positive and within MAX_RESCALE_FACTOR of the tomograms'."""

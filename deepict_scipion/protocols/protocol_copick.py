@@ -63,10 +63,11 @@ class ProtDeepictCopickImport(ProtDeepictBase):
 
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", label="Tomograms",
+        form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
+                      label="Tomograms",
                       help="The tomograms the picks are for; their tsIds name the copick runs and their sampling "
                            "rate converts Å to voxels.")
-        form.addParam("copickProject", params.PathParam, label="copick project", help=COPICK_HELP)
+        form.addParam("copickProject", params.PathParam, important=True, label="copick project", help=COPICK_HELP)
         _defineIdentity(form)
         form.addParam("boxSize", params.IntParam, default=32, label="Box size (voxels)",
                       help="Box size of the imported coordinates (for extraction downstream).")
@@ -117,6 +118,8 @@ class ProtDeepictCopickImport(ProtDeepictBase):
         if errors:
             return errors
         errors = _identityErrors(self)
+        if not self.copickProject.get():
+            return errors + ["*copick project* cannot be EMPTY: give the project's copick_config.json, or its folder."]
         try:
             copick.read_config(self.copickConfig())
         except DeepictError as exc:
@@ -142,6 +145,12 @@ class ProtDeepictCopickImport(ProtDeepictBase):
             lines.append(f"No picks for: {', '.join(missing)}")
         return lines
 
+    def _methods(self):
+        if not self.isFinished():
+            return []
+        return [f"{self.outputCoordinates.getSize()} coordinates of '{self.objectName.get()}' were imported from a "
+                "copick project (the CZ cryo-ET data portal's format) with DeePiCt [deTeresaTrueba2023]."]
+
 
 class ProtDeepictCopickExport(ProtDeepictBase):
     """Write 3D coordinates into a copick project as picks.
@@ -158,7 +167,7 @@ class ProtDeepictCopickExport(ProtDeepictBase):
 
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputCoordinates", params.PointerParam, pointerClass="SetOfCoordinates3D",
+        form.addParam("inputCoordinates", params.PointerParam, pointerClass="SetOfCoordinates3D", important=True,
                       label="Coordinates", help="The picks to write; their tomograms' tsIds name the runs.")
         form.addParam("copickProject", params.PathParam, allowsNull=True, label="copick project",
                       help=COPICK_HELP + " Left empty: a new project in this run's extra/copick folder. An existing "
@@ -228,3 +237,9 @@ class ProtDeepictCopickExport(ProtDeepictBase):
             return ["Export not finished yet."]
         return [f"Picks of '{self.objectName.get()}' ({self.userId.get()}_{self.sessionId.get()}) written to "
                 f"{self.projectPath()}, runs: {', '.join(self.exportedRuns())}."]
+
+    def _methods(self):
+        if not self.isFinished():
+            return []
+        return [f"{self.inputCoordinates.get().getSize()} coordinates were exported as copick picks of "
+                f"'{self.objectName.get()}' (the CZ cryo-ET data portal's format) with DeePiCt [deTeresaTrueba2023]."]

@@ -284,7 +284,8 @@ class ProtDeepictEvaluate(ProtDeepictBase):
                     f"F-beta (beta {FBETA_BETA:g}) {_fmt(overall.get('fbeta'))}, AUPRC {overall['auprc']:.3f} "
                     "[deTeresaTrueba2023]."]
         return [f"Segmentations were evaluated voxel-wise against ground-truth masks: "
-                + ", ".join(f"{k} {overall[k]:.3f}" for k in ("f1", "auprc") if k in overall) + "."]
+                + ", ".join(f"{name} {overall[k]:.3f}" for k, name in (("f1", "voxel F1 (Dice)"), ("auprc", "AUPRC"))
+                            if k in overall) + "."]
 
 
 def _fmt(value):

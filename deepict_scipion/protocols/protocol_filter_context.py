@@ -175,7 +175,7 @@ class ProtDeepictFilterContext(ProtDeepictBase):
             return ["Filtering not finished yet."]
         kept, rejected = counts
         return [f"{kept} of {kept + rejected} coordinates kept, {rejected} rejected ({self._modeText()} of the "
-                f"masks {self.inputMasks.get().getNameId()}).",
+                f"{self.inputMasks.get().getSize()} context masks).",
                 f"Kept: {KEPT}; rejected: {REJECTED} (same sampling rate "
                 f"{self.inputCoordinates.get().getSamplingRate():.2f} Å/px and box size)."]
 

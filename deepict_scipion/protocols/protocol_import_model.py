@@ -6,6 +6,7 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
+from deepict.conventions import voxel_sizes_differ
 from deepict.jobs import ImportModelJob
 
 from ..objects import DeepictModel
@@ -31,8 +32,9 @@ class ProtDeepictImportModel(ProtDeepictBase):
                       help="A DeePiCt .pth checkpoint or a deepict_scipion model file (.pt).")
         form.addParam("voxelSize", params.FloatParam, allowsNull=True, label="Voxel size (Å)",
                       help="Voxel size the network was trained at. Needed for DeePiCt checkpoints (published "
-                           "networks: 13.48 Å, 4x binned 3.37 Å data); ignored for our model files, which record "
-                           "it. Tomograms to pick in must have this voxel size (within 5 %).")
+                           "networks: 13.48 Å, 4x binned 3.37 Å data); leave it empty for our model files, which record "
+                           "it. Tomograms at another voxel size (up to 4x either way) are rescaled to it for the "
+                           "network, and their results come back at their own.")
 
     def _insertAllSteps(self):
         self._insertFunctionStep(self.importStep, needsGPU=False)
@@ -65,9 +67,15 @@ class ProtDeepictImportModel(ProtDeepictBase):
             return []  # the engine and torch live in an environment of their own: the import step reads the file
         # The engine's own reader, cheap (tensors memory-mapped) and safe (no pickled code runs); torch is
         # imported only now, not when Scipion loads the plugin.
-        from deepict.nn.model_files import model_file_problem
+        from deepict.nn.model_files import model_file_problem, read_model_info
         problem = model_file_problem(path)
-        return [problem] if problem else []
+        if problem:
+            return [problem]
+        recorded = None if path.endswith(".pth") else read_model_info(path).voxel_size
+        if voxelSize and recorded and voxel_sizes_differ(voxelSize, recorded):
+            return [f"Voxel size: {os.path.basename(path)} records its own, {recorded:g} Å: leave the field empty "
+                    f"(the engine refuses {voxelSize:g} Å)."]
+        return []
 
     def _summary(self):
         if hasattr(self, "deepictModel"):

@@ -11,7 +11,7 @@ from deepict.jobs import Segment2DJob
 
 from ..constants import PROBABILITY_MAPS_ATTRIBUTE
 from ..convert import mark, newTomoMask, tomogramsByKey
-from .protocol_base import ProtDeepictBase
+from .protocol_base import ProtDeepictBase, sentenceStart
 
 
 class ProtDeepictSegment2D(ProtDeepictBase):
@@ -31,7 +31,9 @@ class ProtDeepictSegment2D(ProtDeepictBase):
     def _defineParams(self, form):
         form.addSection(label="Input")
         form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms", important=True,
-                      label="Tomograms", help="Tomograms at the model's voxel size.")
+                      label="Tomograms",
+                      help="Tomograms to segment; at another voxel size than the model's (up to 4x either way) they "
+                           "are rescaled to it for the network, and the masks come back at their own.")
         form.addParam("inputModel", params.PointerParam, pointerClass="DeepictModel", important=True,
                       label="DeePiCt 2D model", help="A model from 'train 2D compartment network'.")
         self._addEqualizeParam(form, "equalize")
@@ -106,12 +108,12 @@ class ProtDeepictSegment2D(ProtDeepictBase):
     def _summary(self):
         rescaled = self._rescaleSummary(self.inputModel.get(), self.inputTomograms.get())
         if hasattr(self, "segmentations"):
-            return [f"{self._className()} segmented in {self.segmentations.getSize()} tomograms with "
+            return [f"{sentenceStart(self._className())} segmented in {self.segmentations.getSize()} tomograms with "
                     f"{self.inputModel.get()}; binary masks and probability maps."] + rescaled
         return ["No segmentations yet."] + rescaled
 
     def _methods(self):
         if not hasattr(self, "segmentations"):
             return []
-        return [f"{self._className()} was segmented slice by slice with the DeePiCt 2D U-Net [deTeresaTrueba2023], "
-                "smoothed along z and thresholded."]
+        return [f"{sentenceStart(self._className())} was segmented slice by slice with the DeePiCt 2D U-Net "
+                "[deTeresaTrueba2023], smoothed along z and thresholded."]

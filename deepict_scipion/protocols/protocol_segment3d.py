@@ -6,7 +6,7 @@ from tomo.objects import SetOfTomoMasks
 from deepict import jobs
 
 from ..convert import newTomoMask
-from .protocol_base import ProtDeepictInferenceBase
+from .protocol_base import ProtDeepictInferenceBase, sentenceStart
 
 
 class ProtDeepictSegment3D(ProtDeepictInferenceBase):
@@ -46,5 +46,5 @@ class ProtDeepictSegment3D(ProtDeepictInferenceBase):
     def _methods(self):
         if not hasattr(self, "segmentations"):
             return []
-        return [f"{self._className()} was segmented in {self.segmentations.getSize()} tomograms with "
+        return [f"{sentenceStart(self._className())} was segmented in {self.segmentations.getSize()} tomograms with "
                 f"{self._networkForMethods()}."]

@@ -59,12 +59,13 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
                       help="Binary masks: every voxel above 0 is filament. Probability maps: voxels from the "
                            "threshold on are filament.")
         form.addParam("threshold", params.FloatParam, default=self._default("threshold"),
-                      condition="maskKind == 1", label="Threshold", help=self._help("threshold"))
+                      condition="maskKind == 1", label="Threshold",
+                      help="Probability from which a voxel of the maps is filament.")
         form.addSection(label="Tracing")
         form.addParam("spacing", params.FloatParam, default=40.0, label="Spacing (Å)",
                       help="Distance in Å along the filament between two sampled particles (at least one voxel), "
                            "e.g. 40 for a 4 nm step, or the helical rise times the number of asymmetric units "
-                           "per particle. Engine: " + self._help(self._tracing("spacing_angstrom")))
+                           "per particle.")
         form.addParam("minLength", params.FloatParam, default=self._default(self._tracing("min_length_angstrom")),
                       label="Minimum length (Å)", help="Filaments shorter than this many Å (after joining their "
                                                        "pieces) are left out: fragments and noise.")
@@ -182,8 +183,8 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
         if counts is None:
             return []
         particles, filaments, _ = counts
-        return [f"{filaments} filaments were traced along their centre lines in the masks "
-                f"{self.inputMasks.get().getNameId()} and sampled every {self.spacing.get():g} Å ({particles} "
+        return [f"{filaments} filaments were traced along their centre lines in {self.inputMasks.get().getSize()} "
+                f"segmentations and sampled every {self.spacing.get():g} Å ({particles} "
                 "particles oriented along the filaments), following DeePiCt's filament sampling "
                 "[deTeresaTrueba2023]."]
 

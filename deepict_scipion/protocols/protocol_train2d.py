@@ -49,7 +49,7 @@ class ProtDeepictTrain2D(ProtDeepictBase):
                       help="The training tomograms are equalized (in memory) to their mean radial amplitude spectrum, "
                            "which is stored in the model; the segment 2D protocol then equalizes every new tomogram "
                            "to it, so tomograms from other microscopes, phase plate or defocus look like the training "
-                           "data. Engine: " + self._help("equalize_to"))
+                           "data.")
         form.addParam("spectrumLowpass", params.FloatParam, allowsNull=True, condition="equalizeTraining",
                       expertLevel=params.LEVEL_ADVANCED, label="Equalization low-pass (Å)",
                       help="The low-pass resolution applied with the equalization (empty: none).")

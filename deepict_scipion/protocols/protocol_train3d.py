@@ -71,7 +71,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                            "the training data (on the development data: defocus picking F1 0.00 without, 0.86 with; "
                            "phase-plate picking unchanged). No separate 'equalize spectrum' run is needed. Tomograms "
                            "already equalized (by the equalize spectrum protocol, or to the reference spectrum "
-                           "below) keep their reference instead. Engine: " + self._help("equalize_to"))
+                           "below) keep their reference instead.")
         form.addParam("spectrumReference", params.FileParam, allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
                       label="Equalized to reference spectrum (optional)",
                       help="If the tomograms were spectrum-equalized outside Scipion: the reference spectrum TSV "

@@ -113,6 +113,19 @@ def test_every_form_starts_with_input_and_explains_every_parameter(name):
     assert not _unexplainedParams(protocol), f"{name}: parameters without help: {_unexplainedParams(protocol)}"
 
 
+#: Command-line options a form's help may name: those of other programs the user runs on an export.
+OTHER_PROGRAMS_OPTIONS = {"--coords_angpix"}  # WarpTools ts_export_particles
+
+
+@pytest.mark.parametrize("name", sorted(plugin_protocol_classes()))
+def test_no_form_help_speaks_of_command_line_options(name):
+    """The engine's help named '--radius', '--equalize auto', '--probability-map': nothing a form user can set."""
+    protocol = plugin_protocol_classes()[name]()
+    flags = {(param, flag) for param, definition in protocol._definition.iterAllParams()
+             for flag in re.findall(r"--[a-z][a-z_-]*", definition.getHelp() or "")}
+    assert not {(param, flag) for param, flag in flags if flag not in OTHER_PROGRAMS_OPTIONS}
+
+
 #: The parameters of the header sections that the form draws (the thread counts of Parallelization, the run's
 #: name and mode); any other parameter placed there would be invisible in the GUI.
 HEADER_PARAMS = {"runName", "runMode", "hostName", "numberOfThreads", "numberOfMpi", "binThreads"}

@@ -81,3 +81,8 @@ class TestDeepictCopick(BaseTest):
         self.assertEqual(imported.validate(), [])
         self.launchProtocol(imported)
         self.assertEqual(imported.outputCoordinates.getSize(), self.coordinates.getSize())
+        # the methods text, for a paper's methods section ("No methods information" before)
+        self.assertIn("were imported from a copick project", " ".join(imported.methods()))
+        self.assertIn("were exported as copick picks of 'particle'", " ".join(export.methods()))
+        empty = self.newProtocol(ProtDeepictCopickImport, inputTomograms=self.tomograms)
+        self.assertIn("*copick project* cannot be EMPTY", " ".join(empty.validate()))

@@ -61,6 +61,9 @@ class TestDeepict2DProtocols(BaseTest):
             self.assertTrue(set(np.unique(volume.data)) <= {0, 1})
         probability = read_volume(self.segment2d.probabilityMaps.getFirstItem().getFileName()).data
         self.assertTrue(0 <= probability.min() and probability.max() <= 1)
+        # sentences start upper-case (they began "cytosol segmented in ...")
+        self.assertTrue(self.segment2d.summary()[0].startswith("Cytosol segmented in 2 tomograms"))
+        self.assertTrue(self.segment2d.methods()[0].startswith("Cytosol was segmented slice by slice"))
 
     def test_train2d_at_a_chosen_voxel_size_and_segment_back_at_the_tomograms(self):
         train = self.newProtocol(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms,

@@ -146,6 +146,12 @@ class TestDeepict3DProtocols(BaseTest):
         self.launchProtocol(imported)
         self.assertEqual(imported.deepictModel.getClasses(), ["ribosome"])
         self.assertAlmostEqual(imported.deepictModel.getVoxelSize(), VOXEL, places=2)
+        # a voxel size for a model that records its own: refused by the form, before the engine refuses it
+        path = os.path.abspath(self.train.deepictModel.getFileName())
+        other = self.newProtocol(ProtDeepictImportModel, modelFile=path, voxelSize=10.0)
+        self.assertIn(f"records its own, {VOXEL:g} Å: leave the field empty", " ".join(other.validate()))
+        same = self.newProtocol(ProtDeepictImportModel, modelFile=path, voxelSize=VOXEL)
+        self.assertEqual(same.validate(), [])
 
     def test_import_published_checkpoint_and_pick(self):
         if not PUBLISHED.exists():

@@ -96,9 +96,10 @@ def draw_training_curves(figure: Figure, history, title: Optional[str] = None) -
             if single:
                 best = int(np.nanargmax(data["val_dice"]))
                 dice_ax.axvline(data["epoch"][best], color="grey", linestyle=":")
+                early = best < len(data["epoch"]) / 2  # the label on the side with room: inside the axes
                 dice_ax.annotate(f"best {data['val_dice'][best]:.3f} (epoch {data['epoch'][best]:g})",
                                  (data["epoch"][best], data["val_dice"][best]), textcoords="offset points",
-                                 xytext=(-4, -14), ha="right", fontsize=8)
+                                 xytext=(4 if early else -4, -14), ha="left" if early else "right", fontsize=8)
     if not drawn:
         for ax in (loss_ax, dice_ax):
             ax.text(0.5, 0.5, "no training history", ha="center", va="center", transform=ax.transAxes)
