@@ -198,9 +198,9 @@ def context_on_tomogram_grid(context_path, tomogram_path, beside, log=print) -> 
         return
     if not (context.voxel_size and tomogram.voxel_size):
         raise InputFileError(context_path, f"has x,y,z = {context.data.shape[::-1]} voxels but the tomogram "
-                                           f"{tomogram_path} {shape[::-1]}, and "
-                                           f"{'its' if not context.voxel_size else 'the tomogram'}'s header gives "
-                                           "no voxel size to match them by",
+                                           f"{tomogram_path} {shape[::-1]}, and the "
+                                           f"{'mask' if not context.voxel_size else 'tomogram'}'s header gives no "
+                                           "voxel size to match them by",
                              "Give a context mask made on this tomogram, at its binning or with the voxel size in "
                              "both headers.")
     check_mask_extent(context, context.voxel_size, shape, tomogram.voxel_size)
