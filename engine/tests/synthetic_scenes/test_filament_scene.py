@@ -24,7 +24,7 @@ def test_scene_masks_centre_lines_and_files(tmp_path):
     closest = np.min(np.linalg.norm(a[::4, None] - b[None, ::4], axis=-1))
     assert 2 * outer - 0.5 < closest < 2 * outer + 0.5
     paths = write_filament_scene(scene, tmp_path, "fil")
-    assert read_volume(paths["filaments"]).voxel_size == np.float32(scene.voxel_size)
+    assert read_volume(paths["filaments"]).voxel_size == scene.voxel_size  # the header read as written
     table = read_coordinates(paths["centre_lines"])
     assert len(set(table.columns["filament_id"].tolist())) == 7
 
