@@ -283,7 +283,7 @@ class ProtDeepictEvaluate(ProtDeepictBase):
                     f"{evaluation['radius']:g} voxels: F1 {overall['f1']:.3f}, "
                     f"F-beta (beta {FBETA_BETA:g}) {_fmt(overall.get('fbeta'))}, AUPRC {overall['auprc']:.3f} "
                     "[deTeresaTrueba2023]."]
-        return [f"Segmentations were evaluated voxel-wise against ground-truth masks: "
+        return ["Segmentations were evaluated voxel-wise against ground-truth masks: "
                 + ", ".join(f"{name} {overall[k]:.3f}" for k, name in (("f1", "voxel F1 (Dice)"), ("auprc", "AUPRC"))
                             if k in overall) + "."]
 

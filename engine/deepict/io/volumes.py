@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import mrcfile
