@@ -24,7 +24,7 @@ from deepict.filaments.masks import erode, fill_small_holes, label_pieces
 from deepict.filaments.options import FilamentOptions
 from deepict.io import CoordinateTable
 from deepict.orientations import direction_to_tilt_psi, wrap_degrees
-from deepict.progress import Progress
+from deepict.progress import Progress, print_line
 
 #: Widest 2D hole (Å across) filled as a filament's lumen: a microtubule's is ~17 nm; the space
 #: between crossing filaments is larger and stays empty.
@@ -85,9 +85,15 @@ def trace_filaments(mask: np.ndarray, voxel_size: float, options: FilamentOption
     spacing = options.spacing_angstrom / voxel_size
     chains, junction_ends = _component_chains(mask, voxel_size, options, log)
     trim = max(1, int(round(options.erosion_angstrom / voxel_size)))
+    (log or print_line)(f"joining {len(chains)} piece(s) of centre line")  # a silent stretch on big masks
     joined = join_chains(chains, options.join_distance_angstrom / voxel_size, options.join_angle, trim=trim,
                          junction_ends=junction_ends)
-    curves = [extend_to_mask_ends(smooth_curve(chain), mask) for chain in joined]
+    smoothing = Progress("smoothing the filaments and prolonging them to the mask's ends", len(joined), "filaments",
+                         log)
+    curves = []
+    for chain in joined:
+        curves.append(extend_to_mask_ends(smooth_curve(chain), mask))
+        smoothing.advance()
     curves = [c for c in curves if len(c) > 1 and curve_length(c) * voxel_size >= max(options.min_length_angstrom,
                                                                                       options.spacing_angstrom)]
     # stable numbering: filaments in order of their first point (z, y, x)

@@ -92,3 +92,12 @@ def test_joining_takes_the_straight_continuation_not_the_crossing_arm():
 def test_bad_parameters_are_refused_with_the_fix(options, message):
     with pytest.raises(ParameterError, match=message):
         trace_filaments(np.zeros((8, 8, 8), bool), VOXEL, FilamentOptions(**options))
+
+
+def test_every_stage_reports_its_progress():
+    """Joining and smoothing ran for up to 42 s without a line on a big mask."""
+    lines = []
+    trace_filaments(tube((32, 40, 80), (5, 20, 16), (74, 20, 16), 3), 10.0, FilamentOptions(spacing_angstrom=30.0),
+                    log=lines.append)
+    assert any(line.startswith("joining 1 piece(s) of centre line") for line in lines), lines
+    assert any(line.startswith("smoothing the filaments and prolonging them to the mask's ends") for line in lines)
