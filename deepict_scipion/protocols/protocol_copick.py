@@ -224,6 +224,9 @@ class ProtDeepictCopickExport(ProtDeepictBase):
 
     def _validate(self):
         errors = self._validateNotEmpty(self.inputCoordinates, "Coordinates") + _identityErrors(self)
+        if self.radius.get() is not None and not self.radius.get() > 0:
+            errors.append(f"Particle radius: {self.radius.get():g} Å is no radius; give one in Å, or leave it empty "
+                          "(half the coordinates' box size).")
         given = self.copickProject.get()
         if given and os.path.exists(copick.config_path(given)):
             try:

@@ -345,6 +345,11 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                 errors.append("Give one particle radius for all classes or one per coordinate set.")
             elif min(radii) <= 0:
                 errors.append("Particle radii must be positive.")
+            else:
+                voxel = self.trainingVoxelSize.get() or tomograms.getSamplingRate()
+                if voxel and min(radii) < voxel:  # a sphere that holds no voxel labels nothing
+                    errors.append(f"Particle radii: {min(radii):g} Å is less than a voxel ({voxel:.2f} Å); give "
+                                  "the particles' radius in Å (e.g. 100 for ribosomes).")
         try:
             self._trainConfig(names).validate()
         except DeepictError as exc:  # the engine's own rules for the hyper-parameters

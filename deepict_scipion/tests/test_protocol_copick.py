@@ -84,5 +84,7 @@ class TestDeepictCopick(BaseTest):
         # the methods text, for a paper's methods section ("No methods information" before)
         self.assertIn("were imported from a copick project", " ".join(imported.methods()))
         self.assertIn("were exported as copick picks of 'particle'", " ".join(export.methods()))
+        negative = self.newProtocol(ProtDeepictCopickExport, inputCoordinates=self.coordinates, radius=-1.0)
+        self.assertIn("Particle radius: -1 Å is no radius", " ".join(negative.validate()))
         empty = self.newProtocol(ProtDeepictCopickImport, inputTomograms=self.tomograms)
         self.assertIn("*copick project* cannot be EMPTY", " ".join(empty.validate()))

@@ -230,6 +230,10 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertIn("Å/px but the tomograms", errors)
         self.assertIn("not among the input tomograms", errors)
         self.assertIn("divisible by 2^depth", errors)
+        # a radius below one voxel labels nothing (5 Å at 13.48 Å/voxel was accepted)
+        tiny = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms, particleRadii="5")
+        tiny.inputCoordinates.append(self.importCoords.outputCoordinates)
+        self.assertIn(f"5 Å is less than a voxel ({VOXEL:.2f} Å)", " ".join(tiny.validate()))
 
     def test_validate_refuses_2d_model_class_and_missing_file(self):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
