@@ -19,7 +19,7 @@ from deepict.io import CoordinateTable, read_coordinates, write_coordinates
 from deepict.orientations import euler_to_matrix, matrix_to_euler
 from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
 
-from .constants import FILAMENTS_ATTRIBUTE, LOWPASS_ATTRIBUTE, LOWPASS_WIDTH_ATTRIBUTE, SPECTRUM_ATTRIBUTE
+from .constants import LOWPASS_ATTRIBUTE, LOWPASS_WIDTH_ATTRIBUTE, SPECTRUM_ATTRIBUTE
 
 
 def baseName(path):
@@ -145,8 +145,9 @@ class CoordinateGroup:
         """A CoordinateTable (x, y, z, score[, class][, Scipion id][, rot, tilt, psi]) in voxels times ``scale``.
 
         The class is the group id, 1 for coordinates without one (0), as reliontomo does for
-        ``rlnTomoManifoldIndex``. With ``filaments`` (a trace filaments output, :data:`FILAMENTS_ATTRIBUTE`) the
-        group id is the filament instead, with each point's arc length along it in Å, in the coordinates' order.
+        ``rlnTomoManifoldIndex``. With ``filaments`` (a trace filaments output, marked with
+        :data:`.constants.FILAMENTS_ATTRIBUTE`) the group id is the filament instead, with each point's arc length
+        along it in Å, in the coordinates' order.
         """
         xyz = np.array(self.xyz, dtype=float).reshape(-1, 3) * scale
         columns = {SCORE_COLUMN: np.array(self.scores, dtype=float)}
@@ -183,11 +184,6 @@ def isMarked(obj, attribute):
     """Whether :func:`mark` marked ``obj`` with ``attribute``."""
     marked = getattr(obj, attribute, None)
     return bool(marked is not None and marked.get())
-
-
-def holdsFilaments(coordinates):
-    """Whether the group ids of a SetOfCoordinates3D are filaments (:data:`FILAMENTS_ATTRIBUTE`)."""
-    return isMarked(coordinates, FILAMENTS_ATTRIBUTE)
 
 
 def coordinateGroups(coordinates, keepEmpty=False):

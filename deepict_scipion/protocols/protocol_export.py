@@ -11,7 +11,8 @@ from deepict.formats import class_map_path
 from deepict.io import write_coordinates
 from deepict.jobs import ExportJob
 
-from ..convert import coordinateGroups, coordinateSetErrors, holdsFilaments
+from ..constants import FILAMENTS_ATTRIBUTE
+from ..convert import coordinateGroups, coordinateSetErrors, isMarked
 from .protocol_base import ProtDeepictBase
 
 #: Export formats of ``deepict export``, with the form label and the protocol parameter selecting them.
@@ -99,7 +100,7 @@ class ProtDeepictExport(ProtDeepictBase):
         for key, group in coordinateGroups(coordinates).items():
             csv = os.path.abspath(self._picksPath(f"{key}.csv"))
             voxelSize = group.tomogram.getSamplingRate() or coordinates.getSamplingRate()
-            write_coordinates(csv, group.table(voxelSize, filaments=holdsFilaments(coordinates)))
+            write_coordinates(csv, group.table(voxelSize, filaments=isMarked(coordinates, FILAMENTS_ATTRIBUTE)))
             manifest.append({"tsId": key, "coords": csv, "tomogram": os.path.abspath(group.tomogram.getFileName()),
                              "voxel_size": voxelSize, "count": len(group)})
         if not manifest:
