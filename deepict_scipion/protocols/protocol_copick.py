@@ -119,7 +119,7 @@ class ProtDeepictCopickImport(ProtDeepictBase):
             return errors
         errors = _identityErrors(self)
         if not self.copickProject.get():
-            return errors + ["*copick project* cannot be EMPTY: give the project's copick_config.json, or its folder."]
+            return errors + self._validateNotEmpty(self.copickProject, "copick project")
         try:
             copick.read_config(self.copickConfig())
         except DeepictError as exc:
