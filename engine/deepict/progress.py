@@ -49,8 +49,12 @@ class Progress:
         self.started = self.last_line = clock()
         self.lines = 0
 
-    def advance(self, count: int = 1) -> None:
-        self.done = min(self.done + count, self.total) if self.total else self.done + count
+    def advance(self, count: float = 1) -> None:
+        """Count ``count`` more units done; a fraction of a unit counts too (a box's share of its views)."""
+        done = self.done + count
+        if abs(done - round(done)) < 1e-6:  # shares that add up to whole units make exactly those units
+            done = round(done)
+        self.done = min(done, self.total) if self.total else done
         now = self.clock()
         finished = self.total and self.done >= self.total
         if (finished and self.lines) or now - self.last_line >= self.every or (self.first_line and not self.lines):
@@ -61,11 +65,12 @@ class Progress:
     def line(self, now: float | None = None) -> str:
         elapsed = (self.clock() if now is None else now) - self.started
         unit = f" {self.unit}" if self.unit else ""
+        done = str(int(self.done)) if self.done == int(self.done) else f"{self.done:.1f}"
         if not self.total:
-            return f"{self.label}: {self.done}{unit}, {format_duration(elapsed)} elapsed"
+            return f"{self.label}: {done}{unit}, {format_duration(elapsed)} elapsed"
         percent = 100.0 * self.done / self.total
         if self.done >= self.total:
             return f"{self.label}: {self.done}/{self.total}{unit} (100%) in {format_duration(elapsed)}"
         eta = format_duration(elapsed / self.done * (self.total - self.done)) if self.done else "unknown"
-        return (f"{self.label}: {self.done}/{self.total}{unit} ({percent:.0f}%), "
+        return (f"{self.label}: {done}/{self.total}{unit} ({percent:.0f}%), "
                 f"{format_duration(elapsed)} elapsed, ETA {eta}")

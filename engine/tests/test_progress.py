@@ -64,3 +64,17 @@ def test_pick_prints_progress_lines_with_eta(tmp_path, capsys):
     assert "spectrum" not in out  # no published-network warning for our own model
 
 
+
+
+def test_shares_of_a_unit_add_up_to_whole_units_and_show_one_decimal():
+    """Predictions report a box's share after each of its passes (members × views): the count shows the
+    fraction, and shares that add up to the total finish the step."""
+    clock, lines = FakeClock(), []
+    progress = Progress("predicting", 2, "windows", lines.append, every=3.0, clock=clock)
+    for _ in range(6):
+        clock.now += 2.0
+        progress.advance(1 / 3)
+    assert lines == ["predicting: 0.3/2 windows (17%), 2 s elapsed, ETA 10 s",
+                     "predicting: 1/2 windows (50%), 6 s elapsed, ETA 6 s",
+                     "predicting: 1.7/2 windows (83%), 10 s elapsed, ETA 2 s",
+                     "predicting: 2/2 windows (100%) in 12 s"]

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from deepict.nn.devices import memory_format
+from deepict.nn.ensemble import members_of
 from deepict.nn.networks import fold_batch_norm
 from deepict.nn.precision import current_precision
 from deepict.errors import ParameterError
@@ -93,8 +94,9 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
     ``stats`` = (mean, std) overrides the tomogram's own normalisation. ``network`` itself is left
     as it is: an inference copy runs, its batch norms folded unless ``fold`` is False (for
     comparisons), in the channels-last layout on the CPU. ``progress`` is advanced by one per box
-    (see :func:`window_count`). ``mirror`` averages each box's probabilities with those of its mirror images
-    in x, y and both, ``rotate`` with those of the box turned by 90, 180 and 270° about z, both together over
+    (see :func:`window_count`), in shares as each view of it by each member of an ensemble is done, so that
+    slow boxes (an ensemble with test-time views) still report every few seconds. ``mirror`` averages each
+    box's probabilities with those of its mirror images in x, y and both, ``rotate`` with those of the box turned by 90, 180 and 270° about z, both together over
     the eight symmetries of the square (:func:`augmentation_views`, test-time augmentation: four or eight times
     the network's time).
     """
@@ -125,7 +127,8 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
         chunks[-2:] = [chunks[-2] + chunks[-1]]
 
     channels = list(range(network.out_conv.out_channels)) if channels is None else list(channels)
-    views = augmentation_views(mirror, rotate)
+    # Every member of an ensemble (see :mod:`deepict.nn.ensemble`) sees every view; their probabilities are averaged.
+    passes = [(member, view) for member in members_of(network) for view in augmentation_views(mirror, rotate)]
     # Rolling accumulator of weighted probabilities over real z in [buffer_z0, buffer_z0 + window).
     accumulated = np.zeros((len(channels), window, ny, nx), np.float32)
     buffer_z0 = 0
@@ -140,13 +143,14 @@ def predict_tomogram(network: torch.nn.Module, data: np.ndarray, write: Callable
             batch = np.stack([slab[:, y0:y0 + window, x0:x0 + window] for y0, x0 in chunk])[:, None]
             with torch.inference_mode():
                 inputs = torch.from_numpy(batch).to(device).contiguous(memory_format=layout)
-                probability = sum(_view_probability(network, inputs, channels, precision, layout, view)
-                                  for view in views) / len(views)
-                weighted = (probability * box_weight).contiguous().cpu().numpy()
+                probability = 0.0
+                for member, view in passes:
+                    probability = probability + _view_probability(member, inputs, channels, precision, layout, view)
+                    if progress is not None:
+                        progress.advance(len(chunk) / len(passes))
+                weighted = (probability / len(passes) * box_weight).contiguous().cpu().numpy()
             for (y0, x0), box in zip(chunk, weighted):
                 _accumulate(accumulated, box, y0, x0)
-            if progress is not None:
-                progress.advance(len(chunk))
         del slab
         # Real z slices below the next row's reach are final.
         final_z = starts[0][row + 1] if row + 1 < len(starts[0]) else nz

@@ -47,6 +47,15 @@ class MeanProbabilityEnsemble(nn.Module):
         return torch.logit(probability, eps=_EPSILON)
 
 
+def members_of(network: nn.Module) -> list:
+    """The networks whose probabilities a prediction averages: an ensemble's members, else the network itself.
+
+    The sliding window runs them one by one (and reports progress after each) instead of calling the
+    ensemble's :meth:`MeanProbabilityEnsemble.forward`, which gives the same mean.
+    """
+    return list(network.members) if isinstance(network, MeanProbabilityEnsemble) else [network]
+
+
 def combine_models(paths: list) -> tuple[MeanProbabilityEnsemble, ModelInfo]:
     """The ensemble of the 3D model files ``paths`` and its :class:`ModelInfo`.
 

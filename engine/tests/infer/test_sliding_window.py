@@ -10,8 +10,10 @@ import torch
 
 from deepict.errors import ParameterError
 from deepict.io import read_volume, write_volume
+from deepict.nn.ensemble import MeanProbabilityEnsemble
 from deepict.nn.networks import UNet3D
-from deepict.infer.sliding_window import axis_weights, blending_profile, predict_tomogram
+from deepict.infer.sliding_window import axis_weights, blending_profile, predict_tomogram, window_count
+from deepict.progress import Progress
 from deepict.infer.tiling import reflect_indices, window_starts
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -256,3 +258,26 @@ def test_rotations_average_the_predictions_of_the_turned_tomograms():
     mirrored = data[:, :, ::-1]
     square = rotations + [turned(predicted(turned(mirrored, k)), -k)[:, :, ::-1] for k in range(4)]
     np.testing.assert_allclose(predicted(data, mirror=True, rotate=True), np.mean(square, axis=0), atol=1e-5)
+
+
+def test_an_ensemble_with_views_predicts_its_members_mean_and_reports_each_pass():
+    """An ensemble with test-time rotations runs members × views passes per box: its map is the members' mean
+    (as the ensemble's own forward gives), and progress advances after each pass, not only after each batch,
+    so that slow boxes still report every few seconds."""
+    data = np.random.default_rng(7).normal(size=(16, 16, 40)).astype(np.float32)
+    ensemble = MeanProbabilityEnsemble([tiny_unet(seed=8), tiny_unet(seed=9)]).eval()
+    recorder, advances = Recorder(data.shape, 1), []
+    progress = Progress("predicting", window_count(data.shape, 16, 2), "windows", lambda line: None)
+    progress.advance = advances.append
+    predict_tomogram(ensemble, data, recorder, channels=[0], window=16, margin=2, batch_size=4, rotate=True,
+                     progress=progress)
+    boxes = window_count(data.shape, 16, 2)
+    assert len(advances) == 2 * 4 and sum(advances) == pytest.approx(boxes)  # one batch: 2 members × 4 views
+    per_member = [one_box_prediction_blended(member, data) for member in ensemble.members]
+    np.testing.assert_allclose(recorder.result[0], np.mean(per_member, axis=0), atol=1e-5)
+
+
+def one_box_prediction_blended(network, data) -> np.ndarray:
+    recorder = Recorder(data.shape, 1)
+    predict_tomogram(network, data, recorder, window=16, margin=2, batch_size=4, rotate=True)
+    return recorder.result[0]
