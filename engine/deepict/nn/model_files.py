@@ -128,11 +128,13 @@ def published_spectrum_warning(source: str | None, has_spectrum: bool) -> str | 
     """
     if has_spectrum or not (source or "").startswith(PUBLISHED_SOURCE_PREFIX):
         return None
-    return ("this published DeePiCt network was trained on spectrum-matched tomograms and stores no reference "
-            "spectrum: on other tomograms it finds little or nothing. Equalize the tomograms first to a "
-            "reference of the kind it was trained on ('deepict spectrum --tomogram REFERENCE.mrc --out "
-            "reference.tsv', then 'deepict equalize --tomogram T.mrc --reference reference.tsv --out T_eq.mrc'; "
-            "in Scipion: the DeePiCt equalize protocol) and apply it to the equalized tomograms.")
+    return ("this published DeePiCt network was trained on spectrum-matched tomograms (phase-plate S. pombe data, "
+            "matched to the authors' spectrum_TS_001.tsv, which is not part of the network file) and stores no "
+            "reference spectrum: on other tomograms it finds little or nothing. Either equalize the tomograms to that "
+            "spectrum, or to one of your own phase-plate tomograms at the network's voxel size ('deepict equalize "
+            "--tomogram T.mrc --reference REFERENCE --out T_eq.mrc'; in Scipion: the DeePiCt equalize protocol) and "
+            "apply it to the equalized tomograms; or train a network on a few annotated tomograms of your own "
+            "('deepict train3d'; Train 3D), which stores its reference and equalizes new tomograms itself.")
 
 
 def build_network(info: ModelInfo) -> "torch.nn.Module":

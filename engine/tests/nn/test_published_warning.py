@@ -25,6 +25,9 @@ def test_a_published_network_without_reference_spectrum_warns_at_pick_time(tmp_p
 def test_the_published_rule():
     source = f"{PUBLISHED_SOURCE_PREFIX} ribosomeModel.pth (model_name ribo)"
     assert "spectrum-matched" in published_spectrum_warning(source, has_spectrum=False)
+    # a fix the user can follow without the authors' reference spectrum: a tomogram of their own, or training
+    assert "your own phase-plate tomograms" in published_spectrum_warning(source, has_spectrum=False)
+    assert "deepict train3d" in published_spectrum_warning(source, has_spectrum=False)
     # the same words for the membrane and microtubule networks, which segment structures, not particles
     assert "particles" not in published_spectrum_warning(source, has_spectrum=False)
     assert published_spectrum_warning(source, has_spectrum=True) is None  # it is equalized for on the fly
