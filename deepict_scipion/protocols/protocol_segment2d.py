@@ -64,13 +64,18 @@ class ProtDeepictSegment2D(ProtDeepictBase):
         return (self.inputModel.get().getClasses() or ["compartment"])[0]
 
     def segmentStep(self, key):
-        job = Segment2DJob(model=os.path.abspath(self.inputModel.get().getFileName()),
-                           tomogram=os.path.abspath(self.tomos[key].getFileName()),
-                           out=os.path.abspath(self._maskPath(key)),
-                           probability_map=os.path.abspath(self._probabilityPath(key)),
-                           batch_size=self.batchSize.get(), threshold=self.threshold.get(), sigma=self.sigma.get(),
-                           equalize="auto" if self.equalize.get() else "off")
-        self.runDeepict(job, f"segment2d_{key}")
+        self.runDeepict(self.segmentJob(key), f"segment2d_{key}")
+
+    def segmentJob(self, key):
+        """The job of tomogram ``key``, from the form. The voxel size is the set's sampling rate, as for pick and
+        segment 3D: the one this form validated against the model's, whatever the MRC header says."""
+        return Segment2DJob(model=os.path.abspath(self.inputModel.get().getFileName()),
+                            tomogram=os.path.abspath(self.tomos[key].getFileName()),
+                            out=os.path.abspath(self._maskPath(key)),
+                            probability_map=os.path.abspath(self._probabilityPath(key)),
+                            batch_size=self.batchSize.get(), threshold=self.threshold.get(), sigma=self.sigma.get(),
+                            voxel_size=self.inputTomograms.get().getSamplingRate(),
+                            equalize="auto" if self.equalize.get() else "off")
 
     def createOutputStep(self):
         outputs = {}

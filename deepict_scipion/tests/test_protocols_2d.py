@@ -78,6 +78,23 @@ class TestDeepict2DProtocols(BaseTest):
         self.assertEqual(volume.data.shape, SHAPE)  # rescaled on the fly, returned at the tomograms' sampling
         self.assertAlmostEqual(volume.voxel_size, VOXEL, places=2)
 
+    def test_segment2d_takes_the_sampling_rate_of_the_set_not_the_header(self):
+        """Scipion's sampling rate is what the form checks against the model's: segment2d read the MRC header
+        instead (pick and segment 3D pass the sampling rate), so a wrong header failed the run (here 5x the
+        model's: 'more than the 4x') or was rescaled for."""
+        folder = os.path.abspath(self.proj.getTmpPath("wrong_header"))
+        os.makedirs(folder)
+        write_volume(os.path.join(folder, "cell0.mrc"), read_volume(self.tomos.Tomograms.getFirstItem()
+                                                                    .getFileName()).data, 5 * VOXEL)
+        tomos = self.newProtocol(ProtImportTomograms, filesPath=folder, filesPattern="cell0.mrc", samplingRate=VOXEL)
+        self.launchProtocol(tomos)
+        segment = self.newProtocol(ProtDeepictSegment2D, inputTomograms=tomos.Tomograms,
+                                   inputModel=self.train2d.deepictModel, threshold=0.3)
+        self.launchProtocol(segment)
+        volume = read_volume(segment.segmentations.getFirstItem().getFileName())
+        self.assertEqual(volume.data.shape, SHAPE)
+        self.assertAlmostEqual(volume.voxel_size, VOXEL, places=2)
+
     def test_train2d_equalizes_with_one_checkbox_and_segment2d_equalizes_to_the_model(self):
         train = self.newProtocol(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms,
                                  inputMasks=self.masks.tomomasks, className="cytosol", epochs=1, tilesPerEpoch=4,

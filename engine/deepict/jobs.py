@@ -211,6 +211,8 @@ class Segment2DJob:
                                                  f"model's training tile up to {MAX_AUTO_TILE} px to need the least "
                                                  "computation)")
     crop: int | None = parameter(None, help="rim discarded from every tile, px (default: the model's, usually 48)")
+    voxel_size: float | None = parameter(None, help="voxel size of the tomogram in Å, e.g. when its header is wrong "
+                                                    "(default: its header)")
     ignore_voxel_size: bool = parameter(False, help="segment even if the tomogram's voxel size differs from the "
                                                     "model's by more than 5%%")
     equalize: str = parameter("auto", choices=EQUALIZE_MODES,

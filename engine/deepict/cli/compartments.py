@@ -88,8 +88,8 @@ def register(subparsers) -> None:
                     "thresholded into a 0/1 mask (int8 MRC, with the tomogram's voxel size). Big tomograms are "
                     "streamed slab by slab; outputs appear only once complete.\n\n"
                     "A tomogram more than 5 % off the model's voxel size is rescaled to it on the fly (up to 4x) "
-                    "and the mask is given at the tomogram's own voxel size; --ignore-voxel-size applies the model "
-                    "to the tomogram as it is (e.g. when the header is wrong).",
+                    "and the mask is given at the tomogram's own voxel size (its header's, or --voxel-size when the "
+                    "header is wrong); --ignore-voxel-size applies the model to the tomogram as it is.",
         epilog="example:\n  deepict segment2d --model cytosol2d.pt --tomogram T.mrc --out T_cytosol.mrc "
                "--probability-map T_cytosol_prob.mrc")
     add_parameter(segment, Segment2DJob, "model", "--model")
@@ -102,6 +102,7 @@ def register(subparsers) -> None:
     add_parameter(segment, Segment2DJob, "z_range", "--z-range", nargs=2, type=int, metavar=("FIRST", "END"))
     add_parameter(segment, Segment2DJob, "tile_size", "--tile-size", type=positive_int)
     add_parameter(segment, Segment2DJob, "crop", "--crop", type=int)
+    add_parameter(segment, Segment2DJob, "voxel_size", "--voxel-size", type=positive_number, metavar="Å")
     add_parameter(segment, Segment2DJob, "ignore_voxel_size", "--ignore-voxel-size", action="store_true")
     add_parameter(segment, Segment2DJob, "equalize", "--equalize")
     add_device_options(segment, Segment2DJob)
@@ -138,9 +139,11 @@ def run_segment2d(job: Segment2DJob) -> int:
     load_model(job.model, kind=KIND_2D)  # a 3D model is refused before the tomogram is equalized for it
     with claimed_outputs(("--out", job.out), ("--probability-map", job.probability_map), job=job):
         device = _device(job)
-        with equalized_for_model(job.model, job.tomogram, job.equalize, job.out, log) as tomogram:
+        with equalized_for_model(job.model, job.tomogram, job.equalize, job.out, log,
+                                 voxel_size=job.voxel_size) as tomogram:
             segment_tomogram(job.model, tomogram, job.out, probability_map=job.probability_map,
                              threshold=job.threshold, sigma=job.sigma, batch_size=job.batch_size, device=device,
                              z_range=tuple(job.z_range) if job.z_range else None, tile_size=job.tile_size,
-                             crop=job.crop, ignore_voxel_size=job.ignore_voxel_size, log=log)
+                             crop=job.crop, voxel_size=job.voxel_size, ignore_voxel_size=job.ignore_voxel_size,
+                             log=log)
     return 0

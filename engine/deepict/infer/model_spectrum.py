@@ -108,10 +108,12 @@ def warn_if_unlike_training(info: ModelInfo, data, voxel_size: float, tomogram_p
 
 
 @contextmanager
-def equalized_for_model(model_path, tomogram_path, mode: str, beside, log) -> Iterator[str]:
+def equalized_for_model(model_path, tomogram_path, mode: str, beside, log,
+                        voxel_size: float | None = None) -> Iterator[str]:
     """The tomogram to give the model: ``tomogram_path`` itself, or (when :func:`should_equalize`)
     a copy equalized to the model's reference spectrum in a scratch folder beside ``beside``, deleted
-    on leaving. For ``segment2d``, which reads its tomogram from a file."""
+    on leaving. ``voxel_size`` (Å) overrides the tomogram's header. For ``segment2d``, which reads its
+    tomogram from a file."""
     info = read_model_info(model_path)
     if not should_equalize(info, mode, model_path):
         yield tomogram_path
@@ -120,7 +122,7 @@ def equalized_for_model(model_path, tomogram_path, mode: str, beside, log) -> It
     try:
         volume = read_volume(tomogram_path)
         equalized = str(Path(scratch.name) / Path(tomogram_path).name)
-        equalize_to_model(info, model_path, volume.data, volume.voxel_size or info.voxel_size or 1.0,
+        equalize_to_model(info, model_path, volume.data, voxel_size or volume.voxel_size or info.voxel_size or 1.0,
                           tomogram_path, equalized, log)
         volume = None  # release the memory map before the scratch folder goes
         yield equalized

@@ -186,14 +186,15 @@ def _model(model) -> tuple[torch.nn.Module, ModelInfo]:
 def segment_tomogram(model, tomogram, out, probability_map=None, threshold: float | None = None,
                      sigma: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE, device="auto",
                      z_range: tuple[int, int] | None = None, tile_size: int | None = None, crop: int | None = None,
-                     ignore_voxel_size: bool = False, log: Callable[[str], None] | None = print,
-                     name: str | None = None) -> dict:
+                     voxel_size: float | None = None, ignore_voxel_size: bool = False,
+                     log: Callable[[str], None] | None = print, name: str | None = None) -> dict:
     """Segment one compartment in ``tomogram``; write the 0/1 mask ``out`` (and ``probability_map``).
 
     ``model`` is a model file path or ``(network, info)``. ``threshold`` / ``sigma`` default to the
     values recorded in the model (else 0.75 / 5 slices). ``tile_size`` None picks the tile size
     (from the model's training tile up to ``MAX_AUTO_TILE`` px) that needs the least computation for this slice
-    size. Slices outside ``z_range`` = (first, end) are 0 in both outputs. Both outputs carry the
+    size. Slices outside ``z_range`` = (first, end) are 0 in both outputs. ``voxel_size`` (Å) overrides the
+    tomogram's header (a wrong one), as pick's ``--voxel-size`` does. Both outputs carry the
     tomogram's voxel size, are streamed to disk slab by slab (memory does not grow with the
     tomogram's depth) and appear only once complete. ``name``: the tomogram's name in the log (default: its file
     name). Returns a summary dict.
@@ -216,18 +217,19 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
     volume = read_volume(tomogram)  # also refuses NaN / infinite voxels
     data = volume.data
     shape = tuple(int(s) for s in data.shape)
-    warning = check_model_voxel_size(volume.voxel_size, info.voxel_size, tomogram, ignore=ignore_voxel_size,
+    known_voxel_size = voxel_size or volume.voxel_size
+    warning = check_model_voxel_size(known_voxel_size, info.voxel_size, tomogram, ignore=ignore_voxel_size,
                                      refuse_unknown=False)
     if warning:
         log(f"warning: {warning}")
-    target = rescale_target(volume.voxel_size, info.voxel_size, ignore=ignore_voxel_size)
+    target = rescale_target(known_voxel_size, info.voxel_size, ignore=ignore_voxel_size)
     if target:
-        return _segment_rescaled((network, info), volume, target, out, probability_map, threshold, sigma, batch_size,
-                                 device, z_range, tile_size, crop, log, started)
+        return _segment_rescaled((network, info), volume, known_voxel_size, target, out, probability_map, threshold,
+                                 sigma, batch_size, device, z_range, tile_size, crop, log, started)
     unfinished = incomplete_training_warning(info.training)
     if unfinished:
         log(f"warning: {model if isinstance(model, (str, os.PathLike)) else 'the model'}: {unfinished}")
-    voxel_size = volume.voxel_size or info.voxel_size or 1.0
+    voxel_size = known_voxel_size or info.voxel_size or 1.0
     z0, z1 = (0, shape[0]) if z_range is None else (int(z_range[0]), int(z_range[1]))
     if not 0 <= z0 < z1 <= shape[0]:
         raise ParameterError(f"z range {z0}..{z1} is not within the tomogram's {shape[0]} slices "
@@ -293,21 +295,22 @@ def segment_tomogram(model, tomogram, out, probability_map=None, threshold: floa
             "seconds": seconds, "warning": warning}
 
 
-def _segment_rescaled(model, volume, target: float, out, probability_map, threshold: float, sigma: float,
-                      batch_size: int, device, z_range, tile_size, crop, log, started: float) -> dict:
-    """Segment a tomogram rescaled to the model's voxel size ``target``, with results at the tomogram's own.
+def _segment_rescaled(model, volume, voxel_size: float, target: float, out, probability_map, threshold: float,
+                      sigma: float, batch_size: int, device, z_range, tile_size, crop, log, started: float) -> dict:
+    """Segment a tomogram of ``voxel_size`` rescaled to the model's voxel size ``target``, with results at the
+    tomogram's own.
 
     The network's probability map is resampled back to the tomogram's grid, then smoothed along z
     (``sigma`` is in the model's slices: converted) and thresholded there, as an unscaled tomogram is.
     """
     shape = tuple(int(n) for n in volume.data.shape)
-    factor = rescale_factor(volume.voxel_size, target)
+    factor = rescale_factor(voxel_size, target)
     rescaled = rescaled_shape(shape, factor)
     z0, z1 = (0, shape[0]) if z_range is None else (int(z_range[0]), int(z_range[1]))
     if not 0 <= z0 < z1 <= shape[0]:
         raise ParameterError(f"z range {z0}..{z1} is not within the tomogram's {shape[0]} slices "
                              "(give first and end slice, 0-based, end excluded)")
-    log(rescale_line(volume.path, volume.voxel_size, target, shape, rescaled))
+    log(rescale_line(volume.path, voxel_size, target, shape, rescaled))
     name = Path(volume.path).name
     with scratch_directory(out) as folder:
         resample_volume(volume.data, rescaled, folder / "rescaled.mrc", target, label=f"rescaling {name}", log=log)
@@ -320,7 +323,7 @@ def _segment_rescaled(model, volume, target: float, out, probability_map, thresh
                                   log=lambda line: None if line.startswith("wrote ") else log(line))  # scratch files
         back = Path(probability_map) if probability_map is not None else folder / "probability.mrc"
         resample_volume(read_volume(folder / "probability_rescaled.mrc", check_finite=False).data, shape, back,
-                        volume.voxel_size, label=f"probability map of {name} back to {volume.voxel_size:g} Å",
+                        voxel_size, label=f"probability map of {name} back to {voxel_size:g} Å",
                         clip=(0.0, 1.0), log=log)
         probability = read_volume(back, check_finite=False).data
         sigma_here = result["sigma"] / factor
@@ -331,12 +334,12 @@ def _segment_rescaled(model, volume, target: float, out, probability_map, thresh
             block[max(0, z1 - a):] = 0
             return block
 
-        with volume_writer(out, shape, np.int8, volume.voxel_size) as write_mask:
+        with volume_writer(out, shape, np.int8, voxel_size) as write_mask:
             positive = smooth_and_threshold_slabs(read, shape, sigma_here, result["threshold"], write_mask)
         del probability
     fraction = positive / float(np.prod(shape))
-    log(f"wrote {out} at {volume.voxel_size:g} Å ({100 * fraction:.1f}% of the voxels positive)")
+    log(f"wrote {out} at {voxel_size:g} Å ({100 * fraction:.1f}% of the voxels positive)")
     return {**result, "mask": str(out), "probability_map": str(probability_map) if probability_map else None,
-            "shape_zyx": list(shape), "voxel_size": volume.voxel_size, "z_range": [z0, z1],
-            "positive_fraction": fraction, "seconds": time.time() - started, "rescaled_from": volume.voxel_size,
+            "shape_zyx": list(shape), "voxel_size": voxel_size, "z_range": [z0, z1],
+            "positive_fraction": fraction, "seconds": time.time() - started, "rescaled_from": voxel_size,
             "rescaled_to": target, "warning": None}

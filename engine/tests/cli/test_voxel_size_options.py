@@ -17,6 +17,7 @@ from tiny_world import run, untrained_model
     (["export", "--coords", "p.csv", "--tomogram", "t.mrc", "--format", "relion4", "--out", "p.star"],
      "--output-pixel-size"),
     (["pick", "--model", "m.pt", "--tomogram", "t.mrc", "--out", "p.csv"], "--voxel-size"),
+    (["segment2d", "--model", "m.pt", "--tomogram", "t.mrc", "--out", "m.mrc"], "--voxel-size"),
     (["filter-context", "--coords", "p.csv", "--context", "c.mrc", "--out", "k.csv"], "--context-voxel-size"),
     (["train2d", "--tomograms", "t.mrc", "--masks", "m.mrc", "--out", "m.pt"], "--training-voxel-size"),
 ])

@@ -379,9 +379,28 @@ def test_cli_round_trip(data, tmp_path, capsys):
     assert code == 2 and "threshold" in capsys.readouterr().err
 
 
+def test_cli_voxel_size_overrides_a_wrong_header(data, trained, tmp_path, capsys):
+    """segment2d had no --voxel-size (pick and segment3d have): a tomogram whose header is wrong could only be
+    applied as it is (--ignore-voxel-size), and its mask kept the wrong voxel size."""
+    _, paths = data
+    wrong = tmp_path / "wrong_header.mrc"
+    write_volume(wrong, read_volume(paths["t2"]).data, 5 * VOXEL)
+    mask = tmp_path / "mask.mrc"
+    argv = ["segment2d", "--model", str(trained[0]), "--tomogram", str(wrong), "--out", str(mask), "--device", "cpu",
+            "--threads", "1"]
+    assert cli.main(argv) == 2 and "more than the 4x" in capsys.readouterr().err
+    assert cli.main([*argv, "--voxel-size", str(VOXEL)]) == 0
+    assert "rescaling" not in capsys.readouterr().out  # the model's own voxel size: applied as it is
+    segment_tomogram(trained[0], paths["t2"], tmp_path / "native.mrc", device=CPU, log=None)
+    result = read_volume(mask)
+    assert result.voxel_size == pytest.approx(VOXEL, 1e-3)
+    assert np.array_equal(result.data, read_volume(tmp_path / "native.mrc").data)
+
+
 def test_cli_help_mentions_every_option(capsys):
     for command, options in (("train2d", ["--tiles-per-epoch", "--remap", "--resume", "--val-tomograms"]),
-                             ("segment2d", ["--probability-map", "--z-range", "--ignore-voxel-size"])):
+                             ("segment2d", ["--probability-map", "--z-range", "--voxel-size",
+                                            "--ignore-voxel-size"])):
         with pytest.raises(SystemExit) as stop:
             cli.main([command, "--help"])
         assert stop.value.code == 0
