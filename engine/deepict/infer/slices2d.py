@@ -153,7 +153,6 @@ class _SliceStore:
         y1 = self.shape[1] if y1 is None else min(y1, self.shape[1])
         if self.array is not None:
             return self.array[z0:z1, y0:y1]
-        row_bytes = self.shape[2] * 4
         out = np.empty((z1 - z0, y1 - y0, self.shape[2]), dtype=np.float32)
         for i, z in enumerate(range(z0, z1)):
             self.handle.seek((z * self.plane + y0 * self.shape[2]) * 4)
@@ -336,7 +335,7 @@ def _segment_rescaled(model, volume, voxel_size: float, target: float, out, prob
 
         with volume_writer(out, shape, np.int8, voxel_size) as write_mask:
             positive = smooth_and_threshold_slabs(read, shape, sigma_here, result["threshold"], write_mask)
-        del probability
+        probability = None  # release the memory map before the scratch folder goes
     fraction = positive / float(np.prod(shape))
     log(f"wrote {out} at {voxel_size:g} Å ({100 * fraction:.1f}% of the voxels positive)")
     return {**result, "mask": str(out), "probability_map": str(probability_map) if probability_map else None,
