@@ -38,7 +38,8 @@ class ProtDeepictTrain2D(ProtDeepictBase):
                       help="One mask per tomogram (matched by tsId or tomogram file): 1 = compartment, 0 = elsewhere; "
                            "or label maps with a remapping below.")
         form.addParam("className", params.StringParam, default="cytosol", label="Compartment name",
-                      help="Name stored in the model and given to its segmentations (e.g. cytosol, organelles).")
+                      help="Name stored in the model and given to its segmentations (e.g. cytosol, organelles): "
+                           "letters, digits, '_', '-' and '.'.")
         form.addParam("remap", params.StringParam, default="", expertLevel=params.LEVEL_ADVANCED,
                       label="Label remapping",
                       help="For label maps: '.:1' = every non-zero label -> 1; '2,3,5:1' = labels 2, 3, 5 -> 1; "

@@ -119,6 +119,9 @@ class TestDeepict2DProtocols(BaseTest):
         self.assertEqual(errors(), "")
         self.assertIn("multiple of 16", errors(tileSize=100))
         self.assertIn("Train at voxel size", errors(trainingVoxelSize=100.0))  # beyond 4x of 13.48 Å
+        # the name becomes file names (<tsId>_<name>.mrc): a space was accepted
+        self.assertIn("class name 'outer cytosol' may hold only letters, digits", errors(className="outer cytosol"))
+        self.assertEqual(errors(className="outer_cytosol-2"), "")
 
     def test_probability_maps_are_refused_where_binary_masks_are_needed(self):
         """The maps are SetOfTomoMasks too, so every mask field offers them; taken as masks, every voxel above 0

@@ -230,6 +230,15 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertIn("Å/px but the tomograms", errors)
         self.assertIn("not among the input tomograms", errors)
         self.assertIn("divisible by 2^depth", errors)
+        # class names follow the engine's one rule: a space was accepted; a repeated name was said twice
+        for names, said in (("ribosome, large ribo", "class name 'large ribo' may hold only letters"),
+                            ("ribosome, ribosome", "class names must be unique")):
+            named = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms, classNames=names)
+            for _ in range(2):
+                named.inputCoordinates.append(self.importCoords.outputCoordinates)
+            errors = named.validate()
+            self.assertEqual(len([e for e in errors if said in e]), 1, errors)
+            self.assertEqual(len([e for e in errors if "class name" in e.lower()]), 1, errors)
         # a radius below one voxel labels nothing (5 Å at 13.48 Å/voxel was accepted)
         tiny = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms, particleRadii="5")
         tiny.inputCoordinates.append(self.importCoords.outputCoordinates)

@@ -5,6 +5,8 @@ Plain Python (no numpy, no torch), so that the plugin's forms and protocols can 
 
 from __future__ import annotations
 
+import re
+
 # --------------------------------------------------------------------------------------------
 # Voxel sizes (Å)
 # --------------------------------------------------------------------------------------------
@@ -64,6 +66,25 @@ SCORE_COLUMN = "score"
 CLASS_COLUMN = "class"
 #: The class name of a one-class training given none (``--class-name``).
 DEFAULT_CLASS_NAME = "particle"
+#: What a class name may hold: letters, digits, '_', '-' and '.', first a letter or a digit. A class name is
+#: stored in the model and names what it finds: output files (``<tsId>_<class>.mrc``), coordinate tables'
+#: class column and copick objects; a space, '/' or ':' breaks some of them.
+CLASS_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def class_name_problem(name) -> str | None:
+    """Why ``name`` cannot be a class name (:data:`CLASS_NAME_PATTERN`), with a valid one to give instead;
+    ``None`` when it can."""
+    text = str(name)
+    if CLASS_NAME_PATTERN.fullmatch(text):
+        return None
+    if not text.strip():
+        return "a class name is empty: give each class a name (e.g. ribosome)"
+    suggestion = re.sub(r"[^A-Za-z0-9_.-]+", "_", text.strip()).lstrip("_.-") or "class1"
+    return (f"the class name {text!r} may hold only letters, digits, '_', '-' and '.', starting with a letter or "
+            f"a digit (it names the model's output files): e.g. {suggestion!r}")
+
+
 #: Optional columns of a coordinate table: the particle's orientation, RELION's ZYZ Euler angles in
 #: degrees (see deepict.orientations); exports write them as the orientation / priors.
 ANGLE_COLUMNS = ("rot", "tilt", "psi")

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from deepict import conventions
-from deepict.conventions import fits_model_voxel_size, voxel_sizes_differ
+from deepict.conventions import class_name_problem, fits_model_voxel_size, voxel_sizes_differ
 
 
 def test_conventions_import_neither_numpy_nor_torch():
@@ -35,3 +35,19 @@ def test_every_loss_name_has_a_loss():
     from deepict.nn.losses import LOSSES
     assert set(LOSSES) == set(conventions.LOSS_NAMES)
     assert list(conventions.LOSS_NAMES) == sorted(conventions.LOSS_NAMES)  # the forms store an index
+
+
+@pytest.mark.parametrize("name", ["ribosome", "fas", "cytosol", "membrane", "large_ribo", "fas-2", "80S", "npc.v2"])
+def test_class_names_that_name_files_are_accepted(name):
+    assert class_name_problem(name) is None
+
+
+@pytest.mark.parametrize("name, valid", [("large ribo", "large_ribo"), ("ribo/fas", "ribo_fas"), ("_x", "x"),
+                                         ("ribo:1", "ribo_1"), ("..", "class1")])
+def test_class_names_that_break_file_names_are_refused_with_a_valid_one(name, valid):
+    assert f"e.g. '{valid}'" in class_name_problem(name)
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_class_name_is_said_to_be_empty(name):
+    assert class_name_problem(name).startswith("a class name is empty")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from deepict.conventions import LOSS_NAMES, MAX_RESCALE_FACTOR
+from deepict.conventions import LOSS_NAMES, MAX_RESCALE_FACTOR, class_name_problem
 from deepict.infer.compartments import DEFAULT_CROP, DEFAULT_SIGMA
 from deepict.infer.masks import parse_remap
 from deepict.infer.tiling import check_tile_geometry
@@ -18,10 +18,12 @@ INITIALISATIONS = ("kaiming", "torch")
 
 
 def check_class_names(names) -> None:
-    """Class names are stored in the model and name its outputs: each must be non-blank and unique."""
+    """Class names are stored in the model and name its outputs: each must be a valid name
+    (:func:`deepict.conventions.class_name_problem`), and unique."""
     for name in names:
-        if not str(name).strip():
-            raise ParameterError("a class name is empty: give each class a name (e.g. --class-name ribosome)")
+        problem = class_name_problem(name)
+        if problem:
+            raise ParameterError(problem)
     if len(set(names)) != len(names):
         raise ParameterError(f"class names must be unique, got {list(names)}")
 
@@ -68,7 +70,8 @@ class TrainConfig:
     """Hyper-parameters of 3D training; the default network is the published DeePiCt FAS network's (depth 2,
     16 features), which picked best on the development data (README, *Main parameters*)."""
 
-    classes: list = parameter(factory=list, help="name of each class (default: particle, or class1, class2, ...)")
+    classes: list = parameter(factory=list, help="name of each class: letters, digits, '_', '-' and '.' (default: "
+                                                 "particle, or class1, class2, ...)")
     depth: int = parameter(2, help="pooling levels (default %(default)s, as the published networks)")
     initial_features: int = parameter(16, help="channels at full resolution (default %(default)s)")
     batch_norm: bool = parameter(True, help="batch normalisation (default: on)")
@@ -145,8 +148,8 @@ class Train2DConfig:
     the warm-up, by default the first half of the epochs).
     """
 
-    class_name: str = parameter("compartment", help="name of the compartment, stored in the model "
-                                                     "(default: %(default)s)")
+    class_name: str = parameter("compartment", help="name of the compartment, stored in the model: letters, "
+                                                     "digits, '_', '-' and '.' (default: %(default)s)")
     remap: str | None = parameter(None, help="turn label maps into 0/1 masks: '.:1' = every non-zero label -> 1; "
                                              "'2,3,5:1' = labels 2, 3 and 5 -> 1, all others 0; '1:0,12:0,.:1' = "
                                              "labels 1 and 12 -> 0, every other non-zero label -> 1 (default: the "

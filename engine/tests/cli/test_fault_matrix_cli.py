@@ -288,6 +288,20 @@ def test_silent_empty_class_name_refused(command, world, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["train3d", "train2d"])
+@pytest.mark.parametrize("name, valid", [("large ribo", "large_ribo"), ("ribo/fas", "ribo_fas")])
+def test_silent_class_name_that_breaks_file_names_refused(command, name, valid, world, tmp_path, capsys):
+    """A space or '/' in a class name was stored in the model, then broke the files and copick objects it names."""
+    out = tmp_path / "result.out"
+    argv = {"train3d": train3d_argv(world, out, "--class-name", name),
+            "train2d": ["train2d", "--tomograms", world.tomo, "--masks", world.tomo, "--out", out, "--class-name",
+                        name]}[command]
+    code, _, err = run(capsys, *argv)
+    assert_one_line(code, err, [f"class name '{name}'", "letters, digits, '_', '-' and '.'", f"e.g. '{valid}'"],
+                    tmp_path)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("case", ["pick --out", "train3d --out", "model-info --json"])
 def test_silent_trailing_slash_is_a_folder_not_a_file(case, world, tmp_path, capsys):
     target = f"{tmp_path / 'newdir'}{os.sep}"
