@@ -6,7 +6,8 @@ hides the plugin). The ``gui`` test (``pytest -m gui``) starts its own Xvfb, bui
 project (imported tomograms and coordinates, a trained network, picks), opens it in pyworkflow's
 ProjectWindow in a subprocess (this file run as a script), opens every form of the plugin the way
 the protocol tree does, at the normal and the advanced expert level, and saves a PNG of the project
-window and of every tab of every form into ``$SCIPION_TESTS_OUTPUT/deepict_gui`` (printed).
+window and of every tab of every form into ``$SCIPION_TESTS_OUTPUT/deepict_gui`` (printed). A second ``gui``
+test opens Scipion's own (Qt) viewer of a set of tomogram masks, which needs the X libraries gui-deps.sh installs.
 Without Xvfb the test is skipped, unless CI=true: then it fails, because CI must run it.
 """
 
@@ -17,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from pyworkflow.protocol import Protocol
@@ -285,6 +287,71 @@ def test_project_window_and_every_form(gui_output):
                      r"train ribosome network, seed 1 \(run \d+, seed 1\)\.", summaries[ENSEMBLE]), summaries[ENSEMBLE]
     assert not report["errors"], report["errors"]
     print(f"GUI screenshots: {gui_output} ({sum(len(f['pngs']) for f in report['forms'].values()) + 1} PNGs)")
+
+
+def writeMaskSet(folder):
+    """A SetOfTomoMasks of one small mask, outside any project (what "Analyze results" of masks shows)."""
+    import numpy as np
+    from tomo.objects import SetOfTomoMasks, TomoMask
+
+    from deepict.io import write_volume
+
+    path = os.path.join(folder, "TS_01_mask.mrc")
+    write_volume(path, np.pad(np.ones((4, 8, 8), np.int8), 4), 10.0)
+    masks = SetOfTomoMasks(filename=os.path.join(folder, "masks.sqlite"))
+    masks.setSamplingRate(10.0)
+    mask = TomoMask(location=path)
+    mask.setSamplingRate(10.0)
+    mask.setTsId("TS_01")
+    masks.append(mask)
+    masks.write()
+    return masks
+
+
+@pytest.mark.gui
+def test_scipions_mask_viewer_opens(gui_output, tmp_path, monkeypatch):
+    """"Analyze results" of tomogram masks (ours: segment 2D/3D) opens pwem's metadata viewer, a PyQt5 program:
+    without the X libraries of Qt's xcb platform plugin (scripts/gui-deps.sh) it stopped at once with "Could not
+    load the Qt platform plugin "xcb"" while the Tk windows worked."""
+    _needGuiTools()
+    if shutil.which("xdotool") is None:
+        pytest.fail("xdotool not installed (run scripts/gui-deps.sh)")
+    from pwem.viewers.mdviewer import viewer as mdviewer
+    from pwem.viewers.mdviewer.sqlite_dao import SCIPION_OBJECT_ID, SCIPION_PORT
+
+    masks = writeMaskSet(str(tmp_path))
+    for name in (SCIPION_PORT, SCIPION_OBJECT_ID):  # MDView sets them in os.environ: restored after the test
+        monkeypatch.setenv(name, "0")
+    launched = []
+    with monkeypatch.context() as patch:  # the subprocess module itself: undone before Xvfb starts
+        patch.setattr(mdviewer.subprocess, "Popen", lambda command, **_: launched.append(command))
+        mdviewer.MDView(masks, port=1).show()  # the command the GUI runs (with its project's port)
+    assert len(launched) == 1, launched
+    display = VirtualDisplay()
+    logPath = tmp_path / "viewer.log"
+    try:
+        env = dict(os.environ, DISPLAY=display.display)
+        with open(logPath, "w") as log:
+            viewer = subprocess.Popen(launched[0], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            window = ""
+            for _ in range(120):  # up to 60 s for the window
+                if viewer.poll() is not None:
+                    pytest.fail(f"the mask viewer stopped ({viewer.returncode}):\n{logPath.read_text()[-3000:]}")
+                window = subprocess.run(["xdotool", "search", "--name", "^Metadata: masks.sqlite"], env=env,
+                                        capture_output=True, text=True).stdout.strip()
+                if window:
+                    break
+                time.sleep(0.5)
+            assert window, f"no viewer window after 60 s:\n{logPath.read_text()[-3000:]}"
+            png = os.path.join(gui_output, "mask_viewer.png")
+            subprocess.run(["import", "-window", "root", png], env=env, check=True)
+            assert os.path.getsize(png) > 1000
+        finally:
+            viewer.terminate()
+            viewer.wait(timeout=10)
+    finally:
+        display.stop()
 
 
 # ------------------------------ the driver (runs in the Xvfb subprocess) ------------------------------
