@@ -94,7 +94,7 @@ TRAINING_PROTOCOLS = {"ProtDeepictTrain2D", "ProtDeepictTrain3D"}
 
 def _unexplainedParams(protocol):
     """Names of the form's parameters (outside the run header) without help text."""
-    from pyworkflow.protocol.params import Group, Line
+    from pyworkflow.protocol.params import Group
     missing = []
     for section in protocol.iterDefinitionSections():
         if section.getLabel() in HEADER_SECTIONS:
