@@ -135,13 +135,21 @@ def run(job: ExportJob) -> int:
     if job.format == copick.COPICK_FORMAT:
         files = copick.write_project(job.out, picks, job.copick_object, job.copick_user_id, job.copick_session_id,
                                      radius=job.copick_radius)
-        print(json.dumps({"format": job.format, "files": [str(f) for f in files], "config": str(copick.config_path(
-            job.out)), "particles": int(sum(len(c) for _, c in picks)), "tomograms": len(picks)}, indent=2))
+        # the project's config is written too (created, or its objects added); copick names objects, numbers none
+        print(export_summary(job.format, [copick.config_path(job.out), *files], picks), flush=True)
         return 0
     with claimed_outputs(("--out", job.out, FILE_OR_FOLDER), job=job):
         files = export.export_coordinates(job.format, job.out, picks, output_pixel_size=job.output_pixel_size)
     classes = export.class_name_map(picks) if export.carries_classes(job.format) else None
-    print(json.dumps({"format": job.format, "files": [str(f) for f in files],
-                      "particles": int(sum(len(c) for _, c in picks)), "tomograms": len(picks),
-                      "output_pixel_size": job.output_pixel_size, "classes": classes}, indent=2))
+    print(export_summary(job.format, files, picks, job.output_pixel_size, classes), flush=True)
     return 0
+
+
+def export_summary(fmt: str, files, picks, output_pixel_size: float | None = None,
+                   classes: dict | None = None) -> str:
+    """The JSON summary every format's export prints on stdout, with the same keys for all: ``format``, ``files``
+    (every file written), ``particles``, ``tomograms``, ``output_pixel_size`` (None: each tomogram's voxel size)
+    and ``classes`` (the numbers given to class names; None when the format writes no number)."""
+    return json.dumps({"format": fmt, "files": [str(f) for f in files],
+                       "particles": int(sum(len(coordinates) for _, coordinates in picks)), "tomograms": len(picks),
+                       "output_pixel_size": output_pixel_size, "classes": classes}, indent=2)

@@ -13,6 +13,7 @@ from deepict.formats import staging, star
 from deepict.cli.main import main
 from deepict.errors import InputFileError, ParameterError
 from deepict.formats import PickedTomogram, TomogramInfo
+from deepict.formats.copick import COPICK_FORMAT
 from deepict.io import CoordinateTable, read_coordinates, write_coordinates, write_volume
 
 TOLERANCE = 0.01  # voxels
@@ -408,6 +409,22 @@ def test_relion4_without_a_pixel_size_column_is_in_the_tomograms_voxels(tmp_path
     for (_, original), given, voxels in zip(picks, as_given, as_voxels):
         assert np.abs(given.xyz - original.xyz).max() < TOLERANCE
         assert voxels.xyz == pytest.approx(original.xyz * 13.48 / 3.37, abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("fmt", export.FORMATS + (COPICK_FORMAT,))
+def test_every_format_prints_the_same_summary(tmp_path, capsys, fmt):
+    """copick's summary had a 'config' key and lacked output_pixel_size and classes: a script reading the
+    summaries of several formats broke on one of them."""
+    picks, tomogram, _ = _pick_csv(tmp_path)
+    out = tmp_path / "project" if fmt == COPICK_FORMAT else _out(tmp_path / "out", fmt)
+    assert main(["export", "--coords", str(picks), "--tomogram", str(tomogram), "--format", fmt,
+                 "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert list(summary) == ["format", "files", "particles", "tomograms", "output_pixel_size", "classes"]
+    assert (summary["format"], summary["particles"], summary["tomograms"]) == (fmt, 6, 1)
+    assert summary["files"] and all(Path(f).is_file() for f in summary["files"])  # every file written
+    if fmt == COPICK_FORMAT:
+        assert summary["files"][0] == str(out / "copick_config.json") and summary["classes"] is None
 
 
 def _pick_csv(tmp_path, name="TS_01", repeat=1):
