@@ -37,24 +37,33 @@ class Progress:
 
     ``first_line``: also report after the first unit (an early ETA for a step known to be long);
     without it, a step shorter than ``every`` seconds stays silent. ``clock`` is injectable for tests.
+
+    ``work``: the step's total work in a unit of its own (voxels, points), for units of very different cost
+    (mask pieces, filaments): each :meth:`advance` then says how much work it finished, and the ETA is the time
+    the remaining work takes at the rate so far. Counted in units instead, one huge piece done first made the
+    ETA its time multiplied by the number of pieces left, hours for a step that ended seconds later.
     """
 
     def __init__(self, label: str, total: int, unit: str = "", log: Callable[[str], None] | None = None,
                  every: float = PROGRESS_INTERVAL_SECONDS, first_line: bool = True,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, work: float | None = None):
         self.label, self.total, self.unit = label, max(int(total), 0), unit
         self.log = log or print_line
         self.every, self.first_line, self.clock = every, first_line, clock
         self.done = 0
+        self.work_total = float(self.total if work is None else work)
+        self.work_done = 0.0
         self.started = self.last_line = clock()
         self.lines = 0
 
-    def advance(self, count: float = 1) -> None:
-        """Count ``count`` more units done; a fraction of a unit counts too (a box's share of its views)."""
+    def advance(self, count: float = 1, work: float | None = None) -> None:
+        """``count`` more units done, which were ``work`` of the total work (default: ``count``); a share of a
+        unit counts too (a box's share after each of its views)."""
         done = self.done + count
         if abs(done - round(done)) < 1e-6:  # shares that add up to whole units make exactly those units
             done = round(done)
         self.done = min(done, self.total) if self.total else done
+        self.work_done += count if work is None else work
         now = self.clock()
         finished = self.total and self.done >= self.total
         if (finished and self.lines) or now - self.last_line >= self.every or (self.first_line and not self.lines):
@@ -71,6 +80,7 @@ class Progress:
         percent = 100.0 * self.done / self.total
         if self.done >= self.total:
             return f"{self.label}: {self.done}/{self.total}{unit} (100%) in {format_duration(elapsed)}"
-        eta = format_duration(elapsed / self.done * (self.total - self.done)) if self.done else "unknown"
+        remaining = max(self.work_total - self.work_done, 0.0)
+        eta = format_duration(elapsed / self.work_done * remaining) if self.work_done > 0 else "unknown"
         return (f"{self.label}: {done}/{self.total}{unit} ({percent:.0f}%), "
                 f"{format_duration(elapsed)} elapsed, ETA {eta}")

@@ -51,6 +51,21 @@ def test_a_step_shorter_than_the_interval_stays_silent_without_a_first_line():
     assert lines == ["epoch 2/3: 2/4 batches (50%), 4 s elapsed, ETA 4 s", "epoch 2/3: 4/4 batches (100%) in 8 s"]
 
 
+def test_an_eta_of_units_of_different_cost_counts_their_work():
+    """Counted in units, a huge first piece (91 s) made the ETA 91 s times the 9 pieces left: 13 min 39 s, for
+    nine small pieces that took 9 s."""
+    clock, lines = FakeClock(), []
+    costs = [91] + [1] * 9
+    progress = Progress("tracing", len(costs), "pieces", lines.append, every=3.0, clock=clock, work=sum(costs))
+    for cost in costs:
+        clock.now += cost  # a piece takes time in proportion to its work
+        progress.advance(work=cost)
+    assert lines == ["tracing: 1/10 pieces (10%), 1 min 31 s elapsed, ETA 9 s",
+                     "tracing: 4/10 pieces (40%), 1 min 34 s elapsed, ETA 6 s",
+                     "tracing: 7/10 pieces (70%), 1 min 37 s elapsed, ETA 3 s",
+                     "tracing: 10/10 pieces (100%) in 1 min 40 s"]
+
+
 def test_format_duration():
     assert [format_duration(s) for s in (0.4, 42, 185, 7620)] == ["0 s", "42 s", "3 min 05 s", "2 h 07 min"]
 

@@ -1,5 +1,9 @@
 """Filament tracing: straight, curved, hollow, crossing, touching, re-entering and empty masks, bad parameters."""
 
+import functools
+import re
+import time
+
 import numpy as np
 import pytest
 
@@ -7,8 +11,10 @@ from deepict.errors import ParameterError
 from deepict.filaments.joining import join_chains
 from deepict.filaments.options import FilamentOptions
 from deepict.filaments.scoring import score_trace
+from deepict.filaments import trace as trace_module
 from deepict.filaments.trace import trace_filaments
 from deepict.orientations import angle_between_axes, tilt_psi_to_direction
+from deepict.progress import Progress
 from deepict.synthetic.filaments import FilamentSceneConfig, make_filament_scene
 
 VOXEL = 10.0
@@ -101,3 +107,31 @@ def test_every_stage_reports_its_progress():
                     log=lines.append)
     assert any(line.startswith("joining 1 piece(s) of centre line") for line in lines), lines
     assert any(line.startswith("smoothing the filaments and prolonging them to the mask's ends") for line in lines)
+
+
+def _seconds(text):
+    """Seconds of a duration as :func:`deepict.progress.format_duration` writes it."""
+    units = {"h": 3600, "min": 60, "s": 1}
+    words = text.split()
+    return sum(int(number) * units[unit] for number, unit in zip(words[::2], words[1::2]))
+
+
+def test_the_tracing_eta_after_a_huge_piece_is_its_remaining_time(monkeypatch):
+    """The pieces were counted before their work and alike: after one huge piece the first ETA was its time
+    multiplied by the pieces left (here about 30 times the time they took). Timed for real, in milliseconds
+    shown as seconds; the ETA must be within 4x of the time the small pieces then take."""
+    mask = np.zeros((70, 70, 1400), bool)  # depth windows of full size, as in a tomogram
+    mask[2:15, 44:57, :] = tube((13, 13, 1400), (4, 6, 6), (1395, 6, 6), 6)  # the first piece (lowest z, then y)
+    small = tube((7, 17, 7), (3, 0, 3), (3, 16, 3), 3)
+    for i in range(40):  # small pieces side by side, too far apart in their direction to be joined
+        mask[37:44, 5:22, 7 + 12 * i:14 + 12 * i] = small
+    lines = []
+    milliseconds = lambda: time.perf_counter() * 1000.0  # noqa: E731
+    monkeypatch.setattr(trace_module, "Progress", functools.partial(Progress, every=100.0, clock=milliseconds))
+    trace_filaments(mask, VOXEL, FilamentOptions(spacing_angstrom=30.0), log=lines.append)
+    tracing = [re.match(r"tracing mask pieces: (\d+)/41 pieces .*?, (.+) elapsed, ETA (.+)$", line) for line in lines]
+    first = next(match for match in tracing if match)
+    end = next(re.match(r"tracing mask pieces: 41/41 pieces \(100%\) in (.+)$", line) for line in lines
+               if line.startswith("tracing mask pieces: 41/41"))
+    remaining = _seconds(end[1]) - _seconds(first[2])
+    assert first[1] == "1" and remaining / 4 <= _seconds(first[3]) <= 4 * remaining, (first[0], end[0])
