@@ -122,6 +122,32 @@ class TestDeepictTraceFilaments(BaseTest):
             self.assertTrue(all(b > a for a, b in zip(lengths, lengths[1:])))
             self.assertAlmostEqual(lengths[1], SPACING, delta=0.5 * SPACING)
 
+    def test_the_picks_viewer_shows_filaments_as_dots_labelled_by_filament(self):
+        """Traced filaments were labelled "class N", circled at the box's radius (the circles merged into one band
+        per filament) and the legend covered the picks."""
+        from matplotlib.collections import EllipseCollection
+        from deepict_scipion.viewers import DeepictPicksViewer, plots
+
+        traced = self._trace(self.masks, "binary masks").outputCoordinates
+        viewer = DeepictPicksViewer(project=self.proj)
+        item, = viewer.slabItems(traced)
+        self.assertTrue(item["filaments"])
+        self.assertEqual(list(item["picks"]), [f"filament {n}" for n in range(1, len(self.scene.centre_lines) + 1)])
+        png, = viewer.slabPngs(traced, os.path.abspath(self.proj.getTmpPath("slabs")))
+        self.assertGreater(os.path.getsize(png), 1000)
+        data, _ = plots.load_slab_inputs(item["tomogram"])
+        figure = plots._new_figure(8 + plots.LEGEND_WIDTH_INCHES, 8)
+        ax = figure.add_axes([0.08, 0.08, 7.0 / (8 + plots.LEGEND_WIDTH_INCHES), 0.84])
+        plots.draw_slab(ax, data, item["picks"], 32, radius=viewer.circleRadius(traced), filaments=True)
+        figure.canvas.draw()
+        self.assertFalse([c for c in ax.collections if isinstance(c, EllipseCollection)])  # dots, no circles
+        self.assertGreaterEqual(ax.get_legend().get_window_extent().x0, ax.get_window_extent().x1)  # beside it
+        # many filaments: no legend (it would be taller than the image), their number in the title
+        many = {f"filament {n}": np.array([[5.0 * n, 10.0, 32.0]]) for n in range(1, 21)}
+        plots.draw_slab(ax, data, many, 32, filaments=True)
+        self.assertIsNone(ax.get_legend())
+        self.assertIn("20 filaments", ax.get_title())
+
     def test_probability_maps_are_thresholded(self):
         self._checkFilaments(self._trace(self.maps, "probability maps", threshold=0.5))
 

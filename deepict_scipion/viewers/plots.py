@@ -33,6 +33,14 @@ CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
                  "#17becf"]
 DEFAULT_THICKNESS = 5
 DEFAULT_RADIUS = 8.0
+#: Above this many groups (classes, filaments) a slab has no legend: it would be taller than the image and its
+#: colours repeat (:data:`CLASS_COLOURS`); the title gives their number instead.
+MAX_LEGEND_ENTRIES = 12
+#: Room (inches) right of a slab for its legend, outside the image so that it covers no pick.
+LEGEND_WIDTH_INCHES = 2.4
+#: Marker area (points²) of a filament's point: its points lie a few voxels apart along the centre line, where
+#: circles of the box's size merged into one band per filament.
+FILAMENT_POINT_AREA = 12
 
 
 def class_colour(index: int) -> str:
@@ -275,9 +283,20 @@ def circles_at(points: np.ndarray, z: float, radius: float, thickness: int = DEF
     return points[keep, 0], points[keep, 1], np.maximum(sizes, max(radius * 0.25, 1.0))
 
 
+def shows_legend(picks_by_class: Mapping) -> bool:
+    """Whether a slab of these groups of picks has a legend (beside the image): at most :data:`MAX_LEGEND_ENTRIES`."""
+    return 0 < len(picks_by_class or {}) <= MAX_LEGEND_ENTRIES
+
+
 def draw_slab(ax, data, picks_by_class: Mapping, z: int, mask=None, thickness: int = DEFAULT_THICKNESS,
-              radius: float = DEFAULT_RADIUS, title: Optional[str] = None, legend: bool = True) -> None:
-    """Draw slab ``z`` of ``data`` (z, y, x) with the picks circled and ``mask`` overlaid into ``ax``."""
+              radius: float = DEFAULT_RADIUS, title: Optional[str] = None, legend: bool = True,
+              filaments: bool = False) -> None:
+    """Draw slab ``z`` of ``data`` (z, y, x) with the picks circled and ``mask`` overlaid into ``ax``.
+
+    ``filaments``: the groups are traced filaments, whose points are drawn as small dots (those within ``radius``
+    of the slab). The legend stands right of the image (leave room for it: :data:`LEGEND_WIDTH_INCHES`), and only
+    when :func:`shows_legend`.
+    """
     ax.clear()
     image = slab_image(data, z, thickness)
     low, high = _contrast(image)
@@ -291,21 +310,25 @@ def draw_slab(ax, data, picks_by_class: Mapping, z: int, mask=None, thickness: i
     for index, (label, points) in enumerate((picks_by_class or {}).items()):
         x, y, sizes = circles_at(points, z, radius, thickness)
         colour = class_colour(index)
-        if len(x):
+        if filaments:
+            ax.scatter(x, y, s=FILAMENT_POINT_AREA, color=colour, edgecolors="none")
+        elif len(x):
             circles = EllipseCollection(2 * sizes, 2 * sizes, np.zeros(len(x)), units="xy",
                                         offsets=np.column_stack([x, y]), offset_transform=ax.transData,
                                         facecolors="none", edgecolors=colour, linewidths=1.5)
             ax.add_collection(circles)
-        handles.append(ax.plot([], [], "o", markerfacecolor="none", markeredgecolor=colour,
+        handles.append(ax.plot([], [], "o", markerfacecolor=colour if filaments else "none", markeredgecolor=colour,
                                label=f"{label} ({len(x)} here / {len(_points(points))})")[0])
     ax.set_xlim(-0.5, data.shape[2] - 0.5)
     ax.set_ylim(-0.5, data.shape[1] - 0.5)
     ax.set_xlabel("x (voxels)")
     ax.set_ylabel("y (voxels)")
     z0, z1 = _slab_range(z, thickness, data.shape[0])
-    ax.set_title(f"{title + ': ' if title else ''}z = {z} (slab {z0}-{z1 - 1})", fontsize=10)
-    if legend and handles:
-        ax.legend(handles=handles, fontsize=8, loc="upper right", framealpha=0.7)
+    groups = "" if shows_legend(picks_by_class) or not handles else \
+        f", {len(handles)} {'filaments' if filaments else 'classes'}"
+    ax.set_title(f"{title + ': ' if title else ''}z = {z} (slab {z0}-{z1 - 1}){groups}", fontsize=10)
+    if legend and shows_legend(picks_by_class):
+        ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def load_slab_inputs(tomogram_path, mask_path=None):
@@ -321,21 +344,24 @@ def load_slab_inputs(tomogram_path, mask_path=None):
 
 
 def plot_slab(tomogram_path, picks_by_class: Mapping, out_png, z: Optional[int] = None, mask_path=None,
-              thickness: int = DEFAULT_THICKNESS, radius: float = DEFAULT_RADIUS, title: Optional[str] = None) -> str:
+              thickness: int = DEFAULT_THICKNESS, radius: float = DEFAULT_RADIUS, title: Optional[str] = None,
+              filaments: bool = False) -> str:
     """PNG of a tomogram slab around ``z`` with picks circled per class and a mask overlaid.
 
     ``picks_by_class``: {class label: (N, 3) x, y, z in 0-based voxels}. A pick is circled when its
-    sphere of ``radius`` voxels meets the slab (the circle is the sphere's cross-section). ``z``
-    defaults to the median z of the picks (else the central slice); the slab is the mean of
-    ``thickness`` slices. ``mask_path``: a mask or probability map of the same tomogram, shown in
-    translucent colour (maximum over the slab).
+    sphere of ``radius`` voxels meets the slab (the circle is the sphere's cross-section); the points of
+    ``filaments`` (one group per filament) are small dots instead. ``z`` defaults to the median z of the picks
+    (else the central slice); the slab is the mean of ``thickness`` slices. ``mask_path``: a mask or probability
+    map of the same tomogram, shown in translucent colour (maximum over the slab). The legend stands right of the
+    image.
     """
     data, mask = load_slab_inputs(tomogram_path, mask_path)
     z = default_z(data.shape, picks_by_class) if z is None else int(np.clip(int(z), 0, data.shape[0] - 1))
     height, width = data.shape[1:]
     scale = 7.0 / max(width, height)
-    figure = _new_figure(max(width * scale, 3.0) + 0.8, max(height * scale, 3.0) + 0.6)
+    legend = LEGEND_WIDTH_INCHES if shows_legend(picks_by_class) else 0.0
+    figure = _new_figure(max(width * scale, 3.0) + 0.8 + legend, max(height * scale, 3.0) + 0.6)
     ax = figure.subplots(1, 1)
-    draw_slab(ax, data, picks_by_class, z, mask, thickness, radius, title)
+    draw_slab(ax, data, picks_by_class, z, mask, thickness, radius, title, filaments=filaments)
     figure.tight_layout()
     return _save(figure, out_png)

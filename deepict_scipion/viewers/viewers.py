@@ -17,7 +17,8 @@ from pyworkflow.viewer import DESKTOP_TKINTER, View, Viewer
 from tomo.objects import SetOfCoordinates3D
 
 from .. import Plugin
-from ..convert import coordinateGroups
+from ..constants import FILAMENTS_ATTRIBUTE
+from ..convert import coordinateGroups, isMarked
 from ..objects import DeepictModel
 from ..protocols.protocol_evaluate import ProtDeepictEvaluate
 from ..protocols.protocol_pick import ProtDeepictPick
@@ -70,10 +71,12 @@ class SlabBrowserView(View):
 
     def show(self):
         from matplotlib.widgets import Slider
-        plotter = _plotter(self.title, (8, 8.6))
+        legend = any(plots.shows_legend(item["picks"]) for item in self.items)
+        width = 8 + (plots.LEGEND_WIDTH_INCHES if legend else 0)
+        plotter = _plotter(self.title, (width, 8.6))
         figure = plotter.getFigure()
         figure._deepictBrowser = self  # the sliders' callbacks are weak references: keep them alive
-        ax = figure.add_axes([0.08, 0.16, 0.88, 0.78])
+        ax = figure.add_axes([0.64 / width, 0.16, 7.04 / width, 0.78])  # the legend right of it, outside the image
         state = {"index": 0}
         data, _ = self._load(0)
         zSlider = Slider(figure.add_axes([0.15, 0.07, 0.7, 0.03]), "z", 0, data.shape[0] - 1,
@@ -84,7 +87,7 @@ class SlabBrowserView(View):
             item = self.items[state["index"]]
             volume, mask = self._load(state["index"])
             plots.draw_slab(ax, volume, item["picks"], int(zSlider.val), mask, self.thickness, self.radius,
-                            item.get("title"))
+                            item.get("title"), filaments=item.get("filaments", False))
             figure.canvas.draw_idle()
 
         def changeTomogram(value):
@@ -236,14 +239,17 @@ class DeepictEvaluationViewer(DeepictViewerBase):
 
 
 class DeepictPicksViewer(DeepictViewerBase):
-    """Picks circled per class on tomogram slabs, with the probability map (if kept) overlaid."""
+    """Picks circled per class on tomogram slabs, with the probability map (if kept) overlaid; traced filaments
+    (the trace filaments protocol's output) as dots, one colour per filament."""
 
     _label = "DeePiCt picks on tomogram slabs"
     _name = _label  # what the right-click menu shows (else the class name)
     _targets = [ProtDeepictPick, SetOfCoordinates3D]
 
     def slabItems(self, obj):
-        """[{key, title, tomogram, picks: {class label: (N, 3) xyz}, mask}] for every tomogram."""
+        """[{key, title, tomogram, picks: {class label: (N, 3) xyz}, mask, filaments}] for every tomogram.
+
+        Traced filaments (:data:`FILAMENTS_ATTRIBUTE`) are grouped by filament, labelled "filament N"."""
         protocol = obj if isinstance(obj, ProtDeepictPick) else (
             self.protocol if isinstance(self.protocol, ProtDeepictPick) else None)
         coordinates = getattr(obj, ProtDeepictPick.OUTPUT_PREFIX, None) if isinstance(obj, ProtDeepictPick) else obj
@@ -255,13 +261,15 @@ class DeepictPicksViewer(DeepictViewerBase):
         masks = {}
         if protocol is not None and getattr(protocol, "probabilityMaps", None) is not None:
             masks = {m.getTsId(): self._absPath(m.getFileName()) for m in protocol.probabilityMaps.iterItems()}
+        filaments = isMarked(coordinates, FILAMENTS_ATTRIBUTE)  # the group id is the filament, not a class
         items = []
         for key, group in coordinateGroups(coordinates, keepEmpty=True).items():
             xyz = np.array(group.xyz, dtype=float).reshape(-1, 3)
             groups = np.array(group.groups, dtype=int)
-            picks = {names.get(g, f"class {g}" if g else "picks"): xyz[groups == g] for g in sorted(set(groups))}
+            picks = {(f"filament {g}" if filaments else names.get(g, f"class {g}" if g else "picks")): xyz[groups == g]
+                     for g in sorted(set(groups))}
             items.append({"key": key, "title": key, "tomogram": self._absPath(group.tomogram.getFileName()),
-                          "picks": picks, "mask": masks.get(group.tomogram.getTsId())})
+                          "picks": picks, "mask": masks.get(group.tomogram.getTsId()), "filaments": filaments})
         if not items:
             raise ValueError(f"{coordinates} has no tomograms to show.")
         return items
@@ -279,7 +287,8 @@ class DeepictPicksViewer(DeepictViewerBase):
         """One PNG per tomogram (``<tsId>_slab.png``) of the slab around ``z`` (default: median pick z)."""
         radius = self.circleRadius(self._coordinates(obj))
         return [plots.plot_slab(item["tomogram"], item["picks"], os.path.join(outFolder, f"{item['key']}_slab.png"),
-                                z=z, mask_path=item["mask"], thickness=thickness, radius=radius, title=item["title"])
+                                z=z, mask_path=item["mask"], thickness=thickness, radius=radius, title=item["title"],
+                                filaments=item["filaments"])
                 for item in self.slabItems(obj)]
 
     def _visualize(self, obj, **kwargs):
