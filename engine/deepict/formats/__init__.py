@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from deepict.errors import ParameterError
+from deepict.formats.copick import COPICK_FORMAT
 from deepict.formats.classes import class_map_path, class_name_map, read_class_map
 from deepict.formats.dynamo import (DYNAMO_COLUMNS, dynamo_doc_path, dynamo_rows, read_dynamo, read_dynamo_doc,
                                     read_dynamo_table, write_dynamo)
@@ -47,8 +48,9 @@ def carries_classes(fmt: str) -> bool:
 
 
 def carries_orientations(fmt: str) -> bool:
-    """Whether format ``fmt`` writes each particle's orientation (DeePiCt's motl is written with angles 0)."""
-    return check_format(fmt) != "motl"
+    """Whether format ``fmt`` (one of :data:`FORMATS`, or copick's, whose picks hold 4×4 transformation matrices)
+    writes each particle's orientation (DeePiCt's motl is written with angles 0)."""
+    return str(fmt).lower() == COPICK_FORMAT or check_format(fmt) != "motl"
 
 
 def export_coordinates(fmt: str, out, picks: Sequence[PickedTomogram],

@@ -93,15 +93,21 @@ def test_copick_points_carry_the_rotation(tmp_path):
 
 
 def test_a_motl_export_of_oriented_picks_says_it_drops_the_angles(tmp_path, capsys):
-    """The README says exports carry orientations; motl wrote 0 without a word."""
+    """The README says exports carry orientations; motl wrote 0 without a word. The check must not refuse
+    copick, whose picks carry them (it once said "Unknown export format 'copick'" for oriented picks)."""
     from deepict.cli.main import main
     from deepict.io import write_coordinates, write_volume
     picks = filament_picks()[0]
     write_coordinates(tmp_path / "f.csv", picks.coordinates)
     x, y, z = TOMOGRAM.shape
     write_volume(tmp_path / "TS_01.mrc", np.zeros((z, y, x), np.int8), TOMOGRAM.voxel_size)
-    for fmt, warned in (("motl", True), ("relion4", False)):
-        out = tmp_path / ("motl" if fmt == "motl" else "p.star")
+    for fmt, warned in (("motl", True), ("relion4", False), ("copick", False)):
+        out = tmp_path / {"motl": "motl", "relion4": "p.star", "copick": "copick"}[fmt]
+        named = ["--copick-object", "microtubule"] if fmt == "copick" else []
         assert main(["export", "--coords", str(tmp_path / "f.csv"), "--tomogram", str(tmp_path / "TS_01.mrc"),
-                     "--format", fmt, "--out", str(out)]) == 0
+                     "--format", fmt, "--out", str(out), *named]) == 0
         assert ("orientations (rot, tilt, psi) are not written" in capsys.readouterr().err) == warned
+    written = sorted((tmp_path / "copick").rglob("*.json"))
+    back, _ = copick.read_picks_file([f for f in written if f.name != "copick_config.json"][0], TOMOGRAM.voxel_size)
+    # (the CSV holds the angles to 1e-4 degrees)
+    assert np.allclose(euler_to_matrix(*back.angles().T), euler_to_matrix(*picks.coordinates.angles().T), atol=1e-5)
