@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN, voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.evaluate import metrics
@@ -31,6 +33,8 @@ def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None, log=N
                 "voxels")
         truth = CoordinateTable(to_grid_voxels(truth.xyz, truth.voxel_size / pred.voxel_size), truth.columns,
                                 pred.voxel_size)
+    elif log and bool(pred.voxel_size) != bool(truth.voxel_size):
+        log(_unknown_voxel_size_note(pred, truth, pred_path, gt_path))
     scores = None
     if SCORE_COLUMN in pred.columns:
         try:
@@ -44,6 +48,27 @@ def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None, log=N
     if CLASS_COLUMN in pred.columns and CLASS_COLUMN in truth.columns:
         result["classes"] = _per_class(pred, truth, radius, scores)
     return result
+
+
+#: Coordinates of one file reaching this many times farther than the other's along an axis look like another binning.
+OTHER_BINNING_EXTENT = 1.5
+
+
+def _unknown_voxel_size_note(pred, truth, pred_path, gt_path) -> str:
+    """What ``evaluate`` assumes when only one of the two files says its voxel size (the other is taken to be at
+    it), and a warning when their extents say they are not: ground truth of another binning was once scored
+    as is (F1 0.018 instead of 0.617), without a word."""
+    known, unknown, path = (pred, truth, gt_path) if pred.voxel_size else (truth, pred, pred_path)
+    note = (f"{path} gives no voxel size: its coordinates are taken to be at {known.voxel_size:g} Å, as those of "
+            f"the other file")
+    if len(known.xyz) and len(unknown.xyz):
+        reach = unknown.xyz.max(axis=0) / np.maximum(known.xyz.max(axis=0), 1.0)
+        if reach.max() > OTHER_BINNING_EXTENT or reach.max() < 1 / OTHER_BINNING_EXTENT:
+            axis = int(np.argmax(np.abs(np.log(np.maximum(reach, 1e-9)))))
+            return (f"warning: {note}, but they reach {reach[axis]:.2g}x as far along {'xyz'[axis]}: they look like "
+                    f"another binning. Add its voxel size to it (a first line '# voxel_size_angstrom: N'), and "
+                    "evaluate rescales it.")
+    return f"note: {note}."
 
 
 def _per_class(pred, truth, radius: float, scores) -> dict:
