@@ -10,6 +10,9 @@ protocols; :func:`create_project` imports pyworkflow when called, after that.
 import os
 import sys
 
+from deepict import __version__
+from deepict_scipion import BINARY, DEEPICT_HOME, DEEPICT_PYTHON, ENVIRONMENT_PYTHON
+
 #: The GUI's protocol view (its *View* box) that lists the tomography protocols, DeePiCt's among them.
 TOMOGRAPHY_VIEW = "Tomography"
 HOSTS_CONF = "[localhost]\nPARALLEL_COMMAND = mpirun -np %_(JOB_NODES)d --map-by node %_(COMMAND)s\n"
@@ -36,6 +39,11 @@ def scipion_environment(root, base=None):
         with open(hosts, "w") as handle:
             handle.write(HOSTS_CONF)
     env = dict(os.environ if base is None else base)
+    engine = installed_engine_python(env)
+    if engine and not (env.get(DEEPICT_PYTHON) or env.get(DEEPICT_HOME)):
+        # The setup below is a new SCIPION_HOME: the engine's environment of the installation the script runs
+        # from would no longer be found there, and the protocols would run Scipion's Python, maybe without torch.
+        env[DEEPICT_PYTHON] = engine
     env.update(SCIPION_HOME=home, SCIPION_USER_DATA=userData, SCIPION_DOMAIN="pwem",
                SCIPION_PYTHON=sys.executable, SCIPION_TEST_NOSYNC="1", SCIPION_NOTIFY="False",
                SCIPION_HOSTS=hosts, SCIPION_TESTS=os.path.join(root, "tests_data"),
@@ -43,6 +51,19 @@ def scipion_environment(root, base=None):
     # Protocol subprocesses must find the same interpreter's scripts (deepict, mpirun-free runJob).
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
+
+
+def installed_engine_python(env):
+    """The python of the engine's environment that ``scipion3 installb deepict`` made in the Scipion installation
+    of ``env`` (its ``SCIPION_HOME``, or ``EM_ROOT`` / ``SCIPION_SOFTWARE`` where set, as pwem reads them), or
+    ``None`` when there is none."""
+    home = env.get("SCIPION_HOME")
+    software = env.get("SCIPION_SOFTWARE") or (os.path.join(home, "software") if home else None)
+    em_root = env.get("EM_ROOT") or (os.path.join(software, "em") if software else None)
+    if not em_root:
+        return None
+    python = os.path.join(em_root, f"{BINARY}-{__version__}", ENVIRONMENT_PYTHON)
+    return python if os.path.isfile(python) else None
 
 
 def create_project(name):

@@ -185,6 +185,25 @@ def test_engine_python_in_each_setting(plugin, monkeypatch, tmp_path):
 
 
 
+def test_a_scripts_own_setup_still_runs_the_engine_environment_of_the_installation(tmp_path):
+    """The README's project script makes a Scipion setup of its own (a new SCIPION_HOME), where the environment
+    'scipion3 installb deepict' made in the user's installation was no longer found: the protocols ran
+    Scipion's Python, without torch. The setup now names that environment's python (DEEPICT_PYTHON)."""
+    from deepict import __version__
+    from deepict_scipion.headless import scipion_environment
+    installation = tmp_path / "scipion"
+    python = installation / "software" / "em" / f"deepict-{__version__}" / "venv" / "bin" / "python"
+    base = {"SCIPION_HOME": str(installation), "PATH": "/usr/bin"}
+    assert "DEEPICT_PYTHON" not in scipion_environment(tmp_path / "setup", base)  # nothing installed there
+    python.parent.mkdir(parents=True)
+    python.touch()
+    env = scipion_environment(tmp_path / "setup", base)
+    assert env["DEEPICT_PYTHON"] == str(python) and env["SCIPION_HOME"] != str(installation)
+    # what the user chose stays
+    assert scipion_environment(tmp_path / "setup", {**base, "DEEPICT_PYTHON": "/opt/py"})["DEEPICT_PYTHON"] == "/opt/py"
+    assert "DEEPICT_PYTHON" not in scipion_environment(tmp_path / "setup", {**base, "DEEPICT_HOME": "/opt/d"})
+
+
 def test_the_plugins_source_distribution_builds(tmp_path):
     """The plugin's setup.py reads its version from the engine's package: its sdist carries that file, so
     that pip can build the plugin from the sdist (without the rest of engine/)."""
@@ -204,3 +223,16 @@ def test_the_plugins_source_distribution_builds(tmp_path):
                              capture_output=True, text=True, timeout=300).stdout.split()[-1]
     from deepict import __version__
     assert version == __version__
+
+
+def test_the_readmes_installp_folder_is_one_scipion_finds_the_plugin_by():
+    """`scipion3 installp -p FOLDER --devel` names the plugin after FOLDER and looks it up among the installed
+    distributions: the README's command on a checkout named as cloned ('main', or with hyphens) failed with
+    "File or folder ... not found", and without the engine installed first pip found no 'deepict-engine'."""
+    from scipion.install.plugin_funcs import PluginInfo
+    readme = (ROOT / "README.md").read_text()
+    folder = re.search(r"scipion3 installp -p (\S+) --devel", readme)[1]
+    engine_first = re.search(r"scipion3 pip install -e (\S+)/engine\b", readme)
+    assert engine_first and engine_first[1] == folder and engine_first.start() < readme.index("scipion3 installp")
+    assert PluginInfo(pipName=folder, remote=False).getDirName() == "deepict_scipion"  # as installp looks it up
+    assert not PluginInfo(pipName="main", remote=False).getDirName()  # a checkout as cloned is not found

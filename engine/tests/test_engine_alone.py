@@ -124,3 +124,16 @@ def test_pick_runs_without_scipion(tmp_path):
     assert_succeeded(report)
     assert picks.is_file()
     assert not report["attempts"] and not report["loaded"], report
+
+
+def test_a_step_that_needs_torch_says_so_in_an_environment_without_it(tmp_path):
+    """The engine's environment of a Scipion installation may lack torch (an extra): pick printed a
+    ModuleNotFoundError traceback and exited 1, and the protocol said only 'returned non-zero exit status 1'."""
+    model = untrained_model(tmp_path / "model.pt")
+    tomogram = noise_tomogram(tmp_path / "tomo.mrc")
+    report = run_alone(SCIPION + ["torch"], ["pick", "--model", str(model), "--tomogram", str(tomogram),
+                                             "--out", str(tmp_path / "picks.csv")])
+    run, = report["runs"]
+    assert run["code"] == 2 and "Traceback" not in run["err"], run["err"]
+    assert "needs torch, which is not installed in" in run["err"] and "scipion3 installb deepict" in run["err"]
+    assert not (tmp_path / "picks.csv").exists()

@@ -114,6 +114,13 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+#: torch is an extra of the engine (a site chooses its build); the steps that run a network need it.
+NO_TORCH = ("this step runs a network and needs torch, which is not installed in {python}. Install it there "
+            "(pip install torch, or the engine with its extra: pip install 'deepict-engine[torch]'); from Scipion, "
+            "make the engine's environment with 'scipion3 installb deepict', or set DEEPICT_PYTHON to a python "
+            "that has torch.")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     # Signal handlers can only be set in the main thread (an embedding program may call main elsewhere).
@@ -125,6 +132,11 @@ def main(argv=None) -> int:
         return code
     except DeepictError as exc:
         print(f"deepict {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        print(f"deepict {args.command}: error: {NO_TORCH.format(python=sys.executable)}", file=sys.stderr)
         return 2
     except OSError as exc:
         if isinstance(exc, BrokenPipeError) and exc.filename is None:
