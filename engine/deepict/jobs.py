@@ -480,6 +480,16 @@ def read_job(path, job_class: type | None = None):
     return _group_from_dict(JOB_CLASSES[step], data, path, step, "")
 
 
+def _parameter_paths(cls: type, prefix: str = "") -> list:
+    """Every parameter of a job (or group) class as its path in a job file: ``threshold`` of a pick's
+    ``postprocess`` group is ``postprocess.threshold``."""
+    paths = []
+    for field in parameter_fields(cls):
+        inner = nested_class(cls, field)
+        paths += _parameter_paths(inner, f"{prefix}{field.name}.") if inner is not None else [prefix + field.name]
+    return paths
+
+
 _WRITE_AGAIN = "Write the job file again (the Scipion protocol writes it; by hand, see deepict.jobs)."
 
 
@@ -488,9 +498,10 @@ def _group_from_dict(cls: type, data: dict, path, step: str, prefix: str):
     fields = {field.name: field for field in parameter_fields(cls)}
     for key in data:
         if key not in fields:
-            raise InputFileError(path, f"has an unknown parameter '{prefix}{key}' for 'deepict {step}'",
-                                 f"Remove it or correct its name; the parameters are: "
-                                 f"{', '.join(prefix + name for name in fields)}.")
+            elsewhere = [where for where in _parameter_paths(JOB_CLASSES[step]) if where.rsplit(".", 1)[-1] == key]
+            fix = (f"Its place is {' or '.join(repr(where) for where in elsewhere)}: move it there." if elsewhere else
+                   f"Remove it or correct its name; the parameters are: {', '.join(prefix + name for name in fields)}.")
+            raise InputFileError(path, f"has an unknown parameter '{prefix}{key}' for 'deepict {step}'", fix)
     hints = type_hints(cls)
     values = {}
     for name, field in fields.items():

@@ -193,6 +193,8 @@ PICK = {"step": "pick", "format_version": 1, "model": "m.pt", "tomogram": "t.mrc
     ("[1, 2]", "does not hold a job"),
     ({**PICK, "windw": 3}, "unknown parameter 'windw'"),
     ({**PICK, "inference": {"windw": 3}}, "unknown parameter 'inference.windw'"),
+    ({**PICK, "threshold": 0.4}, "unknown parameter 'threshold' for 'deepict pick'. Its place is 'postprocess.threshold'"),
+    ({**PICK, "inference": {"threshold": 0.4}}, "Its place is 'postprocess.threshold': move it there"),
     ({k: v for k, v in PICK.items() if k != "model"}, "lacks the required parameter 'model'"),
     ({**PICK, "inference": {"window": "64"}}, "'inference.window' the value \"64\", which is not a whole number"),
     ({**PICK, "inference": {"window": 6.5}}, "which is not a whole number"),
@@ -204,7 +206,7 @@ PICK = {"step": "pick", "format_version": 1, "model": "m.pt", "tomogram": "t.mrc
     ({**PICK, "step": "dance"}, "names no step of deepict"),
     ({**PICK, "format_version": 99}, "has job format version 99"),
     ({k: v for k, v in PICK.items() if k != "format_version"}, "has job format version null"),
-], ids=["syntax", "not-object", "unknown", "unknown-nested", "missing", "text-for-int", "float-for-int",
+], ids=["syntax", "not-object", "unknown", "unknown-nested", "misplaced", "misplaced-nested", "missing", "text-for-int", "float-for-int",
         "list-item", "group-not-object", "int-for-bool", "choice", "other-step", "no-step", "new-version",
         "no-version"])
 def test_bad_job_file_is_one_line_naming_the_file(content, says, tmp_path, capsys):
