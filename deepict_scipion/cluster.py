@@ -53,10 +53,14 @@ def queued_arguments(arguments, job_file):
     return f"{arguments}; status=$?; echo $status > {status}; exit $status"
 
 
-#: The first line a queued job prints: where it runs and what the scheduler gave it (the protocol's logs
-#: then say which job ran where, and with which GPUs).
-JOB_BANNER = ('echo "deepict queue job ${SLURM_JOB_ID:-${PBS_JOBID:-${JOB_ID:-?}}} on $(hostname): '
-              '$(nproc) CPUs, CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-unset}" && ')
+#: How the banner of queue job N starts (see :data:`JOB_BANNER`).
+BANNER_START = "deepict queue job {} on "
+#: The first line a queued job prints, to its output and its error log: where it runs and what the scheduler
+#: gave it (the protocol's logs then say which job ran where, and with which GPUs). It also marks where the
+#: job's own lines start in a log file that an earlier job of the same name wrote or that several jobs share.
+JOB_BANNER = ('deepict_banner="' + BANNER_START.format("${SLURM_JOB_ID:-${PBS_JOBID:-${JOB_ID:-?}}}") +
+              '$(hostname): $(nproc) CPUs, CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-unset}" && '
+              'echo "$deepict_banner" && echo "$deepict_banner" >&2 && ')
 
 
 def read_exit_status(job_file):
@@ -66,6 +70,16 @@ def read_exit_status(job_file):
             return int(handle.read().strip())
     except (OSError, ValueError):
         return None
+
+
+def job_log_texts(texts, job_id):
+    """What queue job ``job_id`` wrote in ``texts`` (whole log files): each file's text from the job's banner on.
+
+    Files without its banner are other jobs' (the protocol's tomograms run side by side, each with its
+    logs); a continued protocol's job may reuse an earlier job's log name, whose lines are left out. No
+    text when the job never printed its banner (cancelled before it started)."""
+    banner = BANNER_START.format(job_id)
+    return [text[text.rindex(banner):] for text in texts if banner in text]
 
 
 def scheduler_reason(texts):

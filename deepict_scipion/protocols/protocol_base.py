@@ -79,6 +79,9 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._heldFailures = []  # failed steps not reported yet (see _stepFinished)
+        # ids of the steps started and not reported yet: pyworkflow reports the steps that ended since its
+        # last look one at a time, so a step may have ended, unreported, while another one is reported
+        self._unreportedSteps = set()
 
     def _default(self, path):
         """The default of a parameter of this protocol's job (one place for it: the engine's job)."""
@@ -155,12 +158,18 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             Plugin.runDeepict(self, job.step, f"--job {shlex.quote(path)}", useGpu=useGpu,
                               threads=self._engineThreads(), jobFile=path)
         except subprocess.CalledProcessError as exc:
-            message = self._engineError(job.step, logSizes)
+            message = self._engineError(job.step, self._newLogText(logSizes))
             if message is None:
                 raise
             raise DeepictJobError(message) from exc
         if self.useQueueForSteps():
-            self._checkQueuedJob(job.step, path, logSizes)
+            self._checkQueuedJob(job, path, self._jobSubject(job, name))
+
+    @staticmethod
+    def _jobSubject(job, name):
+        """What a job works on, for its errors: its tomogram's file name, else its job file's."""
+        tomogram = getattr(job, "tomogram", None)
+        return os.path.basename(tomogram) if isinstance(tomogram, str) else f"{name}.json"
 
     def checkSummaryWarnings(self):
         """Scipion's run warnings (the run's box takes the warning colour and its summary lists them), with the
@@ -194,13 +203,19 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             kwargs["needsGPU"] = False
         return super()._insertFunctionStep(func, *args, **kwargs)
 
+    def _stepStarted(self, step):
+        self._unreportedSteps.add(id(step))
+        super()._stepStarted(step)
+
     def _stepFinished(self, step):
         """A failed tomogram fails alone: the protocol fails once every other tomogram that can still run has
-        run and been recorded.
+        run and been reported, with an error that names every failed step.
 
         pyworkflow stops at the first failed step: tomograms running beside it would finish unrecorded (and
-        be redone by "continue"), the ones not yet started would not run at all.
+        be redone by "continue"), the ones not yet started would not run at all, and steps that ended since
+        its last look (two jobs killed for their memory together) would not be reported.
         """
+        self._unreportedSteps.discard(id(step))
         if step.isFailed() and self._stepsLeftBeside(step):
             self._heldFailures.append(step)
             self._stepsSet.update(step)  # recorded as failed, so "continue" reruns it
@@ -208,12 +223,19 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             self.error(f"FAILED: {step.funcName.get()}, step {step._index}: {step.getErrorMessage()} (the other "
                        "tomograms go on; the protocol fails when they are done)")
             return True
-        doContinue = super()._stepFinished(step)
+        held = []
         if self._heldFailures and not self._stepsLeftBeside(step):
-            failed = self._heldFailures + [step] * step.isFailed()
-            self._heldFailures = []
+            held, self._heldFailures = self._heldFailures, []
+            # pyworkflow counts as done the steps it is told about: this one, and the held failure that fails the
+            # protocol when this one succeeded; the other held ones ended too, and count before its last words
+            # ("PROTOCOL FAILED (done 2/3)")
+            for _ in held[0 if step.isFailed() else 1:]:
+                self._stepsDone.increment()
+        doContinue = super()._stepFinished(step)
+        if held:
             if doContinue:  # the last step succeeded: a held failure fails the protocol
-                doContinue = super()._stepFinished(failed[0])
+                doContinue = super()._stepFinished(held[0])
+            failed = held + [step] * step.isFailed()
             if len(failed) > 1:
                 # pyworkflow fails the protocol with one step's error; each step keeps its own.
                 message = f"{len(failed)} steps failed: " + "; ".join(each.getErrorMessage() for each in failed)
@@ -222,27 +244,30 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         return doContinue
 
     def _stepsLeftBeside(self, step):
-        """Whether a step other than ``step`` is running or can still start (its prerequisites finished)."""
+        """Whether a step other than ``step`` is running, has ended but is not reported yet, or can still start
+        (its prerequisites finished)."""
         steps = self._steps
-        return any(other is not step and (other.isRunning() or other.isNew() and
-                                          all(steps[index - 1].isFinished() for index in other._prerequisites))
+        return any(other is not step and (other.isRunning() or id(other) in self._unreportedSteps or other.isNew()
+                                          and all(steps[index - 1].isFinished() for index in other._prerequisites))
                    for other in steps)
 
-    def _checkQueuedJob(self, subcommand, jobFile, logSizes):
+    def _checkQueuedJob(self, job, jobFile, subject):
         """Fail the step as a local run would when its queued job failed or was killed by the scheduler
-        (pyworkflow only waits for the job to leave the queue)."""
+        (pyworkflow only waits for the job to leave the queue), with what that job's own logs say:
+        ``subject`` (:meth:`_jobSubject`) names what it worked on."""
         status = cluster.read_exit_status(jobFile)
         if status == 0:
             return
         jobId = self._queueJobIds.get(threading.get_ident(), "?")
+        texts = cluster.job_log_texts(self._newLogText({}), jobId)
         if status is None:
-            reason = cluster.scheduler_reason(self._newLogText(logSizes)) or "no reason in its logs"
-            raise DeepictJobError(f"deepict {subcommand}: the queue job {jobId} ended before the step did "
+            reason = cluster.scheduler_reason(texts) or "no reason in its logs"
+            raise DeepictJobError(f"deepict {job.step} ({subject}): the queue job {jobId} ended before the step did "
                                   f"(killed by the scheduler? {reason}): its outputs were not written. Give the "
                                   "job more time or memory in the queue parameters and continue the protocol.")
-        raise DeepictJobError(self._engineError(subcommand, logSizes) or
-                              f"deepict {subcommand}: the queue job {jobId} failed with exit status {status}: "
-                              f"see its log in {self._getLogsPath()}.")
+        raise DeepictJobError(self._engineError(job.step, texts) or
+                              f"deepict {job.step} ({subject}): the queue job {jobId} failed with exit status "
+                              f"{status}: see its log in {self._getLogsPath()}.")
 
     def appendJobId(self, jobId):
         """pyworkflow's record of the active queue jobs (cancelled when the protocol is stopped); also kept
@@ -293,11 +318,11 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         """{log file: size} of the run's logs (queue jobs write their own logs in the same folder)."""
         return run_logs.log_sizes(self._getLogsPath("*"))
 
-    def _engineError(self, subcommand, logSizes):
-        """The last ``deepict <subcommand>: error:`` line written to the logs after ``logSizes``, or None."""
+    def _engineError(self, subcommand, texts):
+        """The last ``deepict <subcommand>: error:`` line in ``texts`` (what the step's logs got), or None."""
         marker = f"deepict {subcommand}: error:"
         found = None
-        for text in self._newLogText(logSizes):
+        for text in texts:
             for line in text.splitlines():
                 if marker in line:
                     found = line[line.index(marker):].strip()

@@ -27,7 +27,18 @@ def test_a_queued_command_writes_its_exit_status(tmp_path):
                                 env=dict(os.environ, SLURM_JOB_ID="42", CUDA_VISIBLE_DEVICES="1"))
         assert result.returncode == code
         assert "deepict queue job 42 on" in result.stdout and "CUDA_VISIBLE_DEVICES=1" in result.stdout
+        assert "deepict queue job 42 on" in result.stderr  # marks where the job's lines start in its error log
         assert cluster.read_exit_status(job) == code
+
+
+def test_a_jobs_lines_are_told_from_other_jobs_and_from_an_earlier_job_of_the_same_log():
+    banner = "deepict queue job {} on vm: 1 CPUs, CUDA_VISIBLE_DEVICES=unset\n"
+    memory = "slurmstepd-vm: error: StepId={}.batch exceeded memory limit (228003840 > 104857600), being killed\n"
+    reused = banner.format(7) + memory.format(7) + banner.format(9) + "epoch 1/10\n"  # a continued run's log name
+    other = banner.format(8) + memory.format(8)
+    assert cluster.job_log_texts([reused, other], 9) == [banner.format(9) + "epoch 1/10\n"]
+    assert cluster.job_log_texts([reused, other], 8) == [other]
+    assert cluster.job_log_texts([reused, other], 10) == []  # never started: no banner
 
 
 def test_scheduler_reasons_are_found_in_job_logs():
@@ -45,3 +56,70 @@ def test_a_queued_job_never_gets_the_forms_or_this_machines_gpus(monkeypatch):
     assert "CUDA_VISIBLE_DEVICES" not in Plugin.getEnviron(submitsJobs=True)
     assert "CUDA_VISIBLE_DEVICES=%(GPU)s" in Plugin.getProgram(useGpu=True, useQueue=False)
     assert Plugin.getEnviron()["CUDA_VISIBLE_DEVICES"] == "5"  # locally, or a protocol running as a queue job
+
+
+class FakeStep:
+    """What ProtDeepictBase._stepFinished asks of a pyworkflow step."""
+
+    def __init__(self, index, status="new", prerequisites=()):
+        from pyworkflow.object import String
+        self._index, self.status, self._prerequisites = index, status, list(prerequisites)
+        self.funcName = String("inferenceStep")
+
+    def isFailed(self):
+        return self.status == "failed"
+
+    def isRunning(self):
+        return self.status == "running"
+
+    def isNew(self):
+        return self.status == "new"
+
+    def isFinished(self):
+        return self.status == "finished"
+
+    def getErrorMessage(self):
+        return f"deepict pick (cell{self._index}.mrc): killed for its memory" if self.isFailed() else ""
+
+
+def test_steps_that_fail_in_the_same_poll_are_all_reported(monkeypatch):
+    """Two queue jobs killed for their memory together end before pyworkflow's next look: it reports them one
+    after the other, and the protocol's error must name both (it named only the first it was told about)."""
+    from types import SimpleNamespace
+
+    from pyworkflow.object import Integer
+    from pyworkflow.protocol import Protocol
+
+    from deepict_scipion.protocols import ProtDeepictPick
+
+    told = []
+
+    def pyworkflowStepFinished(protocol, step):  # what Protocol._stepFinished does that matters here
+        protocol._stepsDone.increment()
+        told.append((step, protocol._stepsDone.get()))  # the count its "PROTOCOL FAILED (done N/3)" shows
+        if step.isFailed():
+            protocol.setFailed(step.getErrorMessage())
+        return not step.isFailed()
+
+    monkeypatch.setattr(Protocol, "_stepFinished", pyworkflowStepFinished)
+    monkeypatch.setattr(Protocol, "_stepStarted", lambda protocol, step: None)
+    pick = ProtDeepictPick()
+    messages = []
+    monkeypatch.setattr(pick, "setFailed", messages.append)
+    monkeypatch.setattr(pick, "error", lambda message: None)
+    monkeypatch.setattr(pick, "_store", lambda *objects: None)
+    pick._stepsSet = SimpleNamespace(update=lambda step: None, write=lambda: None)
+    pick._stepsDone = Integer(0)
+    first, second = FakeStep(1), FakeStep(2)
+    pick._steps = [first, second, FakeStep(3, prerequisites=[1, 2])]
+    for step in (first, second):
+        step.status = "running"
+        pick._stepStarted(step)
+    first.status = second.status = "failed"  # both ended before the executor looked
+
+    assert pick._stepFinished(first), "the executor stopped before it reported the second failure"
+    assert not pick._stepFinished(second)
+    assert told == [(second, 2)]
+    assert messages[-1].startswith("2 steps failed: ")
+    assert "cell1.mrc" in messages[-1] and "cell2.mrc" in messages[-1]
+    assert pick._stepsDone.get() == 2

@@ -245,12 +245,19 @@ class TestQueueSlurm(BaseTest):
         self.assertTrue(self.proj.getProtocol(train.getObjId()).isAborted())
 
     def test_a_job_killed_by_the_scheduler_fails_with_its_reason_and_continue_finishes(self):
-        pick = queued(self.newPick(numberOfThreads=2), JOB_MEMORY="150")
+        # Scipion threads 3: both tomograms' jobs at once, killed together (the error once named only one)
+        pick = queued(self.newPick(numberOfThreads=3), JOB_MEMORY="150")
         self.proj.launchProtocol(pick, wait=True)
         pick = self.proj.getProtocol(pick.getObjId())
         self.assertTrue(pick.isFailed())
-        self.assertIn("memory limit", pick.getErrorMessage().lower())
-        self.assertIn("killed by the scheduler", pick.getErrorMessage())
+        message = pick.getErrorMessage()
+        self.assertIn(f"{TOMOGRAMS} steps failed: ", message)
+        for index in range(TOMOGRAMS):
+            failure = next((part for part in message.split("; ") if f"cell{index}" in part), None)
+            self.assertIsNotNone(failure, f"cell{index} is not named: {message}")
+            self.assertIn("memory limit", failure.lower())
+            self.assertIn("killed by the scheduler", failure)
+        self.assertEqual(pick.stepsDone, TOMOGRAMS, "the log's PROTOCOL FAILED (done N/3) counts every failed job")
         self.assertEqual(glob.glob(pick._getExtraPath("*.star")) + glob.glob(pick._getExtraPath("*.tmp*")), [])
         queued(pick, JOB_MEMORY="auto")
         self.proj.launchProtocol(pick, wait=True)
