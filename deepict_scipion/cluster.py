@@ -27,10 +27,31 @@ MIN_MEMORY_MB = 2048
 #: A queue parameter with this value (or none) gets the estimate.
 AUTO = "auto"
 
-#: Scheduler messages in a killed job's logs (SLURM's slurmstepd, PBS/Torque, SGE, the kernel).
-SCHEDULER_REASON = re.compile(r"(DUE TO [A-Z ]+|exceeded memory limit.*|Exceeded job memory limit.*|"
-                              r"CANCELLED AT.*|PBS: job killed:.*|walltime .* exceeded.*|Out Of Memory.*|"
-                              r"oom[-_ ]kill.*)", re.IGNORECASE)
+#: Why a job ended before its step did.
+TIME_LIMIT, MEMORY_LIMIT, KILLED, CANCELLED = "time limit", "memory limit", "killed", "cancelled"
+#: The scheduler's words for each reason in a job's logs (SLURM's slurmstepd, PBS/Torque, SGE, the kernel), the
+#: most telling first: SLURM writes "CANCELLED AT <time>" for a job it kills for its memory too, so only a
+#: cancellation without a limit's words is a user's or an administrator's (scancel).
+SCHEDULER_REASONS = (
+    (TIME_LIMIT, re.compile(r"DUE TO TIME LIMIT|walltime .* exceeded|job killed: walltime", re.IGNORECASE)),
+    (MEMORY_LIMIT, re.compile(r"exceeded memory limit|Exceeded job memory limit|Out Of Memory|oom[-_ ]kill|"
+                              r"job killed: [pv]?mem|DUE TO [A-Z_ ]*MEMORY", re.IGNORECASE)),
+    (KILLED, re.compile(r"DUE TO [A-Z ]+|PBS: job killed:")),  # node failure, preemption, ...
+    (CANCELLED, re.compile(r"CANCELLED AT")),
+)
+#: For each reason (None: no word of the scheduler): what happened to the job, and what to do.
+KILL_ADVICE = {
+    TIME_LIMIT: ("killed by the scheduler at its time limit",
+                 "Give the jobs more time (queue parameter JOB_TIME) and continue the protocol."),
+    MEMORY_LIMIT: ("killed by the scheduler for using more than its memory",
+                   "Give the jobs more memory (queue parameter JOB_MEMORY, in MB; auto: DeePiCt's estimate) and "
+                   "continue the protocol."),
+    KILLED: ("killed by the scheduler", "Continue the protocol to run it again."),
+    CANCELLED: ("cancelled by a user or an administrator (scancel)",
+                "It was not short of time or memory: continue the protocol to run it again."),
+    None: ("killed by the scheduler? no reason in its logs",
+           "Give the jobs more time or memory in the queue parameters and continue the protocol."),
+}
 
 
 def memory_request_mb(shape_xyz):
@@ -83,14 +104,28 @@ def job_log_texts(texts, job_id):
 
 
 def scheduler_reason(texts):
-    """The scheduler's last message about killing a job in ``texts`` (log contents), or None."""
-    found = None
-    for text in texts:
-        for line in text.splitlines():
-            match = SCHEDULER_REASON.search(line)
-            if match:
-                found = line.strip()
-    return found
+    """(reason, the scheduler's line) for a job that ended before its step from ``texts`` (its logs): the first
+    line of the most telling reason (:data:`SCHEDULER_REASONS`), or None without a word of the scheduler."""
+    lines = [line.strip() for text in texts for line in text.splitlines()]
+    for reason, words in SCHEDULER_REASONS:
+        found = next((line for line in lines if words.search(line)), None)
+        if found:
+            return reason, found
+    return None
+
+
+def killed_job_error(step, subject, job_id, texts):
+    """The error of the ``step`` on ``subject`` whose queue job ``job_id`` ended before the step did: why, in the
+    scheduler's words from ``texts`` (the job's logs, :func:`job_log_texts`), and what to do."""
+    if not texts:
+        what, advice = ("it left no log: cancelled before it started, or its node cannot write to the project's "
+                        "logs folder", "Continue the protocol to run it again.")
+    else:
+        reason, line = scheduler_reason(texts) or (None, None)
+        what, advice = KILL_ADVICE[reason]
+        what = f"{what}: {line}" if line else what
+    return (f"deepict {step} ({subject}): the queue job {job_id} ended before the step did ({what}); its outputs "
+            f"were not written. {advice}")
 
 
 def remove_stale_status(job_file):

@@ -261,10 +261,7 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         jobId = self._queueJobIds.get(threading.get_ident(), "?")
         texts = cluster.job_log_texts(self._newLogText({}), jobId)
         if status is None:
-            reason = cluster.scheduler_reason(texts) or "no reason in its logs"
-            raise DeepictJobError(f"deepict {job.step} ({subject}): the queue job {jobId} ended before the step did "
-                                  f"(killed by the scheduler? {reason}): its outputs were not written. Give the "
-                                  "job more time or memory in the queue parameters and continue the protocol.")
+            raise DeepictJobError(cluster.killed_job_error(job.step, subject, jobId, texts))
         raise DeepictJobError(self._engineError(job.step, texts) or
                               f"deepict {job.step} ({subject}): the queue job {jobId} failed with exit status "
                               f"{status}: see its log in {self._getLogsPath()}.")

@@ -41,12 +41,40 @@ def test_a_jobs_lines_are_told_from_other_jobs_and_from_an_earlier_job_of_the_sa
     assert cluster.job_log_texts([reused, other], 10) == []  # never started: no banner
 
 
+#: SLURM's words in the error logs of jobs it ended (slurm-wlm 22, scripts/slurm-up.sh): at the time limit, over
+#: the memory (it cancels the job too), and cancelled by a user (scancel).
+SLURM_TIME = "slurmstepd-vm: error: *** JOB 17 ON vm CANCELLED AT 2026-11-28T12:00:00 DUE TO TIME LIMIT ***"
+SLURM_MEMORY = ("slurmstepd-vm: error: StepId=547.batch exceeded memory limit (228003840 > 104857600), being killed\n"
+                "slurmstepd-vm: error: Exceeded job memory limit\n"
+                "slurmstepd-vm: error: *** JOB 547 ON vm CANCELLED AT 2026-12-02T06:46:00 ***\n"
+                "slurmstepd-vm: error: Exceeded job memory limit\n")
+SLURM_SCANCEL = "slurmstepd-vm: error: *** JOB 548 ON vm CANCELLED AT 2026-12-02T06:46:04 ***\n"
+
+
 def test_scheduler_reasons_are_found_in_job_logs():
-    slurm_time = "slurmstepd-vm: error: *** JOB 17 ON vm CANCELLED AT 2026-11-28T12:00:00 DUE TO TIME LIMIT ***"
-    slurm_memory = "slurmstepd-vm: error: StepId=5.batch exceeded memory limit (281178112 > 209715200), being killed"
-    assert cluster.scheduler_reason(["epoch 3/10\n", slurm_time + "\n"]) == slurm_time
-    assert cluster.scheduler_reason([slurm_memory]) == slurm_memory
-    assert cluster.scheduler_reason(["deepict pick: error: no such file"]) is None
+    assert cluster.scheduler_reason(["epoch 3/10\n", SLURM_TIME + "\n"]) == (cluster.TIME_LIMIT, SLURM_TIME)
+    assert cluster.scheduler_reason([SLURM_MEMORY]) == (cluster.MEMORY_LIMIT, SLURM_MEMORY.splitlines()[0])
+    assert cluster.scheduler_reason([SLURM_SCANCEL]) == (cluster.CANCELLED, SLURM_SCANCEL.strip())
+    assert cluster.scheduler_reason(["*** JOB 9 ON vm CANCELLED AT 2026-12-02T06:46:04 DUE TO NODE FAILURE ***"])[0] \
+        == cluster.KILLED
+    assert cluster.scheduler_reason(["PBS: job killed: mem 3145728kb exceeded limit 2097152kb"])[0] == \
+        cluster.MEMORY_LIMIT
+    assert cluster.scheduler_reason(["deepict pick: error: no such file", "skipped due to low contrast"]) is None
+
+
+def test_a_cancelled_job_is_not_told_to_ask_for_more_time_or_memory():
+    cancelled = cluster.killed_job_error("train3d", "train3d.json", 548, [SLURM_SCANCEL])
+    assert "cancelled by a user or an administrator (scancel)" in cancelled and "continue the protocol to run it again" in cancelled
+    assert "more time" not in cancelled and "more memory" not in cancelled
+    memory = cluster.killed_job_error("pick", "cell1.mrc", 547, [SLURM_MEMORY])
+    assert memory.startswith("deepict pick (cell1.mrc): the queue job 547 ended before the step did (killed by the "
+                             "scheduler for using more than its memory: slurmstepd-vm: error: StepId=547.batch")
+    assert "more memory (queue parameter JOB_MEMORY" in memory and "more time" not in memory
+    timeout = cluster.killed_job_error("train3d", "train3d.json", 17, [SLURM_TIME])
+    assert "DUE TO TIME LIMIT" in timeout and "more time (queue parameter JOB_TIME)" in timeout
+    unexplained = cluster.killed_job_error("pick", "cell1.mrc", 5, ["epoch 1\n"])
+    assert "no reason in its logs" in unexplained and "more time or memory" in unexplained
+    assert "left no log" in cluster.killed_job_error("pick", "cell1.mrc", 5, [])
 
 
 def test_a_queued_job_never_gets_the_forms_or_this_machines_gpus(monkeypatch):

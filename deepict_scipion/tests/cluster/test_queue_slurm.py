@@ -244,6 +244,29 @@ class TestQueueSlurm(BaseTest):
             self.assertEqual(slurmJob(job).get("JobState"), "CANCELLED")
         self.assertTrue(self.proj.getProtocol(train.getObjId()).isAborted())
 
+    def test_a_job_cancelled_by_a_user_fails_as_cancelled_not_short_of_resources(self):
+        train = queued(self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.tomos.Tomograms,
+                                        classNames="ribosome", particleRadii="100", numberOfThreads=1,
+                                        **dict(TINY_3D, epochs=500)))
+        train.inputCoordinates.append(self.coords.outputCoordinates)
+        self.proj.launchProtocol(train, wait=False)
+        for _ in range(120):  # until its job runs and has printed its banner
+            if jobBanners(train):
+                break
+            time.sleep(0.5)
+        self.assertTrue(jobBanners(train), "the training's job never ran")
+        subprocess.run(["scancel", *map(str, jobBanners(train))], check=True)
+        for _ in range(120):
+            self.proj._updateProtocol(train)
+            if not train.isActive():
+                break
+            time.sleep(0.5)
+        train = self.proj.getProtocol(train.getObjId())
+        self.assertTrue(train.isFailed(), train.getStatus())
+        self.assertIn("cancelled by a user or an administrator (scancel)", train.getErrorMessage())
+        self.assertIn("continue the protocol to run it again", train.getErrorMessage())
+        self.assertNotIn("more time", train.getErrorMessage())
+
     def test_a_job_killed_by_the_scheduler_fails_with_its_reason_and_continue_finishes(self):
         # Scipion threads 3: both tomograms' jobs at once, killed together (the error once named only one)
         pick = queued(self.newPick(numberOfThreads=3), JOB_MEMORY="150")
