@@ -10,6 +10,7 @@ words about it are searched in the job's logs.
 No Scipion and no torch here: pure helpers the protocols and the plugin's runner use.
 """
 
+import ast
 import os
 import re
 import shlex
@@ -26,6 +27,8 @@ MEMORY_HEADROOM = 1.5
 MIN_MEMORY_MB = 2048
 #: A queue parameter with this value (or none) gets the estimate.
 AUTO = "auto"
+#: The queue parameters of each job's memory (MB) and time limit, as the README's hosts.conf names them.
+MEMORY_PARAMETER, TIME_PARAMETER = "JOB_MEMORY", "JOB_TIME"
 
 #: Why a job ended before its step did.
 TIME_LIMIT, MEMORY_LIMIT, KILLED, CANCELLED = "time limit", "memory limit", "killed", "cancelled"
@@ -61,6 +64,51 @@ def memory_request_mb(shape_xyz):
         voxels *= int(side)
     peak = BASE_MEMORY_MB + voxels * BYTES_PER_VOXEL / 2 ** 20
     return max(MIN_MEMORY_MB, int(round(peak * MEMORY_HEADROOM / 256.0)) * 256)
+
+
+def wants_memory_estimate(value):
+    """Whether a JOB_MEMORY value asks for DeePiCt's estimate (:func:`memory_request_mb`): none, or 'auto'."""
+    return str(value if value is not None else "").strip().lower() in ("", AUTO)
+
+
+def memory_parameter_error(value):
+    """Why ``value`` is no JOB_MEMORY (a whole number of MB, or 'auto'), or None: the scheduler would refuse the
+    job only at its submission, in its own words (sbatch: "Invalid --mem specification")."""
+    if wants_memory_estimate(value) or re.fullmatch(r"[0-9]+", str(value).strip()) and int(value) > 0:
+        return None
+    return (f"Queue parameters: the memory of each job ({MEMORY_PARAMETER}) is '{value}': give a whole number of MB "
+            f"(e.g. 4096), or {AUTO} for DeePiCt's estimate from the largest tomogram.")
+
+
+#: How pyworkflow's error starts when the scheduler refused a job, and where the scheduler's words follow.
+SUBMIT_FAILURE, SUBMIT_ERROR = "Failed to submit to queue", "Submit error:"
+#: The queue parameter a scheduler's refusal is about (sbatch's words; qsub's are alike), and what to give.
+REFUSED_PARAMETERS = (
+    (MEMORY_PARAMETER, re.compile(r"--mem\b|memory specification|\bmem\b", re.IGNORECASE),
+     f"a number of MB that the queue's nodes have, or {AUTO}"),
+    (TIME_PARAMETER, re.compile(r"--time\b|time limit|walltime", re.IGNORECASE),
+     "minutes, or hours:minutes:seconds, within the queue's limit"),
+    ("GPU_COUNT", re.compile(r"\bgres\b|\bgpus?\b", re.IGNORECASE),
+     "the GPUs the queue's nodes have (0 on CPU nodes)"),
+    ("JOB_QUEUE", re.compile(r"partition", re.IGNORECASE), "a queue the scheduler has (hosts.conf, QUEUES)"),
+)
+
+
+def refused_job_error(step, subject, error, parameters):
+    """The error of the ``step`` on ``subject`` whose queue job the scheduler refused: pyworkflow's ``error``
+    (:data:`SUBMIT_FAILURE`) turned into the scheduler's words and the queue parameter they are about, with
+    its value in ``parameters`` (the submitted ones)."""
+    words = error.split(SUBMIT_ERROR, 1)[-1].strip()
+    try:  # pyworkflow gives the submit command's stdout and stderr as a list
+        words = "; ".join(line.strip() for output in ast.literal_eval(words) for line in output.splitlines()
+                          if line.strip())
+    except (ValueError, SyntaxError, TypeError, AttributeError):
+        pass
+    message = f"deepict {step} ({subject}): the queue refused the job: {words}."
+    for name, pattern, fix in REFUSED_PARAMETERS:
+        if pattern.search(words):
+            return f"{message} Queue parameter {name} is '{parameters.get(name, '')}': give {fix}."
+    return f"{message} Check the queue parameters and the submission template (hosts.conf)."
 
 
 def status_path(job_file):

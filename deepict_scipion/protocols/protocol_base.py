@@ -162,6 +162,11 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             if message is None:
                 raise
             raise DeepictJobError(message) from exc
+        except Exception as exc:  # pyworkflow's plain Exception when the scheduler refuses the job
+            if not str(exc).startswith(cluster.SUBMIT_FAILURE):
+                raise
+            raise DeepictJobError(cluster.refused_job_error(job.step, self._jobSubject(job, name), str(exc),
+                                                            self.getSubmitDict())) from exc
         if self.useQueueForSteps():
             self._checkQueuedJob(job, path, self._jobSubject(job, name))
 
@@ -286,9 +291,16 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         submit = super().getSubmitDict()
         if submit.get(QUEUE_FOR_JOBS) == "Y":
             submit["JOB_THREADS"] = submit["JOB_CORES"] = max(1, self._engineThreads())
-        if str(submit.get("JOB_MEMORY", "")).strip().lower() in ("", cluster.AUTO):
-            submit["JOB_MEMORY"] = str(cluster.memory_request_mb(self._largestTomogram()))
+        if cluster.wants_memory_estimate(submit.get(cluster.MEMORY_PARAMETER)):
+            submit[cluster.MEMORY_PARAMETER] = str(cluster.memory_request_mb(self._largestTomogram()))
         return submit
+
+    def _validateQueueParams(self):
+        """A memory the scheduler would refuse, said before any job is submitted (the queue dialog comes first)."""
+        if not self.useQueue():
+            return []
+        error = cluster.memory_parameter_error(self.getQueueParams()[1].get(cluster.MEMORY_PARAMETER))
+        return [error] if error else []
 
     def _largestTomogram(self):
         """The (x, y, z) size of the largest input tomogram, or None when the protocol has none.
@@ -351,8 +363,9 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         return super()._getCiteText(cite, useKeyLabel).rstrip()
 
     def validate(self):
-        """pyworkflow's checks, then :meth:`_validate`; a message both give (an empty input) is listed once."""
-        return list(dict.fromkeys(super().validate()))
+        """pyworkflow's checks, then :meth:`_validate` and the queue parameters; a message both give (an empty
+        input) is listed once."""
+        return list(dict.fromkeys(super().validate() + self._validateQueueParams()))
 
     def _formLabel(self, pointer):
         """The form's label of the parameter ``pointer`` is, or None (a pointer inside a list)."""

@@ -86,6 +86,36 @@ def test_a_queued_job_never_gets_the_forms_or_this_machines_gpus(monkeypatch):
     assert Plugin.getEnviron()["CUDA_VISIBLE_DEVICES"] == "5"  # locally, or a protocol running as a queue job
 
 
+def test_a_memory_the_scheduler_would_refuse_is_refused_before_submission():
+    from deepict_scipion.protocols import ProtDeepictPick
+    for accepted in ("auto", "", None, "4096", " 2048 ", 3000):
+        assert cluster.memory_parameter_error(accepted) is None, accepted
+    for refused in ("lots", "4G", "2.5", "-5", "0"):
+        assert "give a whole number of MB" in cluster.memory_parameter_error(refused), refused
+        assert "JOB_MEMORY" in cluster.memory_parameter_error(refused)
+    pick = ProtDeepictPick()
+    pick.setQueueParams(("cpu", {"JOB_MEMORY": "lots", "QUEUE_FOR_JOBS": "Y"}))
+    assert not any("JOB_MEMORY" in error for error in pick.validate())  # not launched with a queue
+    pick._useQueue.set(True)
+    assert cluster.memory_parameter_error("lots") in pick.validate()
+
+
+def test_a_job_the_scheduler_refuses_names_the_queue_parameter():
+    pyworkflow = ("Failed to submit to queue. JOBID is not valid. There's probably an error interacting with the "
+                  "queue. Submit error: ['', 'sbatch: error: Memory specification can not be satisfied\\nsbatch: "
+                  "error: Batch job submission failed: Requested node configuration is not available\\n']")
+    parameters = {"JOB_MEMORY": "999999", "JOB_TIME": "10", "GPU_COUNT": "0", "JOB_QUEUE": "cpu"}
+    error = cluster.refused_job_error("pick", "cell1.mrc", pyworkflow, parameters)
+    assert error.startswith("deepict pick (cell1.mrc): the queue refused the job: sbatch: error: Memory "
+                            "specification can not be satisfied; sbatch: error: Batch job submission failed")
+    assert "Queue parameter JOB_MEMORY is '999999': give a number of MB" in error
+    time = pyworkflow.split("Submit error:")[0] + "Submit error: ['', 'sbatch: error: Invalid --time specification']"
+    assert "Queue parameter JOB_TIME is '10'" in cluster.refused_job_error("pick", "cell1.mrc", time, parameters)
+    other = cluster.refused_job_error("pick", "cell1.mrc", "Failed to submit to queue. Submit error: ['', 'no']",
+                                      parameters)
+    assert other.endswith("no. Check the queue parameters and the submission template (hosts.conf).")
+
+
 class FakeStep:
     """What ProtDeepictBase._stepFinished asks of a pyworkflow step."""
 

@@ -244,6 +244,20 @@ class TestQueueSlurm(BaseTest):
             self.assertEqual(slurmJob(job).get("JobState"), "CANCELLED")
         self.assertTrue(self.proj.getProtocol(train.getObjId()).isAborted())
 
+    def test_a_memory_the_scheduler_refuses_names_the_queue_parameter(self):
+        pick = queued(self.newPick(numberOfThreads=1), JOB_MEMORY="lots")
+        self.proj.launchProtocol(pick, wait=True)
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertTrue(pick.isFailed())
+        self.assertIn("JOB_MEMORY) is 'lots': give a whole number of MB", pick.getErrorMessage())
+        self.assertEqual(jobBanners(pick), {}, "validated before any submission")
+        pick = queued(self.newPick(numberOfThreads=1), JOB_MEMORY="999999")  # more than the node has
+        self.proj.launchProtocol(pick, wait=True)
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertTrue(pick.isFailed())
+        self.assertIn("the queue refused the job: sbatch: error: Memory specification", pick.getErrorMessage())
+        self.assertIn("Queue parameter JOB_MEMORY is '999999'", pick.getErrorMessage())
+
     def test_a_job_cancelled_by_a_user_fails_as_cancelled_not_short_of_resources(self):
         train = queued(self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.tomos.Tomograms,
                                         classNames="ribosome", particleRadii="100", numberOfThreads=1,
