@@ -14,6 +14,10 @@ import ast
 import os
 import re
 import shlex
+import shutil
+
+from deepict.io import SCRATCH_PREFIX, TEMPORARY_SUFFIX
+from deepict.io.outputs import LOCK_SUFFIX
 
 #: Memory (MB) of the engine's Python with torch and a network loaded, before any tomogram.
 BASE_MEMORY_MB = 700
@@ -174,6 +178,23 @@ def killed_job_error(step, subject, job_id, texts):
         what = f"{what}: {line}" if line else what
     return (f"deepict {step} ({subject}): the queue job {job_id} ended before the step did ({what}); its outputs "
             f"were not written. {advice}")
+
+
+def remove_job_leftovers(folder):
+    """Remove what killed jobs left under ``folder``: the engine's scratch folders, partial outputs and output
+    locks (tens of MB per tomogram). Only when none of the folder's jobs runs: the engine itself removes only
+    leftovers of dead processes of its own host, so those of a job killed on another node would stay."""
+    for root, folders, files in os.walk(folder):
+        for name in [name for name in folders if name.startswith(SCRATCH_PREFIX)]:
+            folders.remove(name)
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        for name in files:
+            if name.startswith(SCRATCH_PREFIX) or name.startswith(".") and name.endswith((TEMPORARY_SUFFIX,
+                                                                                            LOCK_SUFFIX)):
+                try:
+                    os.remove(os.path.join(root, name))
+                except FileNotFoundError:
+                    pass
 
 
 def remove_stale_status(job_file):

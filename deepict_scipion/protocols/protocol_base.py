@@ -246,6 +246,10 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                 message = f"{len(failed)} steps failed: " + "; ".join(each.getErrorMessage() for each in failed)
                 self.setFailed(message)
                 self.error(message)
+        if not doContinue and self.useQueueForSteps():
+            # The protocol fails only once none of its jobs runs (above): what killed ones left goes now, not at
+            # "continue" (which would leave a dead job's of another node).
+            cluster.remove_job_leftovers(self._getExtraPath())
         return doContinue
 
     def _stepsLeftBeside(self, step):

@@ -116,6 +116,30 @@ def test_a_job_the_scheduler_refuses_names_the_queue_parameter():
     assert other.endswith("no. Check the queue parameters and the submission template (hosts.conf).")
 
 
+def plantLeftovers(folder):
+    """What a pick job killed while it wrote extra/picks_cell1.csv leaves (deepict.io's names), and what must stay.
+    Returns (leftovers, keepers)."""
+    scratch = folder / ".deepict-scratch.node7-4242.k2j3h4"
+    (scratch / "new").mkdir(parents=True)
+    (scratch / "new" / "cell1_equalized.mrc").write_bytes(b"0" * 1024)
+    leftovers = [scratch, folder / ".picks_cell1.csv.node7-4242.0a1b2c3d.part",
+                 folder / ".picks_cell1.csv.deepict-lock"]
+    for path in leftovers[1:]:
+        path.write_text("")
+    keepers = [folder / "picks_cell0.csv", folder / "pick_cell1.json", folder / "pick_cell1.json.exit"]
+    for path in keepers:
+        path.write_text("kept")
+    return leftovers, keepers
+
+
+def test_a_killed_jobs_leftovers_are_removed_and_nothing_else(tmp_path):
+    leftovers, keepers = plantLeftovers(tmp_path)
+    deeper, _ = plantLeftovers(tmp_path / "model")
+    cluster.remove_job_leftovers(str(tmp_path))
+    assert [path for path in leftovers + deeper if path.exists()] == []
+    assert all(path.read_text() == "kept" for path in keepers)
+
+
 class FakeStep:
     """What ProtDeepictBase._stepFinished asks of a pyworkflow step."""
 
@@ -140,7 +164,7 @@ class FakeStep:
         return f"deepict pick (cell{self._index}.mrc): killed for its memory" if self.isFailed() else ""
 
 
-def test_steps_that_fail_in_the_same_poll_are_all_reported(monkeypatch):
+def test_steps_that_fail_in_the_same_poll_are_all_reported(monkeypatch, tmp_path):
     """Two queue jobs killed for their memory together end before pyworkflow's next look: it reports them one
     after the other, and the protocol's error must name both (it named only the first it was told about)."""
     from types import SimpleNamespace
@@ -168,6 +192,9 @@ def test_steps_that_fail_in_the_same_poll_are_all_reported(monkeypatch):
     monkeypatch.setattr(pick, "_store", lambda *objects: None)
     pick._stepsSet = SimpleNamespace(update=lambda step: None, write=lambda: None)
     pick._stepsDone = Integer(0)
+    monkeypatch.setattr(pick, "useQueueForSteps", lambda: True)
+    monkeypatch.setattr(pick, "_getExtraPath", lambda *names: str(tmp_path.joinpath(*names)))
+    leftovers, _ = plantLeftovers(tmp_path)
     first, second = FakeStep(1), FakeStep(2)
     pick._steps = [first, second, FakeStep(3, prerequisites=[1, 2])]
     for step in (first, second):
@@ -176,8 +203,10 @@ def test_steps_that_fail_in_the_same_poll_are_all_reported(monkeypatch):
     first.status = second.status = "failed"  # both ended before the executor looked
 
     assert pick._stepFinished(first), "the executor stopped before it reported the second failure"
+    assert all(path.exists() for path in leftovers), "removed while a job may still run"
     assert not pick._stepFinished(second)
     assert told == [(second, 2)]
     assert messages[-1].startswith("2 steps failed: ")
     assert "cell1.mrc" in messages[-1] and "cell2.mrc" in messages[-1]
     assert pick._stepsDone.get() == 2
+    assert [path for path in leftovers if path.exists()] == [], "the killed jobs' leftovers stay until continue"

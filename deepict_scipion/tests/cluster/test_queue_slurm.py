@@ -296,6 +296,8 @@ class TestQueueSlurm(BaseTest):
             self.assertIn("killed by the scheduler", failure)
         self.assertEqual(pick.stepsDone, TOMOGRAMS, "the log's PROTOCOL FAILED (done N/3) counts every failed job")
         self.assertEqual(glob.glob(pick._getExtraPath("*.star")) + glob.glob(pick._getExtraPath("*.tmp*")), [])
+        leftovers = [".deepict-*", ".*.part", ".*.deepict-lock"]  # deepict.io's scratch, partial and lock files
+        self.assertEqual([path for pattern in leftovers for path in glob.glob(pick._getExtraPath(pattern))], [])
         queued(pick, JOB_MEMORY="auto")
         self.proj.launchProtocol(pick, wait=True)
         pick = self.proj.getProtocol(pick.getObjId())
