@@ -109,6 +109,8 @@ def test_readme_quotes_the_rules_the_code_follows():
             f"{RARE_PARTICLES_PER_TOMOGRAM} annotated particles per training tomogram") in text
     assert (f"the training chooses: {DEFAULT_EPOCHS}, or {RARE_PARTICLE_EPOCHS} for a rare particle (fewer than "
             f"{RARE_PARTICLES_PER_TOMOGRAM} annotated per training tomogram") in text
+    from deepict_scipion.cluster import memory_request_mb
+    assert f"928 x 928 x 464 tomogram peaks at 2.1 GB, so it asks for {memory_request_mb((928, 928, 464))} MB" in text
 
 
 def _write_tomogram(name, seed, tomos, masks):
