@@ -285,6 +285,13 @@ class _Training3D(TrainingTask):
         if saved["classes"] != self.info.classes or saved["architecture"] != self.info.architecture:
             raise InputFileError(path, "was saved for another architecture or other classes",
                                  "Resume with the same parameters, or delete it to start afresh.")
+        trained = saved.get("training") or {}
+        changed = [f"{name} {trained[name]!r} (now {value!r})" for name, value in asdict(self.config).items()
+                   if name in trained and name not in RESUMABLE_CHANGES and trained[name] != value]
+        if changed:  # half a training with one box sampling or loss and half with another is neither
+            raise InputFileError(path, f"holds a training with other settings than this run's: {', '.join(changed)}",
+                                 "Resume with its settings (only the epochs, the patience, the device and weight "
+                                 "averaging may change), or delete it to train afresh (in Scipion: Restart the run).")
         torch.set_rng_state(state["torch_rng"])
         self.sampler.rng.bit_generator.state = state["rng"]
         self.average.restore(state.get("weight_average"))
@@ -312,6 +319,10 @@ class _Training3D(TrainingTask):
         apply_calibration(info, calibrate_on_training_tomograms(network.to(self.device), self.tomograms,
                                                                 self.sampler.stats, self.config, self.device, self.log))
         return network, info
+
+
+#: Settings a resumed training may change: how long it runs, on what, and which weights it keeps at the end.
+RESUMABLE_CHANGES = ("epochs", "patience", "device", "weight_averaging")
 
 
 def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, log=None,

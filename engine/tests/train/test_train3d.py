@@ -98,6 +98,10 @@ def test_tiny_training_writes_model_and_state_then_resumes(phantom_files, tmp_pa
     assert all(b <= a + 1e-12 for a, b in zip(lrs, lrs[1:])), lrs
     assert len(load_model(out)[1].history) == 4
     assert torch.load(tmp_path / "ribo.pt.last.pt", map_location="cpu", weights_only=True)["epoch"] == 4
+
+    # Other box sampling or loss in the second half of a training: refused, naming what changed (it went on).
+    with pytest.raises(InputFileError, match=r"other settings than this run's: positive_fraction 0\.7 \(now 0\.9\)"):
+        train(tomograms, tiny_config(epochs=6, positive_fraction=0.9), out, resume=True, log=messages.append)
     # The weights are averaged over the second half of the resumed run's 4 epochs, not from epoch 2 of the first.
     assert resumed.training["weight_average"]["first_epoch"] == 3
     assert resumed.training["weight_average"]["last_epoch"] == 4
