@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--no-large", action="store_true", help="skip the 928 x 928 x 464 time and memory run")
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
+    if args.workdir:  # a folder of the user's, maybe not made yet
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     lock = Path("/tmp/bench.lock")
     while True:
         try:

@@ -14,6 +14,7 @@ Run as root with SLURM up, one benchmark at a time:
     mkdir /tmp/bench.lock && .venv/bin/python benchmarks/bench_queue.py; rmdir /tmp/bench.lock
 """
 
+import argparse
 import csv
 import json
 import os
@@ -41,8 +42,12 @@ def readme_hosts_conf():
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args()  # no options: --help says what it runs (about 10 minutes, SLURM up) before it runs
     if not all((DEV / f"{name}.mrc").is_file() for name in TOMOGRAMS):
-        sys.exit(f"the development tomograms are not in {DEV}")
+        print(json.dumps({"skipped": f"the development tomograms are not in {DEV}"}))
+        return
     root = tempfile.mkdtemp(prefix="deepict-bench-queue-")
     from deepict_scipion.headless import scipion_environment
     os.environ.update(scipion_environment(root))

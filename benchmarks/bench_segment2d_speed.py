@@ -55,6 +55,8 @@ def main() -> int:
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--workdir", help="folder for the temporary files (default: a temporary folder)")
     args = parser.parse_args()
+    if args.workdir:  # a folder of the user's, maybe not made yet
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     report = {"benchmark": "segment2d_speed", "shape_zyx": [args.slices, *SLICE_YX], "cpu_cores":
               len(os.sched_getaffinity(0)), "threads": args.threads, "load_start": os.getloadavg(), "runs": {}}
     with tempfile.TemporaryDirectory(prefix="bench-segment2d-", dir=args.workdir) as folder:
