@@ -60,10 +60,11 @@ class PostprocessOptions:
     connectivity: int = parameter(1, choices=(1, 2, 3), help="voxel neighbourhood of a cluster: 1 faces, 2 edges, "
                                                              "3 corners (default %(default)s)")
     border: list[int] = parameter(factory=lambda: [0], help="ignore this many voxels at each face (one value, or "
-                                                            "x y z)")
+                                                            "x y z; default 0)")
     context_mode: str = parameter("intersection", choices=CONTEXT_MODES,
                                   help="intersection: only voxels in the mask; contact: clusters within the context "
-                                       "distance of the mask; colocalization: cluster centroids within it")
+                                       "distance of the mask; colocalization: cluster centroids within it "
+                                       "(default %(default)s)")
     context_distance: float = parameter(0.0, help="in voxels (default %(default)s)")
 
 
@@ -117,7 +118,8 @@ class _ApplyModel3D:
 
     model: str = parameter(help="3D model file (from train3d or import-model)")
     class_name: str | None = parameter(None, help="class to use for multi-class models (default: the first)")
-    context: str | None = parameter(None, help="context mask (e.g. cytosol) of the same shape")
+    context: str | None = parameter(None, help="context mask (e.g. cytosol) of the tomogram, at its binning or "
+                                               "another (resampled to the tomogram's voxels)")
     probability_map: str | None = parameter(None, help="also keep the probability map here")
     threads: int | None = threads_parameter()
     precision: str = precision_parameter()

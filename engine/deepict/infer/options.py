@@ -30,8 +30,9 @@ class InferenceOptions:
                                                       f"calibrated threshold is then taken {ROTATED_THRESHOLD_SHIFT:g} "
                                                       f"lower (not below {ROTATED_THRESHOLD_FLOOR:g}) unless a "
                                                       "threshold is given: where the averaged maps were best on the "
-                                                      "development data. Where that lower threshold joins a weak "
-                                                      "network's map into one cluster, pick keeps the calibrated one")
+                                                      "development data. Picking keeps the calibrated threshold "
+                                                      "where the lower one joins a weak network's map into one "
+                                                      "cluster")
     device: str = device_parameter()
     voxel_size: float | None = parameter(None, help="voxel size of the tomogram in Å (default: its header)")
     ignore_voxel_size: bool = parameter(False, help="apply the model to the tomogram as it is even if its voxel "

@@ -95,7 +95,7 @@ class TrainConfig:
     coarser_sampling: float = parameter(2.0, help="with augmentation, half of the boxes are low-passed as if "
                                                   "acquired at up to this many times the voxel size, so tomograms "
                                                   "coarser than the model, rescaled to it, are still picked well; "
-                                                  "1 = off (default %(default)s)")
+                                                  f"1 = off, at most {MAX_RESCALE_FACTOR:g} (default %(default)s)")
     seed: int = parameter(0, help="random seed of initialisation, box sampling and augmentation "
                                   "(default %(default)s)")
     weight_averaging: bool = parameter(True, help="the model is the mean of the weights over the second half of the "

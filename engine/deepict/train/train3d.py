@@ -256,7 +256,7 @@ class _Training3D(TrainingTask):
             # Measured on dev with half of the ribosomes annotated: 105 of 140 hard negatives were ribosomes.
             self.log("hard negatives assume that every particle is annotated; where many are not, they are mostly "
                      "the unannotated particles, and the network learns to miss them: then train with hard "
-                     "negatives off")
+                     "negatives off (--no-hard-negatives; Train 3D: 'Train on hard negatives' No)")
 
     def _batch_norm_inputs(self):
         """Training boxes for the averaged network's batch-norm statistics, drawn with their own generator
