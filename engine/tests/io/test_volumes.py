@@ -32,3 +32,23 @@ def test_a_coordinate_table_given_as_a_volume_is_named_as_such(tmp_path):
         read_volume(tmp_path / "T.csv")
     assert "T.csv: is a text file (a coordinate table?), not an MRC volume" in str(error.value)
     assert "coordinate tables go to the coordinate options" in str(error.value)
+
+
+def test_a_streamed_volume_has_its_statistics_in_the_header(tmp_path):
+    """Probability maps, masks and equalized tomograms are streamed; their headers said min 0, max -1, mean -2,
+    rms -1 (unset), so viewers that take their contrast from the header showed nothing."""
+    import io
+
+    import mrcfile
+    from deepict.io import volume_writer
+    data = np.random.default_rng(0).normal(3.0, 2.0, (7, 5, 6)).astype(np.float32)
+    with volume_writer(tmp_path / "v.mrc", data.shape, np.float32, 13.48) as write:
+        write(4, data[4:])  # slabs in any order, as a writer may give them
+        write(0, data[:4])
+    with mrcfile.open(tmp_path / "v.mrc") as mrc:
+        header = mrc.header
+        assert np.array_equal(mrc.data, data)
+        assert (header.dmin, header.dmax) == (data.min(), data.max())
+        assert header.dmean == pytest.approx(data.mean(), rel=1e-5)
+        assert header.rms == pytest.approx(data.std(), rel=1e-5)
+    assert mrcfile.validate(str(tmp_path / "v.mrc"), print_file=io.StringIO())
