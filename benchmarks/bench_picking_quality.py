@@ -62,7 +62,8 @@ def obtain_model(name: str, work: Path, args) -> tuple[Path, dict]:
             "--coords", *[DEV / f"{t}_{name}.csv" for t in TRAIN], "--class-name", name,
             "--radius", RADIUS[name], *(["--epochs", args.epochs] if args.epochs else []),
             "--iterations-per-epoch", args.iterations, "--out", model, log=name)
-    return model, {"model": str(model), "train_seconds": round(time.time() - started, 1),
+    return model, {"model": str(model), "epochs": args.epochs or "train3d's default",
+                   "iterations_per_epoch": args.iterations, "train_seconds": round(time.time() - started, 1),
                    "train_cpu_seconds": round(children_cpu_seconds() - cpu, 1)}
 
 
@@ -209,9 +210,8 @@ def main():
         return 0
     work = Path(args.workdir or tempfile.mkdtemp(prefix="deepict-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    report = {"train": TRAIN, "test": TEST, "epochs": args.epochs or "train3d's default",
-              "iterations_per_epoch": args.iterations,
-              "load_average": os.getloadavg()}
+    # the training settings go with each model this run trains: a model given with --model has its own
+    report = {"train": TRAIN, "test": TEST, "load_average": os.getloadavg()}
     for name in args.classes:
         model, trained = obtain_model(name, work, args)
         picks, probability_map = work / f"{name}_{TEST}.csv", work / f"{name}_{TEST}_probability.mrc"
