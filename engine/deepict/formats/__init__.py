@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from deepict.errors import ParameterError
-from deepict.formats.copick import COPICK_FORMAT
 from deepict.formats.classes import class_map_path, class_name_map, read_class_map
+from deepict.formats.copick import COPICK_FORMAT
 from deepict.formats.dynamo import (DYNAMO_COLUMNS, dynamo_doc_path, dynamo_rows, read_dynamo, read_dynamo_doc,
                                     read_dynamo_table, write_dynamo)
 from deepict.formats.motl import MOTL_COLUMNS, motl_file_name, motl_rows, read_motl, read_motl_file, write_motl
