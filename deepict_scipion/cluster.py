@@ -16,7 +16,7 @@ import re
 import shlex
 import shutil
 
-from deepict.io import SCRATCH_PREFIX, TEMPORARY_SUFFIX
+from deepict.io.files import is_temporary_name
 from deepict.io.outputs import LOCK_SUFFIX
 
 #: Memory (MB) of the engine's Python with torch and a network loaded, before any tomogram.
@@ -185,12 +185,11 @@ def remove_job_leftovers(folder):
     locks (tens of MB per tomogram). Only when none of the folder's jobs runs: the engine itself removes only
     leftovers of dead processes of its own host, so those of a job killed on another node would stay."""
     for root, folders, files in os.walk(folder):
-        for name in [name for name in folders if name.startswith(SCRATCH_PREFIX)]:
+        for name in [name for name in folders if is_temporary_name(name)]:
             folders.remove(name)
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
         for name in files:
-            if name.startswith(SCRATCH_PREFIX) or name.startswith(".") and name.endswith((TEMPORARY_SUFFIX,
-                                                                                            LOCK_SUFFIX)):
+            if is_temporary_name(name) or name.startswith(".") and name.endswith(LOCK_SUFFIX):
                 try:
                     os.remove(os.path.join(root, name))
                 except FileNotFoundError:

@@ -72,11 +72,17 @@ def _left_by_dead_process(name: str) -> bool:
     return False
 
 
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` is that of a temporary file (:func:`atomic_path`) or a scratch folder
+    (:func:`scratch_directory`) of this package: what a killed run leaves behind."""
+    return name.startswith(SCRATCH_PREFIX) or name.startswith(".") and name.endswith(TEMPORARY_SUFFIX)
+
+
 def remove_stale_temporaries(folder) -> None:
     """Remove the temporary files and scratch folders that killed runs (SIGKILL, power loss) left in ``folder``."""
     folder = Path(folder)
     with contextlib.suppress(OSError):
-        for stale in [*folder.glob(f".*{TEMPORARY_SUFFIX}"), *folder.glob(f"{SCRATCH_PREFIX}*")]:
+        for stale in [entry for entry in folder.iterdir() if is_temporary_name(entry.name)]:
             if not _left_by_dead_process(stale.name):
                 continue
             with contextlib.suppress(OSError):
