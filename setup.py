@@ -17,6 +17,7 @@ setup(
     description="DeePiCt cryo-ET particle picking and segmentation in PyTorch, as a Scipion plugin",
     long_description=Path("README.md").read_text() if Path("README.md").exists() else "",
     long_description_content_type="text/markdown",
+    url=version["__url__"],
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["deepict_scipion", "deepict_scipion.*"]),

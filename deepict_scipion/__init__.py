@@ -19,7 +19,7 @@ import os
 import shlex
 import sys
 
-from deepict import __version__
+from deepict import __url__, __version__
 
 _logo = ""
 _references = ["deTeresaTrueba2023"]
@@ -86,7 +86,7 @@ def _define_plugin():
         """
 
         __qualname__ = "Plugin"  # logs and reprs name it deepict_scipion.Plugin
-        _url = "https://github.com/ZauggGroup/DeePiCt"
+        _url = __url__  # the project's home, one constant with setup.py's url
         _supportedVersions = [__version__]
         _homeVar = DEEPICT_HOME
 

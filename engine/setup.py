@@ -15,6 +15,7 @@ setup(
     name="deepict-engine",
     version=version["__version__"],
     description="DeePiCt cryo-ET particle picking and segmentation in PyTorch (engine and command line)",
+    url=version["__url__"],
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["deepict", "deepict.*"]),

@@ -236,3 +236,15 @@ def test_the_readmes_installp_folder_is_one_scipion_finds_the_plugin_by():
     assert engine_first and engine_first[1] == folder and engine_first.start() < readme.index("scipion3 installp")
     assert PluginInfo(pipName=folder, remote=False).getDirName() == "deepict_scipion"  # as installp looks it up
     assert not PluginInfo(pipName="main", remote=False).getDirName()  # a checkout as cloned is not found
+
+
+@pytest.mark.parametrize("folder", [ROOT, ROOT / "engine"], ids=["plugin", "engine"])
+def test_the_project_url_is_ours_in_setup_and_in_scipion(folder):
+    """Both setup.py and Scipion's plugin page give the one project URL (deepict.__url__); the plugin's page pointed
+    at the original DeePiCt repository, whose maintainers do not answer for this code."""
+    import deepict_scipion
+    from deepict import __url__
+    url = subprocess.run([sys.executable, "setup.py", "--url"], cwd=folder, check=True, capture_output=True,
+                         text=True, timeout=300).stdout.split()[-1]
+    assert url == __url__ == deepict_scipion.Plugin._url
+    assert "ZauggGroup/DeePiCt" not in url
