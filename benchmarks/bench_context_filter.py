@@ -7,7 +7,7 @@ filter-context`` in a subprocess for each mode (100 Å) and reports the kept cou
 and the child's own peak resident memory (``ru_maxrss``). The binned mask must keep nearly the same
 points (only those within a voxel of the border may differ).
 
-Usage: python benchmarks/bench_context_filter.py [--work DIR] [--points N]
+Usage: python benchmarks/bench_context_filter.py [--work DIR] [--points N] [--threads N]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import add_threads_option, use_threads
 from deepict.io import CoordinateTable, read_coordinates, volume_writer, write_coordinates
 
 SHAPE = (464, 928, 928)  # z, y, x
@@ -68,7 +69,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--points", type=int, default=20000)
+    add_threads_option(parser)
     args = parser.parse_args()
+    use_threads(args.threads)  # the filter-context children inherit it
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_context_"))
     work.mkdir(parents=True, exist_ok=True)
     masks = {1: work / "mask.mrc", 2: work / "mask_bin2.mrc"}

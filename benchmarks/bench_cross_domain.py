@@ -24,7 +24,7 @@ CPU-heavy (trainings of 30 × 25 batches of train3d's default network and boxes)
 machine, or ``nice -n 10``.
 
 Usage: ``python benchmarks/bench_cross_domain.py [--epochs N] [--iterations N] [--device cpu]
-[--lowpass-angstrom Å] [--raw-model M.pt] [--models raw equalized one_flag] [--workdir DIR]``
+[--lowpass-angstrom Å] [--raw-model M.pt] [--models raw equalized one_flag] [--workdir DIR] [--threads N]``
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DEV, deepict
+from common import DEV, add_threads_option, deepict, use_threads
 from deepict.train.config import TrainConfig
 
 TRAIN = ["vpp_000", "vpp_001", "vpp_002"]
@@ -88,7 +88,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                         help="which models to train and score (default: all)")
     parser.add_argument("--workdir", help="keep the models, tomograms and picks here (default: a temporary folder)")
+    add_threads_option(parser)
     options = parser.parse_args()
+    use_threads(options.threads)
     names = [REFERENCE] + TRAIN + TEST + IN_DOMAIN
     missing = [n for n in names if not (DEV / f"{n}.mrc").is_file() or not (DEV / f"{n}_ribosome.csv").is_file()]
     if missing:

@@ -43,7 +43,7 @@ from unittest import mock
 
 import numpy as np
 
-from common import PUBLISHED, deepict_measured, write_noise_tomogram
+from common import PUBLISHED, add_threads_option, deepict_measured, use_threads, write_noise_tomogram
 
 import torch  # noqa: E402
 
@@ -228,7 +228,7 @@ def _bench_training_layouts(iterations: int, bf16: bool = False) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, help="torch threads (default: OMP_NUM_THREADS or all usable cores)")
+    add_threads_option(parser)
     parser.add_argument("--shape", type=int, nargs=3, default=(256, 512, 512), metavar=("Z", "Y", "X"))
     parser.add_argument("--large-shape", type=int, nargs=3, default=(464, 928, 928), metavar=("Z", "Y", "X"))
     parser.add_argument("--windows", type=int, nargs="+", default=(96, 128, 160))
@@ -241,8 +241,7 @@ def main() -> int:
     parser.add_argument("--training-bf16", action="store_true", help="also time a training step in bf16")
     parser.add_argument("--workdir", help="folder for the temporary files (default: a temporary folder)")
     args = parser.parse_args()
-    if args.threads:
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # select_device keeps it
+    use_threads(args.threads)  # select_device keeps it
 
     report = {"benchmark": "inference3d", "torch": torch.__version__, "cpu_cores": len(os.sched_getaffinity(0)),
               "mkldnn": torch.backends.mkldnn.is_available(), "load_start": load()}

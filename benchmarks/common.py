@@ -16,6 +16,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from deepict.cli.options import positive_int  # noqa: E402  (after the checkout is on the path)
+from deepict.cpu import THREADS_VARIABLE  # noqa: E402
+
 SHARED = REPO.parent / "shared"
 DEV = SHARED / "data" / "dev"
 PUBLISHED = SHARED / "models" / "published"
@@ -40,6 +43,24 @@ print("BENCH_RESULT " + json.dumps({"rc": rc, "wall_s": wall, "startup_s": start
 """
 
 
+def add_threads_option(parser) -> None:
+    """``--threads N`` of a benchmark: the CPU threads of every deepict step it runs (apply with :func:`use_threads`).
+
+    On a shared machine a step on every core waits for descheduled threads; a fixed count also makes runs
+    comparable from machine to machine."""
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help=f"CPU threads of every deepict step it runs ({THREADS_VARIABLE}; default: every "
+                             "usable core)")
+
+
+def use_threads(threads: int | None) -> None:
+    """Every deepict step started from now on (child processes, and torch here once deepict chooses its device) uses
+    ``threads`` CPU threads: the engine reads the count from ``OMP_NUM_THREADS`` (:func:`deepict.cpu.cpu_threads`).
+    ``None`` keeps the engine's default."""
+    if threads:
+        os.environ[THREADS_VARIABLE] = str(threads)
+
+
 def deepict(*args, log: str | None = None) -> str:
     """Run ``deepict ARGS`` (this checkout) and return its stdout; exit with its stderr on failure.
 
@@ -59,7 +80,7 @@ def deepict_measured(*args, threads: int | None = None) -> dict:
     time and peak resident memory (bytes, the child's own), or ``{"error": ...}`` if it failed."""
     env = dict(os.environ)
     if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
+        env[THREADS_VARIABLE] = str(threads)
     command = [sys.executable, "-c", _MEASURED_CHILD, str(REPO), *map(str, args)]
     completed = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
