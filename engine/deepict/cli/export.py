@@ -19,8 +19,9 @@ Each --coords file (CSV x,y,z with optional 'score' and 'class' columns, as `dee
 it, or a DeePiCt motl; 0-based voxels of its tomogram) is paired with the --tomogram at the same
 position. The tomogram gives the tsId (its file name without extension, or the matching --tomo-name),
 the size and the voxel size (from the MRC header, or --voxel-size). Coordinates outside their
-tomogram, or picked at another voxel size (the '# voxel_size_angstrom' line of the CSV), are refused;
-a row repeated verbatim counts once.
+tomogram (the error says when they would fit with x and z swapped: columns in z, y, x order), or
+picked at another voxel size (the '# voxel_size_angstrom' line of the CSV), are refused; a row
+repeated verbatim counts once.
 
 Orientations: a table with rot, tilt, psi columns (RELION ZYZ degrees, as `deepict filaments` and
 `deepict pick --orient-by-context` write them) is exported with its angles, otherwise angles are 0.

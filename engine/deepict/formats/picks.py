@@ -26,6 +26,11 @@ from deepict.errors import InputFileError, ParameterError
 from deepict.io import CoordinateTable, check_coordinates_in_volume, read_volume
 
 _BAD_NAME = re.compile(r"[\s/\\'\"#]")
+#: Why picks outside a :class:`TomogramInfo` would all fit it with x and z swapped: its shape was given in a volume
+#: array's (z, y, x) order. RELION 5 centres coordinates on ``shape / 2`` (Å from the tomogram's centre), so such a
+#: shape shifts every particle silently wherever the picks happen to fit both ways.
+SHAPE_IN_ZYX = ("Was the shape given as (z, y, x), a volume array's .shape? TomogramInfo.shape is (x, y, z): "
+                "give it so, or use TomogramInfo.from_volume(path), which reads it from the file.")
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,8 @@ class TomogramInfo:
 
     Attributes:
         name: the tsId, used as ``rlnTomoName``, Warp file / ``.tomostar`` name and motl file name.
-        shape: size (x, y, z) in voxels.
+        shape: size (x, y, z) in voxels, not a volume array's ``.shape`` (z, y, x): RELION 5's centre is
+            ``shape / 2``.
         voxel_size: Å per voxel of the tomogram the coordinates refer to.
         path: the tomogram file (needed for Dynamo's ``.doc``).
     """
@@ -64,6 +70,10 @@ class TomogramInfo:
     @property
     def shape_zyx(self) -> tuple:
         return self.shape[::-1]
+
+    def describe(self, what: str) -> str:
+        """``what`` of this tomogram, by name and file: how error messages name it."""
+        return f"{what} {self.name}" + (f" ({self.path})" if self.path else "")
 
     @classmethod
     def from_volume(cls, path, name: Optional[str] = None, voxel_size: Optional[float] = None) -> "TomogramInfo":
@@ -138,7 +148,8 @@ def check_picks(picks: Sequence[PickedTomogram]) -> list[PickedTomogram]:
             raise ParameterError(
                 f"The coordinates for {tomogram.name} were picked at {coords.voxel_size:g} Å/voxel but the tomogram "
                 f"has {tomogram.voxel_size:g} Å/voxel: pair them with the tomogram they were picked on.")
-        check_coordinates_in_volume(coords.xyz, tomogram.shape_zyx, f"coordinates of {tomogram.name}")
+        check_coordinates_in_volume(coords.xyz, tomogram.shape_zyx, tomogram.describe("coordinates of"),
+                                    swapped_cause=SHAPE_IN_ZYX)
         checked.append(PickedTomogram(tomogram, coords))
     return checked
 

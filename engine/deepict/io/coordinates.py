@@ -245,19 +245,38 @@ def _check_finite_coordinates(xyz: np.ndarray, path) -> None:
         raise InputFileError(path, "holds NaN or infinite coordinates", "Remove or fix those rows.")
 
 
-def check_coordinates_in_volume(xyz: np.ndarray, shape_zyx, path) -> None:
-    """Raise :class:`InputFileError` if any coordinate lies outside a volume of ``shape_zyx``."""
+#: Why coordinates that lie outside a volume would all fit it with x and z swapped: the usual cause when the columns
+#: follow a numpy array's (z, y, x) order.
+COLUMNS_IN_ZYX = "Are the columns in z, y, x order? They must be x, y, z (x = the fastest MRC axis)."
+
+
+def check_coordinates_in_volume(xyz: np.ndarray, shape_zyx, path, swapped_cause: str = COLUMNS_IN_ZYX) -> None:
+    """Raise :class:`InputFileError` if any coordinate lies outside a volume of ``shape_zyx``.
+
+    When all of them would fit with x and z swapped, the message gives ``swapped_cause`` as the likely reason:
+    a mix-up of the (z, y, x) order of arrays with the (x, y, z) order of coordinates, which otherwise passes
+    unnoticed wherever the coordinates happen to fit both ways (RELION 5 then centres them on the wrong centre).
+    """
     if len(xyz) == 0:
         return
-    upper = np.array(shape_zyx[::-1], dtype=np.float64) - 0.5
-    outside = np.any((xyz < -0.5) | (xyz > upper), axis=1)
+    outside = _outside(xyz, shape_zyx)
     if outside.any():
         first = xyz[np.argmax(outside)]
+        size = tuple(int(s) for s in shape_zyx[::-1])
+        problem = f"{int(outside.sum())} coordinate(s) lie outside the tomogram of size x,y,z = {size}, e.g. " \
+                  f"{tuple(np.round(first, 2))}"
+        if not _outside(xyz, shape_zyx[::-1]).any():
+            raise InputFileError(path, f"{problem}, but all would fit with x and z swapped", swapped_cause)
         raise InputFileError(
-            path, f"{int(outside.sum())} coordinate(s) lie outside the tomogram of size "
-                  f"x,y,z = {tuple(int(s) for s in shape_zyx[::-1])}, e.g. {tuple(np.round(first, 2))}",
+            path, problem,
             "Coordinates must be 0-based voxels of this tomogram: check the binning / pixel size "
             "they were picked at and that they belong to this tomogram.")
+
+
+def _outside(xyz: np.ndarray, shape_zyx) -> np.ndarray:
+    """Which rows of ``xyz`` lie outside a volume of ``shape_zyx`` (voxel centres 0 .. size - 1, half a voxel kept)."""
+    upper = np.array(shape_zyx[::-1], dtype=np.float64) - 0.5
+    return np.any((xyz < -0.5) | (xyz > upper), axis=1)
 
 
 def write_coordinates(path, table: CoordinateTable) -> None:

@@ -304,6 +304,48 @@ def test_cli_bad_inputs(tmp_path, capsys):
         main(base[:1] + ["--format", "imod", "--out", "x", "--coords", coords[0], "--tomogram", tomos[0]])
 
 
+def _one_tomogram_with_far_picks():
+    """TS_01 (x, y, z = 64, 48, 21) and picks of it, one beyond x = 21: outside the shape given as (z, y, x)."""
+    (tomogram, table), _ = _picks()
+    table = CoordinateTable(np.vstack([table.xyz, [[40.0, 10.0, 5.0]]]), {}, tomogram.voxel_size)
+    return tomogram, table
+
+
+@pytest.mark.parametrize("fmt", export.FORMATS)
+def test_a_shape_given_as_zyx_is_named_as_the_cause(tmp_path, fmt):
+    """A volume's .shape (z, y, x) given as TomogramInfo.shape (x, y, z) moves RELION 5's centre (shape / 2): the
+    export refuses picks outside the shape in one line that names the tomogram, its file and the likely swap."""
+    tomogram, table = _one_tomogram_with_far_picks()
+    swapped = TomogramInfo(tomogram.name, tomogram.shape_zyx, tomogram.voxel_size, tomogram.path)
+    out = _out(tmp_path, fmt) if fmt != "motl" else tmp_path / "m.csv"
+    with pytest.raises(InputFileError) as error:
+        export.export_coordinates(fmt, out, [PickedTomogram(swapped, table)])
+    message = str(error.value)
+    assert "\n" not in message
+    assert "TS_01 (/data/TS_01.mrc)" in message and "all would fit with x and z swapped" in message
+    assert "shape given as (z, y, x)" in message and "TomogramInfo.from_volume" in message
+    assert not out.exists()
+    export.export_coordinates(fmt, out, [PickedTomogram(tomogram, table)])  # the right shape takes them
+
+
+def test_cli_coordinates_in_zyx_order_exit_2_naming_the_file_and_the_swap(tmp_path, capsys):
+    """`deepict export` reads the shape from the tomogram; columns written in an array's (z, y, x) order that fit
+    only with x and z swapped are refused (exit 2) in one line naming the file and the column order."""
+    tomogram, table = _one_tomogram_with_far_picks()
+    x, y, z = tomogram.shape
+    tomogram_path = tmp_path / "TS_01.mrc"
+    write_volume(tomogram_path, np.zeros((z, y, x), dtype=np.int8), tomogram.voxel_size)
+    zyx = tmp_path / "picks_zyx.csv"
+    write_coordinates(zyx, CoordinateTable(table.xyz[:, ::-1], {}, tomogram.voxel_size))
+    out = tmp_path / "p.star"
+    assert main(["export", "--coords", str(zyx), "--tomogram", str(tomogram_path), "--format", "relion5",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert str(zyx) in err and "all would fit with x and z swapped" in err and "z, y, x order" in err
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------------------------------------
 # class names (what `deepict pick` writes), RELION 5 pixel columns, Dynamo pixel size
 # ------------------------------------------------------------------------------------------------
