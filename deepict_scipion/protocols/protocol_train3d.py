@@ -5,8 +5,8 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
-from deepict.conventions import (DEFAULT_CLASS_NAME, EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_FACTOR,
-                                 SPECTRUM_COLUMNS, averaged_weights)
+from deepict.conventions import (DEFAULT_CLASS_NAMES_TEXT, EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_FACTOR,
+                                 SPECTRUM_COLUMNS, averaged_weights, default_class_names)
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
@@ -48,16 +48,20 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         form.addParam("inputCoordinates", params.MultiPointerParam, pointerClass="SetOfCoordinates3D", allowsNull=True,
                       condition=f"labelSource == {LABELS_COORDINATES}", label="Coordinates (one set per class)",
                       help="One SetOfCoordinates3D per class, picked on the tomograms above (same sampling rate).")
-        form.addParam("particleRadii", params.StringParam, default="100",
+        # No default, as deepict train3d's --radius has none: a radius the user did not choose would label every
+        # particle but a ribosome with the wrong sphere, silently.
+        form.addParam("particleRadii", params.StringParam, important=True,
                       condition=f"labelSource == {LABELS_COORDINATES}", label="Particle radius (Å, per class)",
                       help="Radius of the sphere painted around each particle, in Å; one value for all classes or "
-                           "one per class, comma separated (e.g. '110, 100'). A bit smaller than the particle "
-                           "works best: about 100 Å for an 80S ribosome, 90-110 Å for FAS.")
+                           "one per class, comma separated (e.g. '110, 100'). Required: it is the particle's own "
+                           "size. A bit smaller than the particle works best: about 100 Å for an 80S ribosome, "
+                           "90-110 Å for FAS.")
         form.addParam("inputMasks", params.MultiPointerParam, pointerClass="SetOfTomoMasks", allowsNull=True,
                       condition=f"labelSource == {LABELS_MASKS}", label="Masks (one set per class)",
                       help="One SetOfTomoMasks per class (e.g. membranes), one binary mask per tomogram.")
-        form.addParam("classNames", params.StringParam, default="ribosome", label="Class names",
-                      help="One name per input set, comma separated (e.g. 'ribosome, fas' or 'membrane'). "
+        form.addParam("classNames", params.StringParam, label="Class names",
+                      help="One name per input set, comma separated (e.g. 'ribosome, fas' or 'membrane'); empty: "
+                           f"{DEFAULT_CLASS_NAMES_TEXT}, as deepict train3d names them. "
                            "The names are stored in the model and label its outputs: letters, digits, '_', '-' "
                            "and '.'. One class per network picks "
                            "better: on the development data a ribosome + FAS network reached F1 0.877 / 0.526 "
@@ -281,11 +285,8 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         return self.inputCoordinates if self.labelSource.get() == LABELS_COORDINATES else self.inputMasks
 
     def _classNames(self):
-        names = splitList(self.classNames.get())
-        count = len(self._labelSets())
-        if not names and count == 1:
-            return [DEFAULT_CLASS_NAME]
-        return names
+        """The form's class names, else the engine's (as deepict train3d names a training given none)."""
+        return splitList(self.classNames.get()) or default_class_names(len(self._labelSets()))
 
     def _trainConfig(self, names):
         """The engine's training configuration of the form's values (for its validation)."""
@@ -305,6 +306,25 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         return radii * len(self._labelSets()) if len(radii) == 1 else radii
 
     # ------------------------------------------ info -----------------------------------------
+    def _validateRadii(self, tomograms):
+        """Why the particle radii (Å) cannot label the coordinate sets ([] when they can)."""
+        if not splitList(self.particleRadii.get()):
+            return ["Particle radius: give the particles' radius in Å (e.g. 100 for ribosomes); it has no default, "
+                    "as it is the particle's own size."]
+        try:
+            radii = self._radii()
+        except ValueError:
+            return ["Particle radii must be numbers in Å, comma separated."]
+        if len(radii) != len(self._labelSets()):
+            return ["Give one particle radius for all classes or one per coordinate set."]
+        if min(radii) <= 0:
+            return ["Particle radii must be positive."]
+        voxel = self.trainingVoxelSize.get() or tomograms.getSamplingRate()
+        if voxel and min(radii) < voxel:  # a sphere that holds no voxel labels nothing
+            return [f"Particle radii: {min(radii):g} Å is less than a voxel ({voxel:.2f} Å); give the particles' "
+                    "radius in Å (e.g. 100 for ribosomes)."]
+        return []
+
     def _validate(self):
         errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
         if errors:
@@ -336,19 +356,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             else:
                 errors += self._validateMasksFor(labels, tomograms, f"Mask set {index}")
         if self.labelSource.get() == LABELS_COORDINATES:
-            try:
-                radii = self._radii()
-            except ValueError:
-                return errors + ["Particle radii must be numbers in Å, comma separated."]
-            if len(radii) != len(labelSets):
-                errors.append("Give one particle radius for all classes or one per coordinate set.")
-            elif min(radii) <= 0:
-                errors.append("Particle radii must be positive.")
-            else:
-                voxel = self.trainingVoxelSize.get() or tomograms.getSamplingRate()
-                if voxel and min(radii) < voxel:  # a sphere that holds no voxel labels nothing
-                    errors.append(f"Particle radii: {min(radii):g} Å is less than a voxel ({voxel:.2f} Å); give "
-                                  "the particles' radius in Å (e.g. 100 for ribosomes).")
+            errors += self._validateRadii(tomograms)
         try:
             self._trainConfig(names).validate()
         except DeepictError as exc:  # the engine's own rules for the hyper-parameters

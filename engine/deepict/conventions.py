@@ -64,12 +64,22 @@ POSITION_COLUMNS = ("x", "y", "z")
 SCORE_COLUMN = "score"
 #: Optional column of a coordinate table: the particle's class (a whole number or a name).
 CLASS_COLUMN = "class"
-#: The class name of a one-class training given none (``--class-name``).
+#: The class name of a one-class training given none (``--class-name``; the train 3D form's *Class names* left empty).
 DEFAULT_CLASS_NAME = "particle"
 #: What a class name may hold: letters, digits, '_', '-' and '.', first a letter or a digit. A class name is
 #: stored in the model and names what it finds: output files (``<tsId>_<class>.mrc``), coordinate tables'
 #: class column and copick objects; a space, '/' or ':' breaks some of them.
 CLASS_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def default_class_names(count: int) -> list[str]:
+    """The class names of a training of ``count`` label sets given none, on the command line and in the forms alike:
+    :data:`DEFAULT_CLASS_NAME` for one, ``class1, class2, ...`` for more (the data says nothing of what they are)."""
+    return [DEFAULT_CLASS_NAME] if count == 1 else [f"class{i + 1}" for i in range(count)]
+
+
+#: What ``--class-name`` / the form's *Class names* default to, in their help.
+DEFAULT_CLASS_NAMES_TEXT = f"{DEFAULT_CLASS_NAME} for one class, class1, class2, ... for more"
 
 
 def class_name_problem(name) -> str | None:

@@ -83,7 +83,8 @@ class Train3DJob:
     masks: list[list[str]] | None = parameter(None, help="one binary mask per tomogram, same order; repeat for "
                                                          "each further class")
     radius: list[float] | None = parameter(None, help="sphere radius of each class in voxels (or in Å with "
-                                                      "--radius-in-angstrom)")
+                                                      "--radius-in-angstrom); required with --coords, without a "
+                                                      "default: it is the particle's own size")
     radius_in_angstrom: bool = parameter(False, help="--radius values are in Å")
     voxel_size: float | None = parameter(None, help="voxel size in Å if the headers lack it")
     training_voxel_size: float | None = parameter(

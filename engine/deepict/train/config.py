@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from deepict.conventions import LOSS_NAMES, MAX_RESCALE_FACTOR, class_name_problem
+from deepict.conventions import DEFAULT_CLASS_NAMES_TEXT, LOSS_NAMES, MAX_RESCALE_FACTOR, class_name_problem
 from deepict.infer.compartments import DEFAULT_CROP, DEFAULT_SIGMA
 from deepict.infer.masks import parse_remap
 from deepict.infer.tiling import check_tile_geometry
@@ -71,7 +71,7 @@ class TrainConfig:
     16 features), which picked best on the development data (README, *Main parameters*)."""
 
     classes: list = parameter(factory=list, help="name of each class: letters, digits, '_', '-' and '.' (default: "
-                                                 "particle, or class1, class2, ...)")
+                                                 f"{DEFAULT_CLASS_NAMES_TEXT})")
     depth: int = parameter(2, help="pooling levels (default %(default)s, as the published networks)")
     initial_features: int = parameter(16, help="channels at full resolution (default %(default)s)")
     batch_norm: bool = parameter(True, help="batch normalisation (default: on)")

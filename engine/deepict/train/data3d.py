@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepict.conventions import (DEFAULT_CLASS_NAME, MAX_RESCALE_FACTOR, rescale_factor, rescale_within_limit,
+from deepict.conventions import (MAX_RESCALE_FACTOR, default_class_names, rescale_factor, rescale_within_limit,
                                   voxel_sizes_differ)
 from deepict.errors import InputFileError, ParameterError
 from deepict.infer.model_spectrum import spectrum_record
@@ -26,8 +26,8 @@ MASK_LABEL_POINTS = 200000
 
 
 def class_names(given, count: int) -> list:
-    """The class names given (``--class-name``), else particle (one class) or class1, class2, ..."""
-    names = list(given) or ([DEFAULT_CLASS_NAME] if count == 1 else [f"class{i + 1}" for i in range(count)])
+    """The class names given (``--class-name``), else :func:`~deepict.conventions.default_class_names`."""
+    names = list(given) or default_class_names(count)
     if len(names) != count:
         raise ParameterError(f"{count} label set(s) but {len(names)} --class-name value(s): give one name per class")
     return names
