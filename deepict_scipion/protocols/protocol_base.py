@@ -22,6 +22,7 @@ from deepict.conventions import (CONTEXT_MODES, DEFAULT_CLASS_NAME, MAX_RESCALE_
 from deepict.errors import DeepictError
 from deepict.job_warnings import WARNINGS_SUFFIX, forget_warnings, warnings_in_folder
 from deepict.infer.clusters import ClusterParameters
+from deepict.infer.tiling import check_box_margin
 from deepict.parameters import PRECISION_AUTO, PRECISIONS, choices_of, default_of, option_help
 
 from .. import Plugin, cluster, run_logs
@@ -580,6 +581,13 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                       help="The tomogram is predicted in boxes of this side, with blended overlaps. Larger boxes "
                            "are faster but need more (GPU) memory: lower it (e.g. 64) if the GPU runs out of "
                            "memory. Must be divisible by 2^depth of the network (4 for depth 2).")
+        form.addParam("margin", params.IntParam, default=self._default("inference.margin"),
+                      expertLevel=params.LEVEL_ADVANCED, label="Blended margin (voxels)",
+                      help="Near a box's faces the network sees the least context and predicts worst. Neighbouring "
+                           "boxes therefore overlap by twice this margin, and over it each box's prediction is "
+                           "weighted down linearly, so the boxes blend into one map without seams. A wider margin "
+                           "smooths more at the cost of more boxes (time); 0 joins the boxes unblended. Must be "
+                           "less than half the inference box (deepict --margin).")
         form.addParam("batchSize", params.IntParam, default=self._default("inference.batch_size"),
                       expertLevel=params.LEVEL_ADVANCED, label="Boxes per batch",
                       help="Boxes predicted together; more use more memory.")
@@ -621,7 +629,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                 connectivity=self._connectivity(), border=[self.border.get()],
                 context_mode=CONTEXT_MODES[self.contextMode.get()], context_distance=self.contextDistance.get()),
             inference=jobs.InferenceOptions(
-                window=self.window.get(), batch_size=self.batchSize.get(),
+                window=self.window.get(), margin=self.margin.get(), batch_size=self.batchSize.get(),
                 test_time_mirrors=self.testTimeMirrors.get(), test_time_rotations=self.testTimeRotations.get(),
                 voxel_size=self.inputTomograms.get().getSamplingRate(),
                 equalize="on" if self._equalizes() else "off"))
@@ -727,9 +735,24 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
             lower = window - window % 2 ** depth
             errors.append(f"Compute: the inference box ({window}) must be divisible by 2^depth = {2 ** depth} for "
                           f"this network (depth {depth}): use e.g. {lower or 2 ** depth} or {lower + 2 ** depth}.")
+        errors += self._validateMargin()
         if self.batchSize.get() is None or self.batchSize.get() < 1:
             errors.append(f"Compute: boxes per batch must be at least 1 (got {self.batchSize.get()}).")
         return errors
+
+    def _validateMargin(self):
+        """The engine's rule for the blended margin (it refuses the run otherwise, after the job has started)."""
+        window, margin = self.window.get(), self.margin.get()
+        if margin is None:
+            return ["Compute: give the blended margin in voxels (0: no blending)."]
+        if window is None or window < 1:
+            return []  # said above
+        try:
+            check_box_margin(window, margin)
+        except DeepictError as exc:
+            return [f"Compute: blended margin: {exc}; give a margin below {(window + 1) // 2} voxels or a larger "
+                    "inference box."]
+        return []
 
     def _equalizes(self):
         """Whether the tomograms are equalized to the model's reference spectrum before prediction."""

@@ -113,6 +113,40 @@ def test_readme_quotes_the_rules_the_code_follows():
     assert f"928 x 928 x 464 tomogram peaks at 2.1 GB, so it asks for {memory_request_mb((928, 928, 464))} MB" in text
 
 
+def main_parameters():
+    """{first cell: default cell} of the README's *Main parameters (3D)* table."""
+    section = README.read_text().split("## Main parameters (3D)", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip().strip("|").split("|") for line in section.splitlines() if line.startswith("| `")]
+    return {cells[0].strip(): cells[1].strip() for cells in rows}
+
+
+def test_main_parameters_say_the_defaults_of_the_command_line_and_the_forms():
+    """The table's defaults are the engine's, which the forms take: a form that defaulted otherwise (class 'ribosome',
+    radius 100 Å) or lacked a field (--margin) fails here until the table, the form and the command line agree."""
+    from deepict.conventions import DEFAULT_CLASS_NAMES_TEXT
+    from deepict.infer.options import InferenceOptions
+    from deepict.jobs import Train3DJob
+    from deepict.parameters import default_of
+    from deepict_scipion.protocols import ProtDeepictPick, ProtDeepictSegment3D, ProtDeepictTrain3D
+    table = main_parameters()
+    inference = InferenceOptions()
+    window = next(value for key, value in table.items() if key.startswith("`--window`, `--margin`"))
+    assert window == f"{inference.window}, {inference.margin}"
+    for protocolClass in (ProtDeepictPick, ProtDeepictSegment3D):
+        form = protocolClass()
+        assert (form.window.get(), form.margin.get()) == (inference.window, inference.margin), protocolClass
+    radius = next(value for key, value in table.items() if key.startswith("`--radius`"))
+    assert radius.startswith("— (required") and default_of(Train3DJob, "radius") is None
+    train = ProtDeepictTrain3D()
+    assert not train.particleRadii.get()
+    names = next(value for key, value in table.items() if key.startswith("`--class-name`"))
+    assert names.startswith(DEFAULT_CLASS_NAMES_TEXT) and not train.classNames.get()
+    helps = {command: subprocess.run([sys.executable, "-m", "deepict", command, "--help"], capture_output=True,
+                                     text=True, check=True).stdout for command in ("pick", "train3d")}
+    assert f"(default {inference.margin})" in " ".join(helps["pick"].split())
+    assert DEFAULT_CLASS_NAMES_TEXT in " ".join(helps["train3d"].split())
+
+
 def _write_tomogram(name, seed, tomos, masks):
     phantom = make_phantom(PhantomConfig(shape_zyx=SHAPE_ZYX, n_ribosomes=12, n_fas=3, n_distractors=10, seed=seed))
     write_volume(tomos / f"{name}.mrc", phantom.tomogram, VOXEL_SIZE)

@@ -42,11 +42,18 @@ def box_starts(length: int, box: int, margin: int) -> list[int]:
 
 
 def _core(box: int, margin: int) -> int:
-    core = box - 2 * margin
-    if core < 1:
+    check_box_margin(box, margin)
+    return box - 2 * margin
+
+
+def check_box_margin(box: int, margin: int) -> None:
+    """Raise :class:`ParameterError` unless a box of ``box`` voxels keeps a core inside its ``margin`` on each side
+    (the rule the Scipion forms check before a run)."""
+    if margin < 0:
+        raise ParameterError(f"the margin must not be negative, got {margin}")
+    if box - 2 * margin < 1:
         raise ParameterError(f"a box of {box} voxels must be larger than twice its margin ({margin}): "
                              "it would keep no core")
-    return core
 
 
 def _starts(last: int, step: int) -> list[int]:
