@@ -587,7 +587,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                            "boxes therefore overlap by twice this margin, and over it each box's prediction is "
                            "weighted down linearly, so the boxes blend into one map without seams. A wider margin "
                            "smooths more at the cost of more boxes (time); 0 joins the boxes unblended. Must be "
-                           "less than half the inference box (deepict --margin).")
+                           "less than half the inference box.")
         form.addParam("batchSize", params.IntParam, default=self._default("inference.batch_size"),
                       expertLevel=params.LEVEL_ADVANCED, label="Boxes per batch",
                       help="Boxes predicted together; more use more memory.")
