@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from deepict.conventions import EQUALIZE_MODES, ROTATED_THRESHOLD_FLOOR, ROTATED_THRESHOLD_SHIFT
 from deepict.parameters import device_parameter, parameter
 
+#: The inference box's side and blended margin (voxels), for the jobs and for the engine's own predictions
+#: (calibration, hard negatives).
+DEFAULT_WINDOW, DEFAULT_MARGIN = 128, 12
+
 
 @dataclass(kw_only=True)
 class InferenceOptions:
     """How a 3D model is applied to a tomogram (sliding window, device, voxel size, equalization)."""
 
-    window: int = parameter(128, help="inference box side in voxels (default %(default)s; larger is faster, must "
-                                      "be divisible by 2^depth)")
-    margin: int = parameter(12, help="blended margin of each box in voxels (default %(default)s)")
+    window: int = parameter(DEFAULT_WINDOW, help="inference box side in voxels (default %(default)s; larger is "
+                                                 "faster, must be divisible by 2^depth)")
+    margin: int = parameter(DEFAULT_MARGIN, help="blended margin of each box in voxels (default %(default)s)")
     batch_size: int = parameter(2, help="boxes per forward pass (default %(default)s)")
     test_time_mirrors: bool = parameter(False, help="average each box's prediction with those of its mirror "
                                                     "images in x, y and both (test-time augmentation): smoother "

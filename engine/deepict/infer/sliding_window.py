@@ -31,6 +31,7 @@ from deepict.nn.ensemble import members_of
 from deepict.nn.networks import fold_batch_norm
 from deepict.nn.precision import current_precision
 from deepict.errors import ParameterError
+from deepict.infer.options import DEFAULT_MARGIN, DEFAULT_WINDOW
 from deepict.infer.tiling import box_count, reflect_indices, window_starts
 from deepict.io import read_slab, volume_mean_std
 from deepict.progress import Progress
@@ -46,9 +47,6 @@ def window_count(shape, window: int, margin: int) -> int:
     """How many boxes :func:`predict_tomogram` runs over a volume of ``shape`` (for progress reports)."""
     return box_count(shape, window, margin, window_starts)
 
-
-#: The inference box and its blended margin (voxels) unless the caller chooses others.
-DEFAULT_WINDOW, DEFAULT_MARGIN = 128, 12
 
 #: z slices normalised and written per call of ``write`` (bounds the temporary output array).
 WRITE_SLICES = 16

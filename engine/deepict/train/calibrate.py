@@ -42,7 +42,8 @@ from deepict.conventions import SPLIT_TOUCHING
 from deepict.evaluate.metrics import match_particles
 from deepict.infer.clusters import ClusterParameters, remove_duplicates
 from deepict.infer.picking import clusters_of_map
-from deepict.infer.sliding_window import DEFAULT_MARGIN, DEFAULT_WINDOW, predict_tomogram, window_count
+from deepict.infer.options import DEFAULT_MARGIN, DEFAULT_WINDOW
+from deepict.infer.sliding_window import predict_tomogram, window_count
 from deepict.progress import Progress
 
 #: Candidate probability thresholds.

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from deepict.infer.sliding_window import DEFAULT_MARGIN, DEFAULT_WINDOW, predict_tomogram, window_count
+from deepict.infer.options import DEFAULT_MARGIN, DEFAULT_WINDOW
+from deepict.infer.sliding_window import predict_tomogram, window_count
 from deepict.progress import Progress
 from deepict.train.calibrate import UNCALIBRATED_THRESHOLD
 
