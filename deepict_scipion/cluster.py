@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 
 from deepict.io.files import is_temporary_name
 from deepict.io.outputs import LOCK_SUFFIX
@@ -82,6 +83,35 @@ def memory_parameter_error(value):
         return None
     return (f"Queue parameters: the memory of each job ({MEMORY_PARAMETER}) is '{value}': give a whole number of MB "
             f"(e.g. 4096), or {AUTO} for DeePiCt's estimate from the largest tomogram.")
+
+
+#: The queue parameter of the CPUs each job asks for (pyworkflow fills it in the submission template).
+THREADS_PARAMETER = "JOB_THREADS"
+#: Seconds to wait for SLURM's sinfo before doing without its answer.
+SINFO_TIMEOUT_S = 30
+
+
+def partition_cpus(partition, run=subprocess.run):
+    """The most CPUs one node of SLURM partition ``partition`` has (``sinfo``), or None where that is not
+    known: no SLURM on this machine, no such partition, or sinfo failing. ``run``: :func:`subprocess.run`."""
+    try:
+        result = run(["sinfo", "-h", "-N", "-p", str(partition), "-o", "%c"], capture_output=True, text=True,
+                     timeout=SINFO_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    counts = [int(count) for count in re.findall(r"[0-9]+", result.stdout)] if result.returncode == 0 else []
+    return max(counts) if counts else None
+
+
+def threads_error(requested, cpus, label, partition):
+    """Why a job asking for ``requested`` CPUs (the form's parameter ``label``) can never start on partition
+    ``partition``, whose largest node has ``cpus`` (None: unknown), or None: SLURM accepts such a job and keeps
+    it pending forever (reason PartitionConfig), and Scipion shows it as launched without a word."""
+    if cpus is None or requested <= cpus:
+        return None
+    return (f"Queue parameters: each job asks for {requested} CPUs ('{label}' is {requested}), but the nodes of "
+            f"partition '{partition}' have at most {cpus}: set '{label}' to {cpus} or less, or choose a queue with "
+            f"larger nodes (the job would wait in the queue forever).")
 
 
 #: How pyworkflow's error starts when the scheduler refused a job, and where the scheduler's words follow.

@@ -301,11 +301,40 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         return submit
 
     def _validateQueueParams(self):
-        """A memory the scheduler would refuse, said before any job is submitted (the queue dialog comes first)."""
+        """A memory the scheduler would refuse, or more CPUs than its nodes have, said before any job is submitted
+        (the queue dialog comes first)."""
         if not self.useQueue():
             return []
-        error = cluster.memory_parameter_error(self.getQueueParams()[1].get(cluster.MEMORY_PARAMETER))
-        return [error] if error else []
+        errors = [cluster.memory_parameter_error(self.getQueueParams()[1].get(cluster.MEMORY_PARAMETER)),
+                  self._queueThreadsError()]
+        return [error for error in errors if error]
+
+    def _queueThreadsError(self):
+        """Why each queue job asks for more CPUs than a node of its SLURM partition has, or None (another
+        scheduler, or one sinfo does not know): SLURM would keep it pending forever without a word."""
+        host = self._queueHost()
+        if host is None or "sbatch" not in (host.getSubmitCommand() or ""):
+            return None
+        submit = self.getSubmitDict()
+        label = self.getDefinition().getParam(self._queueThreadsParameter(submit)).label.get()
+        partition = submit.get("JOB_QUEUE", "")
+        return cluster.threads_error(int(submit[cluster.THREADS_PARAMETER]), cluster.partition_cpus(partition),
+                                     label, partition)
+
+    def _queueHost(self):
+        """The execution host's configuration (hosts.conf), or None: pyworkflow sets it only when it launches the
+        protocol, and the GUI's form and a script (:func:`deepict_scipion.headless.launch_and_wait`) validate it
+        before that, so it is taken from the project then."""
+        if getattr(self, "hostConfig", None) is None and self.getProject() is not None:
+            self.setHostConfig(self.getProject().getHostConfig(self.getHostName()))
+        return getattr(self, "hostConfig", None)
+
+    def _queueThreadsParameter(self, submit):
+        """The form's parameter that sets the CPUs of each queue job (JOB_THREADS): a step's engine threads when
+        each step is a job (:meth:`getSubmitDict`), else pyworkflow's threads of the whole protocol."""
+        if submit.get(QUEUE_FOR_JOBS) == "Y" and self.modeParallel() and hasattr(self, BIN_THREADS_PARAM):
+            return BIN_THREADS_PARAM
+        return "numberOfThreads"
 
     def _largestTomogram(self):
         """The (x, y, z) size of the largest input tomogram, or None when the protocol has none.

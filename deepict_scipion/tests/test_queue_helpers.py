@@ -100,6 +100,63 @@ def test_a_memory_the_scheduler_would_refuse_is_refused_before_submission():
     assert cluster.memory_parameter_error("lots") in pick.validate()
 
 
+
+def fakeSinfo(cpus_by_partition, calls=None):
+    """A stand-in for subprocess.run answering ``sinfo -h -N -p P -o %c`` with the CPUs of P's nodes."""
+    def run(command, **kwargs):
+        if calls is not None:
+            calls.append(command)
+        partition = command[command.index("-p") + 1]
+        lines = "".join(f"{cpus}\n" for cpus in cpus_by_partition.get(partition, []))
+        return subprocess.CompletedProcess(command, 0, stdout=lines, stderr="")
+    return run
+
+
+def test_the_cpus_of_a_partitions_nodes_come_from_sinfo():
+    calls = []
+    assert cluster.partition_cpus("cpu", run=fakeSinfo({"cpu": [2, 16, 8]}, calls)) == 16
+    assert calls == [["sinfo", "-h", "-N", "-p", "cpu", "-o", "%c"]]
+    assert cluster.partition_cpus("other", run=fakeSinfo({"cpu": [2]})) is None  # no such partition
+
+    def missing(command, **kwargs):
+        raise FileNotFoundError(command[0])
+    assert cluster.partition_cpus("cpu", run=missing) is None  # no SLURM here: nothing to check
+
+
+def test_more_threads_than_the_partitions_nodes_have_is_refused_before_submission(monkeypatch):
+    from pyworkflow.protocol.hosts import HostConfig
+    from deepict_scipion import Plugin
+    from deepict_scipion.protocols import ProtDeepictPick, ProtDeepictTrain3D
+    assert cluster.threads_error(2, 2, "Threads", "cpu") is None
+    assert cluster.threads_error(3, None, "Threads", "cpu") is None  # unknown: the scheduler decides
+    error = cluster.threads_error(3, 2, "Scipion threads", "cpu")
+    assert "'Scipion threads' is 3" in error and "partition 'cpu' have at most 2" in error
+    assert "set 'Scipion threads' to 2 or less" in error and "\n" not in error
+
+    monkeypatch.setattr(cluster, "partition_cpus", lambda partition: {"cpu": 2}.get(partition))
+    for protocol in (ProtDeepictPick, ProtDeepictTrain3D):  # Scipion's plugin discovery sets it (no project here)
+        monkeypatch.setattr(protocol, "_plugin", Plugin(), raising=False)
+    slurm = HostConfig()
+    slurm.queueSystem.submitCommand.set("sbatch %_(JOB_SCRIPT)s")
+    pick = ProtDeepictPick(numberOfThreads=3, binThreads=1)
+    pick.setHostConfig(slurm)
+    pick._useQueue.set(True)
+    pick.setQueueParams(("cpu", {"JOB_MEMORY": "auto", "QUEUE_FOR_JOBS": "N"}))  # the whole protocol: 3 CPUs
+    assert cluster.threads_error(3, 2, "Scipion threads", "cpu") in pick.validate()
+    pick.setQueueParams(("cpu", {"JOB_MEMORY": "auto", "QUEUE_FOR_JOBS": "Y"}))  # a job per tomogram: 1 CPU each
+    assert not any("CPUs" in error for error in pick.validate())
+    pick.binThreads.set(4)
+    assert cluster.threads_error(4, 2, "Threads per tomogram", "cpu") in pick.validate()
+    pick.setQueueParams(("gpu", {"JOB_MEMORY": "auto", "QUEUE_FOR_JOBS": "Y"}))  # a partition sinfo does not know
+    assert not any("CPUs" in error for error in pick.validate())
+    train = ProtDeepictTrain3D(numberOfThreads=8)  # a serial protocol: its threads are the engine's
+    train.setHostConfig(slurm)
+    train._useQueue.set(True)
+    train.setQueueParams(("cpu", {"JOB_MEMORY": "auto", "QUEUE_FOR_JOBS": "Y"}))
+    assert cluster.threads_error(8, 2, "Threads", "cpu") in train.validate()
+    slurm.queueSystem.submitCommand.set("qsub %_(JOB_SCRIPT)s")  # PBS: its queues are no SLURM partitions
+    assert not any("CPUs" in error for error in train.validate())
+
 def test_a_job_the_scheduler_refuses_names_the_queue_parameter():
     pyworkflow = ("Failed to submit to queue. JOBID is not valid. There's probably an error interacting with the "
                   "queue. Submit error: ['', 'sbatch: error: Memory specification can not be satisfied\\nsbatch: "
