@@ -36,10 +36,23 @@ VOXEL_SIZE = 13.48
 PUBLISHED_NAME = "full_vpp_ribo_model_IF4_D2_BN.pth"
 
 
-def readme_blocks():
-    """(language, code, line number) of every fenced python/bash block, in order."""
+#: The comment right above a block that needs a running SLURM: the queue tests (tests/cluster) run it, not this file.
+QUEUE_MARKER = "<!-- deepict queue script:"
+QUEUE_TESTS = Path(__file__).parent / "cluster" / "test_queue_slurm.py"
+
+
+def needs_queue(text, start):
+    """Whether the block starting at ``start`` of ``text`` (the README's) follows :data:`QUEUE_MARKER`."""
+    before = text[:start].rstrip().splitlines()
+    return bool(before) and before[-1].startswith(QUEUE_MARKER)
+
+
+def readme_blocks(queue=False):
+    """(language, code, line number) of every fenced python/bash block, in order: those that need SLURM with
+    ``queue``, else the others."""
     text = README.read_text()
-    return [(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(text)]
+    return [(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(text)
+            if needs_queue(text, m.start()) == queue]
 
 
 BLOCKS = readme_blocks()
@@ -73,6 +86,12 @@ REPOSITORY_FOLDERS = ("deepict_scipion", "engine", "scripts", "benchmarks", ".ci
 def _has_files(path):
     """A file, or a folder holding a file other than Python's caches (a moved package leaves those behind)."""
     return path.is_file() or any(p.is_file() for p in path.rglob("*") if "__pycache__" not in p.parts)
+
+
+def test_blocks_that_need_slurm_are_run_by_the_queue_tests():
+    """A block left out here for want of a scheduler runs in the queue tests (scripts/test-cluster.sh)."""
+    assert readme_blocks(queue=True), "the README's queue script is gone: see Running on a cluster"
+    assert "readme_blocks(queue=True)" in QUEUE_TESTS.read_text(), f"{QUEUE_TESTS.name} does not run them"
 
 
 def test_readme_names_paths_that_exist():

@@ -11,8 +11,10 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 from pyworkflow.protocol.constants import STATUS_FINISHED
@@ -27,6 +29,7 @@ from deepict_scipion.convert import coordinatesByKey
 from deepict_scipion.protocols import (ProtDeepictEqualize, ProtDeepictEvaluate, ProtDeepictPick,
                                        ProtDeepictSegment2D, ProtDeepictSegment3D, ProtDeepictTrain2D,
                                        ProtDeepictTrain3D)
+from deepict_scipion.tests.test_readme import _write_tomogram, readme_blocks, run_block
 
 VOXEL = 13.48
 SHAPE = (32, 64, 64)
@@ -346,3 +349,26 @@ class TestQueueSlurm(BaseTest):
             time.sleep(0.5)
         self.assertEqual(slurmJob(jobIds[0]).get("JobState"), "COMPLETED")
         self.assertEqual(len(coordinatesByKey(getattr(pick, pick.OUTPUT_PREFIX))), TOMOGRAMS)
+
+    def test_the_readmes_queue_script_waits_for_queued_protocols(self):
+        # The README's recipe as a user runs it: the whole training as one job (QUEUE_FOR_JOBS = N), which
+        # project.launchProtocol(wait=True) does not wait for, then picking with one job per tomogram.
+        (language, code, line), = readme_blocks(queue=True)
+        folder = Path(self.proj.getTmpPath("queue_script")).resolve()
+        (folder / "tomos").mkdir(parents=True)
+        (folder / "masks").mkdir()
+        (folder / "home").mkdir()
+        for seed, name in enumerate(("A", "B")):
+            _write_tomogram(name, seed, folder / "tomos", folder / "masks")
+        shutil.copy(os.environ["SCIPION_HOSTS"], folder / "hosts.conf")  # the README's hosts.conf (conftest)
+        result = run_block(language, code, folder, folder / "home")
+        self.assertEqual(result.returncode, 0, f"README.md block at line {line} failed:\n{result.stdout[-3000:]}\n"
+                                               f"{result.stderr[-5000:]}")
+        waited = re.findall(r"^(.*[Tt]rain.*): (?:launched|running) \(.*\), queue job (\d+)$", result.stdout, re.M)
+        self.assertTrue(waited, f"no progress line of the queued training:\n{result.stdout[-3000:]}")
+        name, jobId = waited[0]
+        self.assertIn(f"{name}: finished", result.stdout)
+        self.assertEqual(slurmJob(jobId).get("JobState"), "COMPLETED", slurmJob(jobId))
+        picks = glob.glob(str(folder / "my_scipion" / "userdata" / "projects" / "*" / "Runs" / "*Pick*"))
+        self.assertEqual(len(picks), 1, picks)
+        self.assertEqual(len(glob.glob(os.path.join(picks[0], "logs", "*.job"))), 2, "one job per tomogram")
