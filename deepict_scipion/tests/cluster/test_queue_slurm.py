@@ -25,7 +25,9 @@ from deepict.io import write_volume
 from deepict.nn.model_files import KIND_3D
 from deepict.synthetic import PhantomConfig, make_phantom
 from deepict.train.state import read_state, state_path
+from deepict_scipion.cluster import partition_cpus
 from deepict_scipion.convert import coordinatesByKey
+from deepict_scipion.headless import LaunchError, launch_and_wait
 from deepict_scipion.protocols import (ProtDeepictEqualize, ProtDeepictEvaluate, ProtDeepictPick,
                                        ProtDeepictSegment2D, ProtDeepictSegment3D, ProtDeepictTrain2D,
                                        ProtDeepictTrain3D)
@@ -349,6 +351,26 @@ class TestQueueSlurm(BaseTest):
             time.sleep(0.5)
         self.assertEqual(slurmJob(jobIds[0]).get("JobState"), "COMPLETED")
         self.assertEqual(len(coordinatesByKey(getattr(pick, pick.OUTPUT_PREFIX))), TOMOGRAMS)
+
+    def test_more_cpus_than_the_node_has_are_refused_before_submission(self):
+        # SLURM would take such a job and keep it PENDING (reason PartitionConfig) forever.
+        cpus = partition_cpus("cpu")
+        self.assertIsNotNone(cpus, "sinfo does not know the partition cpu")
+        whole = queued(self.newPick(numberOfThreads=cpus + 1), QUEUE_FOR_JOBS="N")
+        with self.assertRaises(LaunchError) as raised:
+            launch_and_wait(self.proj, whole, poll_s=1)
+        self.assertIn(f"each job asks for {cpus + 1} CPUs ('Scipion threads' is {cpus + 1}), but the nodes of "
+                      f"partition 'cpu' have at most {cpus}: set 'Scipion threads' to {cpus} or less",
+                      str(raised.exception))
+        perStep = queued(self.newPick(numberOfThreads=1))  # a job per tomogram
+        perStep.binThreads.set(cpus + 1)
+        self.proj.launchProtocol(perStep, wait=True)
+        perStep = self.proj.getProtocol(perStep.getObjId())
+        self.assertTrue(perStep.isFailed())
+        self.assertIn(f"'Threads per tomogram' is {cpus + 1}", perStep.getErrorMessage())
+        self.assertEqual(jobBanners(perStep), {})
+        pending = subprocess.run(["squeue", "-h", "-t", "PD", "-o", "%r"], capture_output=True, text=True).stdout
+        self.assertNotIn("PartitionConfig", pending, "a job was submitted that can never start")
 
     def test_the_readmes_queue_script_waits_for_queued_protocols(self):
         # The README's recipe as a user runs it: the whole training as one job (QUEUE_FOR_JOBS = N), which
