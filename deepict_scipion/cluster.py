@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 
 from deepict.io.files import is_temporary_name
 from deepict.io.outputs import LOCK_SUFFIX
@@ -224,6 +225,28 @@ def remove_job_leftovers(folder):
                     os.remove(os.path.join(root, name))
                 except FileNotFoundError:
                     pass
+
+
+#: Seconds Stop waits for the jobs it cancelled to leave the queue before removing what they left (SLURM gives a
+#: cancelled job KillWait seconds, 30 by default, to end).
+STOP_WAIT_S = 60
+#: Seconds between two looks at the queue while waiting.
+STOP_POLL_S = 1.0
+
+
+def wait_until_gone(job_ids, is_listed, timeout_s=STOP_WAIT_S, poll_s=STOP_POLL_S, clock=time.monotonic,
+                    sleep=time.sleep):
+    """Whether the queue jobs ``job_ids`` have all left the queue within ``timeout_s`` seconds; ``is_listed(job)``
+    says whether the queue still lists ``job`` (pending, running or still being killed)."""
+    deadline = clock() + timeout_s
+    waiting = list(job_ids)
+    while True:
+        waiting = [job for job in waiting if is_listed(job)]
+        if not waiting:
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(poll_s)
 
 
 def remove_stale_status(job_file):

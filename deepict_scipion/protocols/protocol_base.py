@@ -2,6 +2,7 @@
 the form and steps picking and 3D segmentation share."""
 
 import json
+import logging
 import os
 import shlex
 import struct
@@ -12,7 +13,8 @@ from pwem.protocols import EMProtocol
 from pyworkflow.constants import QUEUE_FOR_JOBS
 from pyworkflow.protocol import params
 from pyworkflow.protocol.params import BIN_THREADS_PARAM
-from pyworkflow.protocol.constants import GPU_LIST, STEPS_PARALLEL, USE_GPU
+from pyworkflow.protocol.constants import GPU_LIST, STATUS_RUNNING, STEPS_PARALLEL, UNKNOWN_JOBID, USE_GPU
+from pyworkflow.protocol.launch import _checkJobStatus
 from tomo.objects import SetOfTomoMasks
 from tomo.protocols import ProtTomoBase
 
@@ -28,6 +30,8 @@ from deepict.parameters import PRECISION_AUTO, PRECISIONS, choices_of, default_o
 from .. import Plugin, cluster, run_logs
 from ..constants import PROBABILITY_MAPS_ATTRIBUTE
 from ..convert import baseName, equalizedReference, isMarked, mark, newTomoMask, tomogramKey, tomogramsByKey
+
+logger = logging.getLogger(__name__)
 
 THREADS_HELP = ("CPU threads of each deepict job (OMP_NUM_THREADS). 0: every core the job may use; give a number "
                 "when sharing the machine or submitting to a queue (which reserves that many cores): more "
@@ -252,6 +256,30 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
             # "continue" (which would leave a dead job's of another node).
             cluster.remove_job_leftovers(self._getExtraPath())
         return doContinue
+
+    def setAborted(self):
+        """Scipion's Stop, after it cancelled the protocol's queue jobs (``Project.stopProtocol``): what they left
+        (scratch folders, partial outputs, output locks) goes once they have left the queue, as after a failure
+        (:meth:`_stepFinished`), not at Continue, which would leave those of a job killed on another node."""
+        super().setAborted()
+        if self.useQueue():
+            self._removeCancelledJobsLeftovers()
+
+    def _removeCancelledJobsLeftovers(self):
+        """Remove what the protocol's cancelled queue jobs left, once the queue (hosts.conf's CHECK_COMMAND) no
+        longer lists them: a job still being killed could write again. Left for Continue after
+        :data:`cluster.STOP_WAIT_S` seconds."""
+        host = self._queueHost()
+        jobIds = [jobId for jobId in self.getJobIds() if jobId not in (None, UNKNOWN_JOBID)]
+
+        def isListed(jobId):
+            return _checkJobStatus(host, jobId) == STATUS_RUNNING
+
+        if host is not None and cluster.wait_until_gone(jobIds, isListed):
+            cluster.remove_job_leftovers(self._getExtraPath())
+        else:
+            logger.warning(f"{self.getRunName()}: its cancelled queue jobs {jobIds} are still in the queue after "
+                           f"{cluster.STOP_WAIT_S} s: their scratch files stay until the protocol is continued")
 
     def _stepsLeftBeside(self, step):
         """Whether a step other than ``step`` is running, has ended but is not reported yet, or can still start

@@ -267,3 +267,19 @@ def test_steps_that_fail_in_the_same_poll_are_all_reported(monkeypatch, tmp_path
     assert "cell1.mrc" in messages[-1] and "cell2.mrc" in messages[-1]
     assert pick._stepsDone.get() == 2
     assert [path for path in leftovers if path.exists()] == [], "the killed jobs' leftovers stay until continue"
+
+
+def test_stop_waits_for_its_cancelled_jobs_to_leave_the_queue_and_no_longer():
+    now = [0.0]
+    listed = {17: 3.0, 18: 5.0}  # job: the second until which the queue lists it (a cancelled job being killed)
+
+    def sleep(seconds):
+        now[0] += seconds
+    assert cluster.wait_until_gone([17, 18], lambda job: now[0] < listed[job], timeout_s=60, poll_s=1,
+                                   clock=lambda: now[0], sleep=sleep)
+    assert now[0] == 5.0  # not a second longer than the last job
+    now[0] = 0.0
+    assert not cluster.wait_until_gone([17], lambda job: True, timeout_s=10, poll_s=1, clock=lambda: now[0],
+                                       sleep=sleep)
+    assert now[0] == 10.0
+    assert cluster.wait_until_gone([], lambda job: True)  # no job: nothing to wait for

@@ -239,6 +239,12 @@ class TestQueueSlurm(BaseTest):
                 break
             time.sleep(0.5)
         self.assertTrue(jobs, "the training's job never ran")
+        # what a job killed while it wrote its outputs leaves (deepict.io's scratch, partial and lock files)
+        names = (".deepict-scratch.vm-4242.k2j3h4", ".model.pt.vm-4242.0a1b2c3d.part", ".model.pt.deepict-lock")
+        leftovers = [train._getExtraPath(name) for name in names]
+        os.makedirs(leftovers[0])
+        for path in leftovers[1:]:
+            open(path, "w").close()
         self.proj.stopProtocol(self.proj.getProtocol(train.getObjId()))
         for _ in range(40):
             if not activeJobs(train):
@@ -248,6 +254,8 @@ class TestQueueSlurm(BaseTest):
         for job in jobs:
             self.assertEqual(slurmJob(job).get("JobState"), "CANCELLED")
         self.assertTrue(self.proj.getProtocol(train.getObjId()).isAborted())
+        self.assertEqual([path for path in leftovers if os.path.exists(path)], [], "Stop left scratch files")
+        self.assertTrue(glob.glob(train._getExtraPath("*.json")), "Stop removed the job's file too")
 
     def test_a_memory_the_scheduler_refuses_names_the_queue_parameter(self):
         pick = queued(self.newPick(numberOfThreads=1), JOB_MEMORY="lots")
