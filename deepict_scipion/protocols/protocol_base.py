@@ -263,23 +263,34 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         (:meth:`_stepFinished`), not at Continue, which would leave those of a job killed on another node."""
         super().setAborted()
         if self.useQueue():
-            self._removeCancelledJobsLeftovers()
+            self._removeEndedJobsLeftovers(cluster.STOP_WAIT_S)
 
-    def _removeCancelledJobsLeftovers(self):
-        """Remove what the protocol's cancelled queue jobs left, once the queue (hosts.conf's CHECK_COMMAND) no
-        longer lists them: a job still being killed could write again. Left for Continue after
-        :data:`cluster.STOP_WAIT_S` seconds."""
+    def setFailed(self, msg):
+        """pyworkflow's failure; a protocol sent to the queue as one job (``QUEUE_FOR_JOBS = N``) that the scheduler
+        killed is failed so by the GUI (or :func:`deepict_scipion.headless.launch_and_wait`) once its job has left
+        the queue, and what the job left goes then too (its own failures, inside the job, leave nothing)."""
+        super().setFailed(msg)
+        if self.useQueue() and self.getQueueParams()[1].get(QUEUE_FOR_JOBS, "N") != "Y":
+            self._removeEndedJobsLeftovers(0)
+
+    def _removeEndedJobsLeftovers(self, wait_s):
+        """Remove what the protocol's queue jobs left once the queue (hosts.conf's CHECK_COMMAND) no longer lists
+        them, waiting up to ``wait_s`` seconds: a job still being killed could write again. Errors are logged:
+        pyworkflow records the protocol's end after this."""
         host = self._queueHost()
         jobIds = [jobId for jobId in self.getJobIds() if jobId not in (None, UNKNOWN_JOBID)]
 
         def isListed(jobId):
             return _checkJobStatus(host, jobId) == STATUS_RUNNING
 
-        if host is not None and cluster.wait_until_gone(jobIds, isListed):
-            cluster.remove_job_leftovers(self._getExtraPath())
-        else:
-            logger.warning(f"{self.getRunName()}: its cancelled queue jobs {jobIds} are still in the queue after "
-                           f"{cluster.STOP_WAIT_S} s: their scratch files stay until the protocol is continued")
+        try:
+            if cluster.wait_until_gone(jobIds, isListed, timeout_s=wait_s):
+                cluster.remove_job_leftovers(self._getExtraPath())
+            elif wait_s:
+                logger.warning(f"{self.getRunName()}: its queue jobs {jobIds} are still in the queue after {wait_s} s: "
+                               "their scratch files stay until the protocol is continued")
+        except Exception as exc:
+            logger.warning(f"{self.getRunName()}: the scratch files of its queue jobs stay: {exc}")
 
     def _stepsLeftBeside(self, step):
         """Whether a step other than ``step`` is running, has ended but is not reported yet, or can still start

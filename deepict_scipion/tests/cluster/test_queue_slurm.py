@@ -360,6 +360,34 @@ class TestQueueSlurm(BaseTest):
         self.assertEqual(slurmJob(jobIds[0]).get("JobState"), "COMPLETED")
         self.assertEqual(len(coordinatesByKey(getattr(pick, pick.OUTPUT_PREFIX))), TOMOGRAMS)
 
+    def test_a_whole_protocol_job_killed_leaves_no_scratch_files(self):
+        # QUEUE_FOR_JOBS = N: the job that runs the protocol dies with it; the GUI (here _updateProtocol, as in
+        # launch_and_wait) finds it failed once the job left the queue, and removes what it left then.
+        train = queued(self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.tomos.Tomograms,
+                                        classNames="ribosome", particleRadii="100", numberOfThreads=1,
+                                        **dict(TINY_3D, epochs=500)), QUEUE_FOR_JOBS="N")
+        train.inputCoordinates.append(self.coords.outputCoordinates)
+        self.proj.launchProtocol(train)
+        train = self.proj.getProtocol(train.getObjId())
+        (jobId,) = list(train.getJobIds())
+        for _ in range(120):
+            if slurmJob(jobId).get("JobState") == "RUNNING":
+                break
+            time.sleep(0.5)
+        names = (".deepict-scratch.vm-4242.k2j3h4", ".model.pt.vm-4242.0a1b2c3d.part", ".model.pt.deepict-lock")
+        leftovers = [train._getExtraPath(name) for name in names]
+        os.makedirs(leftovers[0])
+        for path in leftovers[1:]:
+            open(path, "w").close()
+        subprocess.run(["scancel", str(jobId)], check=True)  # as the scheduler kills it (time, memory, node)
+        for _ in range(120):
+            self.proj._updateProtocol(train)
+            if not train.isActive():
+                break
+            time.sleep(0.5)
+        self.assertTrue(train.isFailed(), train.getStatus())
+        self.assertEqual([path for path in leftovers if os.path.exists(path)], [], "the killed job's scratch stayed")
+
     def test_more_cpus_than_the_node_has_are_refused_before_submission(self):
         # SLURM would take such a job and keep it PENDING (reason PartitionConfig) forever.
         cpus = partition_cpus("cpu")
