@@ -60,3 +60,12 @@ def test_engine_and_headless_do_not_import_scipion():
 def test_scipion_discovers_plugin_protocols_viewers_and_objects():
     result = run_python(DISCOVERY)
     assert result.returncode == 0 and "discovered" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_scipions_test_runner_lists_the_plugins_tests():
+    """``scipion3 tests --show`` walks every plugin's ``tests`` folder as a package: without one it stopped
+    ("Start directory is not importable") for all the plugins of the installation."""
+    result = subprocess.run([sys.executable, "-m", "pyworkflow.apps.pw_run_tests", "--show", "--grep", "deepict"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "deepict_scipion.tests.test_protocols_3d.TestDeepict3DProtocols" in result.stdout, result.stdout[-2000:]

@@ -1,0 +1,1 @@
+"""The plugin's tests: Scipion's runner (``scipion3 tests``) discovers this package; pytest runs all of it."""
