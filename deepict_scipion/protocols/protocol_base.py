@@ -23,6 +23,7 @@ from deepict.conventions import (CONTEXT_MODES, DEFAULT_CLASS_NAME, MAX_RESCALE_
                                   fits_model_voxel_size, rescale_factor, rescale_within_limit, voxel_sizes_differ)
 from deepict.errors import DeepictError
 from deepict.job_warnings import WARNINGS_SUFFIX, forget_warnings, warnings_in_folder
+from deepict.nn.model_files import published_spectrum_warning
 from deepict.infer.clusters import ClusterParameters
 from deepict.infer.tiling import check_box_margin
 from deepict.parameters import PRECISION_AUTO, PRECISIONS, choices_of, default_of, option_help
@@ -57,10 +58,34 @@ def sentenceStart(text):
     return text[:1].upper() + text[1:]
 
 
+def counted(count, noun, plural=None):
+    """``count`` and ``noun`` for a summary or methods text, the noun in the plural unless the count is 1:
+    counted(1, "epoch") -> '1 epoch', counted(2, "tomogram") -> '2 tomograms', counted(3, "class", "classes")."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def listed(items):
+    """Items as a sentence lists them: 'a', 'a and b', 'a, b and c'."""
+    items = [str(item) for item in items]
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def citeWithLink(cite):
+    """A bibtex entry whose ``doi`` is a link, as pyworkflow links a citation to its ``doi`` field as it is: the
+    entries hold the bare DOI (as BibTeX has it), which becomes https://doi.org/DOI."""
+    doi = cite.get("doi", "").strip()
+    if doi and not doi.lower().startswith(("http://", "https://")):
+        return {**cite, "doi": f"https://doi.org/{doi}"}
+    return cite
+
+
 class ProtDeepictBase(EMProtocol, ProtTomoBase):
     """Base class: every DeePiCt protocol runs the ``deepict`` command through :meth:`runDeepict`."""
 
-    _references = ["deTeresaTrueba2023"]
+    #: No protocol references: every protocol is DeePiCt's, which the plugin's package reference (the package's
+    #: _references) cites; Scipion lists both, so the paper was listed twice. A protocol implementing another
+    #: method would list that method's paper here.
+    _references = []
     #: What the protocol tree, the form's title and a new run's name put before the protocol's label, where
     #: Scipion puts the plugin's module name: "deepict_scipion - " made every entry read alike in a narrow tree.
     LABEL_PREFIX = "DeePiCt"
@@ -433,7 +458,7 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     def _getCiteText(self, cite, useKeyLabel=False):
         # pyworkflow ends a citation link with a space, which doubled the space after it in the methods text
         # and put one before a full stop.
-        return super()._getCiteText(cite, useKeyLabel).rstrip()
+        return super()._getCiteText(citeWithLink(cite), useKeyLabel).rstrip()
 
     def validate(self):
         """pyworkflow's checks, then :meth:`_validate` and the queue parameters; a message both give (an empty
@@ -739,6 +764,76 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
     def _className(self):
         model = self.inputModel.get()
         return self.className.get() or (model.getClasses() or [DEFAULT_CLASS_NAME])[0]
+
+    def _classText(self):
+        """The class for a sentence, as the model names it: "class 'ribo'" (the published networks' labels are
+        abbreviations), or nothing for a one-class model's default name."""
+        name = self._className()
+        return "" if name == DEFAULT_CLASS_NAME else f"class '{name}'"
+
+    def _probabilityMapsSummary(self, maps):
+        """What the kept probability maps are, where."""
+        classText = self._classText()
+        return (f"The network's probability maps{f' of {classText}' if classText else ''} (before thresholding), "
+                f"one per tomogram ({counted(maps.getSize(), 'map')}): output 'probabilityMaps', files "
+                f"{os.path.join(self._getExtraPath(), '<tsId>_probability.mrc')}.")
+
+    def _postprocessForMethods(self):
+        """The clustering the run used, in words: the form's values, else the model's suggestions (the values
+        the engine takes for fields left empty)."""
+        model = self.inputModel.get()
+        suggested = model.getPostprocess() if model is not None else {}
+        fallback = ClusterParameters()
+        threshold = self.threshold.get()
+        if threshold is None:
+            threshold = suggested.get("threshold", fallback.threshold)
+            shifted = (f", taken {ROTATED_THRESHOLD_SHIFT:g} lower with test-time rotations unless that joins the "
+                       "map into one cluster" if self.testTimeRotations.get() and "threshold" in suggested else "")
+            thresholdText = f"probability threshold {threshold:.3g} (the model's suggestion{shifted})"
+        else:
+            thresholdText = f"probability threshold {threshold:.3g}"
+        minSize = self.minSize.get() if self.minSize.get() is not None else suggested.get("min_size",
+                                                                                          fallback.min_size)
+        parts = [thresholdText, f"minimum {self._clusterName.lower()} size "
+                                f"{'none' if minSize is None else counted(minSize, 'voxel')}"]
+        if self.maxSize.get() is not None:
+            parts.append(f"maximum size {counted(self.maxSize.get(), 'voxel')}")
+        return parts
+
+    def _rescaleForMethods(self):
+        """The on-the-fly rescaling to the model's voxel size, for the methods text (or nothing)."""
+        model, tomograms = self.inputModel.get(), self.inputTomograms.get()
+        if model is None or tomograms is None:
+            return ""
+        modelSize, tomoSize = model.getVoxelSize(), tomograms.getSamplingRate()
+        if not modelSize or not tomoSize or fits_model_voxel_size(tomoSize, modelSize):
+            return ""
+        return (f" The tomograms ({tomoSize:.2f} Å/voxel) were rescaled to the network's {modelSize:.2f} Å/voxel "
+                "for the prediction.")
+
+    def _publishedWarning(self):
+        """The engine's warning about a published network without reference spectrum, or None."""
+        model = self.inputModel.get()
+        return model is not None and published_spectrum_warning(model.getSource(), model.hasSpectrum()) or None
+
+    def _publishedSummary(self):
+        """One line pointing at the published network's warning, shown in full once, among the WARNINGS (not on a
+        failed run, where there are no results to warn about)."""
+        if not self._publishedWarning() or self.isFailed() or self.isAborted():
+            return []
+        return ["The model is a published DeePiCt network without a reference spectrum: see WARNINGS."]
+
+    def checkSummaryWarnings(self):
+        """The run's warnings (:meth:`ProtDeepictBase.checkSummaryWarnings`) with the published network's once: the
+        engine's, or before the run the protocol's own; none on a failed run."""
+        super().checkSummaryWarnings()
+        warning = self._publishedWarning()
+        if not warning:
+            return
+        if self.isFailed() or self.isAborted():
+            self.summaryWarnings[:] = [line for line in self.summaryWarnings if warning not in line]
+        elif not any(warning in line for line in self.summaryWarnings):
+            self.addSummaryWarning(f"The model: {warning}")
 
     def _validate(self):
         errors = self._validateNotEmpty(self.inputTomograms, "Input tomograms")

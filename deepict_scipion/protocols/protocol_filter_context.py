@@ -12,7 +12,7 @@ from deepict.conventions import CONTEXT_MODES
 from deepict.io import read_coordinates, write_coordinates
 
 from ..convert import COORDINATE_ID_COLUMN, coordinateGroups, tomogramKey
-from .protocol_base import ProtDeepictBase
+from .protocol_base import ProtDeepictBase, counted
 
 KEPT, REJECTED = "outputCoordinates", "rejectedCoordinates"
 
@@ -174,8 +174,10 @@ class ProtDeepictFilterContext(ProtDeepictBase):
         if counts is None:
             return ["Filtering not finished yet."]
         kept, rejected = counts
-        return [f"{kept} of {kept + rejected} coordinates kept, {rejected} rejected ({self._modeText()} of the "
-                f"{self.inputMasks.get().getSize()} context masks).",
+        # one mask per tomogram, each applied to its own tomogram's coordinates (not intersected with each other)
+        return [f"{kept} of {counted(kept + rejected, 'coordinate')} kept, {rejected} rejected ({self._modeText()}, "
+                f"each coordinate against its own tomogram's context mask; "
+                f"{counted(self.inputMasks.get().getSize(), 'mask')}, one per tomogram).",
                 f"Kept: {KEPT}; rejected: {REJECTED} (same sampling rate "
                 f"{self.inputCoordinates.get().getSamplingRate():.2f} Å/px and box size)."]
 
@@ -184,8 +186,6 @@ class ProtDeepictFilterContext(ProtDeepictBase):
         if counts is None:
             return []
         kept, rejected = counts
-        return [f"{kept + rejected} 3D coordinates were filtered by context masks ({self._modeText()}), keeping "
-                f"{kept}, with DeePiCt's context filter [deTeresaTrueba2023]."]
-
-    def _citations(self):
-        return list(self._references)
+        return [f"{counted(kept + rejected, '3D coordinate')} {'was' if kept + rejected == 1 else 'were'} filtered "
+                f"by the context mask of their tomogram ({self._modeText()}), keeping {kept}, with DeePiCt's context "
+                "filter [deTeresaTrueba2023]."]

@@ -15,7 +15,7 @@ from deepict.io import read_coordinates
 
 from ..constants import FILAMENTS_ATTRIBUTE
 from ..convert import appendPicks, mark, tomogramKey
-from .protocol_base import ProtDeepictBase
+from .protocol_base import ProtDeepictBase, counted
 
 OUTPUT = "outputCoordinates"
 #: What the input masks hold (the form's choice).
@@ -174,7 +174,8 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
             return ["Tracing not finished yet."]
         particles, filaments, tomograms = counts
         rot = f"rot stepped by {self.rotStep.get():g}°" if self.rotStep.get() else "rot free (0)"
-        return [f"{filaments} filaments traced in {tomograms} tomograms: {particles} particles every "
+        return [f"{counted(filaments, 'filament')} traced in {counted(tomograms, 'tomogram')}: "
+                f"{counted(particles, 'particle')} every "
                 f"{self.spacing.get():g} Å, one group per filament.",
                 f"Orientation: the filament's direction as RELION tilt/psi in each coordinate's matrix, {rot}."]
 
@@ -183,10 +184,8 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
         if counts is None:
             return []
         particles, filaments, _ = counts
-        return [f"{filaments} filaments were traced along their centre lines in {self.inputMasks.get().getSize()} "
-                f"segmentations and sampled every {self.spacing.get():g} Å ({particles} "
-                "particles oriented along the filaments), following DeePiCt's filament sampling "
+        verb = "was" if filaments == 1 else "were"
+        return [f"{counted(filaments, 'filament')} {verb} traced along their centre lines in "
+                f"{counted(self.inputMasks.get().getSize(), 'segmentation')} and sampled every {self.spacing.get():g} Å "
+                f"({counted(particles, 'particle')} oriented along the filaments), following DeePiCt's filament sampling "
                 "[deTeresaTrueba2023]."]
-
-    def _citations(self):
-        return list(self._references)

@@ -87,7 +87,7 @@ class TestDeepictTraceFilaments(BaseTest):
         table = read_coordinates(protocol._tablePath("fil0"))
         np.testing.assert_allclose(angles[:, 1:], table.angles()[:, 1:], atol=1e-3)
         summary = "\n".join(protocol.summary())
-        self.assertIn(f"{len(groups)} filaments traced in 1 tomograms", summary)
+        self.assertIn(f"{len(groups)} filament{'' if len(groups) == 1 else 's'} traced in 1 tomogram:", summary)
         self.assertTrue(protocol.methods())
         return coords
 
