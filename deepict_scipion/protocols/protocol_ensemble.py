@@ -9,7 +9,7 @@ from deepict.jobs import EnsembleJob
 
 from ..convert import coordinatesByKey, tomogramsByKey, writeCoordinatesCsv
 from ..objects import DeepictModel
-from .protocol_base import ProtDeepictBase
+from .protocol_base import ProtDeepictBase, counted
 
 
 class ProtDeepictEnsemble(ProtDeepictBase):
@@ -166,12 +166,18 @@ class ProtDeepictEnsemble(ProtDeepictBase):
                    "particles to calibrate on")
         else:
             how = "the networks' median"
-        distance = post.get("min_distance")
-        distance = f"{distance:g} voxels" if distance is not None else "the particle radius"
         members = info.get("members") or []
-        return [f"Ensemble of {len(members)} networks: {'; '.join(self._memberNames(members))}.",
-                f"Post-processing ({how}): threshold {post.get('threshold')}, minimum cluster size "
-                f"{post.get('min_size')} voxels, duplicate distance {distance}."]
+        return [f"Ensemble of {counted(len(members), 'network')}: {'; '.join(self._memberNames(members))}.",
+                f"Post-processing ({how}): {self._postprocessText(post)}."]
+
+    @staticmethod
+    def _postprocessText(post):
+        """The ensemble's post-processing values, rounded as the other summaries give them (the calibration's
+        distance is a float of many digits)."""
+        threshold, size, distance = post.get("threshold"), post.get("min_size"), post.get("min_distance")
+        return (f"threshold {'the default' if threshold is None else f'{threshold:.3g}'}, minimum cluster size "
+                f"{'none' if size is None else counted(size, 'voxel')}, duplicate distance "
+                f"{'the particle radius' if distance is None else f'{distance:.1f} voxels'}")
 
     def _memberNames(self, members):
         """The runs that made the networks, as the project shows them, with run id and training seed (the runs

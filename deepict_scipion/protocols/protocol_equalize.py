@@ -15,7 +15,7 @@ from deepict.jobs import EqualizeJob, SpectrumJob
 
 from ..constants import LOWPASS_ATTRIBUTE, LOWPASS_WIDTH_ATTRIBUTE, ORIGINAL_SPECTRUM_COLUMNS, SPECTRUM_ATTRIBUTE
 from ..convert import spectrumFileHeader, tomogramKey, tomogramsByKey
-from .protocol_base import ProtDeepictBase
+from .protocol_base import ProtDeepictBase, counted
 
 REFERENCE_TOMOGRAM, REFERENCE_FILE = 0, 1
 
@@ -235,7 +235,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
         lowpass = f", low-pass {self.lowpassResolution():g} Å" if self.lowpassResolution() else ", no low-pass"
         summary = [f"Reference: {self._referenceLabel()}{lowpass}."]
         if hasattr(self, "Tomograms"):
-            summary.append(f"{self.Tomograms.getSize()} tomograms equalized.")
+            summary.append(f"{counted(self.Tomograms.getSize(), 'tomogram')} equalized.")
         if os.path.exists(self.referenceSpectrumPath()):
             summary.append(f"Reference spectrum: {self.referenceSpectrumPath()} (give it to 'train 3D network' "
                            "and to 'deepict equalize --reference').")
@@ -245,5 +245,5 @@ class ProtDeepictEqualize(ProtDeepictBase):
         if not hasattr(self, "Tomograms"):
             return []
         lowpass = f" and low-pass filtered at {self.lowpassResolution():g} Å" if self.lowpassResolution() else ""
-        return [f"The radial amplitude spectra of {self.Tomograms.getSize()} tomograms were equalized to that of "
+        return [f"The radial amplitude spectra of {counted(self.Tomograms.getSize(), 'tomogram')} were equalized to that of "
                 f"{self._referenceLabel()}{lowpass}, as in DeePiCt [deTeresaTrueba2023]."]

@@ -325,11 +325,12 @@ def summaryLines(evaluation):
             lines.append(f"Not evaluated (no ground truth): {', '.join(evaluation['not_evaluated'])}")
     else:
         lines.append("OVERALL: " + ", ".join(
-            f"{label} {_fmt(overall[k])}" for k, label in (("f1", "voxel F1"), ("precision", "precision"),
+            f"{label} {_fmt(overall[k])}" for k, label in (("f1", "voxel F1 (Dice)"), ("precision", "precision"),
                                                            ("recall", "recall"), ("auprc", "mean AUPRC"))
             if k in overall))
         for key, t in evaluation["tomograms"].items():
-            parts = [f"{label} {_fmt(t[k])}" for k, label in (("dice", "Dice"), ("auprc", "AUPRC"),
-                                                             ("max_f1", "best F1")) if k in t]
+            # one term: the overall line says voxel F1 (Dice) once, the tomograms' lines the same words
+            parts = [f"{label} {_fmt(t[k])}" for k, label in (("dice", "voxel F1"), ("auprc", "AUPRC"),
+                                                             ("max_f1", "best voxel F1")) if k in t]
             lines.append(f"{key}: " + ", ".join(parts))
     return lines

@@ -11,7 +11,7 @@ from deepict.jobs import Segment2DJob
 
 from ..constants import PROBABILITY_MAPS_ATTRIBUTE
 from ..convert import mark, newTomoMask, tomogramsByKey
-from .protocol_base import ProtDeepictBase, sentenceStart
+from .protocol_base import ProtDeepictBase, counted, sentenceStart
 
 
 class ProtDeepictSegment2D(ProtDeepictBase):
@@ -113,7 +113,7 @@ class ProtDeepictSegment2D(ProtDeepictBase):
     def _summary(self):
         rescaled = self._rescaleSummary(self.inputModel.get(), self.inputTomograms.get())
         if hasattr(self, "segmentations"):
-            return [f"{sentenceStart(self._className())} segmented in {self.segmentations.getSize()} tomograms with "
+            return [f"{sentenceStart(self._className())} segmented in {counted(self.segmentations.getSize(), 'tomogram')} with "
                     f"{self.inputModel.get()}; binary masks and probability maps."] + rescaled
         return ["No segmentations yet."] + rescaled
 

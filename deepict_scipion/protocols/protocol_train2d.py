@@ -12,7 +12,7 @@ from deepict.train.config import Train2DConfig
 
 from ..convert import splitList, tomogramsByKey
 from ..objects import DeepictModel
-from .protocol_base import ProtDeepictBase
+from .protocol_base import ProtDeepictBase, counted
 
 
 
@@ -149,7 +149,7 @@ class ProtDeepictTrain2D(ProtDeepictBase):
         return errors
 
     def _summary(self):
-        summary = [f"Trained {self.deepictModel} on {len(self._pairs())} tomograms." if hasattr(self, "deepictModel")
+        summary = [f"Trained {self.deepictModel} on {counted(len(self._pairs()), 'tomogram')}." if hasattr(self, "deepictModel")
                    else "Training not finished yet."]
         if self.equalizeTraining.get():
             summary.append("Training tomograms equalized to their mean spectrum, stored in the model (segment 2D "
@@ -160,4 +160,4 @@ class ProtDeepictTrain2D(ProtDeepictBase):
         if not hasattr(self, "deepictModel"):
             return []
         return [f"The DeePiCt 2D U-Net [deTeresaTrueba2023] was trained to segment {self.className.get()} on "
-                f"{len(self._pairs())} tomograms at {self.inputTomograms.get().getSamplingRate():.2f} Å/voxel."]
+                f"{counted(len(self._pairs()), 'tomogram')} at {self.inputTomograms.get().getSamplingRate():.2f} Å/voxel."]

@@ -15,7 +15,7 @@ from deepict.train.config import DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PART
 from ..convert import (coordinatesByKey, equalizedReference, spectrumFileHeader, splitList, tomogramsByKey,
                        writeCoordinatesCsv)
 from ..objects import DeepictModel
-from .protocol_base import ProtDeepictBase
+from .protocol_base import ProtDeepictBase, counted
 
 LABELS_COORDINATES, LABELS_MASKS = 0, 1
 #: The engine's losses in the order the form stores them (the choice is saved as an index).
@@ -384,15 +384,29 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                            "(pick / segment equalize new tomograms to it).")
         info = self._existingInfo()
         if info and info.get("history"):
-            last = info["history"][-1]
-            best = max((h["val_dice"] or 0) for h in info["history"])
-            summary.append(f"{len(info['history'])} epochs, final loss {last['loss']:.3f}, "
-                           f"best validation Dice {best:.3f}.")
-            average = info.get("weight_average")
-            if average:
-                dice = "" if average["val_dice"] is None else f" (validation Dice {average['val_dice']:.3f})"
-                summary.append(f"Model: {averaged_weights(average['first_epoch'], average['last_epoch'])}{dice}.")
+            summary += self._historySummary(info)
         return summary or ["Training not finished yet."]
+
+    @staticmethod
+    def _historySummary(info):
+        """The training's course and which weights the model holds, from the model's description (model-info)."""
+        history = info["history"]
+        last = history[-1]
+        best = max((h["val_dice"] or 0) for h in history)
+        lines = [f"{counted(len(history), 'epoch')}, final loss {last['loss']:.3f}, best validation Dice "
+                 f"{best:.3f} (of an epoch as trained)."]
+        average = info.get("weight_average")
+        if average:
+            # the averaged weights (with batch-norm statistics of their own) are not any epoch as trained: the
+            # model's Dice is its own and may be below the best epoch's
+            batchNorm = (info.get("architecture") or {}).get("batch_norm", True)
+            how = " with batch-norm statistics estimated anew" if batchNorm else ""
+            dice = ("" if average["val_dice"] is None else
+                    f": validation Dice {average['val_dice']:.3f} as it is, against {best:.3f} for the best "
+                    "epoch as trained")
+            lines.append(f"Model (weight averaging): {averaged_weights(average['first_epoch'], average['last_epoch'])}"
+                         f"{how}{dice}.")
+        return lines
 
     def _trainedEpochs(self):
         """The epochs the model was trained for: the form's, or when left empty the engine's choice."""
@@ -404,7 +418,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         what = ("coordinates (spheres of radius " + self.particleRadii.get() + " Å)"
                 if self.labelSource.get() == LABELS_COORDINATES else "binary masks")
         return [f"A DeePiCt 3D U-Net [deTeresaTrueba2023] (depth {self.depth.get()}, {self.initialFeatures.get()} "
-                f"initial features) was trained on {what} of {len(self._readJobLists()[0])} tomograms at "
+                f"initial features) was trained on {what} of {counted(len(self._readJobLists()[0]), 'tomogram')} at "
                 f"{self.trainingVoxelSize.get() or self.inputTomograms.get().getSamplingRate():.2f} Å/voxel for "
-                f"{self._trainedEpochs()} epochs "
+                f"{counted(self._trainedEpochs(), 'epoch')} "
                 f"to segment {', '.join(self._classNames())}."]
