@@ -13,7 +13,7 @@ from deepict.jobs import ExportJob
 
 from ..constants import FILAMENTS_ATTRIBUTE
 from ..convert import coordinateGroups, coordinateSetErrors, isMarked
-from .protocol_base import ProtDeepictBase
+from .protocol_base import ProtDeepictBase, counted, listed
 
 #: Export formats of ``deepict export``, with the form label and the protocol parameter selecting them.
 EXPORT_FORMATS = {
@@ -178,7 +178,7 @@ class ProtDeepictExport(ProtDeepictBase):
         if not self.isFinished():
             return ["Formats: " + ", ".join(EXPORT_FORMATS[f][0] for f in self.selectedFormats())]
         pixel = self.outputPixelSizeValue()
-        summary = [f"{self.inputCoordinates.get().getSize()} coordinates exported at {pixel:g} Å/pixel "
+        summary = [f"{counted(self.inputCoordinates.get().getSize(), 'coordinate')} exported at {pixel:g} Å/pixel "
                    f"(RELION 5: also centred Å; Dynamo: the tomograms' voxels). "
                    f"Files in {os.path.abspath(self._getExtraPath())}:"]
         summary += [f"  {os.path.relpath(path, self._getExtraPath())}" for path in self.exportedFiles()]
@@ -187,5 +187,7 @@ class ProtDeepictExport(ProtDeepictBase):
     def _methods(self):
         if not self.isFinished():
             return []
-        return [f"Coordinates were exported for {', '.join(EXPORT_FORMATS[f][0] for f in self.selectedFormats())} "
-                f"at {self.outputPixelSizeValue():g} Å/pixel with deepict_scipion [deTeresaTrueba2023]."]
+        # only files are written: no method to cite (the plugin's package reference stays)
+        return [f"{counted(self.inputCoordinates.get().getSize(), 'coordinate')} were exported for "
+                f"{listed(EXPORT_FORMATS[f][0] for f in self.selectedFormats())} at "
+                f"{self.outputPixelSizeValue():g} Å/pixel with the DeePiCt Scipion plugin."]

@@ -6,11 +6,9 @@ from tomo.objects import SetOfCoordinates3D, SetOfTomoMasks
 from tomo.protocols import ProtTomoPicking
 
 from deepict import jobs
-from deepict.conventions import DEFAULT_CLASS_NAME
-from deepict.nn.model_files import published_spectrum_warning
 
 from ..convert import appendPicks, readPicks
-from .protocol_base import ProtDeepictInferenceBase
+from .protocol_base import ProtDeepictInferenceBase, counted
 
 
 class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
@@ -103,18 +101,15 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         summary = []
         if self.isFinished() and self.getOutputsSize() >= 1:
             for key, output in self.iterOutputAttributes():
-                text = output.getSummary() if hasattr(output, "getSummary") else f"{output.getSize()} maps"
+                text = output.getSummary() if hasattr(output, "getSummary") else self._probabilityMapsSummary(output)
                 summary.append(f"*{key}:*\n{text}")
         else:
             summary += ProtTomoPicking._summary(self)
         if self.isFinished():
             summary.append(f"Class '{self._className()}' picked with {self.inputModel.get()}.")
-        model = self.inputModel.get()
-        warning = model and published_spectrum_warning(model.getSource(), model.hasSpectrum())
-        # once run, the engine's own warning says it (in the summary's warnings)
-        if warning and not any(warning in line for line in self.summaryWarnings):
-            summary.append(f"Warning: {warning}")
-        return summary + self._rescaleSummary(model, self.inputTomograms.get())
+        # the published network's warning is shown in full once, among the WARNINGS (checkSummaryWarnings)
+        summary += self._publishedSummary()
+        return summary + self._rescaleSummary(self.inputModel.get(), self.inputTomograms.get())
 
     def _methods(self):
         if not self.isFinished():
@@ -123,6 +118,17 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         count = coordinates.getSize() if coordinates is not None else 0
         averaged = (" Each box's prediction was averaged over four rotations about z (test-time augmentation)."
                     if self.testTimeRotations.get() else "")
-        what = "particles" if self._className() == DEFAULT_CLASS_NAME else f"{self._className()} particles"
-        return [f"{count} {what} were picked in {self.inputTomograms.get().getSize()} "
-                f"tomograms with {self._networkForMethods()}.{averaged}"]
+        classText = self._classText()
+        verb = "was" if count == 1 else "were"
+        post = self._postprocessForMethods()
+        distance = self.minDistance.get()
+        if distance is None:  # the engine's choice for an empty field (see the form's help)
+            distance = (self.inputModel.get().getPostprocess() or {}).get("min_distance")
+            post.append("duplicates within the particle radius merged" if distance is None else
+                        f"duplicates within {distance:.1f} voxels merged (the model's suggestion)")
+        else:
+            post.append(f"duplicates within {distance:g} voxels merged")
+        box = coordinates.getBoxSize() if coordinates is not None else self._boxSize()
+        return [f"{counted(count, 'particle')}{f' of {classText}' if classText else ''} {verb} picked in "
+                f"{counted(self.inputTomograms.get().getSize(), 'tomogram')} with {self._networkForMethods()}.{averaged}"
+                f"{self._rescaleForMethods()} Post-processing: {', '.join(post)}; box size {box} voxels."]

@@ -6,7 +6,7 @@ from tomo.objects import SetOfTomoMasks
 from deepict import jobs
 
 from ..convert import newTomoMask
-from .protocol_base import ProtDeepictInferenceBase, sentenceStart
+from .protocol_base import ProtDeepictInferenceBase, counted, sentenceStart
 
 
 class ProtDeepictSegment3D(ProtDeepictInferenceBase):
@@ -38,13 +38,20 @@ class ProtDeepictSegment3D(ProtDeepictInferenceBase):
 
     def _summary(self):
         rescaled = self._rescaleSummary(self.inputModel.get(), self.inputTomograms.get())
+        published = self._publishedSummary()  # the warning itself: once, among the WARNINGS
         if not hasattr(self, "segmentations"):
-            return ["No segmentations yet."] + rescaled
-        return [f"{self.segmentations.getSize()} tomograms segmented for class '{self._className()}' with "
-                f"{self.inputModel.get()}."] + rescaled
+            return ["No segmentations yet."] + published + rescaled
+        summary = [f"{counted(self.segmentations.getSize(), 'tomogram')} segmented for class '{self._className()}' "
+                   f"with {self.inputModel.get()}."]
+        if hasattr(self, "probabilityMaps"):
+            summary.append(self._probabilityMapsSummary(self.probabilityMaps))
+        return summary + published + rescaled
 
     def _methods(self):
         if not hasattr(self, "segmentations"):
             return []
-        return [f"{sentenceStart(self._className())} was segmented in {self.segmentations.getSize()} tomograms with "
-                f"{self._networkForMethods()}."]
+        classText = self._classText()
+        return [f"{sentenceStart(classText) if classText else 'The structures'} {'was' if classText else 'were'} "
+                f"segmented in {counted(self.segmentations.getSize(), 'tomogram')} with "
+                f"{self._networkForMethods()}.{self._rescaleForMethods()} Post-processing: "
+                f"{', '.join(self._postprocessForMethods())}."]

@@ -38,7 +38,8 @@ def tiny_model(path: Path, source: str | None = None, probability: float | None 
 
 
 class TestPickSummaryWarnsAboutPublishedNetworks(BaseTest):
-    """The pick protocol's summary carries the same warning, for a model imported in a real project."""
+    """The pick protocol's summary carries the same warning, for a model imported in a real project: in full once,
+    among the run's warnings, with a one-line pointer to it in the summary."""
 
     @classmethod
     def setUpClass(cls):
@@ -50,13 +51,16 @@ class TestPickSummaryWarnsAboutPublishedNetworks(BaseTest):
         imported = self.newProtocol(ProtDeepictImportModel, modelFile=str(model_file), **import_parameters)
         self.launchProtocol(imported)
         pick = self.newProtocol(ProtDeepictPick, inputModel=imported.deepictModel)
-        return "\n".join(pick._summary())
+        pick.checkSummaryWarnings()  # as the project does with the runs it loads
+        return "\n".join(pick.summary())
 
     def test_a_model_that_looks_imported_from_the_published_set(self):
         published = tiny_model(self.folder / "published.pt", source=f"{PUBLISHED_SOURCE_PREFIX} ribo.pth")
         summary = self.summaryWith(published)
-        self.assertIn("Warning: this published DeePiCt network", summary)
-        self.assertIn("deepict equalize", summary)
+        self.assertEqual(summary.count("this published DeePiCt network"), 1, summary)
+        self.assertIn("deepict equalize", summary.split("*WARNINGS:*")[1])
+        self.assertIn("The model is a published DeePiCt network without a reference spectrum: see WARNINGS.",
+                      summary.split("*WARNINGS:*")[0])
         self.assertNotIn("published DeePiCt network", self.summaryWith(tiny_model(self.folder / "ours.pt")))
 
     def test_the_published_ribosome_network(self):

@@ -76,7 +76,8 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertAlmostEqual(model.getRadiusAngstrom("ribosome"), 100.0, places=3)
         self.assertTrue(os.path.exists(self.train._getExtraPath("model.pt.last.pt")), "resumable state missing")
         # Two epochs: the model is the weight average of the second, that is its weights, and the summary says so.
-        self.assertIn("Model: the weights of epoch 2.", " ".join(self.train.summary()))
+        self.assertIn("Model (weight averaging): the weights of epoch 2", " ".join(self.train.summary()))
+        self.assertIn("2 epochs, final loss", " ".join(self.train.summary()))
 
     def test_pick_gives_coordinates_inside_their_tomograms(self):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
@@ -102,7 +103,9 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertEqual(pick.probabilityMaps.getSize(), 2)
         # the kept maps have no getSummary(): tomo's picking summary became that AttributeError alone
         summary = "\n".join(pick.summary())
-        self.assertIn("*probabilityMaps:*\n2 maps", summary)
+        # and what the maps are: not just "2 maps"
+        self.assertIn(f"*probabilityMaps:*\nThe network's probability maps of class '{pick._className()}' (before "
+                      "thresholding), one per tomogram (2 maps): output 'probabilityMaps'", summary)
         self.assertIn(f"Class '{pick._className()}' picked with", summary)
         probability = read_volume(pick.probabilityMaps.getFirstItem().getFileName())
         self.assertEqual(probability.data.shape, SHAPE)
