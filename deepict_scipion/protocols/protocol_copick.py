@@ -13,7 +13,7 @@ from deepict.jobs import ExportJob, ImportPicksJob
 from deepict.parameters import default_of
 
 from ..convert import appendPicks, coordinateGroups, readPicks, tomogramsByKey
-from .protocol_base import ProtDeepictBase
+from .protocol_base import ProtDeepictBase, counted
 
 COPICK_HELP = ("A copick project: its config JSON (e.g. copick_config.json), or the folder holding "
                "copick_config.json. Only projects on the local file system (overlay/static roots local:// or a "
@@ -138,8 +138,9 @@ class ProtDeepictCopickImport(ProtDeepictBase):
         if not self.isFinished():
             return ["Import not finished yet."]
         matched = self.matchedRuns()
-        lines = [f"{self.outputCoordinates.getSize()} picks of '{self.objectName.get()}' "
-                 f"({self.userId.get()}_{self.sessionId.get()}) from {len(matched)} run(s) of {self.copickConfig()}."]
+        lines = [f"{counted(self.outputCoordinates.getSize(), 'pick')} of '{self.objectName.get()}' "
+                 f"({self.userId.get()}_{self.sessionId.get()}) from {counted(len(matched), 'run')} of "
+                 f"{self.copickConfig()}."]
         missing = [k for k in tomogramsByKey(self.inputTomograms.get()) if k not in matched]
         if missing:
             lines.append(f"No picks for: {', '.join(missing)}")
@@ -148,8 +149,11 @@ class ProtDeepictCopickImport(ProtDeepictBase):
     def _methods(self):
         if not self.isFinished():
             return []
-        return [f"{self.outputCoordinates.getSize()} coordinates of '{self.objectName.get()}' were imported from a "
-                "copick project (the CZ cryo-ET data portal's format) with DeePiCt [deTeresaTrueba2023]."]
+        # only files are read: no method to cite (the plugin's package reference stays)
+        count = self.outputCoordinates.getSize()
+        return [f"{counted(count, 'coordinate')} of '{self.objectName.get()}' {'was' if count == 1 else 'were'} "
+                "imported from a copick project (the CZ cryo-ET data portal's format) with the DeePiCt Scipion "
+                "plugin."]
 
 
 class ProtDeepictCopickExport(ProtDeepictBase):
@@ -244,5 +248,7 @@ class ProtDeepictCopickExport(ProtDeepictBase):
     def _methods(self):
         if not self.isFinished():
             return []
-        return [f"{self.inputCoordinates.get().getSize()} coordinates were exported as copick picks of "
-                f"'{self.objectName.get()}' (the CZ cryo-ET data portal's format) with DeePiCt [deTeresaTrueba2023]."]
+        # only files are written: no method to cite (the plugin's package reference stays)
+        count = self.inputCoordinates.get().getSize()
+        return [f"{counted(count, 'coordinate')} {'was' if count == 1 else 'were'} exported as copick picks of "
+                f"'{self.objectName.get()}' (the CZ cryo-ET data portal's format) with the DeePiCt Scipion plugin."]

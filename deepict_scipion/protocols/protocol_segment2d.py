@@ -113,8 +113,12 @@ class ProtDeepictSegment2D(ProtDeepictBase):
     def _summary(self):
         rescaled = self._rescaleSummary(self.inputModel.get(), self.inputTomograms.get())
         if hasattr(self, "segmentations"):
-            return [f"{sentenceStart(self._className())} segmented in {counted(self.segmentations.getSize(), 'tomogram')} with "
-                    f"{self.inputModel.get()}; binary masks and probability maps."] + rescaled
+            count = self.segmentations.getSize()
+            return [f"{sentenceStart(self._className())} segmented in {counted(count, 'tomogram')} with "
+                    f"{self.inputModel.get()}; binary masks and probability maps.",
+                    f"Binary masks: output 'segmentations'; the network's probability maps of class "
+                    f"'{self._className()}' (before smoothing and thresholding), one per tomogram: output "
+                    f"'probabilityMaps'; files {self._getExtraPath(f'<tsId>_{self._className()}*.mrc')}."] + rescaled
         return ["No segmentations yet."] + rescaled
 
     def _methods(self):

@@ -200,3 +200,27 @@ def test_a_failed_run_does_not_warn_about_results_it_has_not():
         pick, warning = published_pick(folder, failed=True)
         summary = "\n".join(pick.summary())
         assert "published DeePiCt network" not in summary, summary
+
+
+def test_segment2d_says_what_its_probability_maps_are():
+    from deepict_scipion.protocols import ProtDeepictSegment2D
+    segment = ProtDeepictSegment2D()
+    segment.inputModel = Pointer(NS(getVoxelSize=lambda: 13.48, getClasses=lambda: ["cytosol"], __str__=lambda: "m"))
+    segment.inputTomograms = Pointer(tomograms(1))
+    segment.segmentations = NS(getSize=lambda: 1)
+    summary = " ".join(segment._summary())
+    assert summary.startswith("Cytosol segmented in 1 tomogram with"), summary
+    assert "probability maps of class 'cytosol' (before smoothing and thresholding), one per tomogram: output " \
+           "'probabilityMaps'" in summary
+
+
+def test_copick_methods_count_and_cite_no_paper():
+    from deepict_scipion.protocols import ProtDeepictCopickExport, ProtDeepictCopickImport
+    export = finished(ProtDeepictCopickExport(), inputCoordinates=Pointer(NS(getSize=lambda: 1)))
+    export.objectName.set("ribosome")
+    text = " ".join(export._methods())
+    assert text.startswith("1 coordinate was exported as copick picks of 'ribosome'"), text
+    assert "[deTeresaTrueba2023]" not in text
+    imported = finished(ProtDeepictCopickImport(), outputCoordinates=NS(getSize=lambda: 2))
+    imported.objectName.set("ribosome")
+    assert " ".join(imported._methods()).startswith("2 coordinates of 'ribosome' were imported from a copick project")
