@@ -42,18 +42,28 @@ def splitList(text):
     return [item.strip() for item in (text or "").replace(";", ",").split(",") if item.strip()]
 
 
-def coordinatesByKey(coordinates):
-    """{tomogram key: (N, 3) BOTTOM_LEFT x, y, z} of a SetOfCoordinates3D.
+def coordinatesByKey(coordinates, tomograms=None):
+    """{tomogram key: (N, 3) BOTTOM_LEFT x, y, z} of a SetOfCoordinates3D on ``tomograms`` (default its precedents).
 
-    The precedents are cloned into a list first: nesting ``iterCoordinates`` inside an iteration over
-    ``getPrecedents()`` silently stops after the first tomogram.
+    A protocol passes its own input tomograms: each coordinate is matched to them by its tsId, so the
+    coordinates' pointer to their precedents (an object id) is not needed, and in a scheduled copy of a
+    workflow that id may name another object. The tomograms are cloned into a list first: nesting a query
+    of the coordinates inside an iteration over a set silently stops after the first tomogram.
     """
+    tomograms = coordinates.getPrecedents() if tomograms is None else tomograms
     result = {}
-    for tomo in [t.clone() for t in coordinates.getPrecedents().iterItems()]:
-        points = [c.getPosition(BOTTOM_LEFT_CORNER) for c in coordinates.iterCoordinates(volume=tomo)]
+    for tomo in [t.clone() for t in tomograms.iterItems()]:
+        points = [_positionOn(coord, tomo) for coord in
+                  coordinates.iterItems(where=f'{Coordinate3D.TOMO_ID_ATTR}="{tomo.getTsId()}"')]
         if points:
             result[tomogramKey(tomo)] = np.array(points, dtype=float)
     return result
+
+
+def _positionOn(coord, tomo):
+    """A coordinate's BOTTOM_LEFT voxel position on ``tomo``, whose origin the conversion needs."""
+    coord.setVolume(tomo)
+    return coord.getPosition(BOTTOM_LEFT_CORNER)
 
 
 def writeCoordinatesCsv(path, xyz, voxelSize):

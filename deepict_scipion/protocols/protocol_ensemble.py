@@ -59,7 +59,7 @@ class ProtDeepictEnsemble(ProtDeepictBase):
     def convertInputStep(self):
         """One coordinate CSV per training tomogram with coordinates; the list ties them together."""
         tomograms = tomogramsByKey(self.inputTomograms.get())
-        coordinates = coordinatesByKey(self.inputCoordinates.get())
+        coordinates = coordinatesByKey(self.inputCoordinates.get(), self.inputTomograms.get())
         os.makedirs(self._getExtraPath("labels"), exist_ok=True)
         with open(self._getExtraPath("training_tomograms.txt"), "w") as handle:
             for key, tomogram in tomograms.items():
@@ -149,7 +149,7 @@ class ProtDeepictEnsemble(ProtDeepictBase):
         if not self._sameSampling(coordinates.getSamplingRate(), tomograms.getSamplingRate()):
             errors.append(f"The training coordinates have {coordinates.getSamplingRate():.2f} Å/px but the training "
                           f"tomograms {tomograms.getSamplingRate():.2f} Å/px: give the coordinates picked on them.")
-        if not set(coordinatesByKey(coordinates)) & set(tomogramsByKey(tomograms)):
+        if not coordinatesByKey(coordinates, tomograms):
             errors.append("None of the training coordinates lies in the training tomograms (their tsIds differ): "
                           "give the coordinates the networks were trained on with their tomograms.")
         return errors + self._validateModelSampling(model, tomograms, "training tomograms")

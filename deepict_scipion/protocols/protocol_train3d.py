@@ -202,7 +202,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             return [k for k in tomos if k in keys]
         labelled = set()
         for pointer in self.inputCoordinates:
-            labelled |= set(coordinatesByKey(pointer.get()))
+            labelled |= set(coordinatesByKey(pointer.get(), self.inputTomograms.get()))
         return [k for k in tomos if k in labelled]
 
     def convertInputStep(self):
@@ -213,7 +213,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         files = []
         if self.labelSource.get() == LABELS_COORDINATES:
             for index, pointer in enumerate(self.inputCoordinates):
-                byKey = coordinatesByKey(pointer.get())
+                byKey = coordinatesByKey(pointer.get(), self.inputTomograms.get())
                 classFiles = []
                 for key in keys:
                     path = self._getExtraPath("labels", f"{key}_class{index + 1}.csv")

@@ -11,6 +11,7 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+from pyworkflow.object import Pointer
 from pyworkflow.protocol.constants import STATUS_FAILED, STATUS_FINISHED
 from pyworkflow.tests import BaseTest, setupTestProject
 from tomo.constants import BOTTOM_LEFT_CORNER
@@ -361,3 +362,31 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertEqual(pick.getStatus(), STATUS_FINISHED, pick.getErrorMessage())
         self.assertEqual({key: os.path.getmtime(pick._outputPath(key)) for key in done}, done, "redone")
         self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getPrecedents().getSize(), 4)
+
+
+class TestTrain3DInputs(BaseTest):
+    """What train 3D reads of its inputs before training (no training runs)."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.dataDir = os.path.abspath(cls.proj.getTmpPath("data"))
+        writeTomograms(cls.dataDir, 2)
+        cls.importTomos = cls.newProtocol(ProtImportTomograms, filesPath=cls.dataDir, filesPattern="tomo*.mrc",
+                                          samplingRate=VOXEL)
+        cls.launchProtocol(cls.importTomos)
+        cls.importCoords = cls.newProtocol(ProtImportCoordinates3D, filesPath=cls.dataDir, filesPattern="tomo*.txt",
+                                           importTomograms=cls.importTomos.Tomograms, boxSize=24)
+        cls.launchProtocol(cls.importCoords)
+
+    def test_coordinates_are_matched_to_the_input_tomograms_not_to_their_precedents(self):
+        """In a scheduled copy of a template the coordinates' precedents pointer (an id) names another object
+        (a LegacyProtocol, without iterItems): training read it and failed in convertInputStep."""
+        coordinates = self.importCoords.outputCoordinates
+        precedents = coordinates._precedentsPointer.get()
+        self.addCleanup(coordinates._precedentsPointer.set, precedents)
+        coordinates._precedentsPointer.set(self.importCoords)  # an object that is no set of tomograms
+        train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms,
+                                 classNames="ribosome", particleRadii="100", **TINY_TRAINING)
+        train.inputCoordinates.append(Pointer(self.importCoords, extended="outputCoordinates"))
+        self.assertEqual(train._labelledKeys(), ["tomo0", "tomo1"])
