@@ -3,7 +3,7 @@
 import os
 
 from pyworkflow import BETA
-from pyworkflow.protocol import params
+from pyworkflow.protocol import Protocol, params
 
 from deepict.conventions import (DEFAULT_CLASS_NAMES_TEXT, EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_FACTOR,
                                  SPECTRUM_COLUMNS, averaged_weights, default_class_names)
@@ -325,6 +325,23 @@ class ProtDeepictTrain3D(ProtDeepictBase):
                     "radius in Å (e.g. 100 for ribosomes)."]
         return []
 
+    @staticmethod
+    def _labelSetProblem(pointer, labels, label):
+        """Why a coordinate or mask set cannot be trained on (None when it can), and what to do.
+
+        A set that is not there yet, missing or empty needs three different fixes: a pointer to a protocol that
+        has not run (a template just loaded) waits for that run; a lost pointer (a copy or an imported workflow)
+        must be chosen again.
+        """
+        if labels is None:
+            source = pointer.getObjValue()
+            if isinstance(source, Protocol) and not source.isFinished():
+                return f"{label} is not there yet: run '{source.getRunName()}' first."
+            return f"{label} is missing: choose it again."
+        if labels.getSize() == 0:
+            return f"{label} ({labels.getNameId()}) is empty: choose a set with at least one item."
+        return None
+
     def _validate(self):
         errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
         if errors:
@@ -339,9 +356,10 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         if len(names) != len(labelSets):
             errors.append(f"{len(labelSets)} {what} set(s) but {len(names)} class name(s): give one name per set.")
         tomoKeys = set(tomogramsByKey(tomograms))
-        for index, labels in enumerate(labelSets, start=1):
-            if labels is None or labels.getSize() == 0:
-                errors.append(f"{what.capitalize()} set {index} is empty.")
+        for index, (pointer, labels) in enumerate(zip(self._labelSets(), labelSets), start=1):
+            problem = self._labelSetProblem(pointer, labels, f"{what.capitalize()} set {index}")
+            if problem:
+                errors.append(problem)
                 continue
             if self.labelSource.get() == LABELS_COORDINATES:
                 if not self._sameSampling(labels.getSamplingRate(), tomograms.getSamplingRate()):

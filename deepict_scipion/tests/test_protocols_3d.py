@@ -390,3 +390,21 @@ class TestTrain3DInputs(BaseTest):
                                  classNames="ribosome", particleRadii="100", **TINY_TRAINING)
         train.inputCoordinates.append(Pointer(self.importCoords, extended="outputCoordinates"))
         self.assertEqual(train._labelledKeys(), ["tomo0", "tomo1"])
+
+    def _trainOn(self, pointer):
+        train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms,
+                                 classNames="ribosome", particleRadii="100", **TINY_TRAINING)
+        train.inputCoordinates.append(pointer)
+        return train
+
+    def test_validate_says_whether_a_coordinate_set_is_not_there_yet_missing_or_empty(self):
+        """Both were "Coordinate set 1 is empty.", which says nothing of what to do."""
+        notRun = self.newProtocol(ProtImportCoordinates3D, filesPath=self.dataDir, filesPattern="tomo*.txt",
+                                  importTomograms=self.importTomos.Tomograms, boxSize=24)
+        self.proj.saveProtocol(notRun)
+        errors = self._trainOn(Pointer(notRun, extended="outputCoordinates")).validate()
+        self.assertIn(f"Coordinate set 1 is not there yet: run '{notRun.getRunName()}' first.", errors)
+        lost = self._trainOn(Pointer(self.importTomos, extended="outputCoordinates")).validate()
+        self.assertIn("Coordinate set 1 is missing: choose it again.", lost)
+        self.assertNotIn("Coordinate set", " ".join(
+            self._trainOn(Pointer(self.importCoords, extended="outputCoordinates")).validate()))
