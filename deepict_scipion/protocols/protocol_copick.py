@@ -5,6 +5,7 @@ import os
 
 from pyworkflow import BETA
 from pyworkflow.protocol import params
+from tomo.objects import SetOfCoordinates3D
 
 from deepict.errors import DeepictError
 from deepict.formats import copick
@@ -59,6 +60,7 @@ class ProtDeepictCopickImport(ProtDeepictBase):
 
     _label = "import copick picks"
     _devStatus = BETA
+    _possibleOutputs = {"outputCoordinates": SetOfCoordinates3D}
     _jobClass = ImportPicksJob
 
     def _defineParams(self, form):

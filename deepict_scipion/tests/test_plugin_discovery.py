@@ -69,3 +69,22 @@ def test_scipions_test_runner_lists_the_plugins_tests():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "deepict_scipion.tests.test_protocols_3d.TestDeepict3DProtocols" in result.stdout, result.stdout[-2000:]
+
+
+def test_every_protocol_that_defines_outputs_declares_them():
+    """A template wires a protocol's outputs downstream before it has run only through _possibleOutputs
+    (import copick picks had none, so its coordinates could not be chosen in a template)."""
+    import inspect
+    import re
+
+    from pyworkflow.protocol import Protocol
+
+    import deepict_scipion.protocols as protocols
+
+    defines = re.compile(r"\._define(Outputs|Results)\(")
+    checked = []
+    for name, cls in inspect.getmembers(protocols, inspect.isclass):
+        if issubclass(cls, Protocol) and defines.search(inspect.getsource(cls)):
+            assert cls._possibleOutputs, f"{name} defines outputs but declares no _possibleOutputs"
+            checked.append(name)
+    assert "ProtDeepictCopickImport" in checked and "ProtDeepictTrain3D" in checked, checked
