@@ -126,6 +126,7 @@ def write_data(folder, count, seed):
 def run_project(args):
     import logging
 
+    from pyworkflow.object import Pointer
     from pyworkflow.project import Manager
     from tomo.constants import BOTTOM_LEFT_CORNER
     from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
@@ -165,7 +166,8 @@ def run_project(args):
     training = project.newProtocol(ProtDeepictTrain3D, inputTomograms=importTrain.Tomograms, classNames="ribosome",
                                    particleRadii="81", epochs=args.epochs, iterationsPerEpoch=args.iterations_per_epoch,
                                    seed=args.seed, **DEMO_NETWORK)
-    training.inputCoordinates.append(importCoords.outputCoordinates)
+    # a pointer to the protocol's output, as the GUI makes: a workflow with it exports and duplicates
+    training.inputCoordinates.append(Pointer(importCoords, extended="outputCoordinates"))
     run(training, "train ribosome network")
     importTest = run(project.newProtocol(ProtImportTomograms, filesPath=test, filesPattern="*.mrc",
                                          samplingRate=13.48), "import new tomogram")
