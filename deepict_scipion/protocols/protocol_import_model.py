@@ -36,6 +36,20 @@ class ProtDeepictImportModel(ProtDeepictBase):
                            "it. Tomograms at another voxel size (up to 4x either way) are rescaled to it for the "
                            "network, and their results come back at their own.")
 
+    def processImportDict(self, importDict, importDir):
+        """A relative model file in a workflow template is read next to the template.
+
+        pyworkflow calls this when it loads a template from a file (``importDir``: the template's folder), for
+        import protocols to resolve relative paths, as pwem's image imports do with theirs; a path that exists as
+        given (from the current folder) is kept, as they keep it.
+        """
+        path = importDict.get("modelFile")
+        if path and not os.path.isabs(path) and not os.path.exists(path):
+            beside = os.path.join(importDir, path)
+            if os.path.exists(beside):
+                importDict["modelFile"] = os.path.abspath(beside)
+        return importDict
+
     def _insertAllSteps(self):
         self._insertFunctionStep(self.importStep, needsGPU=False)
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)

@@ -3,7 +3,8 @@ workflows: export as a workflow JSON and load it into another project (templates
 
 Both carry a protocol's inputs as pointers to (protocol, output name). A pointer to the set object itself, as
 ``train.inputCoordinates.append(coords.outputCoordinates)`` makes, is exported as the set's id, which means
-nothing in another project (the training then found no coordinates), and Duplicate failed on it.
+nothing in another project (the training then found no coordinates), and Duplicate failed on it. A template
+loaded from a file reads a relative model file next to itself.
 """
 
 import json
@@ -18,7 +19,7 @@ from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
 
 from deepict_scipion.headless import create_project
 from deepict_scipion.protocols import ProtDeepictTrain3D
-from deepict_scipion.tests.test_protocols_3d import TINY_TRAINING, VOXEL, writeTomograms
+from deepict_scipion.tests.test_protocols_3d import PUBLISHED, TINY_TRAINING, VOXEL, writeTomograms
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A set object appended to a MultiPointerParam (a direct pointer) instead of Pointer(protocol, extended=...).
@@ -83,3 +84,23 @@ class TestWorkflowPointers(BaseTest):
             lines = [line.strip() for line in path.read_text().splitlines() if DIRECT_APPEND.search(line)]
             self.assertEqual(lines, [], f"{path.name}: append Pointer(protocol, extended='output name') instead")
 
+
+class TestTemplatePaths(BaseTest):
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+
+    def test_a_relative_model_file_is_read_next_to_the_template(self):
+        """pyworkflow hands import protocols the template's folder to resolve relative paths; the model
+        file stayed relative to wherever the project ran, and the import did not find it."""
+        folder = Path(self.proj.getTmpPath("template"))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "ribosome.pth").symlink_to(PUBLISHED)
+        template = folder / "workflow.json"
+        template.write_text(json.dumps([{"object.className": "ProtDeepictImportModel", "object.id": "1",
+                                         "modelFile": "ribosome.pth", "voxelSize": VOXEL}]))
+        self.proj.loadProtocols(str(template))
+        loaded = [r for r in self.proj.getRuns(refresh=True) if r.getClassName() == "ProtDeepictImportModel"][-1]
+        self.assertEqual(loaded.modelFile.get(), str((folder / "ribosome.pth").absolute()))
+        self.assertEqual(loaded.validate(), [])
