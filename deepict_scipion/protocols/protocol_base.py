@@ -1,6 +1,7 @@
 """Base classes of the DeePiCt protocols: compute parameters, running the engine, input checks, and
 the form and steps picking and 3D segmentation share."""
 
+import hashlib
 import json
 import logging
 import os
@@ -50,6 +51,27 @@ PRECISION_FORM_HELP = (
 
 class DeepictJobError(Exception):
     """A deepict job failed with an error the user can fix; the message is the engine's one line."""
+
+
+def stableDigest(value):
+    """A short digest of ``value`` (anything JSON can write) for a step's arguments: pyworkflow stores a step's
+    arguments and, on Continue, reruns a step whose arguments changed, so a step given the digest of what it
+    depends on reruns exactly when that changed (and a digest keeps the stored arguments short)."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def changedParameters(before, after, prefix=""):
+    """The dotted paths ("postprocess.threshold") whose values differ between two job files' contents
+    (:func:`deepict.jobs.job_to_dict`)."""
+    changed = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += changedParameters(old, new, f"{prefix}{name}.")
+        elif old != new:
+            changed.append(f"{prefix}{name}")
+    return changed
 
 
 def sentenceStart(text):
@@ -200,6 +222,12 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         if self.useQueueForSteps():
             self._checkQueuedJob(job, path, self._jobSubject(job, name))
 
+    def _ranJob(self, name):
+        """The job that ran as extra/<name>.json (:meth:`runDeepict`), or None before it ran: what the methods
+        describe, since the form may have been changed after the run (a Continue that reran nothing keeps it)."""
+        path = self._getExtraPath(f"{name}.json")
+        return jobs.read_job(path) if os.path.exists(path) else None
+
     @staticmethod
     def _jobSubject(job, name):
         """What a job works on, for its errors: its tomogram's file name, else its job file's."""
@@ -236,7 +264,17 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         list) must not make them wait for each other, or a 200-tomogram pick would run one job at a time."""
         if self.useQueueForSteps():
             kwargs["needsGPU"] = False
-        return super()._insertFunctionStep(func, *args, **kwargs)
+        index = super()._insertFunctionStep(func, *args, **kwargs)
+        self._dependOnPrerequisites(self._steps[index - 1])
+        return index
+
+    def _dependOnPrerequisites(self, step):
+        """Add the arguments of the steps ``step`` waits for to the arguments Continue compares (not to those it
+        is called with): pyworkflow compares each step alone, so a pick whose tomograms' steps reran with a new
+        threshold would otherwise keep its old output step, and its old output."""
+        before = [self._steps[index - 1].argsStr.get() for index in step._prerequisites]
+        if before:
+            step.argsStr.set(json.dumps([json.loads(step.argsStr.get()), stableDigest(before)]))
 
     def _stepStarted(self, step):
         self._unreportedSteps.add(id(step))
@@ -699,11 +737,15 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
         self.tomos = tomogramsByKey(self.inputTomograms.get())
         masks = self.masksByKey(self.contextMasks.get(), self.inputTomograms.get()) if self.contextMasks.get() else {}
         # prerequisites=[]: the tomograms' steps are independent (pyworkflow chains each to the previous by default)
-        runs = [self._insertFunctionStep(self.inferenceStep, key, masks.get(key), prerequisites=[], needsGPU=True)
+        # The job's digest: Continue reruns the tomograms whose job changed (a new threshold, model, ...)
+        runs = [self._insertFunctionStep(self.inferenceStep, key, masks.get(key),
+                                         stableDigest(jobs.job_to_dict(self._inferenceJob(key, masks.get(key)))),
+                                         prerequisites=[], needsGPU=True)
                 for key in self.tomos]
         self._insertFunctionStep(self.createOutputStep, prerequisites=runs, needsGPU=False)
 
-    def inferenceStep(self, key, contextFile):
+    def inferenceStep(self, key, contextFile, jobDigest=None):
+        """``jobDigest`` is only compared by Continue (see :meth:`_insertAllSteps`)."""
         self.runDeepict(self._inferenceJob(key, contextFile), self._inferenceJobName(key))
 
     def _inferenceJobName(self, key):

@@ -363,6 +363,34 @@ class TestDeepict3DProtocols(BaseTest):
         self.assertEqual({key: os.path.getmtime(pick._outputPath(key)) for key in done}, done, "redone")
         self.assertEqual(getattr(pick, pick.OUTPUT_PREFIX).getPrecedents().getSize(), 4)
 
+    def _pickMtimes(self, pick):
+        return {key: os.path.getmtime(pick._outputPath(key)) for key in tomogramsByKey(pick.inputTomograms.get())}
+
+    def test_continue_reruns_the_steps_whose_parameters_changed(self):
+        """Continue compares each step's arguments: nothing changed reruns nothing; a new threshold reruns every
+        tomogram and the output (it said "All steps seem to be FINISHED" and kept the old picks)."""
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
+                                inputModel=self.train.deepictModel, threshold=0.05, minSize=1, numberOfThreads=1)
+        self.launchProtocol(pick)
+        before, count = self._pickMtimes(pick), getattr(pick, pick.OUTPUT_PREFIX).getSize()
+        self.assertGreater(count, 0)
+
+        self.proj.launchProtocol(pick, wait=True)  # "continue": Scipion's default run mode resumes
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertEqual(pick.getStatus(), STATUS_FINISHED, pick.getErrorMessage())
+        self.assertEqual(self._pickMtimes(pick), before, "nothing changed, yet a tomogram was picked again")
+
+        pick.threshold.set(0.999)
+        self.proj.launchProtocol(pick, wait=True)
+        pick = self.proj.getProtocol(pick.getObjId())
+        self.assertEqual(pick.getStatus(), STATUS_FINISHED, pick.getErrorMessage())
+        after = self._pickMtimes(pick)
+        self.assertTrue(all(after[key] != before[key] for key in before), "the new threshold did not rerun the picks")
+        for key in before:
+            job = json.load(open(pick._getExtraPath(f"{pick._inferenceJobName(key)}.json")))
+            self.assertEqual(job["postprocess"]["threshold"], 0.999)
+        self.assertLess(getattr(pick, pick.OUTPUT_PREFIX).getSize(), count, "the output kept the old threshold's picks")
+
 
 class TestTrain3DInputs(BaseTest):
     """What train 3D reads of its inputs before training (no training runs)."""
