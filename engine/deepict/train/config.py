@@ -17,6 +17,11 @@ from deepict.parameters import device_parameter, parameter
 INITIALISATIONS = ("kaiming", "torch")
 
 
+#: Settings a resumed training (``--resume``) may change: how long it runs, on what, and which weights it keeps at
+#: the end. Here, without torch, so that the Scipion plugin decides as the engine does whether Continue resumes.
+RESUMABLE_CHANGES = ("epochs", "patience", "device", "weight_averaging")
+
+
 def check_class_names(names) -> None:
     """Class names are stored in the model and name its outputs: each must be a valid name
     (:func:`deepict.conventions.class_name_problem`), and unique."""

@@ -50,7 +50,7 @@ from deepict.progress import Progress, print_line
 from deepict.spectrum import default_workers, mean_spectrum, radial_spectrum
 from deepict.train.averaging import WeightAverage, averaged_network
 from deepict.train.calibrate import UNCALIBRATED_THRESHOLD, calibrate_postprocess, sphere_volume
-from deepict.train.config import TrainConfig, default_epochs
+from deepict.train.config import RESUMABLE_CHANGES, TrainConfig, default_epochs
 from deepict.train.hard_negatives import HARD_NEGATIVE_SHARE, find_hard_negatives, mining_epochs
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
 
@@ -319,10 +319,6 @@ class _Training3D(TrainingTask):
         apply_calibration(info, calibrate_on_training_tomograms(network.to(self.device), self.tomograms,
                                                                 self.sampler.stats, self.config, self.device, self.log))
         return network, info
-
-
-#: Settings a resumed training may change: how long it runs, on what, and which weights it keeps at the end.
-RESUMABLE_CHANGES = ("epochs", "patience", "device", "weight_averaging")
 
 
 def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, log=None,
