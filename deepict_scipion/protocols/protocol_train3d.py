@@ -5,17 +5,20 @@ import os
 from pyworkflow import BETA
 from pyworkflow.protocol import Protocol, params
 
+from deepict import jobs
 from deepict.conventions import (DEFAULT_CLASS_NAMES_TEXT, EQUALIZE_TO_MEAN, EQUALIZE_TO_NONE, MAX_RESCALE_FACTOR,
                                  SPECTRUM_COLUMNS, averaged_weights, default_class_names)
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
-from deepict.train.config import DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PARTICLES_PER_TOMOGRAM, TrainConfig
+from deepict.train.config import (DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PARTICLES_PER_TOMOGRAM, RESUMABLE_CHANGES,
+                                  TrainConfig)
+from deepict.train.state import state_path
 
 from ..convert import (coordinatesByKey, equalizedReference, spectrumFileHeader, splitList, tomogramsByKey,
                        writeCoordinatesCsv)
 from ..objects import DeepictModel
-from .protocol_base import ProtDeepictBase, counted
+from .protocol_base import ProtDeepictBase, changedParameters, counted, stableDigest
 
 LABELS_COORDINATES, LABELS_MASKS = 0, 1
 #: The engine's losses in the order the form stores them (the choice is saved as an index).
@@ -189,9 +192,17 @@ class ProtDeepictTrain3D(ProtDeepictBase):
 
     # ----------------------------------------- steps -----------------------------------------
     def _insertAllSteps(self):
-        self._insertFunctionStep(self.convertInputStep, needsGPU=False)
-        self._insertFunctionStep(self.trainStep, needsGPU=True)
+        # What each step depends on, for Continue to rerun the steps whose inputs changed: the labels' sources,
+        # and the training's job (its tomograms and labels are the first step's, compared through it)
+        self._insertFunctionStep(self.convertInputStep, stableDigest(self._labelSources()), needsGPU=False)
+        self._insertFunctionStep(self.trainStep, stableDigest(jobs.job_to_dict(self._trainJob([], []))),
+                                 needsGPU=True)
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
+
+    def _labelSources(self):
+        """The inputs the labels are made from (a pointer's object and attribute)."""
+        return [self.labelSource.get(), self.inputTomograms.getUniqueId(),
+                [pointer.getUniqueId() for pointer in self._labelSets()]]
 
     def _labelledKeys(self):
         tomos = tomogramsByKey(self.inputTomograms.get())
@@ -205,7 +216,8 @@ class ProtDeepictTrain3D(ProtDeepictBase):
             labelled |= set(coordinatesByKey(pointer.get(), self.inputTomograms.get()))
         return [k for k in tomos if k in labelled]
 
-    def convertInputStep(self):
+    def convertInputStep(self, labelSources=None):
+        """``labelSources`` is only compared by Continue (see :meth:`_insertAllSteps`)."""
         tomos = tomogramsByKey(self.inputTomograms.get())
         keys = self._labelledKeys()
         sampling = self.inputTomograms.get().getSamplingRate()
@@ -236,8 +248,32 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         labels = [[row[2 + c] for row in rows] for c in range(len(rows[0]) - 2)]
         return tomograms, labels
 
-    def trainStep(self):
-        self.runDeepict(self._trainJob(*self._readJobLists()), "train3d")
+    def trainStep(self, jobDigest=None):
+        """Trains, resuming from the last finished epoch where the last run's training can go on with this job.
+
+        ``jobDigest`` is only compared by Continue (see :meth:`_insertAllSteps`)."""
+        job = self._trainJob(*self._readJobLists())
+        self._forgetUnresumableTraining(job)
+        self.runDeepict(job, "train3d")
+
+    def _forgetUnresumableTraining(self, job):
+        """Remove the last run's model and training state where ``job`` changes more than a resumed training may
+        (:data:`RESUMABLE_CHANGES`): the engine refuses other sampling or loss settings, and a training resumed
+        with other labels (a new radius) would be half one training and half another."""
+        previous = self._ranJob("train3d")
+        if previous is None:
+            return
+        resumable = {f"training.{name}" for name in RESUMABLE_CHANGES} | {"precision", "threads"}
+        changed = changedParameters(jobs.job_to_dict(previous), jobs.job_to_dict(job))
+        fresh = [name for name in changed if name not in resumable]
+        if fresh:
+            self.info(f"Training from scratch: {', '.join(fresh)} changed since the last run, which a training cannot "
+                      f"resume with (only {', '.join(RESUMABLE_CHANGES)} can change).")
+            for path in (self._modelPath(), str(state_path(self._modelPath()))):
+                if os.path.exists(path):
+                    os.remove(path)
+        elif changed:
+            self.info(f"Resuming the training from its last finished epoch: {', '.join(changed)} changed.")
 
     def _trainJob(self, tomograms, labels):
         """The training job: ``labels`` holds one list of files per class, one file per tomogram."""
@@ -433,10 +469,11 @@ class ProtDeepictTrain3D(ProtDeepictBase):
     def _methods(self):
         if not hasattr(self, "deepictModel"):
             return []
-        what = ("coordinates (spheres of radius " + self.particleRadii.get() + " Å)"
-                if self.labelSource.get() == LABELS_COORDINATES else "binary masks")
-        return [f"A DeePiCt 3D U-Net [deTeresaTrueba2023] (depth {self.depth.get()}, {self.initialFeatures.get()} "
-                f"initial features) was trained on {what} of {counted(len(self._readJobLists()[0]), 'tomogram')} at "
-                f"{self.trainingVoxelSize.get() or self.inputTomograms.get().getSamplingRate():.2f} Å/voxel for "
-                f"{counted(self._trainedEpochs(), 'epoch')} "
-                f"to segment {', '.join(self._classNames())}."]
+        # The training that ran: the form may have changed since (a Continue that has not run yet)
+        job = self._ranJob("train3d") or self._trainJob(*self._readJobLists())
+        what = ("coordinates (spheres of radius " + ", ".join(dict.fromkeys(f"{r:g}" for r in job.radius)) + " Å)"
+                if job.coords else "binary masks")
+        return [f"A DeePiCt 3D U-Net [deTeresaTrueba2023] (depth {job.training.depth}, "
+                f"{job.training.initial_features} initial features) was trained on {what} of "
+                f"{counted(len(job.tomograms), 'tomogram')} at {job.training_voxel_size or job.voxel_size:.2f} "
+                f"Å/voxel for {counted(self._trainedEpochs(), 'epoch')} to segment {', '.join(job.training.classes)}."]

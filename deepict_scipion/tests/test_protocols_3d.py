@@ -391,6 +391,35 @@ class TestDeepict3DProtocols(BaseTest):
             self.assertEqual(job["postprocess"]["threshold"], 0.999)
         self.assertLess(getattr(pick, pick.OUTPUT_PREFIX).getSize(), count, "the output kept the old threshold's picks")
 
+    def test_continue_resumes_or_retrains_a_changed_training(self):
+        """Continue after the form changed: more epochs resume from the last finished one; a new radius (other
+        labels, which the engine's resume does not check) trains afresh, and the methods say what ran."""
+        train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms,
+                                 classNames="ribosome", particleRadii="100", numberOfThreads=1,
+                                 **dict(TINY_TRAINING, epochs=1))
+        train.inputCoordinates.append(self.importCoords.outputCoordinates)
+        self.launchProtocol(train)
+
+        def proceed(**changes):
+            for name, value in changes.items():
+                getattr(train, name).set(value)
+            self.proj.launchProtocol(train, wait=True)  # "continue": Scipion's default run mode resumes
+            ran = self.proj.getProtocol(train.getObjId())
+            self.assertEqual(ran.getStatus(), STATUS_FINISHED, ran.getErrorMessage())
+            return ran, open(ran.getLogPaths()[0]).read()
+
+        train, log = proceed(epochs=2)
+        self.assertIn("Resuming the training from its last finished epoch: training.epochs changed.", log)
+        self.assertEqual(len(train._existingInfo()["history"]), 2)
+
+        train, log = proceed(particleRadii="80")
+        self.assertIn("Training from scratch: radius changed since the last run", log)
+        self.assertAlmostEqual(train.deepictModel.getRadiusAngstrom("ribosome"), 80.0, places=3)
+        self.assertIn("spheres of radius 80 Å", " ".join(train.methods()))
+
+        train.particleRadii.set("60")  # changed in the form, not run: the methods describe the training that ran
+        self.assertIn("spheres of radius 80 Å", " ".join(train.methods()))
+
 
 class TestTrain3DInputs(BaseTest):
     """What train 3D reads of its inputs before training (no training runs)."""
