@@ -12,6 +12,7 @@ import threading
 
 from pwem.protocols import EMProtocol
 from pyworkflow.constants import QUEUE_FOR_JOBS
+from pyworkflow.object import Pointer, PointerList
 from pyworkflow.protocol import params
 from pyworkflow.protocol.params import BIN_THREADS_PARAM
 from pyworkflow.protocol.constants import GPU_LIST, STATUS_RUNNING, STEPS_PARALLEL, UNKNOWN_JOBID, USE_GPU
@@ -47,6 +48,12 @@ PRECISION_FORM_HELP = (
     "emulated and slower. bf16/fp16 run the convolutions up to about twice as fast for the larger networks, with "
     "probabilities within about 0.01 of fp32's; fp16 needs a GPU. The model files are always fp32, "
     "whatever precision trained them, so a model trained on a GPU in fp16 runs anywhere.")
+
+
+#: Form parameters that say how a run runs, not what it computes (the precision's results differ by rounding
+#: only): a Continue after changing them reruns nothing.
+RUN_PARAMS = ("runName", "runMode", "hostName", USE_GPU, GPU_LIST, PRECISION_PARAM, "numberOfThreads", "numberOfMpi",
+              BIN_THREADS_PARAM)
 
 
 class DeepictJobError(Exception):
@@ -113,6 +120,9 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
     LABEL_PREFIX = "DeePiCt"
     #: The deepict job of the protocol's main step: its form's defaults and choices come from there.
     _jobClass = None
+    #: Whether the steps' arguments name everything they depend on (the jobs' digests, ...); otherwise a
+    #: protocol's first steps depend on the whole form (:meth:`_addDependencies`).
+    STEPS_NAME_THEIR_INPUTS = False
     #: The engine's warnings listed in the summary; the rest are counted (all are in the log).
     SUMMARY_WARNINGS = 10
     #: The jobs named after a warning they share.
@@ -265,16 +275,36 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         if self.useQueueForSteps():
             kwargs["needsGPU"] = False
         index = super()._insertFunctionStep(func, *args, **kwargs)
-        self._dependOnPrerequisites(self._steps[index - 1])
+        self._addDependencies(self._steps[index - 1])
         return index
 
-    def _dependOnPrerequisites(self, step):
-        """Add the arguments of the steps ``step`` waits for to the arguments Continue compares (not to those it
-        is called with): pyworkflow compares each step alone, so a pick whose tomograms' steps reran with a new
-        threshold would otherwise keep its old output step, and its old output."""
-        before = [self._steps[index - 1].argsStr.get() for index in step._prerequisites]
-        if before:
-            step.argsStr.set(json.dumps([json.loads(step.argsStr.get()), stableDigest(before)]))
+    def _addDependencies(self, step):
+        """Add what ``step`` depends on to the arguments Continue compares (not to those it is called with).
+
+        pyworkflow compares each step alone: a step depends on the steps it waits for (else a pick whose
+        tomograms reran with a new threshold kept its old output step, and its old output), and a first step
+        on the form's values, unless the protocol's steps name their inputs themselves."""
+        depends = [self._steps[index - 1].argsStr.get() for index in step._prerequisites]
+        if not step._prerequisites and not self.STEPS_NAME_THEIR_INPUTS:
+            depends = [self._formValues()]
+        if depends:
+            step.argsStr.set(json.dumps([json.loads(step.argsStr.get()), stableDigest(depends)]))
+
+    def _formValues(self):
+        """{parameter: value} of the form, pointers as their object and attribute, without :data:`RUN_PARAMS`."""
+        values = {}
+        for name, _ in self.getDefinition().iterParams():
+            if name not in RUN_PARAMS:
+                values[name] = self._formValue(getattr(self, name, None))
+        return values
+
+    @staticmethod
+    def _formValue(attribute):
+        if isinstance(attribute, PointerList):
+            return [pointer.getUniqueId() for pointer in attribute]
+        if isinstance(attribute, Pointer):
+            return attribute.getUniqueId() if attribute.getObjValue() is not None else None
+        return attribute.get() if attribute is not None else None
 
     def _stepStarted(self, step):
         self._unreportedSteps.add(id(step))
@@ -642,6 +672,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
     """
 
     stepsExecutionMode = STEPS_PARALLEL
+    STEPS_NAME_THEIR_INPUTS = True  # each tomogram's job
     #: What the clusters are, for the form's labels ("Particle", "Segment").
     _clusterName = "Cluster"
 

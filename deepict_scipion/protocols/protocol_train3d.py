@@ -38,6 +38,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
     _devStatus = BETA
     _possibleOutputs = {"deepictModel": DeepictModel}
     _jobClass = Train3DJob
+    STEPS_NAME_THEIR_INPUTS = True  # the labels' sources and the training's job
 
     def _defineParams(self, form):
         form.addSection(label="Input")

@@ -22,6 +22,7 @@ from deepict.io import write_volume
 from deepict_scipion.objects import DeepictModel
 from deepict_scipion.protocols import ProtDeepictEvaluate, ProtDeepictExport
 from deepict_scipion.protocols.protocol_evaluate import MODE_VOXELS
+from deepict_scipion.protocols.protocol_export import EXPORT_FORMATS
 from deepict_scipion.viewers import plots
 from deepict_scipion.viewers.viewers import (DeepictEvaluationViewer, DeepictPicksViewer, DeepictTrainingViewer,
                                              PngView)
@@ -150,6 +151,27 @@ class TestDeepictExportEvaluate(BaseTest):
                      "tomo0.star", "tomo1.csv"):
             self.assertIn(name, summary)
         self.assertIn("2.5 Å/pixel", summary)
+
+    def test_continue_reruns_an_export_whose_form_changed(self):
+        """A protocol whose steps name no inputs: its first step depends on the whole form, so Continue reruns
+        nothing when nothing changed and everything after a change (it said "All steps seem to be FINISHED")."""
+        export = self.newProtocol(ProtDeepictExport, inputCoordinates=self.truthCoords, outputPixelSize=UNBINNED,
+                                  **{param: fmt == "relion4" for fmt, (_, param) in EXPORT_FORMATS.items()})
+        self.launchProtocol(export)
+        target = export.exportTarget("relion4")
+        before = os.path.getmtime(target)
+
+        def proceed():
+            self.proj.launchProtocol(export, wait=True)  # "continue": Scipion's default run mode resumes
+            ran = self.proj.getProtocol(export.getObjId())
+            self.assertTrue(ran.isFinished(), ran.getErrorMessage())
+            return os.path.getmtime(target)
+
+        self.assertEqual(proceed(), before, "nothing changed, yet the export ran again")
+        export.outputPixelSize.set(VOXEL)
+        self.assertNotEqual(proceed(), before, "the new pixel size did not rerun the export")
+        with open(export._getExtraPath("export_relion4.json")) as handle:
+            self.assertEqual(json.load(handle)["output_pixel_size"], VOXEL)
 
     def test_export_defaults_to_the_coordinates_sampling_rate(self):
         export = self.newProtocol(ProtDeepictExport, inputCoordinates=self.truthCoords)
