@@ -834,14 +834,26 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
             return f"an ensemble of {members} DeePiCt 3D U-Nets [deTeresaTrueba2023] (their probability maps averaged)"
         return "a DeePiCt 3D U-Net [deTeresaTrueba2023]"
 
-    def _className(self):
+    def _className(self, job=None):
+        """The class of ``job`` (one that ran: :meth:`_ranInferenceJob`), else the form's; empty: the model's first."""
         model = self.inputModel.get()
-        return self.className.get() or (model.getClasses() or [DEFAULT_CLASS_NAME])[0]
+        chosen = job.class_name if job is not None else self.className.get()
+        return chosen or (model.getClasses() or [DEFAULT_CLASS_NAME])[0]
 
-    def _classText(self):
-        """The class for a sentence, as the model names it: "class 'ribo'" (the published networks' labels are
-        abbreviations), or nothing for a one-class model's default name."""
-        name = self._className()
+    def _ranInferenceJob(self):
+        """The job a tomogram ran with, or None before any ran: the methods describe it, not a form changed since
+        (each tomogram's job has the form's values of the run that made it)."""
+        tomograms = self.inputTomograms.get()
+        for key in (tomogramsByKey(tomograms) if tomograms is not None else ()):
+            job = self._ranJob(self._inferenceJobName(key))
+            if job is not None:
+                return job
+        return None
+
+    def _classText(self, job=None):
+        """The class (of ``job``, else of the form) for a sentence, as the model names it: "class 'ribo'" (the
+        published networks' labels are abbreviations), or nothing for a one-class model's default name."""
+        name = self._className(job)
         return "" if name == DEFAULT_CLASS_NAME else f"class '{name}'"
 
     def _probabilityMapsSummary(self, maps):
@@ -851,26 +863,31 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                 f"one per tomogram ({counted(maps.getSize(), 'map')}): output 'probabilityMaps', files "
                 f"{os.path.join(self._getExtraPath(), '<tsId>_probability.mrc')}.")
 
-    def _postprocessForMethods(self):
-        """The clustering the run used, in words: the form's values, else the model's suggestions (the values
-        the engine takes for fields left empty)."""
+    def _postprocessForMethods(self, job=None):
+        """The clustering ``job`` (one that ran: :meth:`_ranInferenceJob`; else the form) used, in words: its
+        values, else the model's suggestions (the values the engine takes for fields left empty)."""
         model = self.inputModel.get()
         suggested = model.getPostprocess() if model is not None else {}
         fallback = ClusterParameters()
-        threshold = self.threshold.get()
+        if job is not None:
+            threshold, minSize, maxSize = job.postprocess.threshold, job.postprocess.min_size, job.postprocess.max_size
+            rotations = job.inference.test_time_rotations
+        else:
+            threshold, minSize, maxSize = self.threshold.get(), self.minSize.get(), self.maxSize.get()
+            rotations = self.testTimeRotations.get()
         if threshold is None:
             threshold = suggested.get("threshold", fallback.threshold)
             shifted = (f", taken {ROTATED_THRESHOLD_SHIFT:g} lower with test-time rotations unless that joins the "
-                       "map into one cluster" if self.testTimeRotations.get() and "threshold" in suggested else "")
+                       "map into one cluster" if rotations and "threshold" in suggested else "")
             thresholdText = f"probability threshold {threshold:.3g} (the model's suggestion{shifted})"
         else:
             thresholdText = f"probability threshold {threshold:.3g}"
-        minSize = self.minSize.get() if self.minSize.get() is not None else suggested.get("min_size",
-                                                                                          fallback.min_size)
+        if minSize is None:
+            minSize = suggested.get("min_size", fallback.min_size)
         parts = [thresholdText, f"minimum {self._clusterName.lower()} size "
                                 f"{'none' if minSize is None else counted(minSize, 'voxel')}"]
-        if self.maxSize.get() is not None:
-            parts.append(f"maximum size {counted(self.maxSize.get(), 'voxel')}")
+        if maxSize is not None:
+            parts.append(f"maximum size {counted(maxSize, 'voxel')}")
         return parts
 
     def _rescaleForMethods(self):

@@ -116,12 +116,13 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
             return []
         coordinates = getattr(self, self.OUTPUT_PREFIX, None)
         count = coordinates.getSize() if coordinates is not None else 0
+        job = self._ranInferenceJob()
         averaged = (" Each box's prediction was averaged over four rotations about z (test-time augmentation)."
-                    if self.testTimeRotations.get() else "")
-        classText = self._classText()
+                    if (job.inference.test_time_rotations if job else self.testTimeRotations.get()) else "")
+        classText = self._classText(job)
         verb = "was" if count == 1 else "were"
-        post = self._postprocessForMethods()
-        distance = self.minDistance.get()
+        post = self._postprocessForMethods(job)
+        distance = job.min_distance if job else self.minDistance.get()
         if distance is None:  # the engine's choice for an empty field (see the form's help)
             distance = (self.inputModel.get().getPostprocess() or {}).get("min_distance")
             post.append("duplicates within the particle radius merged" if distance is None else

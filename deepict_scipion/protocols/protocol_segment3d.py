@@ -50,8 +50,9 @@ class ProtDeepictSegment3D(ProtDeepictInferenceBase):
     def _methods(self):
         if not hasattr(self, "segmentations"):
             return []
-        classText = self._classText()
+        job = self._ranInferenceJob()
+        classText = self._classText(job)
         return [f"{sentenceStart(classText) if classText else 'The structures'} {'was' if classText else 'were'} "
                 f"segmented in {counted(self.segmentations.getSize(), 'tomogram')} with "
                 f"{self._networkForMethods()}.{self._rescaleForMethods()} Post-processing: "
-                f"{', '.join(self._postprocessForMethods())}."]
+                f"{', '.join(self._postprocessForMethods(job))}."]

@@ -390,6 +390,8 @@ class TestDeepict3DProtocols(BaseTest):
             job = json.load(open(pick._getExtraPath(f"{pick._inferenceJobName(key)}.json")))
             self.assertEqual(job["postprocess"]["threshold"], 0.999)
         self.assertLess(getattr(pick, pick.OUTPUT_PREFIX).getSize(), count, "the output kept the old threshold's picks")
+        pick.testTimeRotations.set(True)  # changed in the form, not run: the methods describe the jobs that ran
+        self.assertNotIn("averaged over four rotations", " ".join(pick.methods()))
 
     def test_continue_resumes_or_retrains_a_changed_training(self):
         """Continue after the form changed: more epochs resume from the last finished one; a new radius (other
