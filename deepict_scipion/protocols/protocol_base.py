@@ -29,6 +29,8 @@ from deepict.nn.model_files import published_spectrum_warning
 from deepict.infer.clusters import ClusterParameters
 from deepict.infer.tiling import check_box_margin
 from deepict.parameters import PRECISION_AUTO, PRECISIONS, choices_of, default_of, option_help
+from deepict.train.config import RESUMABLE_CHANGES
+from deepict.train.state import state_path
 
 from .. import Plugin, cluster, run_logs
 from ..constants import PROBABILITY_MAPS_ATTRIBUTE
@@ -231,6 +233,31 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                                                             self.getSubmitDict())) from exc
         if self.useQueueForSteps():
             self._checkQueuedJob(job, path, self._jobSubject(job, name))
+
+    def runTraining(self, job, name):
+        """Run a training ``job`` (``resume``: from its last finished epoch) as :meth:`runDeepict` does, after
+        removing the last run's model and state where ``job`` changes more than a resumed training may."""
+        self._forgetUnresumableTraining(job, name)
+        self.runDeepict(job, name)
+
+    def _forgetUnresumableTraining(self, job, name):
+        """A Continue may resume only where :data:`RESUMABLE_CHANGES` (and how it runs) changed: the engine refuses
+        other sampling or loss settings, and a training resumed with other labels (a new radius) would be half one
+        training and half another. Each case is said in the log."""
+        previous = self._ranJob(name)
+        if previous is None:
+            return
+        resumable = {f"training.{setting}" for setting in RESUMABLE_CHANGES} | {"precision", "threads"}
+        changed = changedParameters(jobs.job_to_dict(previous), jobs.job_to_dict(job))
+        fresh = [path for path in changed if path not in resumable]
+        if fresh:
+            self.info(f"Training from scratch: {', '.join(fresh)} changed since the last run, which a training cannot "
+                      f"resume with (only {', '.join(RESUMABLE_CHANGES)} can change).")
+            for path in (job.out, str(state_path(job.out))):
+                if os.path.exists(path):
+                    os.remove(path)
+        elif changed:
+            self.info(f"Resuming the training from its last finished epoch: {', '.join(changed)} changed.")
 
     def _ranJob(self, name):
         """The job that ran as extra/<name>.json (:meth:`runDeepict`), or None before it ran: what the methods

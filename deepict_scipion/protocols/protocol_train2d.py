@@ -98,14 +98,14 @@ class ProtDeepictTrain2D(ProtDeepictBase):
 
     def trainStep(self):
         pairs = self._pairs()
-        self.runDeepict(Train2DJob(tomograms=[os.path.abspath(p[1]) for p in pairs],
-                                   masks=[os.path.abspath(p[2]) for p in pairs],
-                                   out=os.path.abspath(self._modelPath()), resume=True,
-                                   training_voxel_size=self.trainingVoxelSize.get(),
-                                   equalize_to=EQUALIZE_TO_MEAN if self.equalizeTraining.get() else None,
-                                   spectrum_lowpass_angstrom=self._equalizationLowpass(),
-                                   training=self._trainConfig(pairs)),
-                        "train2d")
+        self.runTraining(Train2DJob(tomograms=[os.path.abspath(p[1]) for p in pairs],
+                                    masks=[os.path.abspath(p[2]) for p in pairs],
+                                    out=os.path.abspath(self._modelPath()), resume=True,
+                                    training_voxel_size=self.trainingVoxelSize.get(),
+                                    equalize_to=EQUALIZE_TO_MEAN if self.equalizeTraining.get() else None,
+                                    spectrum_lowpass_angstrom=self._equalizationLowpass(),
+                                    training=self._trainConfig(pairs)),
+                         "train2d")
 
     def _equalizationLowpass(self):
         return self.spectrumLowpass.get() if self.equalizeTraining.get() else None

@@ -11,14 +11,12 @@ from deepict.conventions import (DEFAULT_CLASS_NAMES_TEXT, EQUALIZE_TO_MEAN, EQU
 from deepict.errors import DeepictError
 from deepict.jobs import Train3DJob
 from deepict.parameters import choices_of
-from deepict.train.config import (DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PARTICLES_PER_TOMOGRAM, RESUMABLE_CHANGES,
-                                  TrainConfig)
-from deepict.train.state import state_path
+from deepict.train.config import DEFAULT_EPOCHS, RARE_PARTICLE_EPOCHS, RARE_PARTICLES_PER_TOMOGRAM, TrainConfig
 
 from ..convert import (coordinatesByKey, equalizedReference, spectrumFileHeader, splitList, tomogramsByKey,
                        writeCoordinatesCsv)
 from ..objects import DeepictModel
-from .protocol_base import ProtDeepictBase, changedParameters, counted, stableDigest
+from .protocol_base import ProtDeepictBase, counted, stableDigest
 
 LABELS_COORDINATES, LABELS_MASKS = 0, 1
 #: The engine's losses in the order the form stores them (the choice is saved as an index).
@@ -250,31 +248,8 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         return tomograms, labels
 
     def trainStep(self, jobDigest=None):
-        """Trains, resuming from the last finished epoch where the last run's training can go on with this job.
-
-        ``jobDigest`` is only compared by Continue (see :meth:`_insertAllSteps`)."""
-        job = self._trainJob(*self._readJobLists())
-        self._forgetUnresumableTraining(job)
-        self.runDeepict(job, "train3d")
-
-    def _forgetUnresumableTraining(self, job):
-        """Remove the last run's model and training state where ``job`` changes more than a resumed training may
-        (:data:`RESUMABLE_CHANGES`): the engine refuses other sampling or loss settings, and a training resumed
-        with other labels (a new radius) would be half one training and half another."""
-        previous = self._ranJob("train3d")
-        if previous is None:
-            return
-        resumable = {f"training.{name}" for name in RESUMABLE_CHANGES} | {"precision", "threads"}
-        changed = changedParameters(jobs.job_to_dict(previous), jobs.job_to_dict(job))
-        fresh = [name for name in changed if name not in resumable]
-        if fresh:
-            self.info(f"Training from scratch: {', '.join(fresh)} changed since the last run, which a training cannot "
-                      f"resume with (only {', '.join(RESUMABLE_CHANGES)} can change).")
-            for path in (self._modelPath(), str(state_path(self._modelPath()))):
-                if os.path.exists(path):
-                    os.remove(path)
-        elif changed:
-            self.info(f"Resuming the training from its last finished epoch: {', '.join(changed)} changed.")
+        """``jobDigest`` is only compared by Continue (see :meth:`_insertAllSteps`)."""
+        self.runTraining(self._trainJob(*self._readJobLists()), "train3d")
 
     def _trainJob(self, tomograms, labels):
         """The training job: ``labels`` holds one list of files per class, one file per tomogram."""
