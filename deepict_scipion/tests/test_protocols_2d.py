@@ -51,6 +51,21 @@ class TestDeepict2DProtocols(BaseTest):
         self.assertEqual(model.getClasses(), ["cytosol"])
         self.assertAlmostEqual(model.getVoxelSize(), VOXEL, places=2)
 
+    def test_continue_resumes_or_retrains_a_changed_2d_training(self):
+        """Continue after the form changed: more epochs resume; another tile size trains afresh (said in the log)."""
+        train = self.newProtocol(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms,
+                                 inputMasks=self.masks.tomomasks, className="cytosol", epochs=1, tilesPerEpoch=4,
+                                 tileSize=32, batchSize=2, zStride=8, numberOfThreads=1)
+        self.launchProtocol(train)
+        for name, value, said in (("epochs", 2, "Resuming the training from its last finished epoch: "
+                                                "training.epochs changed."),
+                                  ("tileSize", 16, "Training from scratch: training.tile_size changed")):
+            getattr(train, name).set(value)
+            self.proj.launchProtocol(train, wait=True)  # "continue": Scipion's default run mode resumes
+            ran = self.proj.getProtocol(train.getObjId())
+            self.assertTrue(ran.isFinished(), ran.getErrorMessage())
+            self.assertIn(said, open(ran.getLogPaths()[0]).read())
+
     def test_segment2d_outputs_binary_masks_and_probability_maps(self):
         for name in ("segmentations", "probabilityMaps"):
             self.assertEqual(getattr(self.segment2d, name).getSize(), 2)
