@@ -131,5 +131,5 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
             post.append(f"duplicates within {distance:g} voxels merged")
         box = coordinates.getBoxSize() if coordinates is not None else self._boxSize()
         return [f"{counted(count, 'particle')}{f' of {classText}' if classText else ''} {verb} picked in "
-                f"{counted(self.inputTomograms.get().getSize(), 'tomogram')} with {self._networkForMethods()}.{averaged}"
-                f"{self._rescaleForMethods()} Post-processing: {', '.join(post)}; box size {box} voxels."]
+                f"{counted(self.inputTomograms.get().getSize(), 'tomogram')} with "
+                f"{self._networkForMethods()}.{averaged}{self._rescaleForMethods()} Post-processing: {', '.join(post)}; box size {box} voxels."]
