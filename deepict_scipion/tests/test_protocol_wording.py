@@ -43,6 +43,7 @@ def tomograms(count, voxel=13.48):
 
 def finished(protocol, **attributes):
     protocol.isFinished = lambda: True
+    protocol._ranInferenceJob = lambda: None  # no job file: the form's values
     for name, value in attributes.items():
         setattr(protocol, name, value)
     return protocol
@@ -83,10 +84,17 @@ def test_pick_methods_count_name_the_class_and_give_the_post_processing():
     pick.minSize.set(5)
     text = " ".join(pick._methods())
     assert "probability threshold 0.3," in text and "minimum particle size 5 voxels" in text
+    # the job that ran, not the form changed since (a Continue not run yet)
+    ran = NS(class_name="", min_distance=6.0, postprocess=NS(threshold=0.25, min_size=7, max_size=None),
+             inference=NS(test_time_rotations=True))
+    pick._ranInferenceJob = lambda: ran
+    text = " ".join(pick._methods())
+    assert "probability threshold 0.25," in text and "minimum particle size 7 voxels" in text, text
+    assert "duplicates within 6 voxels merged" in text and "four rotations about z" in text, text
 
 
 def test_segment3d_methods_name_the_published_membrane_class_in_a_sentence():
-    segment = ProtDeepictSegment3D()
+    segment = finished(ProtDeepictSegment3D())
     segment.inputModel, segment.inputTomograms = Pointer(model(("memb",))), Pointer(tomograms(2))
     segment.segmentations = NS(getSize=lambda: 2)
     text = " ".join(segment._methods())
