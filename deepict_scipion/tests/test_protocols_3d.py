@@ -49,20 +49,26 @@ def writeTomograms(folder, count, voxel=VOXEL):
     return truth
 
 
+def importPhantoms(case, count):
+    """Write ``count`` phantoms (:func:`writeTomograms`) to the test project's tmp/data and import them into it as
+    tomograms and ribosome coordinates (box 24) from ``case``, a BaseTest class: sets its ``dataDir``, ``truth``,
+    ``importTomos`` and ``importCoords``."""
+    case.dataDir = os.path.abspath(case.proj.getTmpPath("data"))
+    case.truth = writeTomograms(case.dataDir, count)
+    case.importTomos = case.newProtocol(ProtImportTomograms, filesPath=case.dataDir, filesPattern="tomo*.mrc",
+                                        samplingRate=VOXEL)
+    case.launchProtocol(case.importTomos)
+    case.importCoords = case.newProtocol(ProtImportCoordinates3D, filesPath=case.dataDir, filesPattern="tomo*.txt",
+                                         importTomograms=case.importTomos.Tomograms, boxSize=24)
+    case.launchProtocol(case.importCoords)
+
+
 class TestDeepict3DProtocols(BaseTest):
 
     @classmethod
     def setUpClass(cls):
         setupTestProject(cls)
-        cls.dataDir = cls.proj.getTmpPath("data")
-        cls.truth = writeTomograms(os.path.abspath(cls.dataDir), 2)
-        cls.importTomos = cls.newProtocol(ProtImportTomograms, filesPath=os.path.abspath(cls.dataDir),
-                                          filesPattern="tomo*.mrc", samplingRate=VOXEL)
-        cls.launchProtocol(cls.importTomos)
-        cls.importCoords = cls.newProtocol(ProtImportCoordinates3D, filesPath=os.path.abspath(cls.dataDir),
-                                           filesPattern="tomo*.txt", importTomograms=cls.importTomos.Tomograms,
-                                           boxSize=24)
-        cls.launchProtocol(cls.importCoords)
+        importPhantoms(cls, 2)
         cls.train = cls.newProtocol(ProtDeepictTrain3D, inputTomograms=cls.importTomos.Tomograms,
                                     classNames="ribosome", particleRadii="100", **TINY_TRAINING)
         cls.train.inputCoordinates.append(cls.importCoords.outputCoordinates)
@@ -429,14 +435,7 @@ class TestTrain3DInputs(BaseTest):
     @classmethod
     def setUpClass(cls):
         setupTestProject(cls)
-        cls.dataDir = os.path.abspath(cls.proj.getTmpPath("data"))
-        writeTomograms(cls.dataDir, 2)
-        cls.importTomos = cls.newProtocol(ProtImportTomograms, filesPath=cls.dataDir, filesPattern="tomo*.mrc",
-                                          samplingRate=VOXEL)
-        cls.launchProtocol(cls.importTomos)
-        cls.importCoords = cls.newProtocol(ProtImportCoordinates3D, filesPath=cls.dataDir, filesPattern="tomo*.txt",
-                                           importTomograms=cls.importTomos.Tomograms, boxSize=24)
-        cls.launchProtocol(cls.importCoords)
+        importPhantoms(cls, 2)
 
     def test_coordinates_are_matched_to_the_input_tomograms_not_to_their_precedents(self):
         """In a scheduled copy of a template the coordinates' precedents pointer (an id) names another object

@@ -15,11 +15,10 @@ from pathlib import Path
 
 from pyworkflow.object import Pointer
 from pyworkflow.tests import BaseTest, setupTestProject
-from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
 
 from deepict_scipion.headless import create_project
 from deepict_scipion.protocols import ProtDeepictTrain3D
-from deepict_scipion.tests.test_protocols_3d import PUBLISHED, TINY_TRAINING, VOXEL, writeTomograms
+from deepict_scipion.tests.test_protocols_3d import PUBLISHED, TINY_TRAINING, VOXEL, importPhantoms
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A set object appended to a MultiPointerParam (a direct pointer) instead of Pointer(protocol, extended=...).
@@ -31,14 +30,8 @@ class TestWorkflowPointers(BaseTest):
     @classmethod
     def setUpClass(cls):
         setupTestProject(cls)
-        cls.dataDir = os.path.abspath(cls.proj.getTmpPath("data"))
-        writeTomograms(cls.dataDir, 2)
-        cls.tomos = cls.newProtocol(ProtImportTomograms, filesPath=cls.dataDir, filesPattern="tomo*.mrc",
-                                    samplingRate=VOXEL)
-        cls.launchProtocol(cls.tomos)
-        cls.coords = cls.newProtocol(ProtImportCoordinates3D, filesPath=cls.dataDir, filesPattern="tomo*.txt",
-                                     importTomograms=cls.tomos.Tomograms, boxSize=24)
-        cls.launchProtocol(cls.coords)
+        importPhantoms(cls, 2)
+        cls.tomos, cls.coords = cls.importTomos, cls.importCoords
 
     def _readmeTraining(self):
         """Train 3D on the imported coordinates, as the README's project script builds it."""
