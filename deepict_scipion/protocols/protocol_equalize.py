@@ -245,5 +245,5 @@ class ProtDeepictEqualize(ProtDeepictBase):
         if not hasattr(self, "Tomograms"):
             return []
         lowpass = f" and low-pass filtered at {self.lowpassResolution():g} Å" if self.lowpassResolution() else ""
-        return [f"The radial amplitude spectra of {counted(self.Tomograms.getSize(), 'tomogram')} were equalized to that of "
-                f"{self._referenceLabel()}{lowpass}, as in DeePiCt [deTeresaTrueba2023]."]
+        return [f"The radial amplitude spectra of {counted(self.Tomograms.getSize(), 'tomogram')} were equalized to "
+                f"that of {self._referenceLabel()}{lowpass}, as in DeePiCt [deTeresaTrueba2023]."]

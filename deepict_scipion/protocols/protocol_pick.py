@@ -132,4 +132,5 @@ class ProtDeepictPick(ProtDeepictInferenceBase, ProtTomoPicking):
         box = coordinates.getBoxSize() if coordinates is not None else self._boxSize()
         return [f"{counted(count, 'particle')}{f' of {classText}' if classText else ''} {verb} picked in "
                 f"{counted(self.inputTomograms.get().getSize(), 'tomogram')} with "
-                f"{self._networkForMethods()}.{averaged}{self._rescaleForMethods()} Post-processing: {', '.join(post)}; box size {box} voxels."]
+                f"{self._networkForMethods()}.{averaged}{self._rescaleForMethods()} Post-processing: "
+                f"{', '.join(post)}; box size {box} voxels."]

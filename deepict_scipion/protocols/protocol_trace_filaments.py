@@ -186,6 +186,6 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
         particles, filaments, _ = counts
         verb = "was" if filaments == 1 else "were"
         return [f"{counted(filaments, 'filament')} {verb} traced along their centre lines in "
-                f"{counted(self.inputMasks.get().getSize(), 'segmentation')} and sampled every {self.spacing.get():g} Å "
-                f"({counted(particles, 'particle')} oriented along the filaments), following DeePiCt's filament sampling "
-                "[deTeresaTrueba2023]."]
+                f"{counted(self.inputMasks.get().getSize(), 'segmentation')} and sampled every "
+                f"{self.spacing.get():g} Å ({counted(particles, 'particle')} oriented along the filaments), following "
+                "DeePiCt's filament sampling [deTeresaTrueba2023]."]

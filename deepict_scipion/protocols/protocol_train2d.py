@@ -149,8 +149,8 @@ class ProtDeepictTrain2D(ProtDeepictBase):
         return errors
 
     def _summary(self):
-        summary = [f"Trained {self.deepictModel} on {counted(len(self._pairs()), 'tomogram')}." if hasattr(self, "deepictModel")
-                   else "Training not finished yet."]
+        summary = [f"Trained {self.deepictModel} on {counted(len(self._pairs()), 'tomogram')}."
+                   if hasattr(self, "deepictModel") else "Training not finished yet."]
         if self.equalizeTraining.get():
             summary.append("Training tomograms equalized to their mean spectrum, stored in the model (segment 2D "
                            "equalizes new tomograms to it).")
@@ -160,4 +160,5 @@ class ProtDeepictTrain2D(ProtDeepictBase):
         if not hasattr(self, "deepictModel"):
             return []
         return [f"The DeePiCt 2D U-Net [deTeresaTrueba2023] was trained to segment {self.className.get()} on "
-                f"{counted(len(self._pairs()), 'tomogram')} at {self.inputTomograms.get().getSamplingRate():.2f} Å/voxel."]
+                f"{counted(len(self._pairs()), 'tomogram')} at {self.inputTomograms.get().getSamplingRate():.2f} "
+                "Å/voxel."]

@@ -73,7 +73,8 @@ class TestWorkflowPointers(BaseTest):
                          [(copiedCoords.getObjId(), "outputCoordinates")])
 
     def test_readme_and_demo_point_to_outputs_as_the_gui_does(self):
-        for path in (ROOT / "README.md", ROOT / "deepict_scipion" / "demo.py", ROOT / "deepict_scipion" / "headless.py"):
+        for path in (ROOT / "README.md", ROOT / "deepict_scipion" / "demo.py",
+                     ROOT / "deepict_scipion" / "headless.py"):
             lines = [line.strip() for line in path.read_text().splitlines() if DIRECT_APPEND.search(line)]
             self.assertEqual(lines, [], f"{path.name}: append Pointer(protocol, extended='output name') instead")
 
