@@ -210,10 +210,7 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         the job fails, the step fails with the engine's own one-line error (``deepict <step>: error:
         ...``, read from the run's logs) instead of the shell's exit status.
         """
-        useGpu = jobs.runs_network(type(job)) and self.useGpu.get()
-        if jobs.runs_network(type(job)):
-            jobs.set_device(job, "auto" if useGpu else "cpu")
-            job.precision = self._precision()
+        useGpu = self._setDevice(job)
         path = jobs.write_job(job, os.path.abspath(self._getExtraPath(f"{name}.json")))
         logSizes = self._logSizes()
         cluster.remove_stale_status(path)
@@ -234,9 +231,19 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         if self.useQueueForSteps():
             self._checkQueuedJob(job, path, self._jobSubject(job, name))
 
+    def _setDevice(self, job):
+        """Give a job that runs a network the form's device and precision; returns whether it uses a GPU."""
+        if not jobs.runs_network(type(job)):
+            return False
+        useGpu = bool(self.useGpu.get())
+        jobs.set_device(job, "auto" if useGpu else "cpu")
+        job.precision = self._precision()
+        return useGpu
+
     def runTraining(self, job, name):
         """Run a training ``job`` (``resume``: from its last finished epoch) as :meth:`runDeepict` does, after
         removing the last run's model and state where ``job`` changes more than a resumed training may."""
+        self._setDevice(job)  # as runDeepict will: compared with the last run's job, which had them
         self._forgetUnresumableTraining(job, name)
         self.runDeepict(job, name)
 

@@ -401,9 +401,10 @@ class TestDeepict3DProtocols(BaseTest):
 
     def test_continue_resumes_or_retrains_a_changed_training(self):
         """Continue after the form changed: more epochs resume from the last finished one; a new radius (other
-        labels, which the engine's resume does not check) trains afresh, and the methods say what ran."""
+        labels, which the engine's resume does not check) trains afresh, and the methods say what ran. On the CPU
+        (useGpu off), so that the device the run gives the job is not taken for a change of the form."""
         train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=self.importTomos.Tomograms,
-                                 classNames="ribosome", particleRadii="100", numberOfThreads=1,
+                                 classNames="ribosome", particleRadii="100", numberOfThreads=1, useGpu=False,
                                  **dict(TINY_TRAINING, epochs=1))
         train.inputCoordinates.append(self.importCoords.outputCoordinates)
         self.launchProtocol(train)
