@@ -49,12 +49,12 @@ def writeTomograms(folder, count, voxel=VOXEL):
     return truth
 
 
-def importPhantoms(case, count):
-    """Write ``count`` phantoms (:func:`writeTomograms`) to the test project's tmp/data and import them into it as
-    tomograms and ribosome coordinates (box 24) from ``case``, a BaseTest class: sets its ``dataDir``, ``truth``,
-    ``importTomos`` and ``importCoords``."""
+def importPhantoms(case, count, write=writeTomograms):
+    """Write ``count`` phantoms with ``write(folder, count)`` (tomo*.mrc and their ribosomes, tomo*.txt) to the test
+    project's tmp/data and import them into it as tomograms and ribosome coordinates (box 24) from ``case``, a
+    BaseTest class: sets its ``dataDir``, ``truth`` (what ``write`` returns), ``importTomos`` and ``importCoords``."""
     case.dataDir = os.path.abspath(case.proj.getTmpPath("data"))
-    case.truth = writeTomograms(case.dataDir, count)
+    case.truth = write(case.dataDir, count)
     case.importTomos = case.newProtocol(ProtImportTomograms, filesPath=case.dataDir, filesPattern="tomo*.mrc",
                                         samplingRate=VOXEL)
     case.launchProtocol(case.importTomos)

@@ -13,7 +13,6 @@ import unittest
 import numpy as np
 from pyworkflow.tests import BaseTest, setupTestProject
 from tomo.objects import SetOfTomograms
-from tomo.protocols import ProtImportCoordinates3D, ProtImportTomograms
 
 from deepict_scipion.convert import equalizedReference, tomogramsByKey
 from deepict.io import read_volume, write_volume
@@ -21,6 +20,7 @@ from deepict.jobs import read_job
 from deepict.spectrum import read_spectrum
 from deepict.synthetic import PhantomConfig, make_phantom
 from deepict_scipion.protocols import ProtDeepictEqualize, ProtDeepictPick, ProtDeepictTrain3D
+from deepict_scipion.tests.test_protocols_3d import importPhantoms
 from deepict_scipion.viewers.viewer_spectrum import DeepictSpectrumViewer, equalizedRatio, plotEqualizationSpectra
 
 VOXEL = 13.48
@@ -33,11 +33,12 @@ TINY_TRAINING = dict(depth=2, initialFeatures=4, epochs=1, iterationsPerEpoch=2,
                      valFraction=0.0)
 
 
-def writeTomograms(folder):
-    """Two phantoms from 'different microscopes' (tomo1: blurrier, much coarser noise) with ribosome txt files."""
+def writeTomograms(folder, count=2):
+    """Phantoms from 'different microscopes' (odd ones blurrier, with much coarser noise) with ribosome txt files."""
     os.makedirs(folder, exist_ok=True)
     imaging = [{}, {"lowpass": 0.08, "noise_lowpass": 0.1}]
-    for index, extra in enumerate(imaging):
+    for index in range(count):
+        extra = imaging[index % 2]
         phantom = make_phantom(PhantomConfig(shape_zyx=SHAPE, n_ribosomes=6, n_fas=1, n_distractors=2,
                                              n_organelles=0, n_vesicles=1, n_sheets=0, seed=index, **extra))
         write_volume(os.path.join(folder, f"tomo{index}.mrc"), phantom.tomogram, VOXEL)
@@ -104,14 +105,7 @@ class TestDeepictEqualizeProtocols(BaseTest):
     @classmethod
     def setUpClass(cls):
         setupTestProject(cls)
-        cls.dataDir = os.path.abspath(cls.proj.getTmpPath("data"))
-        writeTomograms(cls.dataDir)
-        cls.importTomos = cls.newProtocol(ProtImportTomograms, filesPath=cls.dataDir, filesPattern="tomo*.mrc",
-                                          samplingRate=VOXEL)
-        cls.launchProtocol(cls.importTomos)
-        cls.importCoords = cls.newProtocol(ProtImportCoordinates3D, filesPath=cls.dataDir, filesPattern="tomo*.txt",
-                                           importTomograms=cls.importTomos.Tomograms, boxSize=24)
-        cls.launchProtocol(cls.importCoords)
+        importPhantoms(cls, 2, writeTomograms)
         cls.equalize = cls.newEqualize(lowpassAngstrom=LOWPASS, numberOfThreads=2)  # tomograms in parallel
         cls.launchProtocol(cls.equalize)
         # Trained on the equalized tomograms: the reference spectrum is found from the input set.
