@@ -64,8 +64,16 @@ def use_threads(threads: int | None) -> None:
 def deepict(*args, log: str | None = None) -> str:
     """Run ``deepict ARGS`` (this checkout) and return its stdout; exit with its stderr on failure.
 
-    With ``log``, a line with the elapsed time and ``log`` goes to stderr (progress of long runs)."""
-    command = [sys.executable, "-m", "deepict.cli.main", *map(str, args)]
+    A training without ``--resume`` first removes what an earlier run of the benchmark left at its ``--out``
+    (the model and its state), which a training refuses to overwrite. With ``log``, a line with the elapsed
+    time and ``log`` goes to stderr (progress of long runs)."""
+    args = [str(arg) for arg in args]
+    if args[0] in ("train3d", "train2d") and "--resume" not in args:
+        from deepict.train.state import state_path
+        out = Path(args[args.index("--out") + 1])
+        for stale in (out, state_path(out)):
+            stale.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "deepict.cli.main", *args]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode:

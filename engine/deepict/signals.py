@@ -4,6 +4,10 @@ A training checkpoint is two files: the best network (``OUT``) and the state to 
 (``OUT.last.pt``). Each is written atomically, but a signal arriving between the two left a model that
 ``--resume`` could not continue. :func:`interrupts_held` makes such a group of writes one step: a signal
 that arrives during it is delivered, to whatever handler was in place, as soon as the group is written.
+
+An interrupted step whose outputs so far are worth keeping (a training's best epoch, which ``--resume``
+continues) says so on the interruption (:func:`note_kept`), and the command line prints that instead of
+"outputs not yet complete were not written".
 """
 
 from __future__ import annotations
@@ -15,6 +19,28 @@ from typing import Iterator
 
 #: The signals a user or a job scheduler stops a run with.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The attribute of an interruption that says what the interrupted step kept (:func:`note_kept`).
+_KEPT = "deepict_kept"
+
+
+def interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt behind ``exc``: itself, or the cause of the ``SystemError`` that a C function (``os.fspath``
+    inside ``numpy.fromfile``, say) reports when the signal handler raises while it runs; else ``None``."""
+    if isinstance(exc, SystemError):
+        exc = exc.__cause__ or exc.__context__
+    return exc if isinstance(exc, KeyboardInterrupt) else None
+
+
+def note_kept(exc: BaseException, kept: str) -> None:
+    """Say on the interruption behind ``exc`` (if it is one) what the interrupted step kept, and how to go on."""
+    interrupt = interruption(exc)
+    if interrupt is not None:
+        setattr(interrupt, _KEPT, kept)
+
+
+def kept_output(interrupt: KeyboardInterrupt) -> str | None:
+    """What the interrupted step kept (:func:`note_kept`), or ``None``."""
+    return getattr(interrupt, _KEPT, None)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ import threading
 
 from deepict import __version__
 from deepict.errors import DeepictError, Interrupted
+from deepict.signals import interruption, kept_output
 
 
 #: Modules of :mod:`deepict.cli` that register subcommands (in this order in ``deepict --help``).
@@ -90,14 +91,6 @@ def _interrupt(signum, frame) -> None:
     raise Interrupted(signum)
 
 
-def _interruption(exc: BaseException) -> KeyboardInterrupt | None:
-    """The interrupt behind ``exc``: itself, or the cause of the ``SystemError`` that a C function (``os.fspath``
-    inside ``numpy.fromfile``, say) reports when the signal handler raises while it runs; else ``None``."""
-    if isinstance(exc, SystemError):
-        exc = exc.__cause__ or exc.__context__
-    return exc if isinstance(exc, KeyboardInterrupt) else None
-
-
 def _os_error_line(exc: OSError) -> str:
     """``OSError`` as one line: the file(s), what errno means and what to do."""
     from deepict.io.outputs import CHECK_THE_PATH, WRITE_ERROR_ADVICE  # numpy: not at every start-up
@@ -145,12 +138,12 @@ def main(argv=None) -> int:
         print(f"deepict {args.command}: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, SystemError) as exc:
-        interrupt = _interruption(exc)
+        interrupt = interruption(exc)
         if interrupt is None:
             raise
         signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
         print(f"deepict {args.command}: interrupted by {signal.Signals(signum).name}; "
-              "outputs not yet complete were not written", file=sys.stderr)
+              f"{kept_output(interrupt) or 'outputs not yet complete were not written'}", file=sys.stderr)
         return 128 + signum
     finally:
         if in_main_thread:

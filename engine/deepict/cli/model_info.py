@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         help="describe a model file (kind, classes, voxel size, history) as JSON",
         description="Print the description stored in a deepict_scipion model file as JSON: kind (2d/3d), "
                     "class names, voxel size (Å), sphere radius per class (voxels and Å), suggested "
-                    "post-processing (and whether it was calibrated), training history and epochs, whether a "
+                    "post-processing (and whether it was calibrated), training history and epochs, whether its "
+                    "training finished (false: rerun it with --resume), whether a "
                     "reference spectrum is stored, where its training kept validation slabs, its source, and an "
                     "ensemble's members.")
     add_parameter(parser, ModelInfoJob, "model", "--model")
@@ -24,8 +25,8 @@ def register(subparsers) -> None:
 def describe(model_path) -> dict:
     """A JSON-ready description of a model file."""
     # torch is imported only when the command runs
-    from deepict.nn.model_files import (ENSEMBLE_MEMBERS, POSTPROCESS_CALIBRATION, network_depth, read_model_info,
-                                         validation_split)
+    from deepict.nn.model_files import (ENSEMBLE_MEMBERS, POSTPROCESS_CALIBRATION, incomplete_training_warning,
+                                         network_depth, read_model_info, validation_split)
     info = read_model_info(model_path)
     voxel = info.voxel_size or 0.0
     return {"model": str(model_path), "kind": info.kind, "classes": info.classes, "voxel_size": info.voxel_size,
@@ -37,6 +38,7 @@ def describe(model_path) -> dict:
             "postprocess": info.postprocess, "postprocess_calibrated": POSTPROCESS_CALIBRATION in info.training,
             "has_spectrum": info.spectrum is not None,
             "history": info.history, "epochs": info.training.get("epochs"),
+            "complete": incomplete_training_warning(info.training) is None,
             "weight_average": info.training.get("weight_average"), "validation_split": validation_split(info.training),
             "source": info.source, "version": info.version}
 

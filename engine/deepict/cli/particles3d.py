@@ -173,6 +173,7 @@ def _import_job(args) -> ImportModelJob:
 def run_train3d(job: Train3DJob) -> int:
     from deepict.io.outputs import claimed_outputs
     from deepict.train import data3d, equalization
+    from deepict.train.state import check_fresh_start
     from deepict.train.train3d import train
     if bool(job.coords) == bool(job.masks):
         raise ParameterError("give the labels either as --coords (with --radius) or as --masks")
@@ -186,6 +187,7 @@ def run_train3d(job: Train3DJob) -> int:
     apply_precision(job)
     equalization.check_spectrum_options(job.spectrum_reference, job.equalize_to, job.spectrum_lowpass_angstrom,
                                   job.spectrum_lowpass_width)
+    check_fresh_start(job.out, job.resume)  # before the tomograms are read, as train does again
     with claimed_outputs(("--out", job.out), job=job):
         reference, spectrum = equalization.spectrum_reference(job.spectrum_reference, job.spectrum_lowpass_angstrom,
                                                         job.spectrum_lowpass_width)

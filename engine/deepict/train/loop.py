@@ -35,7 +35,7 @@ from deepict.nn.losses import get_loss
 from deepict.nn.model_files import COMPLETE, ModelInfo, load_model, save_model
 from deepict.nn.precision import Precision, current_precision
 from deepict.progress import Progress, format_duration
-from deepict.signals import interrupts_held
+from deepict.signals import interrupts_held, note_kept
 from deepict.train.state import read_state, state_path, state_to_resume, write_state
 
 
@@ -144,10 +144,24 @@ def run_training(task: TrainingTask, out, resumed: dict | None, log: Callable[[s
     if record.stopped_early:
         log(f"the interrupted training had already stopped early at epoch {record.epoch} "
             f"(patience {config.patience})")
+    previous_seconds, started = record.seconds, time.time()
+    try:
+        return _train_and_finish(task, out, record, optimizer, schedule, previous_seconds, started, log)
+    except (KeyboardInterrupt, SystemError) as exc:
+        if state_path(out).is_file() and out.is_file() and record.epoch > 0:
+            note_kept(exc, f"{out} holds the best epoch so far ({record.epoch} of {config.epochs} done), marked "
+                           "unfinished: run the same command with --resume to go on")
+        raise
+
+
+def _train_and_finish(task: TrainingTask, out: Path, record: Record, optimizer, schedule, previous_seconds: float,
+                      started: float, log: Callable[[str], None]) -> ModelInfo:
+    """The epochs after ``record``'s, then the task's finish; the best network written to ``out`` as it goes."""
+    config, path = task.config, state_path(out)
     loss_fn = get_loss(config.loss)
     precision = current_precision(next(task.network.parameters()).device)
     scaler = precision.grad_scaler()
-    previous_seconds, started, epoch_seconds = record.seconds, time.time(), []
+    epoch_seconds = []
     while record.epoch < config.epochs and not record.stopped_early:
         epoch, tick = record.epoch + 1, time.time()
         learning_rate = optimizer.param_groups[0]["lr"]  # the rate used in this epoch

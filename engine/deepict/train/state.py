@@ -9,6 +9,9 @@ and how a model file says whether its training finished.
   calibration of the minimum cluster size. A killed run therefore never leaves a model that looks finished.
 * **Resume** continues after the last finished epoch; a run killed before its first epoch ended left
   no state, and resume says so and starts afresh. With every epoch done it only finishes the training.
+* **A finished model is kept**: a training that would start afresh where ``OUT`` holds a finished model is
+  refused (:func:`check_fresh_start`), since it writes its best epoch there from its first epoch on, and a run
+  stopped early would leave neither the old model nor a new one.
 * **Content**: what the shared loop (:mod:`.loop`) records (``epoch``, ``best_dice``, ``best_epoch``,
   ``bad_epochs``, ``history``, ``seconds``, ``state_dict``, ``optimizer``, ``scheduler``) and the entries of
   its kind (3D: ``info``, ``rng``, ``torch_rng``; 2D: ``best_threshold``, ``config``). States written before
@@ -21,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from deepict.errors import InputFileError
+from deepict.errors import DeepictError, InputFileError
 from deepict.io import atomic_path
 
 STATE_SUFFIX = ".last.pt"
@@ -54,6 +57,24 @@ def state_to_resume(out, log: Callable[[str], None]) -> Path | None:
     log(f"no training state {path} to resume (a first run, or one stopped before its first epoch ended): "
         "starting a new training")
     return None
+
+
+def check_fresh_start(out, resume: bool) -> None:
+    """Refuse a training that would start afresh into ``out`` (no ``resume``, or no state to resume from) while
+    ``out`` holds a finished model; a file that is no model of ours is replaced as any output is."""
+    out = Path(out)
+    if not out.is_file() or (resume and (state_path(out).is_file() or _legacy_state_path(out).is_file())):
+        return
+    from deepict.nn.model_files import incomplete_training_warning, read_model_info
+    try:
+        finished = incomplete_training_warning(read_model_info(out).training) is None
+    except DeepictError:
+        return
+    if finished:
+        raise InputFileError(out, "holds a finished model, which a new training would overwrite from its first "
+                                  "epoch on (a run stopped early would leave neither)",
+                             f"Give another --out, or delete it (and {state_path(out).name}) to train it again; "
+                             "to train it for more epochs, rerun its training with --resume and a larger --epochs.")
 
 
 def write_state(path: Path, kind: str, state: dict) -> None:

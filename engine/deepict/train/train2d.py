@@ -36,7 +36,7 @@ from deepict.spectrum import DEFAULT_LOWPASS_WIDTH
 from deepict.train.config import Train2DConfig
 from deepict.train.data2d import label_share, load_training_slices, training_equalization_2d
 from deepict.train.loop import Record, TrainingTask, Validation, resumable_state, run_training
-from deepict.train.state import state_path
+from deepict.train.state import check_fresh_start, state_path
 from deepict.train.tiles2d import sample_tiles
 from deepict.train.validation2d import validate_slices
 
@@ -168,6 +168,7 @@ def train_2d(tomograms, masks, out, config: Train2DConfig | None = None, resume:
     """
     log = log or (lambda _text: None)
     config = replace(config or Train2DConfig())
+    check_fresh_start(out, resume)
     resumed = resumable_state(out, KIND_2D, log) if resume else None
     if resumed is not None:
         config = _resumed_config(config, resumed, tomograms, state_path(out))

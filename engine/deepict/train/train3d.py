@@ -53,6 +53,7 @@ from deepict.train.calibrate import UNCALIBRATED_THRESHOLD, calibrate_postproces
 from deepict.train.config import RESUMABLE_CHANGES, TrainConfig, default_epochs
 from deepict.train.hard_negatives import HARD_NEGATIVE_SHARE, find_hard_negatives, mining_epochs
 from deepict.train.loop import TrainingTask, Validation, resumable_state, run_training
+from deepict.train.state import check_fresh_start
 
 
 #: Batches of training boxes over which the averaged network's batch-norm statistics are estimated.
@@ -341,6 +342,7 @@ def train(tomograms: list, config: TrainConfig, out_path, resume: bool = False, 
     for t in tomograms:
         if not t.targets.any():
             raise InputFileError(t.name, "has no labelled voxel", "Give coordinates or a non-empty mask for it.")
+    check_fresh_start(out_path, resume)
     resumed = resumable_state(out_path, KIND_3D, log) if resume else None
     # Padding and the z-score statistics read every voxel: tens of seconds on big tomograms.
     preparing = Progress("preparing the training tomograms", len(tomograms), "tomograms", log)

@@ -51,7 +51,8 @@ def test_train3d_writes_a_model(trained_model, capsys):
     assert info.sphere_radius == {"ribosome": 4.0} and len(info.history) == 2
     # Two epochs: the model is the weight average of the second, and model-info says so.
     assert main(["model-info", "--model", str(trained_model)]) == 0
-    assert json.loads(capsys.readouterr().out)["weight_average"]["first_epoch"] == 2
+    described = json.loads(capsys.readouterr().out)
+    assert described["weight_average"]["first_epoch"] == 2 and described["complete"] is True
 
 
 def test_pick_and_segment3d(trained_model, phantom_files, tmp_path, capsys):

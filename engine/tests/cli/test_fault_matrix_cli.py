@@ -29,7 +29,7 @@ from deepict import io
 from deepict.io import outputs
 from deepict.cli.main import build_parser, main
 from deepict.io import read_coordinates
-from deepict.nn.model_files import COMPLETE
+from deepict.nn.model_files import COMPLETE, read_model_info
 from deepict.train.state import state_path
 from tiny_world import TINY_TRAINING, make_tiny_world, run
 
@@ -234,11 +234,38 @@ def test_crash_interrupted_training_is_one_line_and_cleans_up(signum, world, tmp
     # Progress lines may come first; the run must end in one line saying what stopped it.
     assert "Traceback" not in err and signal.Signals(signum).name in err.strip().splitlines()[-1], err
     assert litter(tmp_path) == []
-    # Interrupted before its first epoch ended, the run leaves no model; after it, the best epoch so far,
-    # marked unfinished (pick warns, --resume finishes it), beside the state to resume from.
+    # Interrupted before its first epoch ended, the run leaves no model and says nothing was written; after it,
+    # the best epoch so far, marked unfinished (pick and model-info say so), beside the state to resume from,
+    # and the line says how to go on.
     if out.exists():
-        from deepict.nn.model_files import read_model_info
+        from deepict.cli.model_info import describe
         assert read_model_info(out).training[COMPLETE] is False and state_path(out).exists()
+        assert describe(out)["complete"] is False
+        assert f"{out} holds the best epoch so far" in err and "--resume" in err, err
+    else:
+        assert "outputs not yet complete were not written" in err, err
+
+
+def test_crash_a_new_training_into_a_finished_model_is_refused_and_keeps_it(world, tmp_path, capsys):
+    """Training again into OUT without --resume used to overwrite the finished model from its first epoch on: a
+    rerun stopped early left an unfinished model where the finished one was. It is refused before any work;
+    --resume (here: every epoch done) still goes on, and a file that is no model is replaced as before."""
+    out = tmp_path / "model.pt"
+    shutil.copy(world.model, out)
+    shutil.copy(world.state, state_path(out))
+    before = out.read_bytes()
+    code, _, err = run(capsys, *train3d_argv(world, out))
+    assert_one_line(code, err, [str(out), "holds a finished model", "another --out", "--resume"], tmp_path)
+    assert out.read_bytes() == before
+    state_path(out).unlink()  # --resume without a state would start afresh: refused too
+    code, _, err = run(capsys, *train3d_argv(world, out, "--resume"))
+    assert_one_line(code, err, ["holds a finished model"], tmp_path)
+    shutil.copy(world.state, state_path(out))
+    code, out_text, err = run(capsys, *train3d_argv(world, out, "--resume"))
+    assert code == 0 and "every epoch is done" in out_text + err
+    out.write_bytes(EARLIER_RESULT)
+    code, _, err = run(capsys, *train3d_argv(world, out))
+    assert code == 0 and read_model_info(out).training[COMPLETE] is True
 
 
 # --------------------------------------------------------------------------------------------

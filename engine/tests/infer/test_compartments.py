@@ -299,7 +299,7 @@ def test_empty_mask_and_label_map_are_refused(data, tmp_path):
                                                                                remap="3:1"), log=None, device=CPU)
     assert summary.training["epochs_run"] == 1
     with pytest.raises(ParameterError, match="2 tomograms but 1 masks"):
-        train_2d([paths["t0"], paths["t1"]], [paths["m0"]], tmp_path / "x.pt", tiny_config(), log=None, device=CPU)
+        train_2d([paths["t0"], paths["t1"]], [paths["m0"]], tmp_path / "y.pt", tiny_config(), log=None, device=CPU)
 
 
 def test_mask_voxel_size_must_match(data, tmp_path):

@@ -11,7 +11,8 @@ import torch
 
 from deepict.errors import InputFileError
 from deepict.io import write_volume
-from deepict.nn.model_files import KIND_2D, KIND_3D, ModelInfo, build_network, read_model_info, save_model
+from deepict.nn.model_files import (KIND_2D, KIND_3D, ModelInfo, build_network, load_model, read_model_info,
+                                    save_model)
 from deepict.synthetic import PhantomConfig, make_phantom, write_phantom
 from deepict.train import loop
 from deepict.train.config import Train2DConfig, TrainConfig
@@ -187,6 +188,27 @@ def test_2d_and_3d_trainings_resume_through_the_same_loop(inputs_2d_3d, tmp_path
     assert [line.split("  ")[0] for line in logs if line.startswith("epoch ") and "ETA" in line] == ["epoch 2/2"]
     assert [h["epoch"] for h in second.history] == [1, 2] == [h["epoch"] for h in read_model_info(out).history]
     assert second.training[COMPLETE] is True
+
+
+@pytest.mark.parametrize("kind", [KIND_3D, KIND_2D])
+def test_a_fresh_training_never_overwrites_a_finished_model(inputs_2d_3d, tmp_path, kind):
+    """Both trainings refuse to start afresh into a finished model, before any epoch; an unfinished one (a run
+    stopped early) is trained afresh as asked."""
+    files, pairs = inputs_2d_3d
+    run = (lambda *a: _train_3d(files, *a)) if kind == KIND_3D else (lambda *a: _train_2d(pairs, *a))
+    out = tmp_path / "model.pt"
+    run(out, 1, False, lambda line: None)
+    finished = out.read_bytes()
+    for resume in (False, True):
+        if resume:
+            state_path(out).unlink()  # nothing to resume: it would start afresh
+        with pytest.raises(InputFileError, match="holds a finished model"):
+            run(out, 1, resume, lambda line: None)
+        assert out.read_bytes() == finished
+    network, info = load_model(out)
+    info.training[COMPLETE] = False
+    save_model(out, network, info)
+    assert run(out, 1, False, lambda line: None).training[COMPLETE] is True
 
 
 def test_an_old_named_unversioned_2d_state_is_still_found_and_resumed(inputs_2d_3d, tmp_path):
