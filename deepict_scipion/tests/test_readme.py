@@ -79,6 +79,15 @@ def test_setup_block_runs_what_ci_and_test_demo_run():
     assert re.search(rf'^DEMO = os\.path\.join\(os\.path\.dirname\(sys\.executable\), "{program}"\)$', test_demo, re.M)
 
 
+def test_test_script_runs_only_the_test_files_it_is_given():
+    """'bash scripts/test.sh FILE -x' (Tests and benchmarks) collects that file alone, not the suite beside it."""
+    result = subprocess.run(["bash", "scripts/test.sh", "engine/tests/test_jobs.py", "--collect-only", "-q"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    files = {line.split(":")[0] for line in result.stdout.splitlines() if re.match(r"^\S+\.py: \d+$", line)}
+    assert files and files <= {"engine/tests/test_jobs.py", "tests/test_jobs.py"}, result.stdout[-2000:]
+
+
 #: Top-level folders of the repository: a README path that starts with one of them names a file of ours.
 REPOSITORY_FOLDERS = ("deepict_scipion", "engine", "scripts", "benchmarks", ".ci")
 
