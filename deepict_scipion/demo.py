@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -51,12 +52,22 @@ def main(argv=None):
         print(f"deepict-demo: no demo project in {args.workdir}: run deepict-demo first, or give "
               f"the folder of an earlier run with --workdir FOLDER", file=sys.stderr)
         return 2
-    if not getattr(args, CHILD_FLAG.lstrip("-").replace("-", "_")):
-        # pyworkflow reads its settings when first imported: run the project in a process that has them.
-        env = scipion_environment(args.workdir)
-        command = [sys.executable, "-m", "deepict_scipion.demo", CHILD_FLAG] + list(argv or sys.argv[1:])
-        return subprocess.call(command, env=env)
-    return open_gui() if args.gui else run_project(args)
+    if args.gui and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        print("deepict-demo: --gui opens a window and needs a display, but DISPLAY is not set: run it in a desktop "
+              "session, over 'ssh -X', or under 'xvfb-run'", file=sys.stderr)
+        return 2
+    child = getattr(args, CHILD_FLAG.lstrip("-").replace("-", "_"))
+    try:
+        if not child:
+            # pyworkflow reads its settings when first imported: run the project in a process that has them.
+            env = scipion_environment(args.workdir)
+            command = [sys.executable, "-m", "deepict_scipion.demo", CHILD_FLAG] + list(argv or sys.argv[1:])
+            return subprocess.call(command, env=env)
+        return open_gui() if args.gui else run_project(args)
+    except KeyboardInterrupt:
+        if not child:  # the child (same process group) got the Ctrl-C too and leaves the line to its parent
+            print("deepict-demo: interrupted; run it again to start over (it rebuilds the project)", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def open_gui():

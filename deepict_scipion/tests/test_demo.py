@@ -7,6 +7,7 @@ It runs the console script ``deepict-demo``, the entry point that ``scripts/demo
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -73,3 +74,33 @@ def test_gui_without_a_project_names_workdir_and_creates_nothing(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1
     assert not list(empty.iterdir())
     assert_no_scipion_files(home)
+
+
+def test_gui_without_a_display_says_so_in_one_line(tmp_path):
+    home, workdir = tmp_path / "home", tmp_path / "demo"
+    home.mkdir()
+    sqlite = os.path.join(project_folder(str(workdir), PROJECT), "project.sqlite")
+    os.makedirs(os.path.dirname(sqlite))
+    open(sqlite, "w").close()  # the project of an earlier run, as far as --gui checks
+    environment = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
+    result = subprocess.run([DEMO, "--gui", "--workdir", str(workdir)], capture_output=True, text=True, timeout=120,
+                            env=dict(environment, HOME=str(home)), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "DISPLAY" in result.stderr and "xvfb-run" in result.stderr
+
+
+def test_ctrl_c_ends_the_demo_with_one_line(tmp_path):
+    home, workdir = tmp_path / "home", tmp_path / "demo"
+    home.mkdir()
+    # In a session of its own, as a terminal's Ctrl-C reaches the demo and its child processes (the group).
+    child = subprocess.Popen([DEMO, "--workdir", str(workdir), "--train-tomograms", "1", "--epochs", "1",
+                              "--iterations-per-epoch", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=dict(os.environ, HOME=str(home)), cwd=tmp_path, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in child.stdout:  # a protocol's log line: the child process runs a protocol
+        if line.startswith("  ["):
+            break
+    os.killpg(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 128 + signal.SIGINT, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("deepict-demo: interrupted"), err
