@@ -40,6 +40,8 @@ TORCH_INSTALLED = "TORCH_INSTALLED"
 ENGINE_INSTALLED = "ENGINE_INSTALLED"
 #: PyTorch's wheel index; a build tag (cpu, cu118, cu121, ...) names one of its folders.
 TORCH_INDEX = "https://download.pytorch.org/whl"
+#: The torch release the tests passed with (scripts/setup.sh and constraints.txt install it too), any build.
+TORCH_VERSION = "2.13.0"
 
 
 def engineSource():
@@ -176,7 +178,8 @@ def _define_plugin():
             isolated = "env -u PYTHONPATH"  # Scipion's own packages must not satisfy the environment's needs
             commands = [
                 (f"{isolated} {shlex.quote(env.getPython())} -m venv venv", ENVIRONMENT_PYTHON),
-                (f"{isolated} {python} -m pip install{torchIndex} torch && touch {TORCH_INSTALLED}", TORCH_INSTALLED),
+                (f"{isolated} {python} -m pip install{torchIndex} torch=={TORCH_VERSION} && touch {TORCH_INSTALLED}",
+                 TORCH_INSTALLED),
                 (f"{isolated} {python} -m pip install {engineRequirement()} && "
                  f"{isolated} {python} -m deepict --version && touch {ENGINE_INSTALLED}", ENGINE_INSTALLED),
             ]

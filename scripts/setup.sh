@@ -15,8 +15,10 @@ pip_install() { .venv/bin/python -m pip install --progress-bar off "$@" 2>&1 | g
 step "1/3 torch 2.13 (CPU build)"
 pip_install "torch==2.13.0"
 step "2/3 Scipion (pyworkflow, pwem, tomo, reliontomo, app), mrcfile, emtable, pytest"
+# setuptools below 81, which still has pkg_resources: Scipion's packages read their versions with it (without, the
+# GUI prints "No module named 'pkg_resources'" for each at every start).
 pip_install "${pins[@]}" scipion-pyworkflow scipion-em scipion-em-tomo scipion-em-reliontomo scipion-app \
-    mrcfile emtable pytest
+    mrcfile emtable pytest "setuptools<81"
 step "3/3 the engine (engine/, package deepict) and the plugin (deepict_scipion), both editable"
 pip_install --no-deps -e ./engine -e .
 .venv/bin/python -c "import torch, pyworkflow, pwem, tomo, reliontomo, deepict.cli.main, deepict_scipion; print('environment ready: torch', torch.__version__)"

@@ -60,6 +60,14 @@ def test_the_environment_matches_the_pins():
     assert not drifted, f"installed vs pinned: {drifted}; rerun bash scripts/setup.sh"
 
 
+def test_scipions_packages_find_pkg_resources():
+    """pyworkflow, pwem and scipion-app read their versions with pkg_resources, which setuptools 81 dropped: the GUI
+    printed "No module named 'pkg_resources'" for each at every start. setup.sh keeps setuptools below 81."""
+    probe = subprocess.run([sys.executable, "-W", "ignore", "-c", "import pkg_resources"], capture_output=True,
+                           text=True)
+    assert probe.returncode == 0, probe.stderr
+
+
 @pytest.mark.parametrize("line", [line for line in SETUP.read_text().splitlines() if "pip install" in line])
 def test_setup_shows_pips_progress(line):
     """A fresh install takes minutes: pip's per-package lines stay visible (no -q)."""
@@ -127,7 +135,11 @@ def test_installb_makes_the_environment_where_the_plugin_looks_for_it(plugin):
     venv, torch_step, engine_step = steps
     assert f"{sys.executable} -m venv venv" in venv
     assert (plugin.getHome("venv", "bin", "python"),) in commands  # the python getEnginePython runs
-    assert torch_step.endswith("pip install torch && touch TORCH_INSTALLED")  # the index's default build
+    # The index's default build, of the release the tests passed with (setup.sh and constraints.txt say which).
+    from deepict_scipion import TORCH_VERSION
+    assert torch_step.endswith(f"pip install torch=={TORCH_VERSION} && touch TORCH_INSTALLED")
+    assert f'pip_install "torch=={TORCH_VERSION}"' in SETUP.read_text()
+    assert _pins()["torch"].split("+")[0] == TORCH_VERSION
     # This checkout: its own engine, editable, with the torch extra; then the engine must start.
     assert f"pip install -e {shlex.quote(str(ROOT / 'engine') + '[torch]')} &&" in engine_step
     assert "venv/bin/python -m deepict --version && touch ENGINE_INSTALLED" in engine_step
@@ -141,7 +153,7 @@ def test_installb_takes_the_torch_build_and_the_released_engine(plugin, monkeypa
     monkeypatch.setattr(deepict_scipion, "engineSource", lambda: None)  # a plugin installed from the index
     commands, _ = _install_commands(plugin)
     text = "\n".join(commands.values())
-    assert "pip install --index-url https://download.pytorch.org/whl/cu121 torch &&" in text
+    assert "pip install --index-url https://download.pytorch.org/whl/cu121 torch==2.13.0 &&" in text
     assert f"pip install 'deepict-engine[torch]=={__version__}' &&" in text
 
 
