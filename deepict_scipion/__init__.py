@@ -38,7 +38,7 @@ ENVIRONMENT_PYTHON = os.path.join("venv", "bin", "python")
 #: Flag files of the install steps (Scipion skips a step whose flag exists).
 TORCH_INSTALLED = "TORCH_INSTALLED"
 ENGINE_INSTALLED = "ENGINE_INSTALLED"
-#: PyTorch's wheel index; a build tag (cpu, cu118, cu121, ...) names one of its folders.
+#: PyTorch's wheel index; a build tag (cpu, cu126, cu128, ...) names one of its folders.
 TORCH_INDEX = "https://download.pytorch.org/whl"
 #: The torch release the tests passed with (scripts/setup.sh and constraints.txt install it too), any build.
 TORCH_VERSION = "2.13.0"
@@ -98,9 +98,10 @@ def _define_plugin():
                              description="Folder of the engine's environment that 'scipion3 installb deepict' "
                                          "makes (venv/ inside).")
             cls._defineVar(DEEPICT_TORCH_BUILD, "", var_type=VarTypes.STRING,
-                           description="The torch build 'scipion3 installb deepict' installs: cpu, or a CUDA "
-                                       "build of PyTorch's index (cu118, cu121, cu124, ...); empty: the package "
-                                       "index's default build (CUDA on Linux x86-64).")
+                           description=f"The build of torch {TORCH_VERSION} 'scipion3 installb deepict' installs: "
+                                       "cpu, or a CUDA build of PyTorch's index that this release has (cu126, "
+                                       "cu128, ...); empty: the package index's default build (CUDA on Linux "
+                                       "x86-64).")
             cls._defineVar(DEEPICT_PYTHON, "", var_type=VarTypes.PATH,
                            description="The python that runs the engine; empty: the installed environment's, "
                                        "else python of DEEPICT_ENV_ACTIVATION, else Scipion's own.")
