@@ -15,6 +15,7 @@ Dynamo (``dynamo``, ``<out>.tbl`` + ``<out>.doc``)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -81,7 +82,8 @@ def write_dynamo(path, picks: Sequence[PickedTomogram], output_pixel_size: Optio
     table = dynamo_rows(checked, output_pixel_size, tilt_range)
     lines = [" ".join(str(int(v)) if j in _DYNAMO_INTEGER_COLUMNS else format_number(v) for j, v in enumerate(row))
              for row in table]
-    doc = [f"{i} {Path(t.path).resolve()}" for i, (t, _) in enumerate(checked, start=1)]
+    # Absolute, links kept: the path given (a Scipion project's link to the tomogram), not where a link ends.
+    doc = [f"{i} {os.path.abspath(t.path)}" for i, (t, _) in enumerate(checked, start=1)]
     outputs = [Output(path, "".join(line + "\n" for line in lines)),
                Output(dynamo_doc_path(path), "".join(line + "\n" for line in doc)),
                Output(class_map_path(path), class_map_text(class_name_map(checked)))]

@@ -181,8 +181,8 @@ def choose_postprocess(predictions: list, radius: float, split: bool = SPLIT_TOU
                 f"within one standard error ({tolerance:.3f} at {particles} particles) of this choice: too few "
                 f"particles to prefer it to one nearer the usual threshold {UNCALIBRATED_THRESHOLD:g}")
         if at_edge:
-            log(f"note: the calibrated {', '.join(at_edge)} lie(s) at the edge of the searched range; the best value "
-                "may lie beyond it")
+            log(f"note: the calibrated {' and '.join(at_edge)} {'lies' if len(at_edge) == 1 else 'lie'} at the edge "
+                "of the searched range; the best value may lie beyond it")
     return result
 
 

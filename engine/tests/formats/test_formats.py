@@ -134,6 +134,20 @@ def test_dynamo_table_and_doc(tmp_path):
     assert export.read_dynamo_doc(doc) == {1: "/data/TS_01.mrc", 2: "/data/TS_02.mrc"}
 
 
+def test_dynamo_doc_names_the_tomogram_as_given_not_where_a_link_ends(tmp_path):
+    target = tmp_path / "data" / "TS_01.mrc"
+    target.parent.mkdir()
+    target.write_bytes(b"")
+    link = tmp_path / "project" / "TS_01.mrc"  # a Scipion project links its imported tomograms
+    link.parent.mkdir()
+    link.symlink_to(target)
+    picked = _picks()[0]
+    picks = [export.PickedTomogram(export.TomogramInfo(picked.tomogram.name, picked.tomogram.shape,
+                                                       picked.tomogram.voxel_size, str(link)), picked.coordinates)]
+    _, doc = export.write_dynamo(tmp_path / "p.tbl", picks)
+    assert export.read_dynamo_doc(doc) == {1: str(link)}
+
+
 def test_motl_layout_and_reading_by_io(tmp_path):
     tomogram, coords = _picks()[0]
     path = tmp_path / "TS_01_motl.csv"
