@@ -282,6 +282,11 @@ class EvaluateJob:
     json: str | None = parameter(None, help="also write the JSON result to this file")
 
 
+#: The help of the tsId and voxel-size options of the steps that read tomograms only for their names and sizes.
+TOMO_NAME_HELP = "tsId per tomogram (default: the tomogram file name without extension)"
+TOMOGRAMS_VOXEL_SIZE_HELP = "voxel size of the tomograms when their MRC headers hold none (or are wrong)"
+
+
 @dataclass(kw_only=True)
 class ExportJob:
     step: ClassVar[str] = "export"
@@ -293,10 +298,8 @@ class ExportJob:
                               "(warp, multi-tomogram motl)")
     output_pixel_size: float | None = parameter(None, help="pixel size of the written coordinates (default: each "
                                                            "tomogram's voxel size)")
-    tomo_name: list[str] | None = parameter(None, help="tsId per tomogram (default: the tomogram file name without "
-                                                       "extension)")
-    voxel_size: float | None = parameter(None, help="voxel size of the tomograms when their MRC headers hold none "
-                                                    "(or are wrong)")
+    tomo_name: list[str] | None = parameter(None, help=TOMO_NAME_HELP)
+    voxel_size: float | None = parameter(None, help=TOMOGRAMS_VOXEL_SIZE_HELP)
     copick_object: str | None = parameter(None, help="copick: object name of all the picks (default: each row's "
                                                      "class name)")
     copick_user_id: str = parameter("deepict", help="copick: user id of the picks files (default %(default)s)")
@@ -316,6 +319,21 @@ class ImportPicksJob:
     session_id: str = parameter(help="session id of the picks")
     voxel_size: float = parameter(help="voxel size in Å of the tomograms the coordinates are for")
     out: str = parameter(help="output CSV (one run) or folder receiving <run>.csv per run")
+
+
+@dataclass(kw_only=True)
+class ImportStarJob:
+    step: ClassVar[str] = "import-star"
+
+    star: str = parameter(help="RELION 4 or 5 particles STAR file (rlnTomoName: each tomogram's tsId)")
+    tomogram: list[str] = parameter(help="the tomograms the particles are in: their size and voxel size convert "
+                                         "the STAR's values to their voxels")
+    tomo_name: list[str] | None = parameter(None, help=TOMO_NAME_HELP + "; RELION's rlnTomoName")
+    voxel_size: float | None = parameter(None, help=TOMOGRAMS_VOXEL_SIZE_HELP)
+    pixel_size: float | None = parameter(None, help="RELION 4: the pixel size in Å of rlnCoordinateX/Y/Z when the "
+                                                    "file has no rlnDetectorPixelSize (default: the tomograms' voxel "
+                                                    "size); RELION 5's centred Å need none")
+    out: str = parameter(help="output CSV (one tomogram) or folder receiving <tsId>.csv per tomogram")
 
 
 @dataclass(kw_only=True)
@@ -392,7 +410,7 @@ class FilamentsJob:
 #: The job class of each ``deepict`` subcommand.
 JOB_CLASSES = {cls.step: cls for cls in (Train3DJob, PickJob, Segment3DJob, ImportModelJob, Train2DJob, Segment2DJob,
                                          SpectrumJob, EqualizeJob, EvaluateJob, ExportJob, ModelInfoJob, EnsembleJob,
-                                         FilterContextJob, ImportPicksJob, FilamentsJob)}
+                                         FilterContextJob, ImportPicksJob, ImportStarJob, FilamentsJob)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,5 +595,5 @@ def _wrong_type(path, where, value, expected) -> InputFileError:
 
 __all__ = ["FORMAT_VERSION", "JOB_CLASSES", "InferenceOptions", "PostprocessOptions", "Train3DJob", "PickJob",
            "Segment3DJob", "ImportModelJob", "Train2DJob", "Segment2DJob", "SpectrumJob", "EqualizeJob",
-           "EvaluateJob", "ExportJob", "ModelInfoJob", "FilterContextJob", "ImportPicksJob", "device_path", "runs_network", "set_device",
+           "EvaluateJob", "ExportJob", "ModelInfoJob", "FilterContextJob", "ImportPicksJob", "ImportStarJob", "device_path", "runs_network", "set_device",
            "job_to_dict", "write_job", "read_job"]

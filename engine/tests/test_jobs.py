@@ -38,6 +38,7 @@ REQUIRED = {
     "import-picks": {"copick": "copick_config.json", "run": ["TS_01"], "object": "ribosome", "user_id": "u",
                      "session_id": "0", "voxel_size": 13.48, "out": "p.csv"},
     "filaments": {"mask": "m.mrc", "out": "f.csv", "tracing": FilamentOptions(spacing_angstrom=40.0)},
+    "import-star": {"star": "particles.star", "tomogram": ["t.mrc"], "out": "picks"},
 }
 
 

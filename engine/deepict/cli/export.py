@@ -10,7 +10,7 @@ from pathlib import Path
 from deepict.conventions import voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.jobs import ExportJob
-from deepict.cli.options import add_command, add_parameter, positive_number
+from deepict.cli.options import add_command, add_parameter, positive_number, tomogram_names
 
 DESCRIPTION = """\
 Write picked coordinates in the format of a downstream sub-tomogram averaging program.
@@ -83,7 +83,7 @@ examples:
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, ExportJob, run, help="write picks for RELION 4/5, Warp, Dynamo or as a DeePiCt motl",
+        subparsers, ExportJob, run, help="write picks for RELION 4/5, Warp, Dynamo, copick or as a DeePiCt motl",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_parameter(parser, ExportJob, "coords", "--coords", action="extend", nargs="+", metavar="CSV")
     add_parameter(parser, ExportJob, "tomogram", "--tomogram", action="extend", nargs="+", metavar="MRC")
@@ -107,10 +107,7 @@ def run(job: ExportJob) -> int:
         raise ParameterError(
             f"{len(job.coords)} coordinate file(s) but {len(job.tomogram)} tomogram(s): give one --tomogram per "
             "--coords file, in the same order.")
-    names = job.tomo_name or [None] * len(job.tomogram)
-    if len(names) != len(job.tomogram):
-        raise ParameterError(f"{len(names)} --tomo-name value(s) for {len(job.tomogram)} tomogram(s); "
-                             "give one name per tomogram or none.")
+    names = tomogram_names(job.tomo_name, job.tomogram)
     if job.voxel_size is not None and not job.voxel_size > 0:
         raise ParameterError(f"--voxel-size must be > 0 Å, got {job.voxel_size}.")
     export.check_output_pixel_size(job.output_pixel_size)

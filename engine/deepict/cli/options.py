@@ -17,6 +17,7 @@ import math
 from dataclasses import MISSING
 
 from deepict.cpu import limit_threads
+from deepict.errors import ParameterError
 from deepict.job_warnings import recording_warnings
 from deepict.jobs import device_path, read_job
 from deepict.parameters import (choices_of, default_of, field_default, has_default, help_of, nested_class,
@@ -50,6 +51,15 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return value
+
+
+def tomogram_names(names, tomograms) -> list:
+    """The ``--tomo-name`` of each tomogram (None: named by its file), refused unless one per tomogram or none."""
+    names = list(names or [None] * len(tomograms))
+    if len(names) != len(tomograms):
+        raise ParameterError(f"{len(names)} --tomo-name value(s) for {len(tomograms)} tomogram(s); give one name "
+                             "per tomogram or none.")
+    return names
 
 
 def add_command(subparsers, job_class: type, run, to_job=None, **parser_options) -> argparse.ArgumentParser:

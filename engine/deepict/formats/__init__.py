@@ -21,9 +21,9 @@ from deepict.formats.dynamo import (DYNAMO_COLUMNS, dynamo_doc_path, dynamo_rows
 from deepict.formats.motl import MOTL_COLUMNS, motl_file_name, motl_rows, read_motl, read_motl_file, write_motl
 from deepict.formats.picks import (PickedTomogram, TomogramInfo, check_output_pixel_size, scale_factor,
                                    tomogram_stem)
-from deepict.formats.relion import (RELION4_COLUMNS, RELION5_COLUMNS, RELION5_VERSION_COMMENT, read_relion4,
-                                    read_relion5, relion4_rows, relion5_centre, relion5_rows, write_relion4,
-                                    write_relion5)
+from deepict.formats.relion import (RELION4_COLUMNS, RELION5_COLUMNS, RELION5_VERSION_COMMENT,
+                                    particles_star_format, read_relion4, read_relion5, relion4_rows, relion5_centre,
+                                    relion5_rows, write_relion4, write_relion5)
 from deepict.formats.warp import WARP_COLUMNS, read_warp, warp_file_name, warp_micrograph_name, write_warp
 from deepict.io import CoordinateTable
 
@@ -78,7 +78,7 @@ def read_exported(fmt: str, out, tomograms: Sequence[TomogramInfo],
 __all__ = ["DYNAMO_COLUMNS", "FORMATS", "MOTL_COLUMNS", "RELION4_COLUMNS", "RELION5_COLUMNS", "RELION5_VERSION_COMMENT",
            "WARP_COLUMNS", "PickedTomogram", "TomogramInfo", "carries_classes", "carries_orientations", "check_format",
            "check_output_pixel_size", "class_map_path", "class_name_map", "dynamo_doc_path", "dynamo_rows",
-           "export_coordinates", "motl_file_name", "motl_rows", "read_class_map", "read_dynamo", "read_dynamo_doc",
+           "export_coordinates", "motl_file_name", "particles_star_format", "motl_rows", "read_class_map", "read_dynamo", "read_dynamo_doc",
            "read_dynamo_table", "read_exported", "read_motl", "read_motl_file", "read_relion4", "read_relion5",
            "read_warp", "relion4_rows", "relion5_centre", "relion5_rows", "scale_factor", "tomogram_stem",
            "warp_file_name", "warp_micrograph_name", "write_dynamo", "write_motl", "write_relion4", "write_relion5",

@@ -93,8 +93,10 @@ def _read_particles(path, tomograms: Sequence[TomogramInfo], position_columns: t
              float(row.get(COORDINATE_PIXEL_SIZE, 0.0))))
     unknown = sorted(set(grouped) - {t.name for t in tomograms})
     if unknown:
-        raise InputFileError(path, f"holds particles of tomogram(s) {unknown} that were not given",
-                             "Give the matching TomogramInfo for every rlnTomoName in the file.")
+        raise InputFileError(path, f"holds particles of tomogram(s) {unknown} (rlnTomoName) that were not given "
+                                   f"(given: {[t.name for t in tomograms]})",
+                             "Give those tomograms too, named by their tsId (the file name without extension, or "
+                             "--tomo-name).")
     out = []
     for tomogram in tomograms:
         entries = grouped.get(tomogram.name, [])
@@ -198,6 +200,13 @@ def write_relion5(path, picks: Sequence[PickedTomogram], output_pixel_size: Opti
     columns = RELION5_COLUMNS + relion_extra_columns([coords for _, coords in check_picks(picks)])
     text = star_text("particles", columns, rows, header=f"\n{RELION5_VERSION_COMMENT}\n")
     return write_single_file(path, "RELION 5", text, picks)
+
+
+def particles_star_format(path) -> str:
+    """``relion5`` for a particles STAR file with RELION 5's centred Å columns, else ``relion4`` (which reader of
+    :func:`read_relion4` and :func:`read_relion5` it needs)."""
+    columns = read_star(Path(path), "particles", ["rlnTomoName"]).getColumnNames()
+    return "relion5" if "rlnCenteredCoordinateXAngst" in columns else "relion4"
 
 
 def read_relion5(path, tomograms: Sequence[TomogramInfo], output_pixel_size: Optional[float] = None

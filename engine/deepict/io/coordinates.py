@@ -136,6 +136,10 @@ def read_coordinates(path) -> CoordinateTable:
     voxel_size = _metadata_voxel_size(path, metadata)
     if not rows:
         return CoordinateTable(np.zeros((0, 3)), {}, voxel_size)
+    if rows[0][1][0].startswith("data_"):  # a STAR file's first table
+        raise InputFileError(path, "is a STAR file (RELION), not a coordinate table",
+                             f"Convert it first: deepict import-star --star {path.name} --tomogram TOMOGRAM.mrc "
+                             "--out picks/ (one CSV per tomogram; RELION 4 and 5 particles files).")
     headerless = all(_is_number(c) for c in rows[0][1])
     body = rows if headerless else rows[1:]
     fields = [r for _, r in body]

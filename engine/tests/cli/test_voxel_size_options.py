@@ -16,6 +16,8 @@ from tiny_world import run, untrained_model
       "--out", "p"], "--voxel-size"),
     (["export", "--coords", "p.csv", "--tomogram", "t.mrc", "--format", "relion4", "--out", "p.star"],
      "--output-pixel-size"),
+    (["import-star", "--star", "p.star", "--tomogram", "t.mrc", "--out", "p"], "--voxel-size"),
+    (["import-star", "--star", "p.star", "--tomogram", "t.mrc", "--out", "p"], "--pixel-size"),
     (["pick", "--model", "m.pt", "--tomogram", "t.mrc", "--out", "p.csv"], "--voxel-size"),
     (["segment2d", "--model", "m.pt", "--tomogram", "t.mrc", "--out", "m.mrc"], "--voxel-size"),
     (["filter-context", "--coords", "p.csv", "--context", "c.mrc", "--out", "k.csv"], "--context-voxel-size"),
