@@ -11,5 +11,6 @@ from .protocol_evaluate import ProtDeepictEvaluate
 from .protocol_segment2d import ProtDeepictSegment2D
 from .protocol_train2d import ProtDeepictTrain2D
 from .protocol_copick import ProtDeepictCopickExport, ProtDeepictCopickImport
+from .protocol_import_coordinates import ProtDeepictImportCoordinates
 from .protocol_filter_context import ProtDeepictFilterContext
 from .protocol_trace_filaments import ProtDeepictTraceFilaments
