@@ -25,7 +25,7 @@ from deepict.conventions import (CONTEXT_MODES, DEFAULT_CLASS_NAME, MAX_RESCALE_
                                   fits_model_voxel_size, rescale_factor, rescale_within_limit, voxel_sizes_differ)
 from deepict.errors import DeepictError
 from deepict.job_warnings import WARNINGS_SUFFIX, forget_warnings, warnings_in_folder
-from deepict.nn.model_files import published_spectrum_warning
+from deepict.nn.model_files import PUBLISHED_SOURCE_PREFIX, published_spectrum_warning
 from deepict.infer.clusters import ClusterParameters
 from deepict.infer.tiling import check_box_margin
 from deepict.parameters import PRECISION_AUTO, PRECISIONS, choices_of, default_of, option_help
@@ -60,6 +60,12 @@ RUN_PARAMS = ("runName", "runMode", "hostName", USE_GPU, GPU_LIST, PRECISION_PAR
 
 class DeepictJobError(Exception):
     """A deepict job failed with an error the user can fix; the message is the engine's one line."""
+
+
+#: A checkpoint's voxel size is typed at its import (the file records none): a wrong one looks like wrong tomograms.
+TYPED_VOXEL_SIZE_HINT = (" The voxel size of a model imported from a DeePiCt checkpoint is the one typed at its "
+                         "import: if that was wrong, import it again with the right one (the published networks: "
+                         "13.48 Å).")
 
 
 def stableDigest(value):
@@ -164,7 +170,8 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         form.addHidden(USE_GPU, params.BooleanParam, default=True, label="Use GPU",
                        help="Run the network on a GPU if one is visible (the CPU is used otherwise).")
         form.addHidden(GPU_LIST, params.StringParam, default="0", label="Choose GPU IDs",
-                       help="GPU to use (one is enough: DeePiCt networks are small).")
+                       help="GPU to use (one is enough: DeePiCt networks are small). On a machine without a "
+                            "GPU the steps run on the CPU whatever this says; the run's log names the device.")
 
     def _defineComputeParams(self, form, gpu=True, threads=1):
         """The form's compute header: the GPU choice and the engine's CPU threads per job; protocols that
@@ -583,6 +590,19 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                     "select a set with at least one item."]
         return []
 
+    def _validateTomograms(self, pointer, label):
+        """:meth:`_validateNotEmpty`, and tomograms, not masks or probability maps: a SetOfTomoMasks is a
+        SetOfTomograms, so Scipion's choosers offer them where tomograms are asked for."""
+        return self._validateNotEmpty(pointer, label) or self._tomogramsNotMasksErrors(pointer.get(), label)
+
+    @staticmethod
+    def _tomogramsNotMasksErrors(tomograms, label):
+        if not isinstance(tomograms, SetOfTomoMasks):
+            return []
+        kind = "probability maps" if isMarked(tomograms, PROBABILITY_MAPS_ATTRIBUTE) else "masks"
+        return [f"{label}: {tomograms.getNameId()} are {kind}, not tomograms: choose the imported (or equalized) "
+                "tomograms."]
+
     def _validateModelSampling(self, model, tomograms, label="input tomograms"):
         """Tomograms off the model's voxel size are rescaled by the engine, within MAX_RESCALE_FACTOR either way."""
         modelSize, tomoSize = model.getVoxelSize(), tomograms.getSamplingRate()
@@ -591,8 +611,13 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
                     f"a rescale by {rescale_factor(tomoSize, modelSize):.3g}, more than the {MAX_RESCALE_FACTOR:g}x "
                     f"DeePiCt does on the fly. Bin or rescale the tomograms to within {MAX_RESCALE_FACTOR:g}x of "
                     f"{modelSize:.2f} Å/voxel first (e.g. with an IMOD or Xmipp resize protocol), or train a model "
-                    "at this voxel size."]
+                    "at this voxel size." + (TYPED_VOXEL_SIZE_HINT if self._isCheckpoint(model) else "")]
         return []
+
+    @staticmethod
+    def _isCheckpoint(model):
+        """Whether ``model`` was imported from a DeePiCt checkpoint, whose voxel size was typed at its import."""
+        return (model.getSource() or "").startswith(PUBLISHED_SOURCE_PREFIX)
 
     def _rescaleSummary(self, model, tomograms):
         """The summary line saying that the tomograms are rescaled to the model's voxel size (or nothing)."""
@@ -638,8 +663,8 @@ class ProtDeepictBase(EMProtocol, ProtTomoBase):
         would count (a context of the whole tomogram, a filament everywhere)."""
         if masks is None or not isMarked(masks, PROBABILITY_MAPS_ATTRIBUTE):
             return []
-        return [f"{label}: these are probability maps, not binary masks: choose the 'segmentations' output of the "
-                "same run (or threshold the maps first)."]
+        return [f"{label}: these are probability maps, not binary masks: choose the 'segmentations' output of a "
+                "segment 3D or segment compartments 2D run (or threshold the maps first)."]
 
     def _validateMasksFor(self, masks, tomograms, label, anyBinning=False, binary=True):
         """Masks must have their tomogram's sampling rate and size (``anyBinning``: any sampling rate over the
@@ -960,7 +985,7 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
             self.addSummaryWarning(f"The model: {warning}")
 
     def _validate(self):
-        errors = self._validateNotEmpty(self.inputTomograms, "Input tomograms")
+        errors = self._validateTomograms(self.inputTomograms, "Input tomograms")
         errors += self._validateNotEmpty(self.inputModel, "DeePiCt model")
         if errors:
             return errors
@@ -973,7 +998,10 @@ class ProtDeepictInferenceBase(ProtDeepictBase):
                           f"{', '.join(model.getClasses())}.")
         errors += self._validateModelSampling(model, tomograms)
         if self.contextMasks.get() is not None:
-            errors += self._validateMasksFor(self.contextMasks.get(), tomograms, "Context masks", anyBinning=True)
+            # Scipion fills it with the selected run's maps: say where the optional field is, to clear it.
+            errors += self._validateMasksFor(self.contextMasks.get(), tomograms,
+                                             "Context masks (optional, Post-processing tab; clear it for none)",
+                                             anyBinning=True)
         return errors + self._validateClusterParams(model) + self._validateCompute(model)
 
     def _validateClusterParams(self, model):

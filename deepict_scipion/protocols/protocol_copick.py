@@ -116,7 +116,7 @@ class ProtDeepictCopickImport(ProtDeepictBase):
         self._defineSourceRelation(self.inputTomograms, coordinates)
 
     def _validate(self):
-        errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
+        errors = self._validateTomograms(self.inputTomograms, "Tomograms")
         if errors:
             return errors
         errors = _identityErrors(self)

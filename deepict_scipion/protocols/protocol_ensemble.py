@@ -136,7 +136,7 @@ class ProtDeepictEnsemble(ProtDeepictBase):
         return []
 
     def _validateCalibration(self, model):
-        errors = self._validateNotEmpty(self.inputTomograms, "Training tomograms")
+        errors = self._validateTomograms(self.inputTomograms, "Training tomograms")
         errors += self._validateNotEmpty(self.inputCoordinates, "Training coordinates")
         if errors:
             return errors + ["Give the networks' training tomograms and coordinates, or untick 'Calibrate on the "

@@ -45,10 +45,17 @@ class ProtDeepictEqualize(ProtDeepictBase):
                       default=REFERENCE_TOMOGRAM, display=params.EnumParam.DISPLAY_HLIST, label="Reference",
                       help="The tomogram whose spectrum the others are matched to (e.g. a good tomogram of the "
                            "training data), or a spectrum table measured before.")
-        form.addParam("referenceTomogram", params.PointerParam, pointerClass="Tomogram", allowsNull=True,
-                      condition=f"referenceSource == {REFERENCE_TOMOGRAM}", label="Reference tomogram",
-                      help="One tomogram (pick it inside a set of tomograms). Its voxel size may differ from the "
-                           "input's: the spectra are matched in physical frequency (1/Å).")
+        # A set and a tsId, not a pointer to one tomogram: Scipion's chooser lists no items of a SetOfTomograms.
+        form.addParam("referenceTomograms", params.PointerParam, pointerClass="SetOfTomograms", allowsNull=True,
+                      condition=f"referenceSource == {REFERENCE_TOMOGRAM}", label="Reference tomograms",
+                      help="The set that holds the reference tomogram (e.g. the training tomograms, or the input "
+                           "tomograms themselves). Its voxel size may differ from the input's: the spectra are "
+                           "matched in physical frequency (1/Å).")
+        form.addParam("referenceTsId", params.StringParam, default="",
+                      condition=f"referenceSource == {REFERENCE_TOMOGRAM}", label="Reference tomogram (tsId)",
+                      help="Which tomogram of that set is the reference: its tomogram id (tsId, as the set's "
+                           "Analyze results lists them; else its file name without extension). Empty: the set's "
+                           "first tomogram.")
         form.addParam("referenceFile", params.FileParam, allowsNull=True,
                       condition=f"referenceSource == {REFERENCE_FILE}", label="Reference spectrum file",
                       help="A TSV written by 'deepict spectrum' (or by this protocol: extra/reference_spectrum.tsv), "
@@ -88,7 +95,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
         """The reference spectrum as a DeePiCt-scipion TSV in extra/ (also an output of the protocol)."""
         out = os.path.abspath(self.referenceSpectrumPath())
         if self.referenceSource.get() == REFERENCE_TOMOGRAM:
-            tomo = self.referenceTomogram.get()
+            tomo = self.referenceTomogram()
             self.runDeepict(SpectrumJob(tomogram=os.path.abspath(tomo.getFileName()), out=out,
                                         voxel_size=tomo.getSamplingRate()), "reference_spectrum")
         elif self._isOriginalSpectrum():
@@ -127,8 +134,8 @@ class ProtDeepictEqualize(ProtDeepictBase):
         self._defineOutputs(Tomograms=output, referenceSpectrum=reference)
         self._defineSourceRelation(self.inputTomograms, output)
         if self.referenceSource.get() == REFERENCE_TOMOGRAM:
-            self._defineSourceRelation(self.referenceTomogram, output)
-            self._defineSourceRelation(self.referenceTomogram, reference)
+            self._defineSourceRelation(self.referenceTomograms, output)
+            self._defineSourceRelation(self.referenceTomograms, reference)
 
     # ----------------------------------------- files -----------------------------------------
     def referenceSpectrumPath(self):
@@ -156,6 +163,15 @@ class ProtDeepictEqualize(ProtDeepictBase):
         value = self.lowpassAngstrom.get()
         return value if value else None  # empty or 0: none
 
+    def referenceTomogram(self):
+        """The reference tomogram: the item of "Reference tomograms" whose key (tsId, else file name) is "Reference
+        tomogram (tsId)", the set's first if that is empty; None if there is no such set or item."""
+        tomograms, wanted = self.referenceTomograms.get(), (self.referenceTsId.get() or "").strip()
+        if tomograms is None:
+            return None
+        return next((t.clone() for t in tomograms.iterItems(orderBy="id") if not wanted or tomogramKey(t) == wanted),
+                    None)
+
     def _referenceBox(self):
         return [int(v) for v in (self.referenceBox.get() or "").replace(",", " ").split()]
 
@@ -165,14 +181,9 @@ class ProtDeepictEqualize(ProtDeepictBase):
 
     # ------------------------------------------ info -----------------------------------------
     def _validate(self):
-        errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
+        errors = self._validateTomograms(self.inputTomograms, "Tomograms")
         if self.referenceSource.get() == REFERENCE_TOMOGRAM:
-            tomo = self.referenceTomogram.get()
-            if tomo is None:
-                errors.append("Reference tomogram: none selected. Choose one tomogram (e.g. a good tomogram of "
-                              "the training data), or give a spectrum file.")
-            elif not tomo.getFileName() or not os.path.exists(tomo.getFileName()):
-                errors.append(f"Reference tomogram: file {tomo.getFileName()} not found.")
+            errors += self._validateReference()
         else:
             errors += self._validateSpectrumFile()
         lowpass = self.lowpassResolution()
@@ -193,6 +204,24 @@ class ProtDeepictEqualize(ProtDeepictBase):
                     errors.append(f"A low-pass at {lowpass:g} Å is longer than the tomograms themselves "
                                   f"({extent:.0f} Å): it would remove all their detail. Give a smaller value "
                                   "(about 3 x the voxel size), or leave it empty for none.")
+        return errors
+
+    def _validateReference(self):
+        """A reference tomogram that exists, in a set of tomograms (not masks or probability maps)."""
+        tomograms = self.referenceTomograms.get()
+        if tomograms is None:
+            return ["Reference tomograms: none selected. Choose the set that holds the reference tomogram (e.g. the "
+                    "training tomograms), or give a spectrum file."]
+        errors = self._tomogramsNotMasksErrors(tomograms, "Reference tomograms")
+        tomo = self.referenceTomogram()
+        if tomo is None:
+            keys = [tomogramKey(t) for t in tomograms.iterItems(orderBy="id")]
+            shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+            return errors + [f"Reference tomogram (tsId): '{self.referenceTsId.get()}' is not in "
+                             f"{tomograms.getNameId()} ({shown or 'empty'}): give one of these, or leave it empty "
+                             "for the first."]
+        if not tomo.getFileName() or not os.path.exists(tomo.getFileName()):
+            errors.append(f"Reference tomogram: file {tomo.getFileName()} not found.")
         return errors
 
     def _validateSpectrumFile(self):
@@ -227,7 +256,7 @@ class ProtDeepictEqualize(ProtDeepictBase):
 
     def _referenceLabel(self):
         if self.referenceSource.get() == REFERENCE_TOMOGRAM:
-            tomo = self.referenceTomogram.get()
+            tomo = self.referenceTomogram()
             return f"tomogram {tomogramKey(tomo)}" if tomo is not None else "?"
         return f"spectrum file {self.referenceFile.get()}"
 

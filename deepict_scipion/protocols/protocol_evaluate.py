@@ -228,6 +228,7 @@ class ProtDeepictEvaluate(ProtDeepictBase):
         if not self.radius.get() or self.radius.get() <= 0:
             errors.append(f"The matching radius must be > 0 voxels (got {self.radius.get()}).")
         picks, truth = self.inputCoordinates.get(), self.groundTruthCoordinates.get()
+        errors += self._sameSetErrors(picks, truth, "Picks")
         for coordinates, label in ((picks, "Picks"), (truth, "Ground-truth coordinates")):
             if not coordinates.getSamplingRate() or coordinates.getSamplingRate() <= 0:
                 errors.append(f"{label} have no sampling rate: import them with their tomograms.")
@@ -241,6 +242,15 @@ class ProtDeepictEvaluate(ProtDeepictBase):
                           f"ground truth on {', '.join(self._precedentKeys(truth))} (tomograms are matched by tsId).")
         return errors
 
+    @staticmethod
+    def _sameSetErrors(predictions, truth, label):
+        """Predictions that are the ground truth itself (Scipion fills both fields with the selected run's output)
+        would score a perfect 1.0."""
+        if predictions.getObjId() != truth.getObjId():
+            return []
+        return [f"{label} and the ground truth are the same set ({truth.getNameId()}): choose the annotated "
+                "(imported) coordinates or masks as the ground truth."]
+
     def _validateVoxels(self):
         errors = self._validateNotEmpty(self.groundTruthMasks, "Ground-truth masks")
         if not self._predictionSets():
@@ -251,6 +261,8 @@ class ProtDeepictEvaluate(ProtDeepictBase):
         if errors:
             return errors
         truth = self.groundTruthMasks.get()
+        for predictions in self._predictionSets():
+            errors += self._sameSetErrors(predictions, truth, str(predictions))
         errors += self._binaryMaskErrors(truth, "Ground-truth masks")
         errors += self._binaryMaskErrors(self.inputMasks.get(), "Predicted masks")  # the maps have their own field
         for predictions in self._predictionSets():

@@ -93,7 +93,7 @@ class ProtDeepictSegment2D(ProtDeepictBase):
             self._defineSourceRelation(self.inputModel, output)
 
     def _validate(self):
-        errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
+        errors = self._validateTomograms(self.inputTomograms, "Tomograms")
         errors += self._validateNotEmpty(self.inputModel, "DeePiCt 2D model")
         if errors:
             return errors

@@ -139,7 +139,7 @@ class ProtDeepictTraceFilaments(ProtDeepictBase):
 
     # ------------------------------------ info -------------------------------------------------
     def _validate(self):
-        errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
+        errors = self._validateTomograms(self.inputTomograms, "Tomograms")
         errors += self._validateNotEmpty(self.inputMasks, "Filament masks")
         if errors:
             return errors

@@ -130,7 +130,7 @@ class ProtDeepictTrain2D(ProtDeepictBase):
         return self._getExtraPath("model2d.pt")
 
     def _validate(self):
-        errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
+        errors = self._validateTomograms(self.inputTomograms, "Tomograms")
         errors += self._validateNotEmpty(self.inputMasks, "Compartment masks")
         if errors:
             return errors

@@ -355,7 +355,7 @@ class ProtDeepictTrain3D(ProtDeepictBase):
         return None
 
     def _validate(self):
-        errors = self._validateNotEmpty(self.inputTomograms, "Tomograms")
+        errors = self._validateTomograms(self.inputTomograms, "Tomograms")
         if errors:
             return errors
         tomograms = self.inputTomograms.get()

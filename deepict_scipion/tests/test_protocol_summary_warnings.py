@@ -138,6 +138,11 @@ class TestSummaryWarnsAboutAFilledMap(BaseTest):
                                source=f"{PUBLISHED_SOURCE_PREFIX} ribo.pth")
         imported = self.newProtocol(ProtDeepictImportModel, modelFile=str(published))
         self.launchProtocol(imported)
+        # The import warns already: a GUI user saw nothing until a pick found almost nothing.
+        importRun = self.proj.getProtocol(imported.getObjId())
+        importRun.checkSummaryWarnings()
+        self.assertTrue(importRun.hasSummaryWarnings())
+        self.assertIn("model.pt: this published DeePiCt network", "\n".join(importRun.summary()))
         pick, run, summary, log = self.launch(inputModel=imported.deepictModel)
         self.assertIn("model.pt: this published DeePiCt network", log)
         self.assertTrue(run.hasSummaryWarnings())

@@ -149,8 +149,10 @@ class TestDeepict2DProtocols(BaseTest):
 
         self.assertIn(said, errors(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms, inputMasks=maps))
         self.assertNotIn(said, errors(ProtDeepictTrain2D, inputTomograms=self.tomos.Tomograms, inputMasks=masks))
-        self.assertIn(said, errors(ProtDeepictPick, inputTomograms=self.tomos.Tomograms,
-                                   inputModel=self.train2d.deepictModel, contextMasks=maps))
+        # Scipion fills this optional field with a selected pick run's maps: the message says where it is.
+        self.assertIn("Context masks (optional, Post-processing tab; clear it for none): " + said,
+                      errors(ProtDeepictPick, inputTomograms=self.tomos.Tomograms, inputModel=self.train2d.deepictModel,
+                             contextMasks=maps))
         self.assertIn(said, errors(ProtDeepictFilterContext, inputCoordinates=self.coords.outputCoordinates,
                                    inputMasks=maps))
         self.assertNotIn(said, errors(ProtDeepictFilterContext, inputCoordinates=self.coords.outputCoordinates,

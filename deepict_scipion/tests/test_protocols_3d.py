@@ -173,6 +173,13 @@ class TestDeepict3DProtocols(BaseTest):
                                 inputModel=imported.deepictModel)
         self.launchProtocol(pick)
         self.assertIsNotNone(getattr(pick, pick.OUTPUT_PREFIX))
+        # Imported with the voxel size mistyped (1.348 Å): the refusal also names that cause, not only the tomograms.
+        mistyped = self.newProtocol(ProtDeepictImportModel, modelFile=str(PUBLISHED), voxelSize=VOXEL / 10)
+        self.launchProtocol(mistyped)
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=self.importTomos.Tomograms,
+                                inputModel=mistyped.deepictModel)
+        self.assertTrue(any("more than the 4x" in e and "typed at its import" in e for e in pick.validate()),
+                        pick.validate())
 
     def test_train_on_structure_masks(self):
         masks = self.newProtocol(ProtImportTomomasks, filesPath=os.path.abspath(os.path.join(self.dataDir, "masks")),
@@ -227,6 +234,7 @@ class TestDeepict3DProtocols(BaseTest):
         pick = self.newProtocol(ProtDeepictPick, inputTomograms=other.Tomograms, inputModel=self.train.deepictModel)
         errors = pick.validate()
         self.assertTrue(any("trained at 13.48" in e and "more than the 4x" in e for e in errors), errors)
+        self.assertNotIn("typed at its import", " ".join(errors))  # a trained model records its own
 
     def test_validate_refuses_mismatched_coordinates_and_bad_parameters(self):
         other = self.newProtocol(ProtImportTomograms, filesPath=os.path.abspath(self.dataDir),

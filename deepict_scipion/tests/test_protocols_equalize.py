@@ -116,11 +116,12 @@ class TestDeepictEqualizeProtocols(BaseTest):
 
     @classmethod
     def newEqualize(cls, referenceItem=1, **kwargs):
-        """An equalize protocol on the imported tomograms, with reference tomogram item ``referenceItem``."""
+        """An equalize protocol on the imported tomograms, its reference tomogram item ``referenceItem`` of them, as
+        the form gives it: the set, and the item's tsId."""
         protocol = cls.newProtocol(ProtDeepictEqualize, inputTomograms=cls.importTomos.Tomograms, **kwargs)
         if referenceItem is not None:
-            protocol.referenceTomogram.set(cls.importTomos)
-            protocol.referenceTomogram.setExtended(f"Tomograms.{referenceItem}")
+            protocol.referenceTomograms.set(cls.importTomos.Tomograms)
+            protocol.referenceTsId.set(cls.importTomos.Tomograms[referenceItem].getTsId())
         return protocol
 
     def referenceKey(self):
@@ -241,7 +242,7 @@ class TestDeepictEqualizeProtocols(BaseTest):
     # ------------------------------------------- _validate --------------------------------------
     def test_validate_refuses_missing_reference_and_low_pass_beyond_nyquist(self):
         errors = " ".join(self.newEqualize(referenceItem=None, lowpassAngstrom=20.0).validate())
-        self.assertIn("Reference tomogram: none selected", errors)
+        self.assertIn("Reference tomograms: none selected", errors)
         self.assertIn("finer than the Nyquist limit", errors)
         self.assertEqual(self.newEqualize(lowpassAngstrom=None).validate(), [])
         self.assertIn("longer than the tomograms", " ".join(self.newEqualize(lowpassAngstrom=5000.0).validate()))
@@ -268,6 +269,42 @@ class TestDeepictEqualizeProtocols(BaseTest):
                                  classNames="ribosome", spectrumReference=os.path.abspath(bad), **TINY_TRAINING)
         train.inputCoordinates.append(self.importCoords.outputCoordinates)
         self.assertTrue(any("lacks the columns" in e for e in train.validate()), train.validate())
+
+    def test_the_reference_is_a_tomogram_of_a_set_by_tsid_and_masks_are_no_tomograms(self):
+        """Scipion's chooser offers no single tomogram of a SetOfTomograms, but it offers masks and probability maps
+        (a SetOfTomoMasks is a SetOfTomograms) wherever tomograms are asked for: the walk chose both."""
+        from tomo.objects import SetOfTomoMasks, TomoMask
+        tomograms = self.importTomos.Tomograms
+        first = protocol = self.newEqualize(referenceItem=None)
+        protocol.referenceTomograms.set(tomograms)  # tsId left empty: the set's first
+        self.assertEqual(protocol.validate(), [])
+        self.assertEqual(first.referenceTomogram().getTsId(), tomograms.getFirstItem().getTsId())
+        protocol.referenceTsId.set("nonesuch")
+        errors = " ".join(protocol.validate())
+        self.assertIn("'nonesuch' is not in", errors)
+        self.assertIn(self.referenceKey(), errors)
+        masks = SetOfTomoMasks.create(os.path.abspath(self.proj.getTmpPath()), suffix="masks")
+        masks.setSamplingRate(VOXEL)
+        for tomo in tomograms.iterItems():
+            mask = TomoMask()
+            mask.copyInfo(tomo)
+            mask.setLocation(tomo.getFileName())
+            masks.append(mask)
+        masks.write()
+        protocol = self.newEqualize()
+        protocol.inputTomograms.set(masks)
+        self.assertTrue(any(e.startswith("Tomograms: ") and "are masks, not tomograms" in e
+                            for e in protocol.validate()), protocol.validate())
+        protocol = self.newEqualize(referenceItem=None)
+        protocol.referenceTomograms.set(masks)
+        self.assertTrue(any(e.startswith("Reference tomograms: ") and "are masks, not tomograms" in e
+                            for e in protocol.validate()), protocol.validate())
+        train = self.newProtocol(ProtDeepictTrain3D, inputTomograms=masks, classNames="ribosome", particleRadii="80",
+                                 **TINY_TRAINING)
+        train.inputCoordinates.append(self.importCoords.outputCoordinates)
+        self.assertTrue(any("are masks, not tomograms" in e for e in train.validate()), train.validate())
+        pick = self.newProtocol(ProtDeepictPick, inputTomograms=masks, inputModel=self.train.deepictModel)
+        self.assertTrue(any("are masks, not tomograms" in e for e in pick.validate()), pick.validate())
 
     def test_validate_refuses_an_empty_set(self):
         empty = SetOfTomograms.create(os.path.abspath(self.proj.getTmpPath()), suffix="empty")

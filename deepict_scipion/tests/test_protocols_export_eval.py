@@ -323,6 +323,22 @@ class TestDeepictExportEvaluate(BaseTest):
         model = DeepictModel(filename=os.path.join(modelDir, "model.pt"))
         png = DeepictTrainingViewer(project=self.proj).trainingCurvesPng(model, os.path.join(out, "model.png"))
         self.assertGreater(os.path.getsize(png), 1000)
+        # A weight-averaged model's own Dice is drawn beside the best epoch's (the plot showed only the best, 0.276,
+        # the summary the model's 0.152); an imported network says why it has no history.
+        from unittest import mock
+        with open(os.path.join(modelDir, "model_info.json"), "w") as handle:
+            json.dump({"kind": "3d", "classes": ["ribosome"], "voxel_size": VOXEL, "history": history,
+                       "weight_average": {"first_epoch": 3, "last_epoch": 4, "val_dice": 0.152}}, handle)
+        with mock.patch.object(plots, "plot_training_curves", wraps=plots.plot_training_curves) as plotted:
+            DeepictTrainingViewer(project=self.proj).trainingCurvesPng(model, os.path.join(out, "model2.png"))
+        self.assertEqual(plotted.call_args.kwargs["kept"], ("weight average of epochs 3-4", 0.152))
+        from matplotlib.figure import Figure
+        figure = Figure()
+        plots.draw_training_curves(figure, history, kept=("weight average of epochs 3-4", 0.152))
+        self.assertIn("model: 0.152 (weight average of epochs 3-4)", figure.axes[1].get_legend_handles_labels()[1])
+        figure = Figure()
+        plots.draw_training_curves(figure, [], no_history="no training history: imported")
+        self.assertEqual([t.get_text() for t in figure.axes[0].texts], ["no training history: imported"])
 
         # Scipion finds the viewers for their targets
         from pwem import Domain
@@ -402,6 +418,10 @@ class TestDeepictExportEvaluate(BaseTest):
         prot = self.newProtocol(ProtDeepictEvaluate, inputCoordinates=self.pickCoords,
                                 groundTruthCoordinates=self.truthCoords, radius=0)
         self.assertTrue(any("radius must be > 0" in e for e in prot.validate()))
+        # Scipion fills both fields with the selected run's output: the picks scored against themselves gave 1.0.
+        prot = self.newProtocol(ProtDeepictEvaluate, inputCoordinates=self.pickCoords,
+                                groundTruthCoordinates=self.pickCoords)
+        self.assertTrue(any("the ground truth are the same set" in e for e in prot.validate()), prot.validate())
         prot = self.newProtocol(ProtDeepictEvaluate, inputCoordinates=self.pickCoords)
         label = prot.getParam("groundTruthCoordinates").label.get()
         self.assertIn(f"*{label}* cannot be EMPTY.", prot.validate())

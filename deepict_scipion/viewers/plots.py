@@ -88,9 +88,12 @@ def _training_runs(history) -> dict:
     return {None: _history_columns(history)}
 
 
-def draw_training_curves(figure: Figure, history, title: Optional[str] = None) -> None:
+def draw_training_curves(figure: Figure, history, title: Optional[str] = None, kept: Optional[tuple] = None,
+                         no_history: str = "no training history") -> None:
     """Loss and validation Dice per epoch of one training's ``history``, or of each of {label: history} (an
-    ensemble's networks: one line each, labelled)."""
+    ensemble's networks: one line each, labelled). ``kept``: (what, validation Dice) of the model's weights when
+    they are no epoch as trained (a weight average), drawn as a level beside the best epoch's. ``no_history``:
+    what the plots say without one (e.g. an imported network)."""
     runs = _training_runs(history)
     loss_ax, dice_ax = figure.subplots(1, 2)
     single = len(runs) == 1
@@ -108,9 +111,13 @@ def draw_training_curves(figure: Figure, history, title: Optional[str] = None) -
                 dice_ax.annotate(f"best {data['val_dice'][best]:.3f} (epoch {data['epoch'][best]:g})",
                                  (data["epoch"][best], data["val_dice"][best]), textcoords="offset points",
                                  xytext=(4 if early else -4, -14), ha="left" if early else "right", fontsize=8)
+                if kept is not None and kept[1] is not None:
+                    dice_ax.axhline(kept[1], color=class_colour(1), linestyle="--", linewidth=1,
+                                    label=f"model: {kept[1]:.3f} ({kept[0]})")
+                    dice_ax.legend(fontsize=8, loc="upper left")
     if not drawn:
         for ax in (loss_ax, dice_ax):
-            ax.text(0.5, 0.5, "no training history", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, no_history, ha="center", va="center", transform=ax.transAxes, wrap=True)
     elif not dice_ax.lines:
         dice_ax.text(0.5, 0.5, "no validation data", ha="center", va="center", transform=dice_ax.transAxes)
     if not single and drawn:
@@ -127,15 +134,17 @@ def draw_training_curves(figure: Figure, history, title: Optional[str] = None) -
     figure.tight_layout()
 
 
-def plot_training_curves(history, out_png, title: Optional[str] = None) -> str:
+def plot_training_curves(history, out_png, title: Optional[str] = None, kept: Optional[tuple] = None,
+                         no_history: str = "no training history") -> str:
     """PNG of loss and validation Dice per epoch.
 
     ``history`` is a model's training history: a list of ``{epoch, loss, val_dice, seconds}`` (as
     ``deepict model-info --json`` prints; ``val_dice`` may be None) or a dict of equal-length lists;
-    or {label: history} of several trainings (an ensemble's networks), drawn one line each.
+    or {label: history} of several trainings (an ensemble's networks), drawn one line each. ``kept`` and
+    ``no_history``: see :func:`draw_training_curves`.
     """
     figure = _new_figure(9, 3.6)
-    draw_training_curves(figure, history, title)
+    draw_training_curves(figure, history, title, kept, no_history)
     return _save(figure, out_png)
 
 

@@ -16,6 +16,8 @@ import numpy as np
 from pyworkflow.viewer import DESKTOP_TKINTER, View, Viewer
 from tomo.objects import SetOfCoordinates3D
 
+from deepict.nn.model_files import PUBLISHED_SOURCE_PREFIX
+
 from .. import Plugin
 from ..constants import FILAMENTS_ATTRIBUTE
 from ..convert import coordinateGroups, isMarked
@@ -173,7 +175,16 @@ class DeepictTrainingViewer(DeepictViewerBase):
         return histories
 
     def trainingCurvesPng(self, model, outPng):
-        return plots.plot_training_curves(self.modelHistory(model), outPng, title=str(model))
+        """The curves, with the model's own validation Dice where its weights are a weight average (the summary
+        gives both), and for an imported network, why there is no history."""
+        info = self.modelInfo(self._absPath(model.getFileName()))
+        average = info.get("weight_average") or {}
+        kept = (f"weight average of epochs {average['first_epoch']}-{average['last_epoch']}", average["val_dice"]) \
+            if average.get("val_dice") is not None else None
+        imported = (info.get("source") or "").startswith(PUBLISHED_SOURCE_PREFIX)
+        return plots.plot_training_curves(self.modelHistory(model), outPng, title=str(model), kept=kept,
+                                          no_history="no training history: a network imported from a DeePiCt "
+                                                     "checkpoint" if imported else "no training history")
 
     def _visualize(self, obj, **kwargs):
         def build():

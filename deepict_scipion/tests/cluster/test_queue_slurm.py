@@ -180,14 +180,18 @@ class TestQueueSlurm(BaseTest):
 
         equalize = queued(self.newProtocol(ProtDeepictEqualize, inputTomograms=self.tomos.Tomograms,
                                            numberOfThreads=3, binThreads=1))
-        equalize.referenceTomogram.set(self.tomos)
-        equalize.referenceTomogram.setExtended("Tomograms.1")
+        equalize.referenceTomograms.set(self.tomos.Tomograms)  # its first tomogram
         self.launchProtocol(equalize)
         self.assertEqual(equalize.Tomograms.getSize(), TOMOGRAMS)
         self.assertGreaterEqual(len(jobBanners(equalize)), TOMOGRAMS)
 
+        # The same files imported again as the ground truth: evaluate refuses one set as both.
+        truth = self.newProtocol(ProtImportCoordinates3D, filesPath=self.coords.filesPath.get(),
+                                 filesPattern=self.coords.filesPattern.get(), importTomograms=self.tomos.Tomograms,
+                                 boxSize=self.coords.boxSize.get())
+        self.launchProtocol(truth)
         evaluate = queued(self.newProtocol(ProtDeepictEvaluate, inputCoordinates=self.coords.outputCoordinates,
-                                           groundTruthCoordinates=self.coords.outputCoordinates, numberOfThreads=3))
+                                           groundTruthCoordinates=truth.outputCoordinates, numberOfThreads=3))
         self.launchProtocol(evaluate)
         self.assertIsNotNone(evaluate.loadEvaluation())
         self.assertEqual(len(jobBanners(evaluate)), TOMOGRAMS)

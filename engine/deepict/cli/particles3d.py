@@ -270,10 +270,13 @@ def run_segment3d(job: Segment3DJob) -> int:
 
 def run_import_model(job: ImportModelJob) -> int:
     from deepict.io.outputs import claimed_outputs
+    from deepict.job_warnings import WARNING_PREFIX
     from deepict.nn.model_files import import_published_checkpoint, save_model
     with claimed_outputs(("--out", job.out), job=job):
         network, info = import_published_checkpoint(job.checkpoint, job.voxel_size)
         save_model(job.out, network, info)
+    if info.spectrum_warning():  # said at import already, not only when a pick finds nothing
+        print(f"{WARNING_PREFIX}{job.out}: {info.spectrum_warning()}", flush=True)
     print(json.dumps({"model": job.out, "classes": info.classes, "architecture": info.architecture,
                       "voxel_size": info.voxel_size, "source": info.source}))
     return 0

@@ -89,8 +89,11 @@ def test_import_published_model_and_pick(phantom_files, tmp_path, capsys):
         pytest.skip(f"{checkpoint} is not available")
     model = tmp_path / "published_ribo.pt"
     assert main(["import-model", str(checkpoint), "--out", str(model), "--voxel-size", str(VOXEL)]) == 0
-    report = last_json(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    report = last_json(printed)
     assert report["classes"] == ["ribo"] and report["voxel_size"] == pytest.approx(VOXEL)
+    # It stores no reference spectrum: said at the import, not only when a pick finds little.
+    assert f"warning: {model}: this published DeePiCt network" in printed
     network, info = load_model(model, kind=KIND_3D)
     assert sum(p.numel() for p in network.parameters()) == 21_453
     picks = tmp_path / "picks.csv"
