@@ -34,7 +34,8 @@ def describe(model_path) -> dict:
             "members": info.training.get(ENSEMBLE_MEMBERS), "patch_size": info.patch_size,
             "label_kind": info.label_kind,
             "sphere_radius": info.sphere_radius,
-            "sphere_radius_angstrom": {c: r * voxel for c, r in info.sphere_radius.items()} if voxel else {},
+            # rounded: 108 Å given at 13.48 Å/voxel is 8.0119 voxels, which came back as 107.99999999999999 Å
+            "sphere_radius_angstrom": {c: round(r * voxel, 6) for c, r in info.sphere_radius.items()} if voxel else {},
             "postprocess": info.postprocess, "postprocess_calibrated": POSTPROCESS_CALIBRATION in info.training,
             "has_spectrum": info.spectrum is not None,
             "history": info.history, "epochs": info.training.get("epochs"),

@@ -212,3 +212,14 @@ def test_a_context_mask_of_the_tomograms_shape_at_another_voxel_size_is_refused(
     err = capsys.readouterr().err
     assert code == 2 and "mask_10A.mrc: has the shape of the tomogram" in err and "10 Å against its 13.48 Å" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mask_10A.mrc"]
+
+
+def test_model_info_gives_a_radius_in_angstrom_as_it_was_given(tmp_path):
+    """108 Å at 13.48 Å/voxel is stored as 8.0119 voxels; model-info (and the Scipion model) said 107.99999999999999."""
+    from deepict.cli.model_info import describe
+    from deepict.nn.model_files import ModelInfo, build_network, save_model
+    info = ModelInfo(kind=KIND_3D, classes=["ribosome"], voxel_size=13.48, patch_size=16, overlap=4,
+                     architecture={"depth": 1, "initial_features": 2, "out_channels": 1, "batch_norm": False},
+                     sphere_radius={"ribosome": 108 / 13.48})
+    save_model(tmp_path / "m.pt", build_network(info), info)
+    assert describe(tmp_path / "m.pt")["sphere_radius_angstrom"] == {"ribosome": 108.0}
