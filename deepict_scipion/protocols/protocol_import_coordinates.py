@@ -10,8 +10,8 @@ from tomo.objects import SetOfCoordinates3D
 from deepict.conventions import CLASS_COLUMN, voxel_sizes_differ
 from deepict.errors import DeepictError
 from deepict.formats import TomogramInfo, particles_star_format, read_exported
-from deepict.infer.rescale import to_grid_voxels
-from deepict.io import CoordinateTable, read_coordinates, write_coordinates
+from deepict.infer.rescale import table_at_voxel_size
+from deepict.io import read_coordinates, write_coordinates
 
 from ..convert import appendPicks, readPicks, tomogramsByKey
 from .protocol_base import ProtDeepictBase, counted
@@ -111,8 +111,7 @@ class ProtDeepictImportCoordinates(ProtDeepictBase):
             table = self._ofClass(read_coordinates(path))
             voxel = tomograms[key].getSamplingRate()
             if table.voxel_size and voxel_sizes_differ(table.voxel_size, voxel):
-                # another binning of the same tomogram: voxel centres mapped as evaluate and pick do
-                table = CoordinateTable(to_grid_voxels(table.xyz, table.voxel_size / voxel), table.columns, voxel)
+                table = table_at_voxel_size(table, voxel)  # another binning of the same tomogram
             if len(table):
                 tables[key] = table
         return tables
@@ -121,8 +120,7 @@ class ProtDeepictImportCoordinates(ProtDeepictBase):
         wanted = (self.className.get() or "").strip()
         if not wanted or CLASS_COLUMN not in table.columns:
             return table
-        keep = table.columns[CLASS_COLUMN].astype(str) == wanted
-        return CoordinateTable(table.xyz[keep], {k: v[keep] for k, v in table.columns.items()}, table.voxel_size)
+        return table.rows(table.columns[CLASS_COLUMN].astype(str) == wanted)
 
     def createOutputStep(self):
         tomograms = self.inputTomograms.get()

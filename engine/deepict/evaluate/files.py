@@ -8,8 +8,8 @@ from deepict.conventions import CLASS_COLUMN, SCORE_COLUMN, voxel_sizes_differ
 from deepict.errors import ParameterError
 from deepict.evaluate import metrics
 from deepict.evaluate.pooling import write_curve_csv
-from deepict.infer.rescale import to_grid_voxels
-from deepict.io import CoordinateTable, read_coordinates, read_volume
+from deepict.infer.rescale import table_at_voxel_size
+from deepict.io import read_coordinates, read_volume
 
 
 def _same_voxel_size(a, b, what: str) -> None:
@@ -31,8 +31,7 @@ def evaluate_particles(pred_path, gt_path, radius: float, curve_path=None, log=N
         if log:
             log(f"{gt_path}: its coordinates at {truth.voxel_size:g} Å rescaled to the picks' {pred.voxel_size:g} Å "
                 "voxels")
-        truth = CoordinateTable(to_grid_voxels(truth.xyz, truth.voxel_size / pred.voxel_size), truth.columns,
-                                pred.voxel_size)
+        truth = table_at_voxel_size(truth, pred.voxel_size)
     elif log and bool(pred.voxel_size) != bool(truth.voxel_size):
         log(_unknown_voxel_size_note(pred, truth, pred_path, gt_path))
     scores = None

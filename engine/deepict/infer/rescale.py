@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import fft
 
-from deepict.io import scratch_directory, volume_writer
+from deepict.io import CoordinateTable, scratch_directory, volume_writer
 from deepict.progress import Progress
 
 #: Voxels one block of either pass holds (16 M voxels: 64 MB as float32, a few times that in flight).
@@ -67,6 +67,12 @@ def to_input_voxels(xyz: np.ndarray, input_shape_zyx, rescaled_shape_zyx) -> np.
     ratio = np.array([input_shape_zyx[2] / rescaled_shape_zyx[2], input_shape_zyx[1] / rescaled_shape_zyx[1],
                       input_shape_zyx[0] / rescaled_shape_zyx[0]])
     return to_grid_voxels(xyz, ratio)
+
+
+def table_at_voxel_size(table: CoordinateTable, voxel_size: float) -> CoordinateTable:
+    """A coordinate table of another binning of a tomogram in the voxels of ``voxel_size`` (voxel centres
+    mapped by :func:`to_grid_voxels`), its other columns kept."""
+    return CoordinateTable(to_grid_voxels(table.xyz, table.voxel_size / voxel_size), table.columns, voxel_size)
 
 
 def to_grid_voxels(xyz: np.ndarray, ratio) -> np.ndarray:

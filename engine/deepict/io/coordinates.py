@@ -45,6 +45,10 @@ class CoordinateTable:
             return self.columns[name]
         return np.full(len(self), default)
 
+    def rows(self, selection) -> "CoordinateTable":
+        """The table of the rows ``selection`` (a boolean mask or indices) picks, with every column."""
+        return CoordinateTable(self.xyz[selection], {k: v[selection] for k, v in self.columns.items()}, self.voxel_size)
+
     def angles(self) -> np.ndarray | None:
         """(N, 3) orientations as RELION angles ``rot, tilt, psi`` (degrees), or ``None`` without all three columns."""
         if not all(name in self.columns for name in ANGLE_COLUMNS):
@@ -221,7 +225,7 @@ def _without_repeated_rows(path: Path, table: CoordinateTable, line_numbers: lis
     shown = ", ".join(map(str, dropped[:5])) + (", ..." if len(dropped) > 5 else "")
     print(f"warning: {path}: {len(dropped)} repeated row(s) (line {shown}) ignored: each particle counts once",
           file=sys.stderr)
-    return CoordinateTable(table.xyz[keep], {k: v[keep] for k, v in table.columns.items()}, table.voxel_size)
+    return table.rows(keep)
 
 
 def _headerless_table(path: Path, rows: list[list[str]], voxel_size) -> CoordinateTable:
